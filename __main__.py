@@ -1,0 +1,28 @@
+"""The Pulumi program: load this stack's declarations, build the platform, export what others need."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.platform import Platform
+from components.spec import SpecError, load
+
+try:
+    declarations = load(pulumi.get_stack(), Path(__file__).resolve().parent)
+except SpecError as err:
+    # RunError prints just the message: a declaration mistake is not a crash.
+    raise pulumi.RunError(f"invalid stack declarations:\n{err}") from None
+
+region = pulumi.Config("aws").require("region")
+platform = Platform("platform", declarations, region)
+cluster, network = platform.cluster, platform.network
+
+pulumi.export("clusterName", cluster.name)
+pulumi.export("clusterEndpoint", cluster.endpoint)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+pulumi.export("nodeRoleArn", cluster.node_role_arn)
+pulumi.export("clusterSecurityGroupId", cluster.cluster_security_group_id)
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("publicSubnetIds", network.public_subnet_ids)

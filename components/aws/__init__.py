@@ -1,0 +1,1 @@
+"""AWS building blocks: the network, the EKS cluster, and IAM for workload identities."""

@@ -1,0 +1,89 @@
+"""The VPC the cluster lives in, or an existing one brought by the stack."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pulumi
+import pulumi_aws as aws
+
+from components.spec.stack import NetworkSpec
+
+from . import iam
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list[str]]
+    public_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, spec: NetworkSpec, cluster_name: str, protect: bool, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:aws:Network", name, None, opts)
+        if spec.existing is not None:
+            # Brought-in networks are referenced, never modified: their tags are the owner's job.
+            self.vpc_id = pulumi.Output.from_input(spec.existing.vpc_id)
+            self.private_subnet_ids = pulumi.Output.from_input(list(spec.existing.private_subnet_ids))
+            self.public_subnet_ids = pulumi.Output.from_input(list(spec.existing.public_subnet_ids))
+        else:
+            self._create(name, spec, cluster_name, protect)
+        self.register_outputs({"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids, "publicSubnetIds": self.public_subnet_ids})
+
+    def _create(self, name: str, spec: NetworkSpec, cluster: str, protect: bool) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        net = ipaddress.ip_network(spec.cidr)
+        # Eight equal blocks: one per AZ for private subnets (nodes and pods need the room),
+        # and the last block split into small public subnets that only hold load balancers and NAT.
+        blocks = list(net.subnets(prefixlen_diff=3))
+        public_blocks = list(blocks[-1].subnets(prefixlen_diff=2))
+        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOptions(parent=self))
+
+        vpc = aws.ec2.Vpc(name, cidr_block=spec.cidr, enable_dns_hostnames=True, enable_dns_support=True, tags={"Name": cluster}, opts=pulumi.ResourceOptions(parent=self, protect=protect))
+        # CIS 5.4: the default security group must allow nothing.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], tags={"Name": f"{cluster}-default-deny"}, opts=child)
+        igw = aws.ec2.InternetGateway(name, vpc_id=vpc.id, tags={"Name": cluster}, opts=child)
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], tags={"Name": f"{cluster}-public"}, opts=child)
+
+        public, private, nats = [], [], []
+        for i in range(spec.availability_zones):
+            az = zones.names.apply(lambda names, i=i: names[i])
+            pub = aws.ec2.Subnet(
+                f"{name}-public-{i}", vpc_id=vpc.id, availability_zone=az, cidr_block=str(public_blocks[i]),
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{cluster}-public-{i}", "kubernetes.io/role/elb": "1"}, opts=child,
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=pub.id, route_table_id=public_rt.id, opts=child)
+            public.append(pub)
+            if spec.nat_gateways == "perAz" or i == 0:
+                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{cluster}-nat-{i}"}, opts=child)
+                nats.append(aws.ec2.NatGateway(f"{name}-{i}", allocation_id=eip.id, subnet_id=pub.id, tags={"Name": f"{cluster}-{i}"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+            priv = aws.ec2.Subnet(
+                f"{name}-private-{i}", vpc_id=vpc.id, availability_zone=az, cidr_block=str(blocks[i]),
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{cluster}-private-{i}", "kubernetes.io/role/internal-elb": "1", "karpenter.sh/discovery": cluster},
+                opts=child,
+            )
+            # Each AZ egresses through its own NAT when there is one, so an AZ outage stays contained.
+            nat = nats[i] if spec.nat_gateways == "perAz" else nats[0]
+            rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}], tags={"Name": f"{cluster}-private-{i}"}, opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=priv.id, route_table_id=rt.id, opts=child)
+            private.append(priv)
+
+        if spec.flow_logs:
+            self._flow_logs(name, cluster, vpc, spec.flow_log_retention_days)
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+
+    def _flow_logs(self, name: str, cluster: str, vpc: aws.ec2.Vpc, retention: int) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", name=f"/aws/vpc/{cluster}/flow-logs", retention_in_days=retention, opts=child)
+        writer = iam.role(
+            f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", self,
+            inline=[{
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
+                "Resource": [group.arn, pulumi.Output.concat(group.arn, ":*")],
+            }],
+            description=f"VPC flow logs of {cluster} to CloudWatch Logs",
+        )
+        aws.ec2.FlowLog(f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs", log_destination=group.arn, iam_role_arn=writer.arn, max_aggregation_interval=60, opts=child)

@@ -1,0 +1,29 @@
+"""The whole platform for one stack: network, cluster, and everything that runs on it."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.cluster import Cluster
+from components.aws.network import Network
+from components.spec import Declarations
+
+
+class Platform(pulumi.ComponentResource):
+    network: Network
+    cluster: Cluster
+
+    def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("platform:index:Platform", name, None, opts)
+        spec = decl.spec
+        # One explicit AWS provider, inherited by every child, so default tags reach every resource.
+        aws_provider = aws.Provider(
+            f"{name}-aws", region=region,
+            default_tags={"tags": {"platform/stack": decl.stack, "platform/cluster": spec.cluster.name, "managed-by": "pulumi"}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        scoped = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
+        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped)
+        self.cluster = Cluster(f"{name}-cluster", spec.cluster, region, self.network.private_subnet_ids, opts=scoped)
+        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id})

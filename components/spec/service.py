@@ -1,0 +1,143 @@
+"""The shape of one microservice: `stacks/services/<name>.yaml` (after its `envs` overlay)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from .base import Quantity, Spec, field
+
+Tier = Literal["critical", "standard", "batch"]
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+# repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
+IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+class Replicas(Spec):
+    min: int = field("Fewest replicas (HPA minReplicas).", ge=1)
+    max: int = field("Most replicas (HPA maxReplicas).", ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class ResourceList(Spec):
+    cpu: Optional[Quantity] = field("CPU, e.g. \"250m\".", default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: Optional[Quantity] = field("Memory, e.g. \"256Mi\".", default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+class Resources(Spec):
+    requests: ResourceList = field("What the scheduler reserves; cpu and memory are both required.", default_factory=lambda: ResourceList(cpu="100m", memory="128Mi"))
+    limits: ResourceList = field("Hard caps; memory is required, cpu is left unset to avoid throttling.", default_factory=lambda: ResourceList(memory="256Mi"))
+
+    @model_validator(mode="after")
+    def _check(self) -> "Resources":
+        if self.requests.cpu is None or self.requests.memory is None:
+            raise ValueError("requests needs both cpu and memory")
+        if self.limits.memory is None:
+            raise ValueError("limits.memory is required (an unbounded container can take the node down)")
+        return self
+
+
+class Canary(Spec):
+    enabled: Optional[bool] = field("Progressive delivery with Flagger; by default on in prod for exposed and critical services.", default=None)
+    interval_seconds: int = field("Seconds between canary analysis runs.", default=10, ge=5)
+    threshold: int = field("Failed checks before rollback.", default=3, ge=1)
+    step_weight: int = field("Traffic percentage added per successful step.", default=10, ge=1, le=50)
+    max_weight: int = field("Traffic percentage at which the canary is promoted.", default=50, ge=1, le=100)
+    success_rate: float = field("Minimum request success rate, in percent.", default=99.0, gt=0, le=100)
+    max_latency_ms: int = field("Maximum P99 request duration, in milliseconds.", default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Canary":
+        if self.step_weight > self.max_weight:
+            raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        return self
+
+
+class Expose(Spec):
+    host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    path: str = field("URL path prefix.", default="/", pattern=r"^/")
+
+
+class SecretRef(Spec):
+    name: str = field("Name of the Kubernetes Secret the values land in.", pattern=DNS_LABEL)
+    vault_path: str = field("Vault KV path the values are read from.", pattern=r"^[a-z0-9][a-z0-9_/\-]*$")
+    keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
+
+
+class SqsScaling(Spec):
+    queue_name: str = field("SQS queue the worker consumes; KEDA scales on its depth.", pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    messages_per_replica: int = field("Target visible messages per replica.", default=5, ge=1)
+
+
+class Scaling(Spec):
+    sqs: Optional[SqsScaling] = field("Scale on an SQS queue's depth with KEDA instead of CPU with an HPA.", default=None)
+
+
+class ServiceDefaults(Spec):
+    replicas: Replicas = field("Default replica range.", default_factory=lambda: Replicas(min=2, max=4))
+    resources: Resources = field("Default requests and limits.", default_factory=Resources)
+    canary: Canary = field("Default canary analysis settings.", default_factory=Canary)
+
+
+class Service(Spec):
+    name: str = field("Service name; also its Deployment, Service and ServiceAccount name.", pattern=DNS_LABEL)
+    team: str = field("Owning team; services of one team share a namespace.", pattern=DNS_LABEL)
+    enabled: bool = field("Deploy this service in the stack (set false in an `envs` overlay to leave it out).", default=True)
+    image: str = field("Container image with a tag or digest; `latest` is refused.")
+    port: int = field("Container port serving HTTP traffic.", ge=1, le=65535)
+    metrics_port: Optional[int] = field("Port exposing Prometheus metrics at /metrics; the service port when unset.", default=None, ge=1, le=65535)
+    tier: Tier = field("critical lands on the dedicated pool with PriorityClass mission-critical; batch may be preempted.", default="standard")
+    depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
+    replicas: Replicas = field("Replica range for the autoscaler.")
+    resources: Resources = field("Container requests and limits.")
+    canary: Canary = field("Progressive delivery settings.")
+    expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
+    secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
+    env: dict[str, str] = field("Plain (non-secret) environment variables, delivered through a ConfigMap.", default_factory=dict)
+    scaling: Scaling = field("How the service scales.", default_factory=Scaling)
+    envs: dict[str, dict[str, Any]] = field("Per-stack overrides, deep-merged over this file, keyed by stack name.", default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, image: str) -> str:
+        match = IMAGE.match(image)
+        if not match or not (match["tag"] or match["digest"]):
+            raise ValueError(f"image {image!r} needs a tag or digest (registry/repo:1.2.3 or @sha256:...)")
+        if match["tag"] == "latest" and not match["digest"]:
+            raise ValueError(f"image {image!r} uses the mutable tag latest; pin a version or digest")
+        return image
+
+    @field_validator("depends_on")
+    @classmethod
+    def _deps(cls, deps: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("name") in deps:
+            raise ValueError("a service cannot depend on itself")
+        if len(set(deps)) != len(deps):
+            raise ValueError(f"duplicate entries in {deps}")
+        return deps
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> "Service":
+        environment = (info.context or {}).get("environment")
+        if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
+            raise ValueError(f"replicas.min: prod needs at least 2 replicas (got {self.replicas.min}) so a node loss is not an outage")
+        for key in self.env:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"env: {key!r} is not a valid environment variable name")
+        secret_keys = {k for s in self.secrets for k in s.keys}
+        clash = secret_keys & set(self.env)
+        if clash:
+            raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")
+        return self
+
+    def canary_enabled(self, environment: str) -> bool:
+        if self.canary.enabled is not None:
+            return self.canary.enabled
+        return environment == "prod" and (self.expose is not None or self.tier == "critical")

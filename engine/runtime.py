@@ -1,0 +1,142 @@
+"""The embedded engine: runs `__main__.py` exactly as `pulumi up` would, on Pulumi's mock runtime.
+
+It is not a preview (dry run): no output is unknown, so every `apply` runs. A recording monitor
+keeps what the program registers, with secrets masked at the moment they are recorded, so no
+plaintext secret ever reaches the records, the rendered files or the logs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from google.protobuf import json_format
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from .mocks import PlatformMocks
+from .recording import Recording, Resource
+
+SIG = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET = "[secret]"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProgramError(Exception):
+    """The program failed under the engine; str() is the user-facing message."""
+
+
+def mask(value: Any) -> Any:
+    """Turn a serialized property value into plain JSON with secrets replaced by "[secret]"."""
+    if isinstance(value, dict):
+        sig = value.get(SIG)
+        if sig == SECRET_SIG:
+            return SECRET
+        if sig == RESOURCE_SIG:
+            return {"$resource": value.get("urn")}
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if value == UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.records: dict[str, Resource] = {}
+
+    def RegisterResource(self, request):
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack":
+            if urn in self.records:
+                # The real engine refuses a second registration of one URN; so do we.
+                raise ProgramError(f"duplicate resource URN {urn}: two resources of type {request.type} share the name {request.name!r} under one parent")
+            self.records[urn] = Resource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                provider=request.provider or None,
+                custom=bool(request.custom),
+                remote=bool(request.remote),
+                protect=bool(request.protect) if request.HasField("protect") else False,
+                dependencies=sorted(set(request.dependencies)),
+                inputs=mask(json_format.MessageToDict(request.object)),
+            )
+        return super().RegisterResource(request)
+
+
+def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
+    """Config from Pulumi.<stack>.yaml. Encrypted values cannot be decrypted offline, so they
+    become stand-in values that the engine marks secret, exactly as the CLI would."""
+    path = root / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    config, secret_keys = {}, []
+    for key, value in ((data or {}).get("config") or {}).items():
+        full = key if ":" in key else f"platform:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            config[full] = f"offline-secret-{key.split(':')[-1]}"
+            secret_keys.append(full)
+        else:
+            config[full] = value if isinstance(value, str) else json.dumps(value)
+    return config, secret_keys
+
+
+def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:
+    """Run the program for `stack` and return what it registered and exported.
+
+    Each run gets a fresh context, so runs in one process (tests) never see each other's state.
+    """
+    root = Path(root or PROJECT_ROOT).resolve()
+    return contextvars.Context().run(_run, stack, root, Path(program or root / "__main__.py"))
+
+
+def _run(stack: str, root: Path, program: Path) -> Recording:
+    config, secret_keys = stack_config(stack, root)
+    region = config.get("aws:region", "eu-west-1")
+    monitor = RecordingMonitor(PlatformMocks(region))
+    set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=False, monitor=monitor)
+    sys.path.insert(0, str(root))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        outputs = _resolve_outputs()
+    finally:
+        sys.path.remove(str(root))
+    return Recording(stack=stack, resources=list(monitor.records.values()), outputs=outputs)
+
+
+def _resolve_outputs() -> dict[str, Any]:
+    root = settings.get_root_resource()
+    resolved = {}
+    for name, value in (getattr(root, "outputs", None) or {}).items():
+        out = pulumi.Output.from_input(value)
+        is_secret = _sync_await(out.is_secret())
+        resolved[name] = SECRET if is_secret else _plain(_sync_await(out.future()))
+    return resolved
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
