@@ -37,7 +37,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ProgramError(Exception):
-    """The program failed under the engine; str() is the user-facing message."""
+    """The program stopped with a user-facing error (pulumi.RunError, a duplicate URN).
+
+    `registered` holds what had been registered before it stopped, so callers (and tests) can
+    check that bad input was refused before anything was created."""
+
+    def __init__(self, message: str, registered: Optional[list[Resource]] = None):
+        super().__init__(message)
+        self.registered = registered or []
 
 
 def mask(value: Any) -> Any:
@@ -60,13 +67,25 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
         self.records: dict[str, Resource] = {}
+        self.duplicates: list[str] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # As the real engine does: a child's type is its parent's whole qualified type chain plus
+        # its own, with the root stack left out.
+        if parent:
+            chain = parent.split("::")[2]
+            if chain != "pulumi:pulumi:Stack":
+                type_ = f"{chain}${type_}"
+        return "urn:pulumi:" + "::".join([settings.get_stack(), settings.get_project(), type_, name])
 
     def RegisterResource(self, request):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type != "pulumi:pulumi:Stack":
             if urn in self.records:
-                # The real engine refuses a second registration of one URN; so do we.
-                raise ProgramError(f"duplicate resource URN {urn}: two resources of type {request.type} share the name {request.name!r} under one parent")
+                # The real engine refuses a second registration of one URN; so do we, once the
+                # program has finished, so that the error is reported cleanly rather than from a thread.
+                self.duplicates.append(urn)
+                return super().RegisterResource(request)
             self.records[urn] = Resource(
                 urn=urn,
                 type=request.type,
@@ -117,9 +136,14 @@ def _run(stack: str, root: Path, program: Path) -> Recording:
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
         outputs = _resolve_outputs()
+        if monitor.duplicates:
+            raise ProgramError("\n".join(f"duplicate resource URN {urn}: two resources share this type and name under one parent" for urn in monitor.duplicates))
+    except (pulumi.RunError, ProgramError) as err:
+        raise ProgramError(str(err), list(monitor.records.values())) from None
     finally:
         sys.path.remove(str(root))
-    return Recording(stack=stack, resources=list(monitor.records.values()), outputs=outputs)
+    # Registration order depends on the event loop; URN order is stable, so files and diffs are too.
+    return Recording(stack=stack, resources=sorted(monitor.records.values(), key=lambda r: r.urn), outputs=outputs)
 
 
 def _resolve_outputs() -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""JSON Schema for editors, generated from the models: `make schema` writes stacks/schema/.
+
+A service file may leave out what the stack's serviceDefaults supply, and its `envs.<stack>`
+blocks are partial overlays; the generated schema says exactly that.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .service import Service
+from .stack import StackSpec
+
+FILE_REQUIRED = ["name", "team", "image", "port"]
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "stacks" / "schema"
+
+
+def stack_schema() -> dict[str, Any]:
+    schema = StackSpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Stack declaration (stacks/<stack>.yaml)"
+    return schema
+
+
+def service_schema() -> dict[str, Any]:
+    schema = Service.model_json_schema(by_alias=True)
+    schema["required"] = FILE_REQUIRED
+    overlay = copy.deepcopy({k: v for k, v in schema.items() if k not in ("$defs", "title", "required")})
+    for key in ("name", "envs"):
+        overlay["properties"].pop(key)
+    overlay["description"] = "Overrides for one stack, deep-merged over the file."
+    schema["$defs"]["ServiceOverlay"] = overlay
+    schema["properties"]["envs"]["additionalProperties"] = {"$ref": "#/$defs/ServiceOverlay"}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Service declaration (stacks/services/<name>.yaml)"
+    return schema
+
+
+def rendered() -> dict[str, str]:
+    return {name: json.dumps(fn(), indent=2, sort_keys=True) + "\n" for name, fn in (("stack.schema.json", stack_schema), ("service.schema.json", service_schema))}
+
+
+def main() -> int:
+    SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered().items():
+        (SCHEMA_DIR / name).write_text(text)
+        print(f"wrote {SCHEMA_DIR / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

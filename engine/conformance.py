@@ -1,0 +1,130 @@
+"""Does a rendered manifest match what the API server will accept?
+
+Core kinds are checked against the Kubernetes OpenAPI schemas bundled by `kubernetes-validate`
+(strict: unknown fields are errors) for the cluster's version; custom kinds against the CRDs in
+`../shared/reference/crds/`, also strictly: where a CRD schema lists properties and does not
+preserve unknown fields, an unknown field is an error, since the API server would silently prune
+it. A kind with no schema is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from kubernetes_validate import utils as kv
+from referencing import Registry, Resource
+
+from .runtime import PROJECT_ROOT
+
+
+def reference_dir() -> Path:
+    return Path(os.environ.get("PLATFORM_REFERENCE", PROJECT_ROOT.parent / "shared" / "reference"))
+
+
+def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
+    """Every reason the API server would reject (or silently alter) this object; empty when valid."""
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return ["not a Kubernetes object: apiVersion and kind are required"]
+    group, _, version = api_version.rpartition("/")
+    crd = crd_schemas().get((group, version, kind))
+    if crd is not None:
+        validator = jsonschema.Draft7Validator(crd)
+    elif group in crd_groups():
+        return [f"{api_version} {kind}: no such kind/version in the reference CRDs of group {group}"]
+    else:
+        try:
+            validator = _core_validator(api_version, kind, kubernetes_version)
+        except (kv.SchemaNotFoundError, kv.VersionNotSupportedError):
+            return [f"{api_version} {kind}: no schema for this kind in Kubernetes {kubernetes_version} or in the reference CRDs"]
+    return [_describe(e) for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in err.absolute_path) or "(object)"
+    return f"{path}: {err.message[:300]}"
+
+
+@functools.lru_cache(maxsize=None)
+def _core_validator(api_version: str, kind: str, kubernetes_version: str) -> jsonschema.protocols.Validator:
+    if kv.major_minor(kubernetes_version) > kv.latest_version():
+        raise kv.VersionNotSupportedError(version=kubernetes_version)
+    version = [v for v in kv.all_versions() if kv.major_minor(v) <= kv.major_minor(kubernetes_version)][-1]
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv.schema_contents(f"{folder}/{kind.lower()}-{api}.json", kubernetes_version)
+    except FileNotFoundError:
+        raise kv.SchemaNotFoundError(version=kubernetes_version, kind=kind, api_version=api_version) from None
+    registry = Resource.from_contents(schema) @ Registry()
+    registry = Resource.from_contents(_core_definitions(folder)) @ registry
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+@functools.lru_cache(maxsize=None)
+def _core_definitions(folder: str) -> Any:
+    return kv.schema_contents(f"{folder}/_definitions.json", folder)
+
+
+@functools.lru_cache(maxsize=1)
+def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(group, version, kind) -> strict JSON schema, from every CRD in the reference folder."""
+    found = {}
+    crds = reference_dir() / "crds"
+    if not crds.is_dir():
+        raise FileNotFoundError(f"reference CRDs not found at {crds}; set PLATFORM_REFERENCE to the shared/reference folder")
+    for path in sorted(crds.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                schema = (version.get("schema") or {}).get("openAPIV3Schema")
+                if schema is not None:
+                    found[(spec["group"], version["name"], spec["names"]["kind"])] = strict(schema)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def crd_groups() -> frozenset[str]:
+    return frozenset(group for group, _, _ in crd_schemas())
+
+
+def strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make a structural CRD schema reject what the API server would prune, and accept
+    int-or-string, nullable and defaulted fields as the server does."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any, top: bool) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("x-kubernetes-int-or-string"):
+            node.pop("type", None)
+            node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        if node.get("nullable") and "type" in node:
+            node["type"] = [node["type"], "null"]
+        props = node.get("properties")
+        if isinstance(props, dict):
+            if top:
+                # apiVersion, kind and metadata are checked by the API server, not the CRD schema.
+                props.setdefault("metadata", {"type": "object"})
+            # The API server fills defaulted fields before it validates, so they are not missing.
+            if "required" in node:
+                node["required"] = [k for k in node["required"] if "default" not in (props.get(k) or {})]
+            if "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+                node["additionalProperties"] = False
+            # allOf/anyOf/oneOf branches list partial property sets; they are left as they are.
+            for child in props.values():
+                walk(child, False)
+        for key in ("items", "additionalProperties"):
+            walk(node.get(key), False)
+
+    walk(schema, True)
+    return schema

@@ -1,0 +1,41 @@
+"""`make preview STACK=<stack>`: run the program offline and write build/<stack>/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from components.spec import SpecError, load
+
+from . import render
+from .runtime import PROJECT_ROOT, ProgramError, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make preview", description=__doc__)
+    parser.add_argument("stack", help="stack name (stacks/<stack>.yaml)")
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default build/<stack>)")
+    args = parser.parse_args(argv)
+    out = args.out or args.root / "build" / args.stack
+    try:
+        # Loaded here as well as in the program: the summary describes the declared services.
+        decl = load(args.stack, args.root)
+        recording = run(args.stack, args.root)
+    except SpecError as err:
+        print(f"invalid stack declarations:\n{err}", file=sys.stderr)
+        return 2
+    except ProgramError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    files = render.write(recording, decl, out)
+    kinds = Counter(r.kind for r in recording.kubernetes_objects())
+    print(f"stack {args.stack}: {len(recording)} resources, {sum(kinds.values())} Kubernetes objects, {len(decl.services)} services")
+    print(f"  wrote {files['resources']}, {files['manifests']}/, {files['summary']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Turn a recording into the files `make preview` writes under build/<stack>/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.spec import Declarations
+
+from .recording import Recording
+
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+
+
+def write(recording: Recording, decl: Declarations, out: Path) -> dict[str, Path]:
+    if out.exists():
+        shutil.rmtree(out)
+    manifests = out / "manifests"
+    manifests.mkdir(parents=True)
+    (out / "resources.json").write_text(json.dumps([r.to_json() for r in recording], indent=2, sort_keys=True) + "\n")
+    (out / "outputs.json").write_text(json.dumps(recording.outputs, indent=2, sort_keys=True) + "\n")
+    for path, obj in manifest_files(recording).items():
+        target = manifests / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+    (out / "summary.md").write_text(summary(recording, decl))
+    return {"resources": out / "resources.json", "manifests": manifests, "summary": out / "summary.md"}
+
+
+def manifest_files(recording: Recording) -> dict[str, dict[str, Any]]:
+    """Relative path -> object, one file per Kubernetes object the program declares."""
+    files = {}
+    for r in recording.kubernetes_objects():
+        meta = r.metadata
+        folder = meta.get("namespace") or "_cluster"
+        path = f"{folder}/{str(r.kind).lower()}-{meta.get('name', r.name)}.yaml"
+        if path in files:
+            raise ValueError(f"two objects render to {path}: {r.urn}")
+        files[path] = _ordered(r.inputs)
+    return dict(sorted(files.items()))
+
+
+def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
+    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return {**head, **{k: v for k, v in sorted(obj.items()) if k not in head}}
+
+
+def addons(recording: Recording) -> list[dict[str, str]]:
+    rows = []
+    for r in recording:
+        if r.type in HELM_TYPES:
+            repo = (r.inputs.get("repositoryOpts") or {}).get("repo") or ""
+            rows.append({"name": r.name, "chart": r.inputs.get("chart", ""), "version": r.inputs.get("version", ""), "repository": repo, "namespace": r.inputs.get("namespace", "")})
+    return rows
+
+
+def summary(recording: Recording, decl: Declarations) -> str:
+    spec = decl.spec
+    lines = [f"# Stack `{decl.stack}` ({spec.environment})", "", f"Cluster `{spec.cluster.name}`, Kubernetes {spec.cluster.kubernetes_version}: "
+             f"{len(recording)} resources, {len(recording.kubernetes_objects())} Kubernetes objects.", ""]
+    lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
+    for type_, n in sorted(Counter(r.type for r in recording).items()):
+        lines.append(f"| `{type_}` | {n} |")
+    lines += ["", "## Resources by component", "", "| component | resources |", "|---|---|"]
+    per_component: dict[str, int] = defaultdict(int)
+    for r in recording:
+        if r.custom:
+            component = recording.component_of(r)
+            per_component[f"{component.type} `{component.name}`" if component else "(stack)"] += 1
+    for name, n in sorted(per_component.items()):
+        lines.append(f"| {name} | {n} |")
+    lines += ["", "## Addons", ""]
+    rows = addons(recording)
+    if rows:
+        lines += ["| addon | chart | version | repository | namespace |", "|---|---|---|---|---|"]
+        lines += [f"| {a['name']} | {a['chart']} | {a['version']} | {a['repository']} | {a['namespace']} |" for a in rows]
+    else:
+        lines.append("No Helm addons in this stack.")
+    lines += ["", "## Services", "", "| service | team | tier | replicas | canary | exposed | depends on |", "|---|---|---|---|---|---|---|"]
+    for s in decl.services:
+        canary = "on" if s.canary_enabled(spec.environment) else "off"
+        lines.append(f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {canary} | {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |")
+    lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
+    lines += [f"| {k} | `{json.dumps(v)}` |" for k, v in sorted(recording.outputs.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""The embedded engine records what the program registers, faithfully and without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from components.spec.schema import SCHEMA_DIR, rendered
+from engine import render
+from engine.preview import main as preview
+from engine.runtime import ProgramError, mask, run
+
+
+def test_records_have_the_engine_fields(prod):
+    cluster = prod.named("platform-cluster", "aws:eks/cluster:Cluster")
+    assert cluster.urn == "urn:pulumi:prod::platform::platform:index:Platform$platform:aws:Cluster$aws:eks/cluster:Cluster::platform-cluster"
+    assert cluster.custom and not cluster.remote
+    assert cluster.parent == prod.named("platform-cluster", "platform:aws:Cluster").urn
+    assert cluster.provider_urn == prod.of_type("pulumi:providers:aws")[0].urn
+    # The cluster waits for its log group (explicit dependency) and uses the KMS key (input dependency).
+    deps = set(cluster.dependencies)
+    assert prod.named("platform-cluster-control-plane").urn in deps
+    assert prod.named("platform-cluster-secrets", "aws:kms/key:Key").urn in deps
+    assert cluster.inputs["name"] == "shop-prod"
+
+
+def test_outputs_are_wired_from_mock_state(prod):
+    out = prod.outputs
+    assert out["clusterName"] == "shop-prod"
+    assert out["clusterEndpoint"].startswith("https://") and out["clusterEndpoint"].endswith(".eks.amazonaws.com")
+    assert out["oidcProviderArn"].startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/")
+    assert len(out["privateSubnetIds"]) == 3 and all(s.startswith("subnet-") for s in out["privateSubnetIds"])
+
+
+def test_secrets_are_masked_everywhere(prod, tmp_path):
+    assert prod.outputs["kubeconfig"] == "[secret]"
+    provider = prod.of_type("pulumi:providers:kubernetes")[0]
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    text = json.dumps([r.to_json() for r in prod]) + json.dumps(prod.outputs)
+    assert "get-token" not in text and "certificate-authority-data" not in text
+
+
+def test_mask_walks_nested_values():
+    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2"}
+    assert mask({"a": [secret, {"b": secret}], "c": "plain"}) == {"a": ["[secret]", {"b": "[secret]"}], "c": "plain"}
+
+
+def test_runs_are_deterministic_and_isolated():
+    first, second = run("dev", ROOT), run("dev", ROOT)
+    assert [r.to_json() for r in first] == [r.to_json() for r in second]
+    assert first.outputs == second.outputs
+
+
+def test_dev_and_prod_differ_only_by_declaration(dev, prod):
+    assert {r.type for r in prod} - {r.type for r in dev} == {"aws:ec2/flowLog:FlowLog", "aws:iam/rolePolicy:RolePolicy"} or \
+        {r.type for r in prod} >= {r.type for r in dev}
+    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
+
+
+def test_duplicate_urn_is_an_error(tmp_path):
+    program = tmp_path / "__main__.py"
+    program.write_text("import pulumi_aws as aws\naws.sqs.Queue('q')\naws.sqs.Queue('q')\n")
+    with pytest.raises(ProgramError, match="duplicate resource URN urn:pulumi:dev::platform::aws:sqs/queue:Queue::q: two resources share"):
+        run("dev", ROOT, program=program)
+
+
+def test_committed_schema_is_current():
+    for name, text in rendered().items():
+        assert (SCHEMA_DIR / name).read_text() == text, f"stacks/schema/{name} is stale: run `make schema`"
+
+
+def test_declaration_files_point_editors_at_the_schema():
+    for path in [*ROOT.glob("stacks/*.yaml"), *ROOT.glob("stacks/services/*.yaml")]:
+        first = path.read_text().splitlines()[0]
+        target = "schema/stack.schema.json" if path.parent.name == "stacks" else "../schema/service.schema.json"
+        assert first == f"# yaml-language-server: $schema={target}", path
+
+
+def test_preview_writes_build_files(tmp_path, capsys):
+    assert preview(["prod", "--out", str(tmp_path)]) == 0
+    records = json.loads((tmp_path / "resources.json").read_text())
+    assert {"urn", "type", "name", "parent", "provider", "custom", "remote", "dependencies", "inputs"} <= set(records[0])
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| `aws:eks/cluster:Cluster` | 1 |" in summary and "| storefront | web | standard |" in summary
+    assert "stack prod:" in capsys.readouterr().out
+    files = render.manifest_files(run("prod", ROOT))
+    for rel in files:
+        assert (tmp_path / "manifests" / rel).is_file()
