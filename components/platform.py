@@ -7,12 +7,17 @@ import pulumi_aws as aws
 
 from components.aws.cluster import Cluster
 from components.aws.network import Network
+from components.karpenter import KarpenterController, NodePools
+from components.scheduling import PriorityClasses
 from components.spec import Declarations
 
 
 class Platform(pulumi.ComponentResource):
     network: Network
     cluster: Cluster
+    karpenter: KarpenterController
+    node_pools: NodePools
+    priorities: PriorityClasses
 
     def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:index:Platform", name, None, opts)
@@ -26,4 +31,8 @@ class Platform(pulumi.ComponentResource):
         scoped = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
         self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped)
         self.cluster = Cluster(f"{name}-cluster", spec.cluster, region, self.network.private_subnet_ids, opts=scoped)
-        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id})
+        provider = self.cluster.provider
+        self.karpenter = KarpenterController(f"{name}-karpenter", self.cluster.name, provider, opts=scoped)
+        self.node_pools = NodePools(f"{name}-node-pools", spec.karpenter, spec.cluster.name, self.karpenter.node_role_name, provider, self.karpenter.release, opts=scoped)
+        self.priorities = PriorityClasses(f"{name}-priorities", provider, opts=scoped)
+        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name})

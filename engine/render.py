@@ -46,8 +46,17 @@ def manifest_files(recording: Recording) -> dict[str, dict[str, Any]]:
 
 
 def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
-    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
-    return {**head, **{k: v for k, v in sorted(obj.items()) if k not in head}}
+    """apiVersion, kind, metadata first, as people write manifests; every other map sorted."""
+    head = {k: _sorted(obj[k]) for k in ("apiVersion", "kind", "metadata") if k in obj}
+    return {**head, **{k: _sorted(v) for k, v in sorted(obj.items()) if k not in head}}
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def addons(recording: Recording) -> list[dict[str, str]]:

@@ -60,6 +60,9 @@ def mask(value: Any) -> Any:
         return [mask(v) for v in value]
     if value == UNKNOWN:
         return "[unknown]"
+    # protobuf Struct carries every number as a double; whole numbers were integers in the program.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

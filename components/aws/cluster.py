@@ -23,6 +23,8 @@ ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+# Pods that must run on the system node group select it by this label (and tolerate the taint).
+SYSTEM_NODE_LABEL = {"platform.io/node-role": "system"}
 
 
 class Cluster(pulumi.ComponentResource):
@@ -142,7 +144,7 @@ class Cluster(pulumi.ComponentResource):
             update_config={"max_unavailable": 1},
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             taints=[SYSTEM_TAINT],
-            labels={"node-role.platform/system": "true"},
+            labels=SYSTEM_NODE_LABEL,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on), ignore_changes=["scalingConfig.desiredSize"]),
         )
 
