@@ -1,0 +1,56 @@
+"""Is every Helm value we set a real key of the chart? Helm silently ignores a typo.
+
+Values are compared with the chart's default values.yaml in ../shared/reference/charts/.
+A map whose default is empty (`resources: {}`) takes any keys; so do the maps that charts
+document as free-form, listed here once with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import yaml
+
+from components.versions import Chart
+
+from .conformance import reference_dir
+
+# Keys that are free-form maps in every chart that has them (Kubernetes labels and selectors,
+# extra arguments and environment passed through verbatim).
+FREE_FORM_ANYWHERE = {
+    "annotations": "Kubernetes annotations: any keys",
+    "labels": "Kubernetes labels: any keys",
+    "podAnnotations": "annotations on the pods: any keys",
+    "podLabels": "labels on the pods: any keys",
+    "nodeSelector": "node labels to select: any keys",
+    "extraArgs": "passed to the binary as --key=value flags",
+    "extraEnv": "passed to the container verbatim",
+}
+# chart name -> dotted path -> reason, for maps a particular chart documents as free-form.
+FREE_FORM: dict[str, dict[str, str]] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def defaults(chart: Chart) -> dict[str, Any]:
+    path = reference_dir() / "charts" / chart.reference_folder / "values.yaml"
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def unknown_keys(chart: Chart, values: dict[str, Any]) -> list[str]:
+    """Dotted paths of values that do not exist in the chart's defaults."""
+    free = FREE_FORM.get(chart.name, {})
+    found: list[str] = []
+
+    def walk(ours: Any, theirs: Any, path: str) -> None:
+        if not isinstance(ours, dict) or not isinstance(theirs, dict) or theirs == {}:
+            return
+        for key, value in ours.items():
+            dotted = f"{path}.{key}" if path else key
+            if key not in theirs:
+                found.append(dotted)
+            elif dotted not in free and key not in FREE_FORM_ANYWHERE:
+                walk(value, theirs[key], dotted)
+
+    walk(values, defaults(chart), "")
+    return found
