@@ -5,6 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.addons import AddonContext
+from components.addons import install as install_addons
 from components.aws.cluster import Cluster
 from components.aws.network import Network
 from components.karpenter import KarpenterController, NodePools
@@ -18,6 +20,7 @@ class Platform(pulumi.ComponentResource):
     karpenter: KarpenterController
     node_pools: NodePools
     priorities: PriorityClasses
+    addons: dict
 
     def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:index:Platform", name, None, opts)
@@ -35,4 +38,7 @@ class Platform(pulumi.ComponentResource):
         self.karpenter = KarpenterController(f"{name}-karpenter", self.cluster.name, provider, opts=scoped)
         self.node_pools = NodePools(f"{name}-node-pools", spec.karpenter, spec.cluster.name, self.karpenter.node_role_name, provider, self.karpenter.release, opts=scoped)
         self.priorities = PriorityClasses(f"{name}-priorities", provider, opts=scoped)
-        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name})
+        ctx = AddonContext(decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn)
+        # Addons go after the node pools: their pods need nodes to land on.
+        self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
+        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)})

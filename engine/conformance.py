@@ -30,6 +30,7 @@ def reference_dir() -> Path:
 
 def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
     """Every reason the API server would reject (or silently alter) this object; empty when valid."""
+    manifest = _unmasked(manifest)
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return ["not a Kubernetes object: apiVersion and kind are required"]
@@ -45,6 +46,15 @@ def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
         except (kv.SchemaNotFoundError, kv.VersionNotSupportedError):
             return [f"{api_version} {kind}: no schema for this kind in Kubernetes {kubernetes_version} or in the reference CRDs"]
     return [_describe(e) for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _unmasked(value: Any) -> Any:
+    """Secret values are recorded as "[secret]"; their type is unknowable, so they are left out."""
+    if isinstance(value, dict):
+        return {k: _unmasked(v) for k, v in value.items() if v != "[secret]"}
+    if isinstance(value, list):
+        return [_unmasked(v) for v in value]
+    return value
 
 
 def _describe(err: jsonschema.ValidationError) -> str:

@@ -106,11 +106,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
     """Config from Pulumi.<stack>.yaml. Encrypted values cannot be decrypted offline, so they
-    become stand-in values that the engine marks secret, exactly as the CLI would."""
+    become stand-in values that the engine marks secret, exactly as the CLI would. Secrets that
+    Pulumi.yaml declares but the stack file does not set (each operator sets them with
+    `pulumi config set --secret`) get stand-ins too."""
     path = root / f"Pulumi.{stack}.yaml"
     data = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text()) if (root / "Pulumi.yaml").is_file() else {}
+    declared = {k: {"secure": "declared"} for k, v in ((project or {}).get("config") or {}).items() if isinstance(v, dict) and v.get("secret")}
     config, secret_keys = {}, []
-    for key, value in ((data or {}).get("config") or {}).items():
+    for key, value in {**declared, **((data or {}).get("config") or {})}.items():
         full = key if ":" in key else f"platform:{key}"
         if isinstance(value, dict) and "secure" in value:
             config[full] = f"offline-secret-{key.split(':')[-1]}"

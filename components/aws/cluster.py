@@ -106,6 +106,13 @@ class Cluster(pulumi.ComponentResource):
         # Server-side apply lets Kubernetes track field ownership, so controllers (Flagger, HPA) and
         # Pulumi don't overwrite each other's fields. Every Kubernetes resource gets this provider.
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes]))
+        # EKS creates no default StorageClass for new clusters; this one is encrypted gp3 on the EBS CSI driver.
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3", metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com", parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True, reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
         self.register_outputs({
             "name": self.name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig, "oidcProviderArn": self.oidc_provider_arn,
             "nodeRoleArn": self.node_role_arn, "clusterSecurityGroupId": self.cluster_security_group_id,

@@ -60,7 +60,14 @@ def load(stack: str, root: Path) -> Declarations:
         known = ", ".join(known_stacks(root)) or "none"
         raise SpecError([Problem(_rel(stack_file, root), "", f"no declaration for stack {stack!r}; declared stacks: {known}")])
     raw = read_yaml(stack_file, root)
-    spec = validate(StackSpec, raw, _rel(stack_file, root))
+    # Imported here: the addons package builds on these models, not the other way round.
+    from components.addons import discover
+
+    addons = discover()
+    rel = _rel(stack_file, root)
+    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
+    for name, addon in spec.addons.items():
+        validate(addons[name].Settings, addon.settings, rel, prefix=("addons", name, "settings"))
     services = _load_services(stack, spec, root)
     return Declarations(stack=stack, spec=spec, services=services)
 
@@ -84,11 +91,12 @@ def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     return data
 
 
-def validate(model: type[BaseModel], data: dict[str, Any], rel: str, context: Optional[dict] = None, overlay: Optional[tuple[str, dict]] = None) -> Any:
+def validate(model: type[BaseModel], data: dict[str, Any], rel: str, context: Optional[dict] = None,
+             overlay: Optional[tuple[str, dict]] = None, prefix: tuple = ()) -> Any:
     try:
         return model.model_validate(data, context=context)
     except ValidationError as err:
-        raise SpecError(_problems(model, err, rel, overlay)) from None
+        raise SpecError(_problems(model, err, rel, overlay, prefix)) from None
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +158,14 @@ def _load_service(path: Path, rel: str, stack: str, stacks: set[str], defaults: 
     return validate(Service, merged, rel, context={"environment": environment}, overlay=(stack, overlay))
 
 
-def _problems(model: type[BaseModel], err: ValidationError, rel: str, overlay: Optional[tuple[str, dict]]) -> list[Problem]:
+def _problems(model: type[BaseModel], err: ValidationError, rel: str, overlay: Optional[tuple[str, dict]], prefix: tuple = ()) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = tuple(e["loc"])
         if overlay and _has_path(overlay[1], loc):
             shown = ("envs", overlay[0], *loc)
         else:
-            shown = loc
+            shown = (*prefix, *loc)
         problems.append(Problem(rel, _dotted(shown), _message(model, e)))
     return problems
 

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Any, Literal, Optional
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from .base import Quantity, Spec, field
 from .service import ServiceDefaults
@@ -164,7 +164,8 @@ class KarpenterSpec(Spec):
 
 class AddonSpec(Spec):
     enabled: bool = field("Install this addon in the stack.", default=True)
-    values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's defaults.", default_factory=dict)
+    settings: dict[str, Any] = field("The addon's typed settings (see its Settings model in components/addons/).", default_factory=dict)
+    values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict)
 
 
 class PolicySpec(Spec):
@@ -180,6 +181,26 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
+
+    @model_validator(mode="after")
+    def _addons(self, info: ValidationInfo) -> "StackSpec":
+        """Addon names and requirements, checked against the registry the loader passes in."""
+        registry = (info.context or {}).get("addons")
+        if registry is None:
+            return self
+        for name in self.addons:
+            if name not in registry:
+                raise ValueError(f"addons.{name}: unknown addon {name!r}; known addons: {', '.join(sorted(registry))}")
+        enabled = {name for name, addon in self.addons.items() if addon.enabled}
+        for name in sorted(enabled):
+            missing = [r for r in registry[name] if r not in enabled]
+            if missing:
+                raise ValueError(f"addons.{name}: requires {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not enabled in this stack; enable {'it' if len(missing) == 1 else 'them'} or turn {name} off")
+        return self
+
+    def addon_enabled(self, name: str) -> bool:
+        addon = self.addons.get(name)
+        return addon is not None and addon.enabled
 
     @model_validator(mode="after")
     def _prod_hardening(self) -> "StackSpec":

@@ -1,0 +1,130 @@
+"""The one base for platform addons installed with Helm.
+
+An addon is one file under components/addons/ holding one subclass of `Addon`: its name in
+`stacks/<stack>.yaml`, its namespace, the addons it requires, a typed `Settings` model, and
+`install()`, which calls `self.helm(...)` for each chart and adds the addon's own objects.
+Subclasses register themselves; the registry installs enabled addons in dependency order.
+
+Per-stack Helm overrides (`addons.<name>.values`) are deep-merged over what `install()` passes,
+so every value that reaches a chart goes through `helm()` and is visible to the values test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.spec import Declarations, deep_merge
+from components.spec.base import Spec
+from components.spec.stack import AddonSpec
+from components.versions import Chart
+
+
+class NoSettings(Spec):
+    """This addon has no settings beyond its Helm values."""
+
+
+@dataclass
+class AddonContext:
+    """What every addon may use: the declarations, the cluster, and the addons installed before it."""
+
+    decl: Declarations
+    region: str
+    cluster_name: str
+    provider: k8s.Provider
+    oidc_provider_arn: pulumi.Output[str]
+    installed: dict[str, "Addon"] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> str:
+        return self.decl.environment
+
+    @property
+    def prod(self) -> bool:
+        return self.decl.environment == "prod"
+
+
+class Addon(pulumi.ComponentResource):
+    name: ClassVar[str]
+    namespace: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    Settings: ClassVar[type[Spec]] = NoSettings
+    # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
+    # need host access (node exporters) may lower it.
+    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "baseline"
+
+    registry: ClassVar[dict[str, type["Addon"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            if not callable(cls.__dict__.get("install")):
+                raise TypeError(f"addon {cls.__name__} must define install()")
+            if cls.name in Addon.registry:
+                raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
+            Addon.registry[cls.name] = cls
+
+    def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
+        self.ctx = ctx
+        self.settings = self.Settings.model_validate(spec.settings)
+        self._overrides = spec.values
+        # An addon starts after everything it requires is in place (CRDs, webhooks, services).
+        self._after = [ctx.installed[r].ready for r in self.requires]
+        self.ready: list[pulumi.Resource] = []
+        self.namespace_resource = self.create_namespace(self.namespace)
+        self.install()
+        self.register_outputs(self.outputs())
+
+    # -- what subclasses implement: install(self) -> None, and optionally outputs() ------------
+    def outputs(self) -> dict[str, Any]:
+        """Outputs for the stack's gitops metadata: namespace, service account, IAM role."""
+        return {"namespace": self.namespace}
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def k8s(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self.ctx.provider, depends_on=[self.namespace_resource, *self._after])
+
+    def opts(self, depends_on: tuple = (), **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
+
+    def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> k8s.core.v1.Namespace:
+        return k8s.core.v1.Namespace(
+            f"{self.name}-{namespace}",
+            metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
+        )
+
+    def values_for(self, chart: Chart, values: dict[str, Any]) -> dict[str, Any]:
+        """The addon's values with the stack's overrides merged over them."""
+        overrides = self._overrides.get(chart.name, {}) if self.multi_chart else self._overrides
+        return deep_merge(values, overrides)
+
+    multi_chart: ClassVar[bool] = False
+
+    def helm(self, chart: Chart, values: dict[str, Any], release: Optional[str] = None, namespace: Optional[str] = None,
+             depends_on: tuple = (), **kwargs: Any) -> k8s.helm.v3.Release:
+        """A Helm release of a pinned chart. helm.v3.Release runs hooks and waits for the release,
+        which the addons here rely on (CRD installs, webhooks ready before their objects)."""
+        repo = None if chart.oci else {"repo": chart.repository}
+        created = k8s.helm.v3.Release(
+            f"{self.name}-{release or chart.name}",
+            name=release or chart.name, chart=chart.chart_ref, version=chart.version, repository_opts=repo,
+            namespace=namespace or self.namespace, values=self.values_for(chart, values),
+            opts=self.opts(depends_on, **kwargs),
+        )
+        self.ready.append(created)
+        return created
+
+    def manifest(self, api_version: str, kind: str, name: str, spec: dict[str, Any], namespace: Optional[str] = None,
+                 depends_on: tuple = (), labels: Optional[dict[str, str]] = None, **fields: Any) -> k8s.apiextensions.CustomResource:
+        """A custom resource owned by this addon, created after its releases (CRDs and webhooks)."""
+        metadata = {"name": name, **({"namespace": namespace} if namespace else {}), **({"labels": labels} if labels else {})}
+        return k8s.apiextensions.CustomResource(
+            f"{self.name}-{kind.lower()}-{name}", api_version=api_version, kind=kind, metadata=metadata, spec=spec,
+            opts=self.opts((*self.ready, *depends_on)), **fields,
+        )

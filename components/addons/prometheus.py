@@ -1,0 +1,109 @@
+"""kube-prometheus-stack: Prometheus, Alertmanager, Grafana, and the platform's alert rules.
+
+helm.v3.Release: the chart's admission-webhook certificates are made by Helm hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.spec.base import Spec, field
+from components.versions import KUBE_PROMETHEUS_STACK
+
+from .base import Addon
+
+RELEASE = "kube-prometheus-stack"
+NAMESPACE = "monitoring"
+# The chart names its Prometheus service <fullname>-prometheus; fullnameOverride pins <fullname>.
+PROMETHEUS_SERVICE = f"{RELEASE}-prometheus"
+PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}:9090"
+GRAFANA_SECRET = "grafana-admin"
+# Labels Prometheus' network policies and the services' allow rules rely on.
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+
+PLATFORM_RULES = [
+    {
+        "alert": "PodRestartingOften",
+        "expr": "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {"summary": "{{ $labels.namespace }}/{{ $labels.pod }} restarts more than once every two minutes"},
+    },
+    {
+        "alert": "CanaryRollbackFailed",
+        # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back).
+        "expr": "max(flagger_canary_status) by (namespace, name) > 1",
+        "for": "1m",
+        "labels": {"severity": "critical"},
+        "annotations": {"summary": "Canary {{ $labels.namespace }}/{{ $labels.name }} failed its analysis and was rolled back"},
+    },
+    {
+        "alert": "KarpenterInterruptions",
+        "expr": "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0",
+        "for": "0m",
+        "labels": {"severity": "warning"},
+        "annotations": {"summary": "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced"},
+    },
+]
+
+
+class PrometheusSettings(Spec):
+    retention: str = field("How long Prometheus keeps samples.", default="15d", pattern=r"^[0-9]+(h|d|w|y)$")
+    storage_gib: int = field("Prometheus volume size, in GiB.", default=50, ge=10)
+    replicas: int = field("Prometheus and Alertmanager replicas.", default=1, ge=1, le=3)
+    grafana_host: str = field("Internal host name Grafana is reached at (not routed publicly).", default="grafana.internal")
+
+
+class Prometheus(Addon):
+    name = "prometheus"
+    namespace = NAMESPACE
+    Settings = PrometheusSettings
+    # node-exporter needs the host's network, PID namespace and /proc: the one privileged namespace.
+    pod_security = "privileged"
+
+    def install(self) -> None:
+        s: PrometheusSettings = self.settings
+        password = pulumi.Config("platform").require_secret("grafanaAdminPassword")
+        admin = k8s.core.v1.Secret(
+            f"{self.name}-grafana-admin", metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE}, type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": password}, opts=self.k8s,
+        )
+        self.release = self.helm(KUBE_PROMETHEUS_STACK, self.chart_values(s), release=RELEASE, depends_on=(admin,))
+        # Istio's control plane and every Envoy sidecar: Flagger's analysis reads istio_requests_total.
+        self.manifest("monitoring.coreos.com/v1", "ServiceMonitor", "istiod", namespace=NAMESPACE, spec={
+            "namespaceSelector": {"matchNames": ["istio-system"]},
+            "selector": {"matchLabels": {"app": "istiod"}},
+            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
+        })
+        self.manifest("monitoring.coreos.com/v1", "PodMonitor", "envoy-stats", namespace=NAMESPACE, spec={
+            "namespaceSelector": {"any": True},
+            "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
+            "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
+        })
+        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
+                      spec={"groups": [{"name": "platform", "rules": PLATFORM_RULES}]})
+        self.grafana_host = s.grafana_host
+
+    def chart_values(self, s: PrometheusSettings) -> dict[str, Any]:
+        return {
+            "fullnameOverride": RELEASE,
+            "alertmanager": {"alertmanagerSpec": {"replicas": s.replicas}},
+            "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"}},
+            "prometheus": {"prometheusSpec": {
+                "replicas": s.replicas,
+                "retention": s.retention,
+                # Pick up every team's ServiceMonitors, PodMonitors and rules, not only the chart's own.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "storageSpec": {"volumeClaimTemplate": {"spec": {
+                    "storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{s.storage_gib}Gi"}},
+                }}},
+            }},
+        }
+
+    def outputs(self) -> dict[str, Any]:
+        return {"namespace": NAMESPACE, "serviceAccount": f"{RELEASE}-prometheus", "prometheusUrl": PROMETHEUS_URL, "grafanaHost": self.grafana_host}
