@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test schema clean
+.PHONY: preview test schema check clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -21,6 +21,12 @@ test: $(VENV_STAMP)
 ## schema: regenerate the editor JSON Schema under stacks/schema/
 schema: $(VENV_STAMP)
 	$(PY) -m components.spec.schema
+
+## check: apply the policy rules to manifest files: make check FILES="a.yaml b.yaml" [FORMAT=json] [STACK=prod]
+## (STACK picks the settings and enforcement; without it, check judges as prod)
+FORMAT ?= text
+check: $(VENV_STAMP)
+	$(PY) -m engine.check $(FILES) --format $(FORMAT) $(if $(filter command line environment,$(origin STACK)),--stack $(STACK))
 
 clean:
 	rm -rf build

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from components.spec import SpecError, load
+from policy import settings as policy_settings
+from policy.evaluate import evaluate, recorded_subjects
 
 from . import render
 from .runtime import PROJECT_ROOT, ProgramError, run
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = Counter(r.kind for r in recording.kubernetes_objects())
     print(f"stack {args.stack}: {len(recording)} resources, {sum(kinds.values())} Kubernetes objects, {len(decl.services)} services")
     print(f"  wrote {files['resources']}, {files['manifests']}/, {files['summary']}")
-    return 0
+    # The policy pack's rules, offline: the same verdict `pulumi preview --policy-pack policy` gives.
+    report = evaluate(recorded_subjects(recording), policy_settings.from_spec(decl.spec))
+    report.write(out / "policy.json")
+    print(report.text())
+    return 1 if report.blocking else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,154 @@
+"""Pod security, baseline profile: the controls of the Kubernetes Pod Security Standards.
+
+One rule per control of https://kubernetes.io/docs/concepts/security/pod-security-standards/
+(as Pod Security Admission implements it for Kubernetes 1.35), applied to every container list
+(containers, initContainers, ephemeralContainers) of Pods and of the pod templates of
+ReplicationControllers, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from .base import WORKLOADS, Rule, as_list, as_map, containers, dig, is_true, num, pod_checks, security_context, show
+
+Pod = Mapping[str, Any]
+
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes"}
+SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+CONFINED = ("RuntimeDefault", "Localhost")
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _host_process(meta: Pod, spec: Pod) -> Iterator[str]:
+    if is_true(dig(spec, "securityContext", "windowsOptions", "hostProcess")):
+        yield "pod: securityContext.windowsOptions.hostProcess is true"
+    for where, c in containers(spec):
+        if is_true(dig(security_context(c), "windowsOptions", "hostProcess")):
+            yield f"{where}: securityContext.windowsOptions.hostProcess is true"
+
+
+def _host_namespaces(meta: Pod, spec: Pod) -> Iterator[str]:
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if is_true(spec.get(key)):
+            yield f"pod: {key} is true"
+
+
+def _privileged(meta: Pod, spec: Pod) -> Iterator[str]:
+    for where, c in containers(spec):
+        if is_true(security_context(c).get("privileged")):
+            yield f"{where}: securityContext.privileged is true"
+
+
+def _capabilities(meta: Pod, spec: Pod) -> Iterator[str]:
+    for where, c in containers(spec):
+        extra = [str(cap) for cap in as_list(dig(security_context(c), "capabilities", "add")) if cap not in BASELINE_CAPABILITIES]
+        if extra:
+            yield f"{where}: adds capabilities {', '.join(extra)} beyond the baseline set"
+
+
+def _host_path(meta: Pod, spec: Pod) -> Iterator[str]:
+    for v in as_list(spec.get("volumes")):
+        if as_map(v).get("hostPath") is not None:
+            yield f"volume {as_map(v).get('name', '?')}: hostPath volumes are forbidden"
+
+
+def _host_ports(meta: Pod, spec: Pod) -> Iterator[str]:
+    for where, c in containers(spec):
+        for p in as_list(c.get("ports")):
+            port = as_map(p).get("hostPort")
+            if port is not None and num(port) != 0:
+                yield f"{where}: hostPort {show(port)}"
+
+
+def _probe_hosts(meta: Pod, spec: Pod) -> Iterator[str]:
+    handlers = [("livenessProbe",), ("readinessProbe",), ("startupProbe",), ("lifecycle", "postStart"), ("lifecycle", "preStop")]
+    for where, c in containers(spec):
+        for path in handlers:
+            for action in ("httpGet", "tcpSocket"):
+                host = dig(c, *path, action, "host")
+                if host:
+                    yield f"{where}: {'.'.join(path)}.{action}.host is {host!r}"
+
+
+def _apparmor(meta: Pod, spec: Pod) -> Iterator[str]:
+    kind = dig(spec, "securityContext", "appArmorProfile", "type")
+    if kind is not None and kind not in CONFINED:
+        yield f"pod: securityContext.appArmorProfile.type is {kind!r}"
+    for where, c in containers(spec):
+        kind = dig(security_context(c), "appArmorProfile", "type")
+        if kind is not None and kind not in CONFINED:
+            yield f"{where}: securityContext.appArmorProfile.type is {kind!r}"
+    for key, value in as_map(meta.get("annotations")).items():
+        if key.startswith(APPARMOR_ANNOTATION) and value != "runtime/default" and not str(value).startswith("localhost/"):
+            yield f"annotation {key} is {value!r}"
+
+
+def _selinux(meta: Pod, spec: Pod) -> Iterator[str]:
+    sources = [("pod", as_map(spec.get("securityContext")))] + [(w, security_context(c)) for w, c in containers(spec)]
+    for where, ctx in sources:
+        opts = as_map(ctx.get("seLinuxOptions"))
+        if (opts.get("type") or "") not in SELINUX_TYPES:
+            yield f"{where}: seLinuxOptions.type {opts.get('type')!r} is not a container type"
+        for key in ("user", "role"):
+            if opts.get(key):
+                yield f"{where}: seLinuxOptions.{key} must not be set"
+
+
+def _proc_mount(meta: Pod, spec: Pod) -> Iterator[str]:
+    for where, c in containers(spec):
+        mount = security_context(c).get("procMount")
+        if mount is not None and mount != "Default":
+            yield f"{where}: securityContext.procMount is {mount!r}"
+
+
+def _seccomp_baseline(meta: Pod, spec: Pod) -> Iterator[str]:
+    if dig(spec, "securityContext", "seccompProfile", "type") == "Unconfined":
+        yield "pod: securityContext.seccompProfile.type is Unconfined"
+    for where, c in containers(spec):
+        if dig(security_context(c), "seccompProfile", "type") == "Unconfined":
+            yield f"{where}: securityContext.seccompProfile.type is Unconfined"
+
+
+def _sysctls(meta: Pod, spec: Pod) -> Iterator[str]:
+    unsafe = [str(as_map(s).get("name")) for s in as_list(dig(spec, "securityContext", "sysctls")) if as_map(s).get("name") not in SAFE_SYSCTLS]
+    if unsafe:
+        yield f"pod: sysctls {', '.join(unsafe)} are not in the safe set"
+
+
+def _rule(id: str, severity: str, description: str, remediation: str, fn) -> Rule:
+    return Rule(id=id, description=description, severity=severity, category="security", remediation=remediation,
+                applies_to=WORKLOADS, check=pod_checks(fn))
+
+
+RULES = [
+    _rule("pss-host-process", "critical", "Pod Security baseline: no Windows HostProcess containers.",
+          "Remove securityContext.windowsOptions.hostProcess (pod and containers).", _host_process),
+    _rule("pss-host-namespaces", "high", "Pod Security baseline: pods do not share the host's network, PID or IPC namespace.",
+          "Remove hostNetwork, hostPID and hostIPC from the pod spec (or set them to false).", _host_namespaces),
+    _rule("pss-privileged", "critical", "Pod Security baseline: no privileged containers.",
+          "Remove securityContext.privileged (or set it to false) on every container.", _privileged),
+    _rule("pss-capabilities-baseline", "high", "Pod Security baseline: containers add no capability beyond the default set.",
+          "Add only capabilities from the baseline set (in practice: only NET_BIND_SERVICE, see pss-capabilities-restricted).", _capabilities),
+    _rule("pss-host-path", "high", "Pod Security baseline: no hostPath volumes.",
+          "Replace hostPath volumes with emptyDir, configMap, secret, projected or a PersistentVolumeClaim.", _host_path),
+    _rule("pss-host-ports", "medium", "Pod Security baseline: containers bind no host ports.",
+          "Remove hostPort from container ports; expose the pod through a Service instead.", _host_ports),
+    _rule("pss-probe-host", "medium", "Pod Security baseline (1.34+): probes and lifecycle handlers do not target another host.",
+          "Remove `host` from httpGet/tcpSocket probes and lifecycle handlers; they must target the pod itself.", _probe_hosts),
+    _rule("pss-apparmor", "medium", "Pod Security baseline: AppArmor is not disabled or overridden with an unconfined profile.",
+          "Use appArmorProfile.type RuntimeDefault or Localhost (annotations: runtime/default or localhost/<profile>), or leave it unset.", _apparmor),
+    _rule("pss-selinux", "medium", "Pod Security baseline: SELinux type is a container type and user/role are not set.",
+          "Remove seLinuxOptions, or use a type among container_t, container_init_t, container_kvm_t, container_engine_t and no user or role.", _selinux),
+    _rule("pss-proc-mount", "medium", "Pod Security baseline: containers keep the default masked /proc.",
+          "Remove securityContext.procMount (or set it to Default).", _proc_mount),
+    _rule("pss-seccomp-baseline", "medium", "Pod Security baseline: seccomp is never Unconfined.",
+          "Set seccompProfile.type to RuntimeDefault (or Localhost) instead of Unconfined.", _seccomp_baseline),
+    _rule("pss-sysctls", "medium", "Pod Security baseline: only namespaced, safe sysctls.",
+          "Remove sysctls outside the safe set (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.tcp_* keepalive/fin/syncookies, ...).", _sysctls),
+]
