@@ -27,14 +27,23 @@ FREE_FORM_ANYWHERE = {
     "extraArgs": "passed to the binary as --key=value flags",
     "extraEnv": "passed to the container verbatim",
 }
+ISTIO_DEFAULTS = "_internal_defaults_do_not_set"
 # chart name -> dotted path -> reason, for maps a particular chart documents as free-form.
-FREE_FORM: dict[str, dict[str, str]] = {}
+FREE_FORM: dict[str, dict[str, str]] = {
+    "istiod": {
+        "meshConfig": "Istio's MeshConfig, passed through whole; values.yaml points at istio.mesh.v1alpha1 for all available options",
+    },
+}
 
 
 @functools.lru_cache(maxsize=None)
 def defaults(chart: Chart) -> dict[str, Any]:
     path = reference_dir() / "charts" / chart.reference_folder / "values.yaml"
-    return yaml.safe_load(path.read_text()) or {}
+    values = yaml.safe_load(path.read_text()) or {}
+    # Istio's charts keep their defaults under `_internal_defaults_do_not_set` (a Helm workaround)
+    # and document that users set those keys at the top level, e.g. `service.type`, not
+    # `_internal_defaults_do_not_set.service.type`.
+    return {**values.pop(ISTIO_DEFAULTS, {}), **values}
 
 
 def unknown_keys(chart: Chart, values: dict[str, Any]) -> list[str]:

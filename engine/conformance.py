@@ -123,7 +123,10 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
         props = node.get("properties")
         if isinstance(props, dict):
             if top:
-                # apiVersion, kind and metadata are checked by the API server, not the CRD schema.
+                # apiVersion, kind and metadata are checked by the API server, not the CRD schema
+                # (Istio's CRDs declare only spec and status).
+                props.setdefault("apiVersion", {"type": "string"})
+                props.setdefault("kind", {"type": "string"})
                 props.setdefault("metadata", {"type": "object"})
             # The API server fills defaulted fields before it validates, so they are not missing.
             if "required" in node:

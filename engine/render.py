@@ -62,9 +62,11 @@ def _sorted(value: Any) -> Any:
 def addons(recording: Recording) -> list[dict[str, str]]:
     rows = []
     for r in recording:
-        if r.type in HELM_TYPES:
-            repo = (r.inputs.get("repositoryOpts") or {}).get("repo") or ""
-            rows.append({"name": r.name, "chart": r.inputs.get("chart", ""), "version": r.inputs.get("version", ""), "repository": repo, "namespace": r.inputs.get("namespace", "")})
+        # Chart components (cert-manager's CertManager) carry their Helm release in helmOptions.
+        release = r.inputs if r.type in HELM_TYPES else r.inputs.get("helmOptions") if r.remote else None
+        if isinstance(release, dict):
+            repo = (release.get("repositoryOpts") or {}).get("repo") or ""
+            rows.append({"name": r.name, "chart": release.get("chart", ""), "version": release.get("version", ""), "repository": repo, "namespace": release.get("namespace", "")})
     return rows
 
 
@@ -90,10 +92,14 @@ def summary(recording: Recording, decl: Declarations) -> str:
         lines += [f"| {a['name']} | {a['chart']} | {a['version']} | {a['repository']} | {a['namespace']} |" for a in rows]
     else:
         lines.append("No Helm addons in this stack.")
-    lines += ["", "## Services", "", "| service | team | tier | replicas | canary | exposed | depends on |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Services", "",
+              "Canary times are worst case to rollback and best case to full promotion, from the declared analysis settings.", "",
+              "| service | team | tier | replicas | canary | rollback | promotion | exposed | depends on |", "|---|---|---|---|---|---|---|---|---|"]
     for s in decl.services:
-        canary = "on" if s.canary_enabled(spec.environment) else "off"
-        lines.append(f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {canary} | {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |")
+        on = s.canary_enabled(spec.environment)
+        timing = (f"{s.canary.rollback_seconds}s", f"{s.canary.promotion_seconds}s") if on else ("-", "-")
+        lines.append(f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} "
+                     f"| {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |")
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
     lines += [f"| {k} | `{json.dumps(v)}` |" for k, v in sorted(recording.outputs.items())]
     return "\n".join(lines) + "\n"

@@ -55,6 +55,11 @@ class Addon(pulumi.ComponentResource):
     # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
     # need host access (node exporters) may lower it.
     pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "baseline"
+    # Extra labels on the addon's namespace, e.g. Istio's sidecar-injection label.
+    namespace_labels: ClassVar[dict[str, str]] = {}
+    # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
+    # service account and IAM role) is installed after them, without depending on them.
+    describes_others: ClassVar[bool] = False
 
     registry: ClassVar[dict[str, type["Addon"]]] = {}
 
@@ -70,12 +75,12 @@ class Addon(pulumi.ComponentResource):
     def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
         self.ctx = ctx
-        self.settings = self.Settings.model_validate(spec.settings)
+        self.settings = self.Settings.model_validate(spec.settings, context={"environment": ctx.environment})
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
-        self._after = [ctx.installed[r].ready for r in self.requires]
+        self._after = [resource for r in self.requires for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
-        self.namespace_resource = self.create_namespace(self.namespace)
+        self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels)
         self.install()
         self.register_outputs(self.outputs())
 

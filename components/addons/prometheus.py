@@ -23,6 +23,8 @@ PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}:9090"
 GRAFANA_SECRET = "grafana-admin"
 # Labels Prometheus' network policies and the services' allow rules rely on.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+# The chart names the service account <fullname>-prometheus too; its mTLS identity when meshed.
+PROMETHEUS_SERVICE_ACCOUNT = PROMETHEUS_SERVICE
 
 PLATFORM_RULES = [
     {

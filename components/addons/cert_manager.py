@@ -1,0 +1,137 @@
+"""cert-manager and the platform's ClusterIssuers: a self-signed CA in dev, Let's Encrypt in prod.
+
+Installed through `pulumi_kubernetes_cert_manager.CertManager`, a multi-language component that
+wraps one helm.v3.Release: Helm hooks run (the chart's `startupapicheck` post-install Job waits
+until the webhook answers), so the ClusterIssuers created after it are admitted.
+
+Every chart value goes through `helmOptions.values` (with the stack's overrides merged in), so the
+values test sees them all in one place. The component also accepts typed arguments; it lays them
+over `helmOptions.values`, which `chart_values()` reproduces for a recorded component. CRDs come
+from `crds.enabled` (`installCRDs`, the component's typed switch, is deprecated in the chart) with
+`crds.keep`, so uninstalling the release never deletes every Certificate in the cluster.
+
+ACME HTTP-01 challenges are answered through the Istio ingress gateway with a Kubernetes Ingress of
+class `istio` (the istio addon creates that IngressClass). cert-manager v1.21's other option,
+`gatewayHTTPRoute`, needs the Gateway API CRDs and a Gateway API `Gateway`; this platform uses
+Istio's own `networking.istio.io` Gateway and does not install the Gateway API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi_kubernetes_cert_manager as cm
+from pydantic import ValidationInfo, model_validator
+
+from components.spec import deep_merge
+from components.spec.base import Spec, field
+from components.versions import CERT_MANAGER
+
+from .base import Addon
+
+NAMESPACE = "cert-manager"
+RELEASE = "cert-manager"
+COMPONENT_TYPE = "kubernetes-cert-manager:index:CertManager"
+# The chart names the controller's service account after the release.
+SERVICE_ACCOUNT = RELEASE
+
+SELF_SIGNED_ISSUER = "selfsigned"
+CA_ISSUER = "platform-ca"
+# A CA ClusterIssuer reads its key pair from the cluster resource namespace (cert-manager's own).
+CA_SECRET = "platform-ca"
+ACME_STAGING_ISSUER = "letsencrypt-staging"
+ACME_PROD_ISSUER = "letsencrypt-prod"
+ACME_SERVERS = {
+    ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory",
+}
+# The IngressClass the HTTP-01 solver's Ingress uses; the istio addon creates it.
+SOLVER_INGRESS_CLASS = "istio"
+
+
+def issuer_for(environment: str) -> str:
+    """The ClusterIssuer that signs public certificates (the Istio gateway's) in an environment."""
+    return ACME_PROD_ISSUER if environment == "prod" else CA_ISSUER
+
+
+def chart_values(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The Helm values a recorded CertManager component installs, as its provider computes them:
+    `helmOptions.values` with the typed arguments (every other input) laid over it."""
+    typed = {k: v for k, v in inputs.items() if k != "helmOptions"}
+    return deep_merge((inputs.get("helmOptions") or {}).get("values") or {}, typed)
+
+
+class CertManagerSettings(Spec):
+    replicas: int = field("Replicas of the controller, webhook and CA injector (2 or more for HA).", default=1, ge=1, le=3)
+    acme_email: Optional[str] = field("Contact address of the Let's Encrypt account (expiry and policy notices); required in prod.",
+                                      default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @model_validator(mode="after")
+    def _prod_needs_email(self, info: ValidationInfo) -> "CertManagerSettings":
+        if (info.context or {}).get("environment") == "prod" and not self.acme_email:
+            raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
+        return self
+
+
+class CertManager(Addon):
+    name = "cert-manager"
+    namespace = NAMESPACE
+    Settings = CertManagerSettings
+    # Every cert-manager pod ships a restricted security context (non-root, RuntimeDefault seccomp).
+    pod_security = "restricted"
+
+    def install(self) -> None:
+        s: CertManagerSettings = self.settings
+        self.release = cm.CertManager(
+            RELEASE,
+            helm_options=cm.ReleaseArgs(
+                name=RELEASE, chart=CERT_MANAGER.chart_ref, version=CERT_MANAGER.version,
+                repository_opts=cm.RepositoryOptsArgs(repo=CERT_MANAGER.repository), namespace=NAMESPACE,
+                values=self.values_for(CERT_MANAGER, self.release_values(s)),
+            ),
+            opts=self.opts(),
+        )
+        # Not made by self.helm(), so added by hand: whatever requires cert-manager waits for it.
+        self.ready.append(self.release)
+        if self.ctx.prod:
+            for issuer in (ACME_STAGING_ISSUER, ACME_PROD_ISSUER):
+                self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", issuer, self.acme(issuer, s.acme_email or "")))
+        else:
+            self.bootstrap_ca()
+
+    @staticmethod
+    def release_values(s: CertManagerSettings) -> dict[str, Any]:
+        ha = {"replicaCount": s.replicas, "podDisruptionBudget": {"enabled": s.replicas > 1}}
+        return {"crds": {"enabled": True, "keep": True}, **ha, "webhook": ha, "cainjector": ha}
+
+    def bootstrap_ca(self) -> None:
+        """A self-signed root (10 years, renewed a year ahead) and a CA issuer signing with it:
+        dev certificates chain to one CA that testers can trust once."""
+        self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", SELF_SIGNED_ISSUER, {"selfSigned": {}}))
+        self.ready.append(self.manifest("cert-manager.io/v1", "Certificate", CA_SECRET, namespace=NAMESPACE, spec={
+            "isCA": True,
+            "commonName": f"{self.ctx.cluster_name} platform CA",
+            "secretName": CA_SECRET,
+            "duration": "87600h",
+            "renewBefore": "8760h",
+            "privateKey": {"algorithm": "ECDSA", "size": 256},
+            "issuerRef": {"name": SELF_SIGNED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        }))
+        self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", CA_ISSUER, {"ca": {"secretName": CA_SECRET}}))
+
+    @staticmethod
+    def acme(issuer: str, email: str) -> dict[str, Any]:
+        return {"acme": {
+            "server": ACME_SERVERS[issuer],
+            "email": email,
+            "privateKeySecretRef": {"name": f"{issuer}-account"},
+            "solvers": [{"http01": {"ingress": {
+                "ingressClassName": SOLVER_INGRESS_CLASS,
+                # The solver pod runs in the gateway's namespace, which is labelled for injection;
+                # it needs no sidecar (the gateway reaches it in plaintext, as any out-of-mesh pod).
+                "podTemplate": {"metadata": {"labels": {"sidecar.istio.io/inject": "false"}}},
+            }}}],
+        }}
+
+    def outputs(self) -> dict[str, Any]:
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "issuer": issuer_for(self.ctx.environment)}
