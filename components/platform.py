@@ -12,6 +12,7 @@ from components.aws.network import Network
 from components.karpenter import KarpenterController, NodePools
 from components.scheduling import PriorityClasses
 from components.spec import Declarations
+from components.workloads import Workloads
 
 
 class Platform(pulumi.ComponentResource):
@@ -21,6 +22,7 @@ class Platform(pulumi.ComponentResource):
     node_pools: NodePools
     priorities: PriorityClasses
     addons: dict
+    workloads: Workloads
 
     def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("platform:index:Platform", name, None, opts)
@@ -41,4 +43,7 @@ class Platform(pulumi.ComponentResource):
         ctx = AddonContext(decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn)
         # Addons go after the node pools: their pods need nodes to land on.
         self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
+        # Services start once the addons they use (CRDs, mesh, secret store) are installed.
+        self.workloads = Workloads(f"{name}-workloads", decl, spec.cluster.name, region, provider,
+                                   opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]))
         self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)})

@@ -67,7 +67,8 @@ def load(stack: str, root: Path) -> Declarations:
     rel = _rel(stack_file, root)
     spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
     for name, addon in spec.addons.items():
-        validate(addons[name].Settings, addon.settings, rel, prefix=("addons", name, "settings"))
+        # The environment is context: some settings are required only in prod.
+        validate(addons[name].Settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
     services = _load_services(stack, spec, root)
     return Declarations(stack=stack, spec=spec, services=services)
 
@@ -118,7 +119,7 @@ def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ..
     for path in sorted((root / SERVICES_DIR).glob("*.yaml")):
         rel = _rel(path, root)
         try:
-            service = _load_service(path, rel, stack, stacks, defaults, spec.environment, root)
+            service = _load_service(path, rel, stack, stacks, defaults, _service_context(spec), root)
         except SpecError as err:
             problems.extend(err.problems)
             continue
@@ -140,7 +141,16 @@ def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ..
     return tuple(svc for svc, _ in declared.values() if svc.enabled)
 
 
-def _load_service(path: Path, rel: str, stack: str, stacks: set[str], defaults: dict, environment: str, root: Path) -> Service:
+def _service_context(spec: StackSpec) -> dict[str, Any]:
+    """What a service's rules depend on in its stack."""
+    return {
+        "environment": spec.environment,
+        "max_rollback_seconds": spec.policy.max_rollback_seconds,
+        "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
+    }
+
+
+def _load_service(path: Path, rel: str, stack: str, stacks: set[str], defaults: dict, context: dict, root: Path) -> Service:
     raw = read_yaml(path, root)
     envs = raw.get("envs", {})
     if not isinstance(envs, dict):
@@ -155,14 +165,14 @@ def _load_service(path: Path, rel: str, stack: str, stacks: set[str], defaults: 
             raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
     overlay = envs.get(stack, {})
     merged = deep_merge(deep_merge(defaults, raw), overlay)
-    return validate(Service, merged, rel, context={"environment": environment}, overlay=(stack, overlay))
+    return validate(Service, merged, rel, context=context, overlay=(stack, overlay))
 
 
 def _problems(model: type[BaseModel], err: ValidationError, rel: str, overlay: Optional[tuple[str, dict]], prefix: tuple = ()) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        if overlay and _has_path(overlay[1], loc):
+        if overlay and loc and _has_path(overlay[1], loc):
             shown = ("envs", overlay[0], *loc)
         else:
             shown = (*prefix, *loc)

@@ -20,7 +20,25 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "stacks" / "schema"
 
 
 def stack_schema() -> dict[str, Any]:
+    """The stack model, with `addons` spelled out per registered addon and its typed settings."""
+    from components.addons import discover
+
     schema = StackSpec.model_json_schema(by_alias=True)
+    defs = schema["$defs"]
+    addon = defs["AddonSpec"]
+    per_addon = {}
+    for name, cls in sorted(discover().items()):
+        settings = cls.Settings.model_json_schema(by_alias=True)
+        defs.update(settings.pop("$defs", {}))
+        defs[f"{cls.__name__}Settings"] = settings
+        entry = copy.deepcopy(addon)
+        entry["properties"]["settings"] = {"$ref": f"#/$defs/{cls.__name__}Settings", "description": addon["properties"]["settings"]["description"]}
+        entry["title"] = f"Addon {name}"
+        per_addon[name] = entry
+    schema["properties"]["addons"] = {
+        "description": schema["properties"]["addons"]["description"], "type": "object",
+        "properties": per_addon, "additionalProperties": False,
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Stack declaration (stacks/<stack>.yaml)"
     return schema

@@ -52,12 +52,34 @@ class Canary(Spec):
     max_weight: int = field("Traffic percentage at which the canary is promoted.", default=50, ge=1, le=100)
     success_rate: float = field("Minimum request success rate, in percent.", default=99.0, gt=0, le=100)
     max_latency_ms: int = field("Maximum P99 request duration, in milliseconds.", default=500, ge=1)
+    progress_deadline_seconds: int = field("Seconds the canary Deployment may take to become ready before Flagger rolls back.", default=50, ge=10)
 
     @model_validator(mode="after")
-    def _check(self) -> "Canary":
+    def _check(self, info: ValidationInfo) -> "Canary":
         if self.step_weight > self.max_weight:
             raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        bound = (info.context or {}).get("max_rollback_seconds")
+        if bound is not None and self.enabled is not False and self.rollback_seconds > bound:
+            raise ValueError(
+                f"worst-case rollback takes {self.rollback_seconds}s, over the stack's bound of {bound}s "
+                f"(max of intervalSeconds x (threshold + 1) = {self.interval_seconds * (self.threshold + 1)}s and "
+                f"progressDeadlineSeconds + intervalSeconds = {self.progress_deadline_seconds + self.interval_seconds}s); "
+                "lower intervalSeconds, threshold or progressDeadlineSeconds"
+            )
         return self
+
+    @property
+    def rollback_seconds(self) -> int:
+        """Worst case from a bad canary to traffic back on the primary: Flagger needs `threshold`
+        failed checks, one per interval, after the interval that starts the analysis; a canary that
+        never gets ready is rolled back at the progress deadline, noticed on the next interval."""
+        return max(self.interval_seconds * (self.threshold + 1), self.progress_deadline_seconds + self.interval_seconds)
+
+    @property
+    def promotion_seconds(self) -> int:
+        """Best-case time to full promotion: one interval to start, one per weight step, one to promote."""
+        steps = -(-self.max_weight // self.step_weight)
+        return self.interval_seconds * (steps + 2)
 
 
 class Expose(Spec):
@@ -69,6 +91,27 @@ class SecretRef(Spec):
     name: str = field("Name of the Kubernetes Secret the values land in.", pattern=DNS_LABEL)
     vault_path: str = field("Vault KV path the values are read from.", pattern=r"^[a-z0-9][a-z0-9_/\-]*$")
     keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
+
+
+class Probes(Spec):
+    path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
+    readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
+    startup_seconds: Optional[int] = field("Allow this long for start-up before liveness checks begin (adds a startup probe).", default=None, ge=10, le=600)
+
+
+class AwsPermission(Spec):
+    actions: list[str] = field("IAM actions, e.g. s3:GetObject.", min_length=1)
+    resources: list[str] = field("Resource ARNs the actions apply to; `*` is refused.", min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AwsPermission":
+        for action in self.actions:
+            if not re.match(r"^[a-z0-9-]+:[A-Za-z*]+$", action) or action.endswith(":*"):
+                raise ValueError(f"action {action!r} must be service:Action (no service-wide wildcard)")
+        for resource in self.resources:
+            if not resource.startswith("arn:"):
+                raise ValueError(f"resource {resource!r} must be an ARN; wildcard-only resources are refused")
+        return self
 
 
 class SqsScaling(Spec):
@@ -92,7 +135,10 @@ class Service(Spec):
     enabled: bool = field("Deploy this service in the stack (set false in an `envs` overlay to leave it out).", default=True)
     image: str = field("Container image with a tag or digest; `latest` is refused.")
     port: int = field("Container port serving HTTP traffic.", ge=1, le=65535)
-    metrics_port: Optional[int] = field("Port exposing Prometheus metrics at /metrics; the service port when unset.", default=None, ge=1, le=65535)
+    metrics_port: int = field("Port exposing Prometheus metrics at /metrics; separate from `port` so it can be scraped outside mTLS.", default=9090, ge=1, le=65535)
+    probes: Probes = field("Health checks.", default_factory=Probes)
+    service_account_token: bool = field("Mount a Kubernetes API token into the pods (only for services that call the Kubernetes API).", default=False)
+    aws_permissions: list[AwsPermission] = field("AWS permissions, granted through a Pod Identity role.", default_factory=list)
     tier: Tier = field("critical lands on the dedicated pool with PriorityClass mission-critical; batch may be preempted.", default="standard")
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
     replicas: Replicas = field("Replica range for the autoscaler.")
@@ -126,16 +172,33 @@ class Service(Spec):
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
+        if self.metrics_port == self.port:
+            raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
             raise ValueError(f"replicas.min: prod needs at least 2 replicas (got {self.replicas.min}) so a node loss is not an outage")
         for key in self.env:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"env: {key!r} is not a valid environment variable name")
+        addons = (info.context or {}).get("addons")
+        if addons is not None:
+            self._check_addons(environment, set(addons))
         secret_keys = {k for s in self.secrets for k in s.keys}
         clash = secret_keys & set(self.env)
         if clash:
             raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")
         return self
+
+    def _check_addons(self, environment: Optional[str], addons: set[str]) -> None:
+        """Features that need a platform addon fail here, not as objects with no controller."""
+        needs = [
+            ("secrets", bool(self.secrets), "external-secrets"),
+            ("scaling.sqs", self.scaling.sqs is not None, "keda"),
+            ("expose", self.expose is not None, "istio"),
+            ("canary", self.canary_enabled(environment or ""), "flagger"),
+        ]
+        for key, used, addon in needs:
+            if used and addon not in addons:
+                raise ValueError(f"{key}: needs the {addon} addon, which is not enabled in this stack")
 
     def canary_enabled(self, environment: str) -> bool:
         if self.canary.enabled is not None:

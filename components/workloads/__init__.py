@@ -1,0 +1,57 @@
+"""Service workloads: one team namespace per team, one Microservice per declared service."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.spec import Declarations
+
+from .microservice import Mesh, Microservice
+from .team import TeamNamespace
+from .traffic import Peer, Platform
+
+
+def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
+    """What the enabled addons give services; the addon modules own the names."""
+    from components.addons import external_secrets, flagger, istio, prometheus
+
+    on = decl.spec.addon_enabled
+    return Mesh(
+        environment=decl.environment,
+        cluster_name=cluster_name,
+        region=region,
+        peers=Platform(
+            ingress=Peer(istio.INGRESS_NAMESPACE, istio.INGRESS_POD_LABELS, istio.INGRESS_SERVICE_ACCOUNT) if on("istio") else None,
+            prometheus=Peer(prometheus.NAMESPACE, prometheus.PROMETHEUS_POD_LABELS, prometheus.PROMETHEUS_SERVICE_ACCOUNT) if on("prometheus") else None,
+            loadtester=Peer(flagger.LOADTESTER_NAMESPACE, flagger.LOADTESTER_POD_LABELS, flagger.LOADTESTER_SERVICE_ACCOUNT) if on("flagger") else None,
+        ),
+        gateway=istio.GATEWAY if on("istio") else None,
+        loadtester_url=flagger.LOADTESTER_URL if on("flagger") else None,
+        secret_store=external_secrets.CLUSTER_SECRET_STORE if on("external-secrets") else None,
+        monitoring=on("prometheus"),
+        mesh=on("istio"),
+    )
+
+
+class Workloads(pulumi.ComponentResource):
+    services: dict[str, Microservice]
+
+    def __init__(self, name: str, decl: Declarations, cluster_name: str, region: str, provider: k8s.Provider,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("platform:workloads:Workloads", name, None, opts)
+        mesh = offered(decl, cluster_name, region)
+        from components.addons import istio
+
+        teams = {
+            team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self))
+            for team in sorted({s.team for s in decl.services})
+        }
+        by_name = {s.name: s for s in decl.services}
+        self.services = {
+            s.name: Microservice(s, by_name, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
+            for s in decl.services
+        }
+        self.register_outputs({"services": sorted(self.services)})

@@ -1,0 +1,185 @@
+"""One declared service as a complete workload.
+
+Replica ownership: the Deployment sets `replicas` only when nothing else owns the count, that is
+a fixed size (replicas.min == replicas.max), no queue scaling and no canary. Otherwise the HPA,
+the KEDA ScaledObject or Flagger owns it, and a `pulumi up` must not reset it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws import iam
+from components.spec import Service
+
+from . import traffic
+from .delivery import SKIP_AWAIT, canary_spec
+from .pod import SERVICE_LABEL, labels, pod_template, selector
+
+METRICS_LABEL = {"platform.io/metrics": "true"}
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """What the platform's addons offer this stack's services (None where the addon is off)."""
+
+    environment: str
+    cluster_name: str
+    region: str
+    peers: traffic.Platform
+    gateway: Optional[str]
+    loadtester_url: Optional[str]
+    secret_store: Optional[str]
+    monitoring: bool
+    mesh: bool
+
+
+class Microservice(pulumi.ComponentResource):
+    deployment: k8s.apps.v1.Deployment
+    rollback_seconds: Optional[int]
+    promotion_seconds: Optional[int]
+
+    def __init__(self, svc: Service, services: dict[str, Service], mesh: Mesh, provider: k8s.Provider,
+                 namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("platform:workloads:Microservice", svc.name, None, opts)
+        self.svc, self.mesh_info, self.ns = svc, mesh, svc.team
+        self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
+        # The stack model guarantees Flagger is enabled wherever a canary is.
+        canary = svc.canary_enabled(mesh.environment)
+        meta = labels(svc, mesh.environment)
+
+        self.obj(k8s.core.v1.ServiceAccount, "sa", automount_service_account_token=svc.service_account_token)
+        if svc.aws_permissions or svc.scaling.sqs:
+            self._aws_identity(svc, mesh)
+        config = self.obj(k8s.core.v1.ConfigMap, "config", name=f"{svc.name}-config", data=dict(sorted(svc.env.items())))
+        secrets = [self._external_secret(s.name, s.vault_path, s.keys) for s in svc.secrets]
+
+        autoscaler = self._autoscaler(svc, mesh)
+        fixed = autoscaler is None and not canary
+        spec: dict[str, Any] = {
+            "selector": {"matchLabels": selector(svc)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "revisionHistoryLimit": 5,
+            "template": pod_template(svc, mesh.environment, f"{svc.name}-config"),
+        }
+        if fixed:
+            spec["replicas"] = svc.replicas.min
+        annotations = SKIP_AWAIT if canary else {}
+        self.deployment = self.obj(k8s.apps.v1.Deployment, "deployment", spec=spec, annotations=annotations, depends_on=[config, *secrets])
+
+        if not canary:
+            # Flagger generates the Services of a canary target; anything else gets its own.
+            self.obj(k8s.core.v1.Service, "service", spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}]})
+        if autoscaler is not None and autoscaler["kind"] == "HorizontalPodAutoscaler":
+            self.obj(k8s.autoscaling.v2.HorizontalPodAutoscaler, "hpa", spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                "minReplicas": svc.replicas.min, "maxReplicas": svc.replicas.max,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+            })
+        self.custom("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "vpa", {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+            # Recommendations only: applying them would fight the HPA over the same pods.
+            "updatePolicy": {"updateMode": "Off"},
+        })
+        if svc.replicas.max > 1:
+            budget = {"maxUnavailable": 1} if svc.tier == "critical" else {"maxUnavailable": "50%"}
+            self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
+
+        self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, services, mesh.peers, canary))
+        if mesh.mesh:
+            self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, services, mesh.peers, canary))
+            self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
+        if canary:
+            self.custom("flagger.app/v1beta1", "Canary", "canary", canary_spec(svc, autoscaler, mesh.loadtester_url, mesh.gateway), depends_on=[self.deployment])
+        elif svc.expose and mesh.gateway:
+            self.custom("networking.istio.io/v1", "VirtualService", "route", traffic.virtual_service(svc, mesh.gateway))
+        if mesh.monitoring:
+            self._observability(svc)
+        self.rollback_seconds = svc.canary.rollback_seconds if canary else None
+        self.promotion_seconds = svc.canary.promotion_seconds if canary else None
+        self.register_outputs({"namespace": svc.team, "canary": canary, "rollbackSeconds": self.rollback_seconds, "promotionSeconds": self.promotion_seconds, "labels": meta})
+
+    # -- building blocks --------------------------------------------------------------------------
+    def obj(self, cls, suffix: str, name: Optional[str] = None, annotations: Optional[dict] = None, depends_on: tuple = (),
+            extra_labels: Optional[dict] = None, **fields: Any):
+        metadata = {"name": name or self.svc.name, "namespace": self.ns, "labels": {**labels(self.svc, self.mesh_info.environment), **(extra_labels or {})}}
+        if annotations:
+            metadata["annotations"] = annotations
+        opts = pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=list(depends_on)))
+        return cls(f"{self.svc.name}-{suffix}", metadata=metadata, opts=opts, **fields)
+
+    def custom(self, api_version: str, kind: str, suffix: str, spec: dict[str, Any], name: Optional[str] = None, depends_on: tuple = ()):
+        return self.obj(k8s.apiextensions.CustomResource, suffix, name=name, depends_on=depends_on, api_version=api_version, kind=kind, spec=spec)
+
+    def _external_secret(self, name: str, vault_path: str, keys: list[str]):
+        # The value never passes through Pulumi: External Secrets copies it from Vault into the cluster.
+        return self.custom("external-secrets.io/v1", "ExternalSecret", f"secret-{name}", name=name, spec={
+            "refreshInterval": "1h",
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": self.mesh_info.secret_store},
+            "target": {"name": name, "creationPolicy": "Owner"},
+            "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
+        })
+
+    def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
+        if svc.scaling.sqs:
+            sqs = svc.scaling.sqs
+            auth = self.custom("keda.sh/v1alpha1", "TriggerAuthentication", "keda-auth", name=f"{svc.name}-aws", spec={
+                # The KEDA operator reads queue depth with its own Pod Identity role.
+                "podIdentity": {"provider": "aws", "identityOwner": "keda"},
+            })
+            queue_url = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id.apply(
+                lambda account: f"https://sqs.{mesh.region}.amazonaws.com/{account}/{sqs.queue_name}")
+            self.custom("keda.sh/v1alpha1", "ScaledObject", "scaledobject", depends_on=(auth,), spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                "minReplicaCount": svc.replicas.min, "maxReplicaCount": svc.replicas.max,
+                "triggers": [{"type": "aws-sqs-queue", "authenticationRef": {"name": f"{svc.name}-aws"},
+                              "metadata": {"queueURL": queue_url, "queueLength": str(sqs.messages_per_replica), "awsRegion": mesh.region}}],
+            })
+            return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": svc.name}
+        if svc.replicas.min == svc.replicas.max:
+            return None
+        return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": svc.name}
+
+    def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
+        statements = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
+        if svc.scaling.sqs:
+            queue = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id.apply(
+                lambda account: f"arn:aws:sqs:{mesh.region}:{account}:{svc.scaling.sqs.queue_name}")
+            statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
+        role = iam.pod_identity_role(f"{svc.name}-workload", self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
+        aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
+                                       role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
+
+    def _observability(self, svc: Service) -> None:
+        # A metrics Service of our own: Flagger's generated Services select only primary or canary pods.
+        metrics = self.obj(k8s.core.v1.Service, "metrics", name=f"{svc.name}-metrics", extra_labels=METRICS_LABEL, spec={
+            "selector": {SERVICE_LABEL: svc.name},
+            "ports": [{"name": "metrics", "port": svc.metrics_port, "targetPort": "metrics", "protocol": "TCP"}],
+        })
+        self.custom("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitor", depends_on=(metrics,), spec={
+            "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+        })
+        error_budget = round(1 - svc.canary.success_rate / 100, 6)
+        requests = f'istio_requests_total{{reporter="destination", destination_workload_namespace="{svc.team}", destination_service_name="{svc.name}"'
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": [{"name": f"{svc.name}-slo", "rules": [
+            {
+                "alert": "ServiceErrorRateHigh",
+                "expr": f'sum(rate({requests}, response_code=~"5.."}}[5m])) / sum(rate({requests}}}[5m])) > {error_budget}',
+                "for": "5m",
+                "labels": {"severity": "critical" if svc.tier == "critical" else "warning", "team": svc.team, "service": svc.name},
+                "annotations": {"summary": f"{svc.name}: more than {error_budget:.4%} of requests fail (SLO {svc.canary.success_rate}%)"},
+            },
+            {
+                "alert": "ServiceLatencyHigh",
+                "expr": f'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter="destination", destination_workload_namespace="{svc.team}", destination_service_name="{svc.name}"}}[5m])) by (le)) > {svc.canary.max_latency_ms}',
+                "for": "10m",
+                "labels": {"severity": "warning", "team": svc.team, "service": svc.name},
+                "annotations": {"summary": f"{svc.name}: p99 latency above {svc.canary.max_latency_ms}ms"},
+            },
+        ]}]})

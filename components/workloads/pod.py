@@ -1,0 +1,105 @@
+"""The pod a service runs as: restricted security, probes, resources, scheduling by tier."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from components.scheduling import priority_class_name
+from components.spec import Service
+
+# Flagger renames the `app.kubernetes.io/name` selector of the primary Deployment it creates
+# (<name>-primary), so everything that must match primary and canary pods alike selects on this.
+SERVICE_LABEL = "platform.io/service"
+CRITICAL_TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "high-perf", "effect": "NoSchedule"}
+CRITICAL_NODE_SELECTOR = {"service-tier": "critical"}
+RUN_AS = 65532  # an unprivileged UID that images built for non-root use by convention
+
+
+def image_version(image: str) -> str:
+    tag = image.rsplit("@", 1)[0].rsplit("/", 1)[-1]
+    return tag.split(":", 1)[1] if ":" in tag else image.rsplit("@sha256:", 1)[-1][:12]
+
+
+def labels(svc: Service, environment: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": svc.name,
+        "app.kubernetes.io/instance": f"{svc.name}-{environment}",
+        "app.kubernetes.io/version": image_version(svc.image)[:63],
+        "app.kubernetes.io/part-of": svc.team,
+        "app.kubernetes.io/managed-by": "pulumi",
+        SERVICE_LABEL: svc.name,
+        "platform.io/team": svc.team,
+        "platform.io/tier": svc.tier,
+        "platform.io/exposed": "true" if svc.expose else "false",
+    }
+
+
+def selector(svc: Service) -> dict[str, str]:
+    return {"app.kubernetes.io/name": svc.name}
+
+
+def config_checksum(svc: Service) -> str:
+    """Changes whenever the ConfigMap or the secrets' sources change, so pods roll."""
+    material = json.dumps({"env": svc.env, "secrets": [s.model_dump() for s in svc.secrets]}, sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def pod_template(svc: Service, environment: str, config_map: str) -> dict[str, Any]:
+    probe = lambda path: {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
+    container: dict[str, Any] = {
+        "name": svc.name,
+        "image": svc.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}, {"name": "metrics", "containerPort": svc.metrics_port, "protocol": "TCP"}],
+        "envFrom": [{"configMapRef": {"name": config_map}}],
+        "env": [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
+            for secret in svc.secrets for key in secret.keys
+        ],
+        "resources": {
+            "requests": {"cpu": svc.resources.requests.cpu, "memory": svc.resources.requests.memory},
+            "limits": {k: v for k, v in (("memory", svc.resources.limits.memory), ("cpu", svc.resources.limits.cpu)) if v},
+        },
+        "readinessProbe": probe(svc.probes.readiness_path or svc.probes.path),
+        "livenessProbe": probe(svc.probes.path),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if not container["env"]:
+        del container["env"]
+    if svc.probes.startup_seconds:
+        container["startupProbe"] = {**probe(svc.probes.path), "failureThreshold": -(-svc.probes.startup_seconds // 10)}
+    spread = lambda key, when: {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {SERVICE_LABEL: svc.name}}}
+    pod: dict[str, Any] = {
+        "serviceAccountName": svc.name,
+        "automountServiceAccountToken": svc.service_account_token,
+        "priorityClassName": priority_class_name(svc.tier),
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        # Zones must stay balanced (an AZ outage takes a bounded share); hosts are best effort.
+        "topologySpreadConstraints": [spread("topology.kubernetes.io/zone", "DoNotSchedule"), spread("kubernetes.io/hostname", "ScheduleAnyway")],
+        "terminationGracePeriodSeconds": 30,
+    }
+    if svc.tier == "critical":
+        pod["tolerations"] = [CRITICAL_TOLERATION]
+        pod["nodeSelector"] = CRITICAL_NODE_SELECTOR
+    return {
+        "metadata": {
+            "labels": labels(svc, environment),
+            "annotations": {
+                "platform.io/config-checksum": config_checksum(svc),
+                # Istio merges the app's metrics into the sidecar's; the metrics port stays plain-text for Prometheus.
+                "prometheus.io/scrape": "true", "prometheus.io/port": str(svc.metrics_port), "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": pod,
+    }

@@ -1,0 +1,115 @@
+"""Who may talk to a service, derived from `dependsOn` alone.
+
+The same graph yields both layers: Kubernetes NetworkPolicies (L3/L4, enforced by the VPC CNI)
+and an Istio AuthorizationPolicy (L7 identity: the callers' mTLS service-account principals).
+Each team namespace starts from default-deny (components/workloads/team.py); these allow rules
+open exactly the declared edges, plus the ingress gateway, Prometheus and Flagger's load tester.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from components.spec import Service
+
+from .pod import SERVICE_LABEL
+
+NS_LABEL = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A set of pods outside the service: namespace, pod labels, and mTLS service account."""
+
+    namespace: str
+    pod_labels: dict[str, str]
+    service_account: Optional[str] = None
+
+    @property
+    def principal(self) -> str:
+        return f"cluster.local/ns/{self.namespace}/sa/{self.service_account}"
+
+    def network_peer(self) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {NS_LABEL: self.namespace}}, "podSelector": {"matchLabels": self.pod_labels}}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The platform peers a service may hear from, when their addons are on."""
+
+    ingress: Optional[Peer]
+    prometheus: Optional[Peer]
+    loadtester: Optional[Peer]
+
+
+def service_peer(svc: Service) -> Peer:
+    return Peer(namespace=svc.team, pod_labels={SERVICE_LABEL: svc.name}, service_account=svc.name)
+
+
+def callers(svc: Service, services: dict[str, Service]) -> list[Service]:
+    return [other for other in services.values() if svc.name in other.depends_on]
+
+
+def network_policy(svc: Service, services: dict[str, Service], platform: Platform, canary: bool) -> dict[str, Any]:
+    """One NetworkPolicy per service with every allowed edge in and out."""
+    serving = [{"port": svc.port, "protocol": "TCP"}]
+    ingress = [{"from": [service_peer(c).network_peer() for c in callers(svc, services)], "ports": serving}]
+    if svc.expose and platform.ingress:
+        ingress.append({"from": [platform.ingress.network_peer()], "ports": serving})
+    if canary and platform.loadtester:
+        ingress.append({"from": [platform.loadtester.network_peer()], "ports": serving})
+    if platform.prometheus:
+        ingress.append({"from": [platform.prometheus.network_peer()], "ports": [{"port": svc.metrics_port, "protocol": "TCP"}]})
+    ingress = [rule for rule in ingress if rule["from"]]
+    egress = [
+        {"to": [service_peer(services[dep]).network_peer()], "ports": [{"port": services[dep].port, "protocol": "TCP"}]}
+        for dep in svc.depends_on
+    ]
+    if svc.aws_permissions or svc.scaling.sqs:
+        # AWS APIs over HTTPS, and the EKS Pod Identity agent on its link-local address.
+        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}], "ports": [{"port": 443, "protocol": "TCP"}]})
+        egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]})
+    return {
+        "podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+
+
+def authorization_policy(svc: Service, services: dict[str, Service], platform: Platform, canary: bool) -> dict[str, Any]:
+    """ALLOW only the callers' identities on the service port; metrics are open to the mesh
+    boundary (plain text, restricted to Prometheus by the NetworkPolicy)."""
+    principals = [service_peer(c).principal for c in callers(svc, services)]
+    if svc.expose and platform.ingress:
+        principals.append(platform.ingress.principal)
+    if canary and platform.loadtester:
+        principals.append(platform.loadtester.principal)
+    rules: list[dict[str, Any]] = [{"to": [{"operation": {"ports": [str(svc.metrics_port)]}}]}]
+    if principals:
+        rules.insert(0, {"from": [{"source": {"principals": sorted(principals)}}], "to": [{"operation": {"ports": [str(svc.port)]}}]})
+    return {"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, "action": "ALLOW", "rules": rules}
+
+
+def metrics_port_mtls(svc: Service) -> dict[str, Any]:
+    """Mesh-wide mTLS is STRICT; Prometheus has no sidecar, so only the metrics port accepts plain text."""
+    return {
+        "selector": {"matchLabels": {SERVICE_LABEL: svc.name}},
+        "mtls": {"mode": "STRICT"},
+        "portLevelMtls": {str(svc.metrics_port): {"mode": "PERMISSIVE"}},
+    }
+
+
+def virtual_service(svc: Service, gateway: str) -> dict[str, Any]:
+    """Public routing for an exposed service without a canary (Flagger writes it for canaries)."""
+    return {
+        "hosts": [svc.expose.host],
+        "gateways": [gateway],
+        "http": [{
+            "match": [{"uri": {"prefix": svc.expose.path}}],
+            "route": [{"destination": {"host": f"{svc.name}.{svc.team}.svc.cluster.local", "port": {"number": svc.port}}}],
+            "retries": {"attempts": 2, "perTryTimeout": "2s", "retryOn": "gateway-error,connect-failure,refused-stream"},
+            "timeout": "10s",
+        }],
+    }
