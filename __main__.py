@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.addons.base import gitops_metadata
 from components.platform import Platform
 from components.spec import SpecError, load
 
@@ -26,3 +27,14 @@ pulumi.export("clusterSecurityGroupId", cluster.cluster_security_group_id)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)
+
+addons = platform.addons
+pulumi.export("gitopsMetadata", {name: gitops_metadata(addon) for name, addon in addons.items()})
+if "argocd" in addons:
+    pulumi.export("argocdHost", addons["argocd"].outputs()["host"])
+if "prometheus" in addons:
+    pulumi.export("grafanaHost", addons["prometheus"].outputs()["grafanaHost"])
+pulumi.export("canaries", {
+    name: {"rollbackSeconds": svc.rollback_seconds, "promotionSeconds": svc.promotion_seconds}
+    for name, svc in platform.workloads.services.items() if svc.rollback_seconds is not None
+})

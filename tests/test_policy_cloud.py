@@ -35,10 +35,12 @@ def release(chart: str, version=None, values=None, kind: str = "kubernetes:helm.
     return cloud(kind, props, chart.rsplit("/", 1)[-1])
 
 
-def canary(interval="10s", threshold=3.0, target="web"):
-    return {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": target, "namespace": "shop"},
-            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                     "analysis": {"interval": interval, "threshold": threshold, "stepWeight": 10, "maxWeight": 50}}}
+def canary(interval="10s", threshold=3.0, target="web", deadline=30):
+    spec = {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "analysis": {"interval": interval, "threshold": threshold, "stepWeight": 10, "maxWeight": 50}}
+    if deadline is not None:
+        spec["progressDeadlineSeconds"] = deadline
+    return {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": target, "namespace": "shop"}, "spec": spec}
 
 
 def cluster(edit=lambda c: None):
@@ -168,6 +170,13 @@ def test_canary_rollback_bound_comes_from_config_and_needs_both_fields():
     assert findings("canary-rollback-time", canary("20s", 2.0)) == []           # 20 x 2 + 20 = 60
     assert findings("canary-rollback-time", canary("20s", 2.0), replace(PROD, max_rollback_seconds=59))
     assert "must both be set" in findings("canary-rollback-time", canary(None))[0]
+
+
+def test_canary_rollback_counts_the_progress_deadline():
+    # A canary that never gets ready is rolled back only at the deadline: Flagger's default is 600s.
+    assert "takes 610s" in findings("canary-rollback-time", canary("10s", 3.0, deadline=None))[0]
+    assert "takes 70s" in findings("canary-rollback-time", canary("10s", 3.0, deadline=60))[0]
+    assert findings("canary-rollback-time", canary("10s", 3.0, deadline=50)) == []
 
 
 def test_only_critical_or_exposed_prod_deployments_need_a_canary():

@@ -34,7 +34,7 @@ from pydantic import field_validator
 from components.spec.base import Spec, field
 from components.versions import ARGO_CD
 
-from .base import Addon
+from .base import Addon, gitops_metadata
 
 NAMESPACE = "argocd"
 RELEASE = "argocd"
@@ -53,7 +53,7 @@ PLATFORM_OWNED = [
     {"group": "", "kind": "LimitRange"},
 ]
 # gitops-bridge annotation suffixes for the keys of an addon's outputs().
-METADATA_KEYS = {"namespace": "namespace", "serviceAccount": "service_account", "iamRoleArn": "iam_role_arn"}
+ANNOTATION_SUFFIX = {"namespace": "namespace", "serviceAccount": "service_account", "iamRoleArn": "iam_role_arn"}
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 HOST = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
@@ -129,7 +129,7 @@ class ArgoCD(Addon):
         annotations: dict[str, Any] = {"cluster_name": cluster, "environment": self.ctx.environment, "aws_cluster_name": cluster,
                                        "aws_region": region, "aws_account_id": account}
         for name, meta in self.metadata().items():
-            annotations.update({f"{_key(name)}_{METADATA_KEYS[k]}": v for k, v in meta.items()})
+            annotations.update({f"{_key(name)}_{ANNOTATION_SUFFIX[k]}": v for k, v in meta.items()})
         return k8s.core.v1.Secret(
             f"{self.name}-cluster", type="Opaque",
             metadata={"name": cluster, "namespace": NAMESPACE, "labels": labels, "annotations": annotations},
@@ -144,13 +144,12 @@ class ArgoCD(Addon):
             if not spec.enabled:
                 continue
             if name == self.name:
-                outputs: dict[str, Any] = {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}
+                found[name] = {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}
             elif name in self.ctx.installed:
-                outputs = self.ctx.installed[name].outputs()
+                found[name] = gitops_metadata(self.ctx.installed[name])
             else:
                 # Only an addon that requires argocd is installed after it: its namespace is static.
-                outputs = {"namespace": Addon.registry[name].namespace}
-            found[name] = {k: outputs[k] for k in METADATA_KEYS if k in outputs}
+                found[name] = {"namespace": Addon.registry[name].namespace}
         return found
 
     def outputs(self) -> dict[str, Any]:

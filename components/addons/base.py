@@ -133,3 +133,13 @@ class Addon(pulumi.ComponentResource):
             f"{self.name}-{kind.lower()}-{name}", api_version=api_version, kind=kind, metadata=metadata, spec=spec,
             opts=self.opts((*self.ready, *depends_on)), **fields,
         )
+
+
+# What the gitops metadata carries per addon (the gitops-bridge convention).
+METADATA_KEYS = ("namespace", "serviceAccount", "iamRoleArn")
+
+
+def gitops_metadata(addon: Addon) -> dict[str, Any]:
+    """An addon's namespace, service account and IAM role, as ApplicationSets select them."""
+    outputs = addon.outputs()
+    return {k: outputs[k] for k in METADATA_KEYS if k in outputs}

@@ -228,6 +228,12 @@ def pod_checks(fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str
     return check
 
 
+def pod_rule(id: str, severity: str, description: str, remediation: str, fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str]]) -> "Rule":
+    """A Pod Security Standards control: a security rule over every workload's pod template."""
+    return Rule(id=id, description=description, severity=severity, category="security", remediation=remediation,
+                applies_to=WORKLOADS, check=pod_checks(fn))
+
+
 def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
     """A label selector (matchLabels and matchExpressions) against a set of labels."""
     selector = as_map(selector)

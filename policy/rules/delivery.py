@@ -28,14 +28,21 @@ def _chart_version(s: Subject, settings: Settings) -> Iterator[str]:
         yield f"chart version {version!r} is not an exact version (no ranges, wildcards or tags)"
 
 
+# Flagger's default when a Canary does not set progressDeadlineSeconds.
+FLAGGER_PROGRESS_DEADLINE = 600
+
+
 def rollback_seconds(canary: Subject) -> Optional[float]:
     """Worst case from a bad canary to rollback: `threshold` failed checks, one per interval,
-    plus the interval in which the rollback itself is acted on. None when not computable."""
+    plus the interval in which the rollback itself is acted on; or, for a canary that never
+    becomes ready, the progress deadline plus one interval. None when not computable."""
     analysis = as_map(dig(canary.props, "spec", "analysis"))
     interval, threshold = duration_seconds(analysis.get("interval")), num(analysis.get("threshold"))
     if interval is None or threshold is None:
         return None
-    return interval * threshold + interval
+    deadline = num(dig(canary.props, "spec", "progressDeadlineSeconds"))
+    deadline = FLAGGER_PROGRESS_DEADLINE if deadline is None else deadline
+    return max(interval * threshold + interval, deadline + interval)
 
 
 def _rollback_time(s: Subject, settings: Settings) -> Iterator[str]:
@@ -44,8 +51,8 @@ def _rollback_time(s: Subject, settings: Settings) -> Iterator[str]:
     if worst is None:
         yield f"analysis.interval ({analysis.get('interval')!r}) and analysis.threshold ({analysis.get('threshold')!r}) must both be set to compute the rollback time"
     elif worst > settings.max_rollback_seconds:
-        yield (f"worst-case rollback takes {show(worst)}s (interval {analysis.get('interval')} x threshold {show(analysis.get('threshold'))} "
-               f"+ one interval), more than the {settings.max_rollback_seconds}s allowed")
+        yield (f"worst-case rollback takes {show(worst)}s (the larger of interval {analysis.get('interval')} x threshold {show(analysis.get('threshold'))} "
+               f"+ one interval, and progressDeadlineSeconds + one interval), more than the {settings.max_rollback_seconds}s allowed")
 
 
 def needs_canary(deployment: Subject) -> bool:
@@ -68,8 +75,8 @@ RULES = [
     Rule("canary-required", f"Prod Deployments labelled {TIER_LABEL}: critical or {EXPOSED_LABEL}: \"true\" have a Flagger Canary.",
          "high", "availability", "Enable canary for the service (canary: {enabled: true}); a Flagger Canary must target its Deployment.",
          ("apps/Deployment", CANARY), _canary_required, stack=True, prod_only=True),
-    Rule("canary-rollback-time", "A Canary's worst-case rollback (interval x threshold + interval) is within maxRollbackSeconds (default 60).",
+    Rule("canary-rollback-time", "A Canary's worst-case rollback (the larger of interval x threshold + interval and progressDeadlineSeconds + interval; Flagger's deadline defaults to 600s) is within maxRollbackSeconds (default 60).",
          "high", "availability",
-         "Shorten analysis.interval or lower analysis.threshold (canary.intervalSeconds and canary.threshold in the service declaration).",
+         "Shorten analysis.interval, lower analysis.threshold or set spec.progressDeadlineSeconds (canary.intervalSeconds, canary.threshold and canary.progressDeadlineSeconds in the service declaration).",
          (CANARY,), _rollback_time, config=("maxRollbackSeconds",)),
 ]

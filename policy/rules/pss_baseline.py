@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from .base import WORKLOADS, Rule, as_list, as_map, containers, dig, is_true, num, pod_checks, security_context, show
+from .base import as_list, as_map, containers, dig, is_true, num, pod_rule, security_context, show
 
 Pod = Mapping[str, Any]
 
@@ -121,34 +121,29 @@ def _sysctls(meta: Pod, spec: Pod) -> Iterator[str]:
         yield f"pod: sysctls {', '.join(unsafe)} are not in the safe set"
 
 
-def _rule(id: str, severity: str, description: str, remediation: str, fn) -> Rule:
-    return Rule(id=id, description=description, severity=severity, category="security", remediation=remediation,
-                applies_to=WORKLOADS, check=pod_checks(fn))
-
-
 RULES = [
-    _rule("pss-host-process", "critical", "Pod Security baseline: no Windows HostProcess containers.",
+    pod_rule("pss-host-process", "critical", "Pod Security baseline: no Windows HostProcess containers.",
           "Remove securityContext.windowsOptions.hostProcess (pod and containers).", _host_process),
-    _rule("pss-host-namespaces", "high", "Pod Security baseline: pods do not share the host's network, PID or IPC namespace.",
+    pod_rule("pss-host-namespaces", "high", "Pod Security baseline: pods do not share the host's network, PID or IPC namespace.",
           "Remove hostNetwork, hostPID and hostIPC from the pod spec (or set them to false).", _host_namespaces),
-    _rule("pss-privileged", "critical", "Pod Security baseline: no privileged containers.",
+    pod_rule("pss-privileged", "critical", "Pod Security baseline: no privileged containers.",
           "Remove securityContext.privileged (or set it to false) on every container.", _privileged),
-    _rule("pss-capabilities-baseline", "high", "Pod Security baseline: containers add no capability beyond the default set.",
+    pod_rule("pss-capabilities-baseline", "high", "Pod Security baseline: containers add no capability beyond the default set.",
           "Add only capabilities from the baseline set (in practice: only NET_BIND_SERVICE, see pss-capabilities-restricted).", _capabilities),
-    _rule("pss-host-path", "high", "Pod Security baseline: no hostPath volumes.",
+    pod_rule("pss-host-path", "high", "Pod Security baseline: no hostPath volumes.",
           "Replace hostPath volumes with emptyDir, configMap, secret, projected or a PersistentVolumeClaim.", _host_path),
-    _rule("pss-host-ports", "medium", "Pod Security baseline: containers bind no host ports.",
+    pod_rule("pss-host-ports", "medium", "Pod Security baseline: containers bind no host ports.",
           "Remove hostPort from container ports; expose the pod through a Service instead.", _host_ports),
-    _rule("pss-probe-host", "medium", "Pod Security baseline (1.34+): probes and lifecycle handlers do not target another host.",
+    pod_rule("pss-probe-host", "medium", "Pod Security baseline (1.34+): probes and lifecycle handlers do not target another host.",
           "Remove `host` from httpGet/tcpSocket probes and lifecycle handlers; they must target the pod itself.", _probe_hosts),
-    _rule("pss-apparmor", "medium", "Pod Security baseline: AppArmor is not disabled or overridden with an unconfined profile.",
+    pod_rule("pss-apparmor", "medium", "Pod Security baseline: AppArmor is not disabled or overridden with an unconfined profile.",
           "Use appArmorProfile.type RuntimeDefault or Localhost (annotations: runtime/default or localhost/<profile>), or leave it unset.", _apparmor),
-    _rule("pss-selinux", "medium", "Pod Security baseline: SELinux type is a container type and user/role are not set.",
+    pod_rule("pss-selinux", "medium", "Pod Security baseline: SELinux type is a container type and user/role are not set.",
           "Remove seLinuxOptions, or use a type among container_t, container_init_t, container_kvm_t, container_engine_t and no user or role.", _selinux),
-    _rule("pss-proc-mount", "medium", "Pod Security baseline: containers keep the default masked /proc.",
+    pod_rule("pss-proc-mount", "medium", "Pod Security baseline: containers keep the default masked /proc.",
           "Remove securityContext.procMount (or set it to Default).", _proc_mount),
-    _rule("pss-seccomp-baseline", "medium", "Pod Security baseline: seccomp is never Unconfined.",
+    pod_rule("pss-seccomp-baseline", "medium", "Pod Security baseline: seccomp is never Unconfined.",
           "Set seccompProfile.type to RuntimeDefault (or Localhost) instead of Unconfined.", _seccomp_baseline),
-    _rule("pss-sysctls", "medium", "Pod Security baseline: only namespaced, safe sysctls.",
+    pod_rule("pss-sysctls", "medium", "Pod Security baseline: only namespaced, safe sysctls.",
           "Remove sysctls outside the safe set (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.tcp_* keepalive/fin/syncookies, ...).", _sysctls),
 ]
