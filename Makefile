@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test schema check clean
+.PHONY: preview test schema check diff clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -27,6 +27,13 @@ schema: $(VENV_STAMP)
 FORMAT ?= text
 check: $(VENV_STAMP)
 	$(PY) -m engine.check $(FILES) --format $(FORMAT) $(if $(filter command line environment,$(origin STACK)),--stack $(STACK))
+
+## diff: the offline desired-state diff of STACK between BASE (a git ref) and the working tree:
+## make diff STACK=prod BASE=origin/main; writes build/$(STACK)/diff.md and diff.json
+## (python -m engine.diff exits 1 when the change introduces a mandatory policy violation, 2 when it cannot diff)
+BASE ?= HEAD
+diff: $(VENV_STAMP)
+	$(PY) -m engine.diff $(STACK) --base $(BASE)
 
 clean:
 	rm -rf build

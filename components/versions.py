@@ -41,8 +41,23 @@ ARGO_CD = Chart("argo-cd", "10.1.1", "https://argoproj.github.io/argo-helm")
 VAULT = Chart("vault", "0.34.1", "https://helm.releases.hashicorp.com")
 EXTERNAL_SECRETS = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io")
 KEDA = Chart("keda", "2.20.2", "https://kedacore.github.io/charts")
+SEALED_SECRETS = Chart("sealed-secrets", "2.18.5", "https://bitnami-labs.github.io/sealed-secrets")
+VPA = Chart("vertical-pod-autoscaler", "0.11.0", "https://kubernetes.github.io/autoscaler")
+CHAOS_MESH = Chart("chaos-mesh", "2.8.3", "https://charts.chaos-mesh.org")
+# Kubecost stays on the reference snapshot (2.3.3, 2024) so every value is checked against the exact
+# defaults installed. Newer releases exist: cost-analyzer 2.9.7 was (re)published in July 2026
+# (kubecost/cost-analyzer#374), and Kubecost 3.x ships as chart `kubecost` from
+# https://kubecost.github.io/kubecost (kubecost/kubecost#4160). Moving up needs that chart's values.yaml
+# under ../shared/reference/charts/ first; the keys used here (global.prometheus.*, serviceMonitor,
+# prometheusRule, reporting) must then be re-checked by tests/test_addons.py.
+KUBECOST = Chart("cost-analyzer", "2.3.3", "https://kubecost.github.io/cost-analyzer/")
+OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts")
+JAEGER = Chart("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
 
 CHARTS = {c.name: c for c in (
     KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
     FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
+    SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
+    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI,
 )}

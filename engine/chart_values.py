@@ -33,6 +33,16 @@ FREE_FORM: dict[str, dict[str, str]] = {
     "istiod": {
         "meshConfig": "Istio's MeshConfig, passed through whole; values.yaml points at istio.mesh.v1alpha1 for all available options",
     },
+    "opentelemetry-collector": {
+        "config": "the Collector's own configuration (receivers, processors, exporters, pipelines); values.yaml: "
+                  "'Base collector configuration', values.schema.json types it as a bare object",
+    },
+    "loki": {
+        "loki.storage_config": "Loki's storage_config section, rendered verbatim into config.yaml (templated toYaml); "
+                               "values.yaml: 'Additional storage config'",
+        "loki.limits_config": "Loki's limits_config section, rendered verbatim into config.yaml (templated toYaml); "
+                              "values.yaml lists a few limits as examples",
+    },
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from components.spec import Declarations
+from components.spec.stack import format_cpu, format_memory
 
 from .recording import Recording
 
@@ -100,6 +101,21 @@ def summary(recording: Recording, decl: Declarations) -> str:
         timing = (f"{s.canary.rollback_seconds}s", f"{s.canary.promotion_seconds}s") if on else ("-", "-")
         lines.append(f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} "
                      f"| {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |")
+    lines += team_quotas(decl)
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
     lines += [f"| {k} | `{json.dumps(v)}` |" for k, v in sorted(recording.outputs.items())]
     return "\n".join(lines) + "\n"
+
+
+def team_quotas(decl: Declarations) -> list[str]:
+    """Each team's worst-case requests against its budget (the loader refuses a stack over it)."""
+    lines = ["", "## Team quotas", "",
+             "Worst case the ResourceQuota must admit: each service at max replicas plus the 25% rollout surge, a second "
+             "full set while a canary is analysed (Flagger runs primary and canary), and the Istio sidecar's requests when the mesh is on.", "",
+             "| team | services | cpu requested / quota | memory requested / quota | pods / quota |", "|---|---|---|---|---|"]
+    for team, use in decl.spec.team_usage(decl.services).items():
+        budget = decl.spec.teams.get(team)
+        quota = (budget.cpu, budget.memory, str(budget.pods)) if budget else ("-", "-", "-")
+        lines.append(f"| {team} | {', '.join(use.services)} | {format_cpu(use.cpu_millis)} / {quota[0]} "
+                     f"| {format_memory(use.memory_bytes)} / {quota[1]} | {use.pods} / {quota[2]} |")
+    return lines

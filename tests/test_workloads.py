@@ -231,3 +231,15 @@ def test_minimal_declaration_is_complete_and_compliant(scratch):
     for r in rec.kubernetes_objects():
         if "reviews" in r.metadata.get("name", ""):
             assert errors(r.inputs, "1.35") == [], r.urn
+
+
+def test_readme_service_example_is_a_valid_complete_declaration(scratch):
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Add a service"):]
+    example = section[section.index("```yaml") + len("```yaml"):section.index("```", section.index("```yaml") + 7)]
+    scratch.write("stacks/services/reviews.yaml", example)
+    rec = run("prod", scratch.root)
+    assert rec.manifest("Deployment", "reviews", "catalog")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/reviews:1.0.0")
+    assert rec.manifest("Canary", "reviews", "catalog")

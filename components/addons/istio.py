@@ -77,7 +77,7 @@ class Istio(Addon):
         s: IstioSettings = self.settings
         ingress_ns = self.create_namespace(INGRESS_NAMESPACE, INJECTION_LABEL)
         base = self.helm(ISTIO_BASE, {}, release="istio-base")
-        istiod = self.helm(ISTIOD, self.istiod_values(s), release="istiod", depends_on=(base,))
+        istiod = self.helm(ISTIOD, self.istiod_values(s, self.tracing_mesh_config()), release="istiod", depends_on=(base,))
         self.helm(ISTIO_GATEWAY, self.gateway_values(s), release=INGRESS_RELEASE, namespace=INGRESS_NAMESPACE, depends_on=(istiod, ingress_ns))
         # Istio serves Ingresses of this class on the gateway pods (meshConfig.ingressSelector):
         # how cert-manager's HTTP-01 solver is reached from the internet.
@@ -91,8 +91,15 @@ class Istio(Addon):
         if self.hosts:
             self.public_gateway(self.hosts)
 
+    def tracing_mesh_config(self) -> dict[str, Any]:
+        """The tracing addon's provider, when the stack enables it: it installs after Istio (it needs
+        Istio's CRDs), so istiod's meshConfig learns about the collector here."""
+        from . import tracing  # tracing imports this module
+
+        return tracing.mesh_config() if self.ctx.decl.spec.addon_enabled(tracing.Tracing.name) else {}
+
     @staticmethod
-    def istiod_values(s: IstioSettings) -> dict[str, Any]:
+    def istiod_values(s: IstioSettings, tracing: dict[str, Any]) -> dict[str, Any]:
         return {
             "autoscaleMin": s.istiod_replicas,
             # The chart's PDB (minAvailable 1) would block every drain of a single replica's node.
@@ -104,6 +111,7 @@ class Istio(Addon):
                 "ingressSelector": INGRESS_SELECTOR,
                 # Apps start once their sidecar is ready, so their first calls are not refused.
                 "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+                **tracing,
             },
         }
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
@@ -25,6 +26,12 @@ GRAFANA_SECRET = "grafana-admin"
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # The chart names the service account <fullname>-prometheus too; its mTLS identity when meshed.
 PROMETHEUS_SERVICE_ACCOUNT = PROMETHEUS_SERVICE
+# Grafana's sidecars (values grafana.sidecar.*): datasources from ConfigMaps with this label in Grafana's
+# namespace (no searchNamespace is set), dashboards from ConfigMaps in any namespace (searchNamespace ALL).
+GRAFANA_DATASOURCE_LABEL = {"grafana_datasource": "1"}
+GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+# The datasource the chart provisions for its own Prometheus (grafana.sidecar.datasources.uid).
+PROMETHEUS_DATASOURCE_UID = "prometheus"
 
 PLATFORM_RULES = [
     {
@@ -109,3 +116,15 @@ class Prometheus(Addon):
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": f"{RELEASE}-prometheus", "prometheusUrl": PROMETHEUS_URL, "grafanaHost": self.grafana_host}
+
+
+def grafana_datasource(addon: Addon, datasource: dict[str, Any]) -> k8s.core.v1.ConfigMap:
+    """A Grafana datasource provisioned from code: a ConfigMap the datasource sidecar loads, so each addon
+    brings its own. Grafana expands $VAR in provisioning files: a literal $ is written $$."""
+    uid = datasource["uid"]
+    return k8s.core.v1.ConfigMap(
+        f"{addon.name}-grafana-datasource-{uid}",
+        metadata={"name": f"grafana-datasource-{uid}", "namespace": NAMESPACE, "labels": GRAFANA_DATASOURCE_LABEL},
+        data={f"{uid}.yaml": yaml.safe_dump({"apiVersion": 1, "datasources": [datasource]}, sort_keys=False)},
+        opts=addon.k8s,
+    )

@@ -70,6 +70,10 @@ def load(stack: str, root: Path) -> Declarations:
         # The environment is context: some settings are required only in prod.
         validate(addons[name].Settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
     services = _load_services(stack, spec, root)
+    # A cross-file rule: the stack's team budgets against what the loaded services may request.
+    quota = spec.quota_problems(services)
+    if quota:
+        raise SpecError([Problem(rel, path, message) for path, message in quota])
     return Declarations(stack=stack, spec=spec, services=services)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any, Literal, Optional
 
@@ -11,6 +13,7 @@ from .base import Quantity, Spec, field
 
 Tier = Literal["critical", "standard", "batch"]
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
 IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
@@ -93,6 +96,41 @@ class SecretRef(Spec):
     keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
 
 
+class SealedSecretRef(Spec):
+    name: str = field("Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL)
+    encrypted_data: dict[str, str] = field(
+        "Environment variable name -> ciphertext printed by `kubeseal --raw` for this stack's cluster (strict scope: "
+        "sealed for this name and the team's namespace). Ciphertext only, never the plain value.", min_length=1)
+
+    @field_validator("encrypted_data")
+    @classmethod
+    def _ciphertexts(cls, data: dict[str, str]) -> dict[str, str]:
+        for key, text in data.items():
+            if not ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+            problem = _ciphertext_problem(text)
+            if problem:
+                raise ValueError(f"{key}: {problem}; paste the output of `kubeseal --raw`, never the plain value")
+        return data
+
+
+# kubeseal's hybrid encryption: a 2-byte length, the RSA-OAEP-encrypted session key (the key size:
+# 2048 to 8192 bits, 4096 by default), then the AES-GCM ciphertext with its 16-byte tag.
+RSA_CIPHERTEXT_BYTES = range(256, 1025)
+GCM_TAG_BYTES = 16
+
+
+def _ciphertext_problem(text: str) -> Optional[str]:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return "not base64"
+    rsa_bytes = int.from_bytes(raw[:2], "big")
+    if rsa_bytes not in RSA_CIPHERTEXT_BYTES or len(raw) < 2 + rsa_bytes + GCM_TAG_BYTES:
+        return f"{len(raw)} bytes that are not a sealed value (too short, or no RSA session key)"
+    return None
+
+
 class Probes(Spec):
     path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
     readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
@@ -146,6 +184,7 @@ class Service(Spec):
     canary: Canary = field("Progressive delivery settings.")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
+    sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
     env: dict[str, str] = field("Plain (non-secret) environment variables, delivered through a ConfigMap.", default_factory=dict)
     scaling: Scaling = field("How the service scales.", default_factory=Scaling)
     envs: dict[str, dict[str, Any]] = field("Per-stack overrides, deep-merged over this file, keyed by stack name.", default_factory=dict)
@@ -186,12 +225,27 @@ class Service(Spec):
         clash = secret_keys & set(self.env)
         if clash:
             raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")
+        self._check_sealed(secret_keys)
         return self
+
+    def _check_sealed(self, vault_keys: set[str]) -> None:
+        seen: set[str] = set()
+        for i, sealed in enumerate(self.sealed_secrets):
+            keys = set(sealed.encrypted_data)
+            clash = keys & (vault_keys | set(self.env) | seen)
+            if clash:
+                raise ValueError(f"sealedSecrets[{i}]: {sorted(clash)} already come from env, secrets or another sealed secret; declare each variable once")
+            seen |= keys
+        names = [s.name for s in self.secrets] + [s.name for s in self.sealed_secrets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sealedSecrets: Secret name(s) {dupes} used twice across secrets and sealedSecrets; each Secret has one source")
 
     def _check_addons(self, environment: Optional[str], addons: set[str]) -> None:
         """Features that need a platform addon fail here, not as objects with no controller."""
         needs = [
             ("secrets", bool(self.secrets), "external-secrets"),
+            ("sealedSecrets", bool(self.sealed_secrets), "sealed-secrets"),
             ("scaling.sqs", self.scaling.sqs is not None, "keda"),
             ("expose", self.expose is not None, "istio"),
             ("canary", self.canary_enabled(environment or ""), "flagger"),

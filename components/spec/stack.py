@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, model_validator
 
 from .base import Quantity, Spec, field
-from .service import ServiceDefaults
+from .service import DNS_LABEL, Service, ServiceDefaults
 
 Environment = Literal["dev", "staging", "prod"]
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 WORLD = {"0.0.0.0/0", "::/0"}
+# Addons that must never run in a prod stack: chaos-mesh's daemon kills pods and rewrites networking.
+NON_PROD_ADDONS = ("chaos-mesh",)
+# Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
+# (istiod values global.proxy.resources.requests); a team's quota must admit them too.
+SIDECAR_REQUESTS = ("100m", "128Mi")
+# A Deployment's rollingUpdate.maxSurge (components/workloads/microservice.py): extra pods during a rollout.
+ROLLOUT_SURGE = 0.25
 
 
 class ExistingNetwork(Spec):
@@ -173,6 +182,33 @@ class PolicySpec(Spec):
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
 
 
+class TeamBudget(Spec):
+    cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
+
+
+@dataclass
+class TeamUsage:
+    """What a team's services may request at worst: every service at max replicas, plus rollout surge,
+    plus a second full set for a canary under analysis (Flagger runs primary and canary), with sidecars."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    pods: int = 0
+    services: dict[str, tuple[int, int, int]] = dataclass_field(default_factory=dict)
+
+    def add(self, svc: Service, environment: str, mesh: bool) -> None:
+        base = svc.replicas.max
+        pods = base + math.ceil(base * ROLLOUT_SURGE) + (base if svc.canary_enabled(environment) else 0)
+        cpu = cpu_millis(svc.resources.requests.cpu) + (cpu_millis(SIDECAR_REQUESTS[0]) if mesh else 0)
+        memory = memory_bytes(svc.resources.requests.memory) + (memory_bytes(SIDECAR_REQUESTS[1]) if mesh else 0)
+        self.services[svc.name] = (pods * cpu, pods * memory, pods)
+        self.cpu_millis += pods * cpu
+        self.memory_bytes += pods * memory
+        self.pods += pods
+
+
 class StackSpec(Spec):
     environment: Environment = field("Which kind of environment this stack is; prod turns on the strict rules.")
     network: NetworkSpec = field("The VPC the cluster runs in.", default_factory=NetworkSpec)
@@ -181,6 +217,7 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
+    teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
 
     @model_validator(mode="after")
     def _addons(self, info: ValidationInfo) -> "StackSpec":
@@ -197,6 +234,40 @@ class StackSpec(Spec):
             if missing:
                 raise ValueError(f"addons.{name}: requires {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not enabled in this stack; enable {'it' if len(missing) == 1 else 'them'} or turn {name} off")
         return self
+
+    @model_validator(mode="after")
+    def _teams(self) -> "StackSpec":
+        for team in self.teams:
+            if not re.match(DNS_LABEL, team):
+                raise ValueError(f"teams.{team}: not a team name (a DNS label, as in a service's `team`)")
+        return self
+
+    def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:
+        usage: dict[str, TeamUsage] = {}
+        for svc in services:
+            usage.setdefault(svc.team, TeamUsage()).add(svc, self.environment, self.addon_enabled("istio"))
+        return dict(sorted(usage.items()))
+
+    def quota_problems(self, services: tuple[Service, ...]) -> list[tuple[str, str]]:
+        """(key path, message) for each team without a budget or whose services exceed it."""
+        problems = []
+        for team, use in self.team_usage(services).items():
+            budget = self.teams.get(team)
+            names = ", ".join(use.services)
+            if budget is None:
+                problems.append(("teams", f"team {team!r} runs {names} but has no budget; add teams.{team} with cpu, memory and pods"))
+                continue
+            over = [f"{what} {shown(need)} > {shown(have)}" for what, need, have, shown in (
+                ("cpu", use.cpu_millis, cpu_millis(budget.cpu), format_cpu),
+                ("memory", use.memory_bytes, memory_bytes(budget.memory), format_memory),
+                ("pods", use.pods, budget.pods, str),
+            ) if need > have]
+            if over:
+                parts = ", ".join(f"{n} {format_cpu(c)} cpu / {format_memory(m)} / {p} pods" for n, (c, m, p) in use.services.items())
+                problems.append((f"teams.{team}", f"the team's services may request more than its quota: {'; '.join(over)} "
+                                 f"(max replicas + rollout surge, doubled for canaries, sidecars included: {parts}); "
+                                 f"raise the budget or lower replicas.max or resources.requests"))
+        return problems
 
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)
@@ -217,6 +288,9 @@ class StackSpec(Spec):
             raise ValueError("network.availabilityZones: prod must span 3 AZs")
         if self.karpenter.ami_alias.endswith("@latest"):
             raise ValueError("karpenter.amiAlias: prod must pin a dated AMI (al2023@vYYYYMMDD); @latest is for dev only")
+        for name in NON_PROD_ADDONS:
+            if self.addon_enabled(name):
+                raise ValueError(f"addons.{name}: not allowed in prod (fault injection runs in dev and staging stacks); set enabled: false or remove it")
         return self
 
 
@@ -239,3 +313,28 @@ def _is_cidr(text: str) -> bool:
 def _check_retention(days: int, key: str) -> None:
     if days not in LOG_RETENTION_DAYS:
         raise ValueError(f"{key} {days} is not a CloudWatch retention period; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+
+
+MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def cpu_millis(quantity: str) -> int:
+    """"250m" -> 250, "2" -> 2000, "0.5" -> 500."""
+    return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a memory quantity")
+    return int(match[1]) * MEMORY_UNITS[match[2] or ""]
+
+
+def format_cpu(millis: int) -> str:
+    return f"{millis / 1000:g}"
+
+
+def format_memory(size: int) -> str:
+    if size < 2**30:
+        return f"{size / 2**20:g}Mi"
+    return f"{size / 2**30:.2f}".rstrip("0").rstrip(".") + "Gi"

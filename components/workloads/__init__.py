@@ -16,7 +16,7 @@ from .traffic import Peer, Platform
 
 def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
     """What the enabled addons give services; the addon modules own the names."""
-    from components.addons import external_secrets, flagger, istio, prometheus
+    from components.addons import external_secrets, flagger, istio, prometheus, tracing
 
     on = decl.spec.addon_enabled
     return Mesh(
@@ -27,12 +27,14 @@ def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
             ingress=Peer(istio.INGRESS_NAMESPACE, istio.INGRESS_POD_LABELS, istio.INGRESS_SERVICE_ACCOUNT) if on("istio") else None,
             prometheus=Peer(prometheus.NAMESPACE, prometheus.PROMETHEUS_POD_LABELS, prometheus.PROMETHEUS_SERVICE_ACCOUNT) if on("prometheus") else None,
             loadtester=Peer(flagger.LOADTESTER_NAMESPACE, flagger.LOADTESTER_POD_LABELS, flagger.LOADTESTER_SERVICE_ACCOUNT) if on("flagger") else None,
+            collector=Peer(tracing.NAMESPACE, tracing.COLLECTOR_POD_LABELS, ports=tracing.OTLP_PORTS) if on("tracing") else None,
         ),
         gateway=istio.GATEWAY if on("istio") else None,
         loadtester_url=flagger.LOADTESTER_URL if on("flagger") else None,
         secret_store=external_secrets.CLUSTER_SECRET_STORE if on("external-secrets") else None,
         monitoring=on("prometheus"),
         mesh=on("istio"),
+        otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
     )
 
 
@@ -43,10 +45,14 @@ class Workloads(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         mesh = offered(decl, cluster_name, region)
-        from components.addons import istio
+        from components.addons import chaos_mesh, istio
 
+        # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
+        chaos = chaos_mesh.experiments(decl)
         teams = {
-            team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self))
+            team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self),
+                                budget=decl.spec.teams.get(team), defaults=decl.spec.service_defaults.resources,
+                                annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None)
             for team in sorted({s.team for s in decl.services})
         }
         by_name = {s.name: s for s in decl.services}
@@ -54,4 +60,10 @@ class Workloads(pulumi.ComponentResource):
             s.name: Microservice(s, by_name, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
+        if chaos:
+            from .chaos import ChaosSchedules
+
+            for s in decl.services:
+                if s.tier == "critical":
+                    ChaosSchedules(s, by_name, chaos, decl.environment, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self.services[s.name]))
         self.register_outputs({"services": sorted(self.services)})

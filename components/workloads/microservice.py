@@ -7,6 +7,7 @@ the KEDA ScaledObject or Flagger owns it, and a `pulumi up` must not reset it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,7 +18,7 @@ import pulumi_kubernetes as k8s
 from components.aws import iam
 from components.spec import Service
 
-from . import traffic
+from . import dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector
 
@@ -37,6 +38,8 @@ class Mesh:
     secret_store: Optional[str]
     monitoring: bool
     mesh: bool
+    # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
+    otlp_endpoint: Optional[str] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -58,6 +61,7 @@ class Microservice(pulumi.ComponentResource):
             self._aws_identity(svc, mesh)
         config = self.obj(k8s.core.v1.ConfigMap, "config", name=f"{svc.name}-config", data=dict(sorted(svc.env.items())))
         secrets = [self._external_secret(s.name, s.vault_path, s.keys) for s in svc.secrets]
+        secrets += [self._sealed_secret(s.name, s.encrypted_data) for s in svc.sealed_secrets]
 
         autoscaler = self._autoscaler(svc, mesh)
         fixed = autoscaler is None and not canary
@@ -65,7 +69,7 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": selector(svc)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
             "revisionHistoryLimit": 5,
-            "template": pod_template(svc, mesh.environment, f"{svc.name}-config"),
+            "template": pod_template(svc, mesh.environment, f"{svc.name}-config", mesh.otlp_endpoint),
         }
         if fixed:
             spec["replicas"] = svc.replicas.min
@@ -91,6 +95,8 @@ class Microservice(pulumi.ComponentResource):
             self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
 
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, services, mesh.peers, canary))
+        if mesh.peers.collector:
+            self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=f"{svc.name}-telemetry", spec=traffic.telemetry_egress(svc, mesh.peers.collector))
         if mesh.mesh:
             self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, services, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
@@ -125,6 +131,14 @@ class Microservice(pulumi.ComponentResource):
             "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
         })
 
+    def _sealed_secret(self, name: str, encrypted_data: dict[str, str]):
+        # Ciphertext only: the sealed-secrets controller unseals it in the cluster into the Secret `name`.
+        from components.addons import sealed_secrets
+
+        meta = labels(self.svc, self.mesh_info.environment)
+        return self.custom(sealed_secrets.API_VERSION, sealed_secrets.KIND, f"sealed-{name}", name=name,
+                           spec=sealed_secrets.sealed_secret_spec(name, self.ns, encrypted_data, meta))
+
     def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
         if svc.scaling.sqs:
             sqs = svc.scaling.sqs
@@ -156,6 +170,8 @@ class Microservice(pulumi.ComponentResource):
                                        role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
     def _observability(self, svc: Service) -> None:
+        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=f"{svc.name}-dashboard", extra_labels=dashboard.DASHBOARD_LABEL,
+                 data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc), indent=1)})
         # A metrics Service of our own: Flagger's generated Services select only primary or canary pods.
         metrics = self.obj(k8s.core.v1.Service, "metrics", name=f"{svc.name}-metrics", extra_labels=METRICS_LABEL, spec={
             "selector": {SERVICE_LABEL: svc.name},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Optional
 
 from components.scheduling import priority_class_name
 from components.spec import Service
@@ -42,11 +42,28 @@ def selector(svc: Service) -> dict[str, str]:
 
 def config_checksum(svc: Service) -> str:
     """Changes whenever the ConfigMap or the secrets' sources change, so pods roll."""
-    material = json.dumps({"env": svc.env, "secrets": [s.model_dump() for s in svc.secrets]}, sort_keys=True)
+    sources: dict = {"env": svc.env, "secrets": [s.model_dump() for s in svc.secrets]}
+    if svc.sealed_secrets:
+        # A new ciphertext is a new value: the pods must restart to read it from their env.
+        sources["sealedSecrets"] = [s.model_dump() for s in svc.sealed_secrets]
+    material = json.dumps(sources, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def pod_template(svc: Service, environment: str, config_map: str) -> dict[str, Any]:
+def tracing_env(svc: Service, otlp_endpoint: str) -> list[dict[str, str]]:
+    """OpenTelemetry SDK settings (the spec's environment variables, read by every language's SDK):
+    traces to the platform's collector. Metrics stay scraped by Prometheus and logs go through stdout
+    to the log shipper, so the SDK exports neither (nothing arrives twice, nothing is refused)."""
+    return [
+        {"name": "OTEL_SERVICE_NAME", "value": svc.name},
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint},
+        {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+        {"name": "OTEL_METRICS_EXPORTER", "value": "none"},
+        {"name": "OTEL_LOGS_EXPORTER", "value": "none"},
+    ]
+
+
+def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint: Optional[str] = None) -> dict[str, Any]:
     probe = lambda path: {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
     container: dict[str, Any] = {
         "name": svc.name,
@@ -57,6 +74,9 @@ def pod_template(svc: Service, environment: str, config_map: str) -> dict[str, A
         "env": [
             {"name": key, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
             for secret in svc.secrets for key in secret.keys
+        ] + [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": sealed.name, "key": key}}}
+            for sealed in svc.sealed_secrets for key in sorted(sealed.encrypted_data)
         ],
         "resources": {
             "requests": {"cpu": svc.resources.requests.cpu, "memory": svc.resources.requests.memory},
@@ -73,6 +93,8 @@ def pod_template(svc: Service, environment: str, config_map: str) -> dict[str, A
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+    if otlp_endpoint:
+        container["env"] = tracing_env(svc, otlp_endpoint) + container["env"]
     if not container["env"]:
         del container["env"]
     if svc.probes.startup_seconds:

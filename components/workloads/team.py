@@ -1,11 +1,20 @@
-"""A team's namespace: mesh injection, Pod Security labels, and default-deny networking."""
+"""A team's namespace: mesh injection, Pod Security labels, default-deny networking, and its budget.
+
+The budget (`teams.<team>` in the stack file) becomes a ResourceQuota on what the team's pods may
+request in total, and a LimitRange that gives any container declared without resources (a debug
+pod, a Job from the team's repository) the stack's service defaults, so the quota can admit it.
+The loader has already checked that the declared services fit the quota at their worst case.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from components.spec.service import Resources
+from components.spec.stack import TeamBudget
 
 # Istio's init container needs NET_ADMIN and NET_RAW, which Pod Security admission would refuse
 # without the Istio CNI plugin; the restricted profile is therefore audited and warned here, and
@@ -16,13 +25,15 @@ POD_SECURITY = {"pod-security.kubernetes.io/warn": "restricted", "pod-security.k
 class TeamNamespace(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
 
-    def __init__(self, team: str, provider: k8s.Provider, mesh: bool, istio_namespace: Optional[str], opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, team: str, provider: k8s.Provider, mesh: bool, istio_namespace: Optional[str], opts: Optional[pulumi.ResourceOptions] = None,
+                 budget: Optional[TeamBudget] = None, defaults: Optional[Resources] = None, annotations: Optional[dict[str, str]] = None):
         super().__init__("platform:workloads:TeamNamespace", team, None, opts)
         labels = {**POD_SECURITY, "platform.io/team": team}
         if mesh:
             labels["istio-injection"] = "enabled"
         child = pulumi.ResourceOptions(parent=self, provider=provider)
-        self.namespace = k8s.core.v1.Namespace(f"{team}-namespace", metadata={"name": team, "labels": labels}, opts=child)
+        metadata: dict[str, Any] = {"name": team, "labels": labels, **({"annotations": annotations} if annotations else {})}
+        self.namespace = k8s.core.v1.Namespace(f"{team}-namespace", metadata=metadata, opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.namespace])
         k8s.networking.v1.NetworkPolicy(
             f"{team}-default-deny", metadata={"name": "default-deny", "namespace": team},
@@ -42,4 +53,22 @@ class TeamNamespace(pulumi.ComponentResource):
             f"{team}-platform-egress", metadata={"name": "platform-egress", "namespace": team},
             spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": egress}, opts=in_ns,
         )
+        if budget is not None:
+            k8s.core.v1.ResourceQuota(f"{team}-quota", metadata={"name": "team-budget", "namespace": team}, spec=quota_spec(budget), opts=in_ns)
+        if defaults is not None:
+            k8s.core.v1.LimitRange(f"{team}-limits", metadata={"name": "container-defaults", "namespace": team}, spec=limit_range_spec(defaults), opts=in_ns)
         self.register_outputs({"namespace": team})
+
+
+def quota_spec(budget: TeamBudget) -> dict[str, Any]:
+    # Requests, not limits: a quota on limits.cpu would force CPU limits, which the services leave unset.
+    return {"hard": {"requests.cpu": budget.cpu, "requests.memory": budget.memory, "pods": str(budget.pods)}}
+
+
+def limit_range_spec(defaults: Resources) -> dict[str, Any]:
+    limits = {k: v for k, v in (("cpu", defaults.limits.cpu), ("memory", defaults.limits.memory)) if v}
+    return {"limits": [{
+        "type": "Container",
+        "defaultRequest": {"cpu": defaults.requests.cpu, "memory": defaults.requests.memory},
+        "default": limits,
+    }]}

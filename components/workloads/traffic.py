@@ -25,6 +25,8 @@ class Peer:
     namespace: str
     pod_labels: dict[str, str]
     service_account: Optional[str] = None
+    # The ports the service calls it on, for peers the service sends to.
+    ports: tuple[int, ...] = ()
 
     @property
     def principal(self) -> str:
@@ -41,6 +43,8 @@ class Platform:
     ingress: Optional[Peer]
     prometheus: Optional[Peer]
     loadtester: Optional[Peer]
+    # Where the app's SDK and its sidecar send spans (OTLP).
+    collector: Optional[Peer] = None
 
 
 def service_peer(svc: Service) -> Peer:
@@ -75,6 +79,16 @@ def network_policy(svc: Service, services: dict[str, Service], platform: Platfor
         "policyTypes": ["Ingress", "Egress"],
         "ingress": ingress,
         "egress": egress,
+    }
+
+
+def telemetry_egress(svc: Service, collector: Peer) -> dict[str, Any]:
+    """The service's pods (app SDK and sidecar) may send spans to the tracing collector. A policy of its
+    own: the service's main policy stays exactly its declared call graph, and policies add up."""
+    return {
+        "podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [collector.network_peer()], "ports": [{"port": port, "protocol": "TCP"} for port in collector.ports]}],
     }
 
 

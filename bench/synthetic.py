@@ -1,0 +1,54 @@
+"""Synthetic stacks of N services, shaped like the samples: mixed tiers, canaries, fan-out."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "stacks"]
+REGISTRY = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop"
+
+
+def service(i: int, rng: random.Random) -> dict:
+    name = f"svc-{i:04d}"
+    tier = rng.choices(["critical", "standard", "batch"], weights=[1, 7, 2])[0]
+    decl: dict = {
+        "name": name,
+        "team": f"team-{i % max(1, 5 + i // 50):02d}" if i else "team-00",
+        "image": f"{REGISTRY}/{name}:1.{i % 7}.{i % 3}",
+        "port": 8080,
+        "tier": tier,
+    }
+    # Fan-out like the samples: a few calls to services declared before this one.
+    if i:
+        decl["dependsOn"] = sorted({f"svc-{rng.randrange(i):04d}" for _ in range(rng.choice([0, 1, 2, 3]))})
+    if rng.random() < 0.1:
+        decl["expose"] = {"host": f"{name}.example.com"}
+    if rng.random() < 0.3:
+        decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"apps/{name}/db", "keys": ["DATABASE_URL"]}]
+    if tier == "batch" and rng.random() < 0.5:
+        decl["scaling"] = {"sqs": {"queueName": f"{name}-jobs"}}
+        decl["replicas"] = {"min": 1, "max": 10}
+    decl["env"] = {"LOG_LEVEL": "info"}
+    return decl
+
+
+def make_project(target: Path, n: int, seed: int = 7) -> Path:
+    """A copy of the project's declarations whose services are n synthetic ones."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in COPIED:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target / name)
+    services = target / "stacks" / "services"
+    shutil.rmtree(services)
+    services.mkdir()
+    rng = random.Random(seed)
+    for i in range(n):
+        (services / f"svc-{i:04d}.yaml").write_text(yaml.safe_dump(service(i, rng), sort_keys=False))
+    return target

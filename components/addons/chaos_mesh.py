@@ -1,0 +1,102 @@
+"""Chaos Mesh: scheduled fault injection for the critical services of non-prod stacks.
+
+The addon installs the controller, the dashboard and the chaos daemon; the workloads component
+(components/workloads/chaos.py) gives every critical service two chaos-mesh.org/v1alpha1 Schedules
+in its team namespace: a PodChaos that kills one of its pods, and a NetworkChaos that delays one
+pod's traffic to the services it depends on. Both run every few hours (Settings), so the canary
+analysis, PodDisruptionBudgets, retries and SLO alerts are exercised by something other than an
+incident.
+
+Never in prod: the stack model rejects this addon in a prod stack (StackSpec, NON_PROD_ADDONS),
+and the workloads component creates no experiment in prod even so. A privileged daemon on every
+node that can kill pods and rewrite their network is too large a blast radius for a setting;
+a production game day is a deliberate, reviewed change.
+
+Guard rails: `controllerManager.enableFilterNamespace` limits injection to namespaces annotated
+INJECT_ANNOTATION, which only the team namespaces carry when experiments are on, so the
+platform's own namespaces (Istio, Prometheus, Vault, ...) can never be a target, even of a
+hand-made experiment. The dashboard keeps its security mode (a Kubernetes token is required) and is
+only a ClusterIP service.
+
+EKS nodes run containerd: the daemon reaches it at /run/containerd/containerd.sock (the chart's
+default is Docker's socket). It tolerates the Karpenter pools' taints, so it also runs on the
+dedicated nodes where critical services live; a NetworkChaos needs the daemon on the target's node.
+
+helm.v3.Release: the chart installs the CRDs (crds/) and generates the webhook and mTLS
+certificates at render time; the release waits for the controller and its webhooks, which must be
+serving before the services' Schedules are created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from components.spec import Declarations
+from components.spec.base import Spec, field
+from components.versions import CHAOS_MESH
+
+from .base import Addon
+
+NAMESPACE = "chaos-mesh"
+RELEASE = "chaos-mesh"
+API_VERSION = "chaos-mesh.org/v1alpha1"
+CONTROLLER_SERVICE_ACCOUNT = "chaos-controller-manager"
+# With enableFilterNamespace, Chaos Mesh only injects into namespaces annotated like this.
+INJECT_ANNOTATION = {"chaos-mesh.org/inject": "enabled"}
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+
+
+class ChaosMeshSettings(Spec):
+    controller_replicas: int = field("chaos-controller-manager replicas (leader election is always on).", default=1, ge=1, le=3)
+    every_hours: int = field("Hours between two runs of each service's experiments; pod kills on the hour, latency at half past.", default=4, ge=1, le=24)
+    latency_ms: int = field("Latency added to a critical service's calls to its dependencies, in milliseconds.", default=200, ge=10, le=5000)
+    latency_minutes: int = field("How long the latency experiment lasts, in minutes.", default=5, ge=1, le=30)
+
+
+class ChaosMesh(Addon):
+    name = "chaos-mesh"
+    namespace = NAMESPACE
+    Settings = ChaosMeshSettings
+    # chaos-daemon is privileged, with hostPath mounts of the container runtime socket and /sys.
+    pod_security = "privileged"
+
+    def install(self) -> None:
+        s: ChaosMeshSettings = self.settings
+        self.release = self.helm(CHAOS_MESH, {
+            "controllerManager": {
+                "replicaCount": s.controller_replicas,
+                "enableFilterNamespace": True,
+            },
+            "chaosDaemon": {
+                "runtime": "containerd",
+                "socketPath": CONTAINERD_SOCKET,
+                "tolerations": pool_tolerations(self.ctx.decl),
+            },
+            "dashboard": {"service": {"type": "ClusterIP"}},
+            # DNSChaos is not used; its CoreDNS fork would only be another deployment to run.
+            "dnsServer": {"create": False},
+        }, release=RELEASE)
+
+    def outputs(self) -> dict[str, Any]:
+        return {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}
+
+
+def pool_tolerations(decl: Declarations) -> list[dict[str, str]]:
+    """Tolerations for every taint of the stack's Karpenter pools (key=value:Effect)."""
+    found = []
+    for pool in decl.spec.karpenter.node_pools:
+        for taint in pool.taints:
+            key, _, rest = taint.partition("=")
+            value, _, effect = rest.partition(":")
+            toleration = {"key": key, "operator": "Equal", "value": value, "effect": effect}
+            if toleration not in found:
+                found.append(toleration)
+    return found
+
+
+def experiments(decl: Declarations) -> Optional[ChaosMeshSettings]:
+    """The experiment settings when this stack runs scheduled experiments, else None (addon off, or prod)."""
+    spec = decl.spec
+    if decl.environment == "prod" or not spec.addon_enabled(ChaosMesh.name):
+        return None
+    return ChaosMeshSettings.model_validate(spec.addons[ChaosMesh.name].settings, context={"environment": decl.environment})

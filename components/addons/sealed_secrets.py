@@ -1,0 +1,62 @@
+"""Sealed Secrets: encrypted values committed to Git, decrypted only inside the cluster.
+
+The alternative to Vault paths for a service that wants its secret next to its declaration: a team
+encrypts a value with the controller's public key (`kubeseal`), commits the ciphertext under
+`sealedSecrets` in its service file, and the workloads component turns it into a SealedSecret
+(bitnami.com/v1alpha1) in the team's namespace; the controller unseals it into a Secret of the same
+name, which the pods read through env secretKeyRefs. Only this cluster's controller holds the
+private key, so a ciphertext is per stack (declare it under `envs.<stack>`).
+
+The controller runs in its own namespace, NAMESPACE, under the name kubeseal expects by default
+(`fullnameOverride: sealed-secrets-controller`, as the chart's README recommends); kubeseal's other
+default, namespace kube-system, is not used because this platform does not manage objects in
+kube-system, so users pass `--controller-namespace sealed-secrets` or export
+SEALED_SECRETS_CONTROLLER_NAMESPACE=sealed-secrets (see the README's kubeseal flow).
+
+Sealed values use kubeseal's default `strict` scope: the ciphertext is bound to the Secret's name
+and namespace, so it cannot be replayed into another team's namespace.
+
+helm.v3.Release: the chart installs the SealedSecret CRD (crds/), and the release waits for the
+controller, which must have generated its key pair before anything is sealed or unsealed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.versions import SEALED_SECRETS
+
+from .base import Addon
+
+NAMESPACE = "sealed-secrets"
+RELEASE = "sealed-secrets"
+# kubeseal's default --controller-name; the chart names the Deployment, Service and account after it.
+CONTROLLER_NAME = "sealed-secrets-controller"
+SERVICE_ACCOUNT = CONTROLLER_NAME
+API_VERSION = "bitnami.com/v1alpha1"
+KIND = "SealedSecret"
+
+
+class SealedSecrets(Addon):
+    name = "sealed-secrets"
+    namespace = NAMESPACE
+    # The chart's container context drops all capabilities and runs read-only as non-root, but it
+    # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
+    pod_security = "baseline"
+
+    def install(self) -> None:
+        self.release = self.helm(SEALED_SECRETS, {
+            "fullnameOverride": CONTROLLER_NAME,
+            "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        }, release=RELEASE)
+
+    def outputs(self) -> dict[str, Any]:
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}
+
+
+def sealed_secret_spec(name: str, namespace: str, encrypted_data: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+    """The SealedSecret spec: ciphertexts as kubeseal wrote them, and the Secret they unseal into."""
+    return {
+        "encryptedData": dict(sorted(encrypted_data.items())),
+        "template": {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "type": "Opaque"},
+    }

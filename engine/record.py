@@ -1,0 +1,91 @@
+"""`python -m engine.record STACK`: one offline run of a stack, as JSON on stdout.
+
+This is the stable seam `make diff` uses to run a *different checkout* of the project (the base of a
+pull request) with that checkout's own code: `engine.diff` starts this module in a subprocess whose
+working directory is the base worktree, so the base's program, components, renderer and policy
+rules decide what the base looked like. It prints one JSON document:
+
+    {"format": 1, "stack": ..., "resources": [...], "outputs": {...},
+     "manifests": {"<namespace>/<kind>-<name>.yaml": {...}}, "policy": {...},
+     "services": {"<name>": {"team": ..., "tier": ..., "dependsOn": [...]}}}
+
+`resources` are the records of `build/<stack>/resources.json` (secrets already "[secret]"),
+`policy` is the report of `build/<stack>/policy.json`. `--out FILE` writes the document to a file
+instead. Exit status: 0 with the document, 2 with a
+one-paragraph message on stderr when the declarations or the program are rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+def record(stack: str, root: Path) -> dict[str, Any]:
+    """Run `stack` from the project at `root` and return the document described above.
+
+    Raises components.spec.SpecError or engine.runtime.ProgramError on rejected input."""
+    from components.spec import load
+
+    from .runtime import run
+
+    decl = load(stack, root)
+    return document(run(stack, root), decl)
+
+
+def document(recording: Any, decl: Any) -> dict[str, Any]:
+    """The document of one recording (engine.recording.Recording) and its declarations."""
+    from policy import settings as policy_settings
+    from policy.evaluate import evaluate, recorded_subjects
+
+    from . import render
+
+    report = evaluate(recorded_subjects(recording), policy_settings.from_spec(decl.spec))
+    return {
+        "format": FORMAT,
+        "stack": recording.stack,
+        "resources": [r.to_json() for r in recording],
+        "outputs": recording.outputs,
+        "manifests": render.manifest_files(recording),
+        "policy": report.to_json(),
+        "services": {s.name: {"team": s.team, "tier": s.tier, "dependsOn": list(s.depends_on)} for s in decl.services},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.record", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", help="stack name (stacks/<stack>.yaml)")
+    parser.add_argument("--root", type=Path, default=None, help="project root (default: this checkout)")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead of stdout")
+    args = parser.parse_args(argv)
+
+    from components.spec import SpecError
+
+    from .runtime import PROJECT_ROOT, ProgramError
+
+    try:
+        # Anything the program prints goes to stderr: stdout carries only the JSON document.
+        with contextlib.redirect_stdout(sys.stderr):
+            doc = record(args.stack, args.root or PROJECT_ROOT)
+    except SpecError as err:
+        print(f"invalid stack declarations:\n{err}", file=sys.stderr)
+        return 2
+    except ProgramError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    text = json.dumps(doc, sort_keys=True) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

