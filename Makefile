@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test schema check diff clean
+.PHONY: preview test schema check diff bench clean
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -34,6 +34,10 @@ check: $(VENV_STAMP)
 BASE ?= HEAD
 diff: $(VENV_STAMP)
 	$(PY) -m engine.diff $(STACK) --base $(BASE)
+
+## bench: synthetic stacks of N = 10, 100, 500 services against the SDK floor; writes build/bench/results.json
+bench: $(VENV_STAMP)
+	$(PY) -m bench.run
 
 clean:
 	rm -rf build

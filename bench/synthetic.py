@@ -49,6 +49,14 @@ def make_project(target: Path, n: int, seed: int = 7) -> Path:
     shutil.rmtree(services)
     services.mkdir()
     rng = random.Random(seed)
-    for i in range(n):
-        (services / f"svc-{i:04d}.yaml").write_text(yaml.safe_dump(service(i, rng), sort_keys=False))
+    declared = [service(i, rng) for i in range(n)]
+    for decl in declared:
+        (services / f"{decl['name']}.yaml").write_text(yaml.safe_dump(decl, sort_keys=False))
+    # Every team needs a budget; a generous one, so quotas never stop a synthetic stack.
+    teams = sorted({d["team"] for d in declared})
+    for stack in ("dev", "prod"):
+        path = target / "stacks" / f"{stack}.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["teams"] = {team: {"cpu": "1000", "memory": "4000Gi", "pods": 5000} for team in teams}
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target

@@ -7,12 +7,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from components.spec import SpecError, load
-from policy import settings as policy_settings
-from policy.evaluate import evaluate, recorded_subjects
+from components.spec import SpecError
+from policy.evaluate import evaluate_recording
 
 from . import render
-from .runtime import PROJECT_ROOT, ProgramError, run
+from .runtime import PROJECT_ROOT, ProgramError, load_and_run, rejected
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,20 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.root / "build" / args.stack
     try:
         # Loaded here as well as in the program: the summary describes the declared services.
-        decl = load(args.stack, args.root)
-        recording = run(args.stack, args.root)
-    except SpecError as err:
-        print(f"invalid stack declarations:\n{err}", file=sys.stderr)
-        return 2
-    except ProgramError as err:
-        print(str(err), file=sys.stderr)
-        return 2
+        decl, recording = load_and_run(args.stack, args.root)
+    except (SpecError, ProgramError) as err:
+        return rejected(err)
     files = render.write(recording, decl, out)
     kinds = Counter(r.kind for r in recording.kubernetes_objects())
     print(f"stack {args.stack}: {len(recording)} resources, {sum(kinds.values())} Kubernetes objects, {len(decl.services)} services")
     print(f"  wrote {files['resources']}, {files['manifests']}/, {files['summary']}")
     # The policy pack's rules, offline: the same verdict `pulumi preview --policy-pack policy` gives.
-    report = evaluate(recorded_subjects(recording), policy_settings.from_spec(decl.spec))
+    report = evaluate_recording(recording, decl.spec)
     report.write(out / "policy.json")
     print(report.text())
     return 1 if report.blocking else 0

@@ -31,22 +31,19 @@ def record(stack: str, root: Path) -> dict[str, Any]:
     """Run `stack` from the project at `root` and return the document described above.
 
     Raises components.spec.SpecError or engine.runtime.ProgramError on rejected input."""
-    from components.spec import load
+    from .runtime import load_and_run
 
-    from .runtime import run
-
-    decl = load(stack, root)
-    return document(run(stack, root), decl)
+    decl, recording = load_and_run(stack, root)
+    return document(recording, decl)
 
 
 def document(recording: Any, decl: Any) -> dict[str, Any]:
     """The document of one recording (engine.recording.Recording) and its declarations."""
-    from policy import settings as policy_settings
-    from policy.evaluate import evaluate, recorded_subjects
+    from policy.evaluate import evaluate_recording
 
     from . import render
 
-    report = evaluate(recorded_subjects(recording), policy_settings.from_spec(decl.spec))
+    report = evaluate_recording(recording, decl.spec)
     return {
         "format": FORMAT,
         "stack": recording.stack,
@@ -67,18 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from components.spec import SpecError
 
-    from .runtime import PROJECT_ROOT, ProgramError
+    from .runtime import PROJECT_ROOT, ProgramError, rejected
 
     try:
         # Anything the program prints goes to stderr: stdout carries only the JSON document.
         with contextlib.redirect_stdout(sys.stderr):
             doc = record(args.stack, args.root or PROJECT_ROOT)
-    except SpecError as err:
-        print(f"invalid stack declarations:\n{err}", file=sys.stderr)
-        return 2
-    except ProgramError as err:
-        print(str(err), file=sys.stderr)
-        return 2
+    except (SpecError, ProgramError) as err:
+        return rejected(err)
     text = json.dumps(doc, sort_keys=True) + "\n"
     if args.out:
         args.out.write_text(text)

@@ -124,6 +124,23 @@ def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
     return config, secret_keys
 
 
+def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
+    """The stack's declarations and one run of its program, for the offline tools.
+
+    Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either."""
+    from components.spec import load
+
+    return load(stack, root), run(stack, root)
+
+
+def rejected(err: Exception) -> int:
+    """Print a rejected stack's message (no stack trace: it is the user's to fix) and return exit code 2."""
+    from components.spec import SpecError
+
+    print(f"invalid stack declarations:\n{err}" if isinstance(err, SpecError) else str(err), file=sys.stderr)
+    return 2
+
+
 def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:
     """Run the program for `stack` and return what it registered and exported.
 

@@ -72,3 +72,11 @@ def evaluate(subjects: Sequence[Subject], policy: StackPolicy, rules: Iterable[R
 def recorded_subjects(recording: Iterable[Any]) -> list[Subject]:
     """Subjects from the offline engine's records (type, urn, inputs and dependencies, as Pulumi passes them)."""
     return [Subject(r.type, r.urn, r.inputs, dependencies=tuple(r.dependencies)) for r in recording]
+
+
+def evaluate_recording(recording: Any, spec: Any) -> Report:
+    """Every rule over one offline run of a stack, configured from its declarations
+    (what `make preview` and `make diff` report)."""
+    from . import settings
+
+    return evaluate(recorded_subjects(recording), settings.from_spec(spec))

@@ -83,7 +83,7 @@ def test_oidc_provider_follows_the_cluster_issuer(prod):
 
 def test_managed_addons_resolved_for_the_cluster_version(prod):
     found = addons(prod)
-    assert set(found) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent"}
+    assert set(found) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent", "metrics-server"}
     for addon in found.values():
         assert addon.inputs["addonVersion"].startswith("v") and "-eksbuild." in addon.inputs["addonVersion"]
     assert json.loads(found["vpc-cni"].inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
@@ -102,7 +102,7 @@ def test_cni_before_nodes_and_coredns_after(prod):
     found = addons(prod)
     for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
         assert found[addon].urn in nodes.dependencies
-    for addon in ("coredns", "aws-ebs-csi-driver"):
+    for addon in ("coredns", "aws-ebs-csi-driver", "metrics-server"):
         assert nodes.urn in found[addon].dependencies
 
 

@@ -106,6 +106,13 @@ def test_autoscaling_owns_replicas(stack):
     assert vpa["updatePolicy"] == {"updateMode": "Off"}
 
 
+def test_no_vpa_objects_without_the_recommender(scratch):
+    scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["vpa"].update(enabled=False))
+    rec = run("dev", scratch.root)
+    assert objects(rec, "VerticalPodAutoscaler") == []
+    assert deployment(rec, "inventory")
+
+
 def test_fixed_size_service_sets_replicas(scratch):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 2}))
     rec = run("dev", scratch.root)
@@ -209,7 +216,7 @@ def test_observability(stack):
     assert monitor["endpoints"][0]["port"] == "metrics"
     assert stack.manifest("Service", "orders-metrics", "checkout")["spec"]["ports"][0]["port"] == 9090
     rules = stack.manifest("PrometheusRule", "orders", "checkout")["spec"]["groups"][0]["rules"]
-    assert any(r["alert"] == "ServiceErrorRateHigh" and 'destination_service_name="orders"' in r["expr"] for r in rules)
+    assert any(r["alert"] == "ServiceErrorRateHigh" and 'destination_workload=~"orders(-primary|-canary)?"' in r["expr"] for r in rules)
 
 
 def test_secrets_come_from_vault_through_external_secrets(stack):

@@ -21,7 +21,8 @@ LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 # Addons the nodes need before they can become Ready; the rest run on nodes and wait for them.
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
+# metrics-server (an EKS community addon) feeds the HPAs and the VPA recommender.
+AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "metrics-server")
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
 # Pods that must run on the system node group select it by this label (and tolerate the taint).
 SYSTEM_NODE_LABEL = {"platform.io/node-role": "system"}

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .service import Service
 from .stack import StackSpec
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STACKS_DIR = "stacks"
 SERVICES_DIR = "stacks/services"
 
@@ -84,7 +85,8 @@ def known_stacks(root: Path) -> list[str]:
 def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     rel = _rel(path, root)
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's parser where PyYAML has it: several times faster on hundreds of service files.
+        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.spec import Declarations
 
 from .microservice import Mesh, Microservice
 from .team import TeamNamespace
-from .traffic import Peer, Platform
+from .traffic import Graph, Peer, Platform
 
 
 def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
@@ -34,6 +36,7 @@ def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
         secret_store=external_secrets.CLUSTER_SECRET_STORE if on("external-secrets") else None,
         monitoring=on("prometheus"),
         mesh=on("istio"),
+        vpa=on("vpa"),
         otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
     )
 
@@ -44,7 +47,8 @@ class Workloads(pulumi.ComponentResource):
     def __init__(self, name: str, decl: Declarations, cluster_name: str, region: str, provider: k8s.Provider,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
-        mesh = offered(decl, cluster_name, region)
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account)
         from components.addons import chaos_mesh, istio
 
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
@@ -55,9 +59,9 @@ class Workloads(pulumi.ComponentResource):
                                 annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None)
             for team in sorted({s.team for s in decl.services})
         }
-        by_name = {s.name: s for s in decl.services}
+        graph = Graph.of(decl.services)
         self.services = {
-            s.name: Microservice(s, by_name, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
+            s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
         if chaos:
@@ -65,5 +69,5 @@ class Workloads(pulumi.ComponentResource):
 
             for s in decl.services:
                 if s.tier == "critical":
-                    ChaosSchedules(s, by_name, chaos, decl.environment, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self.services[s.name]))
+                    ChaosSchedules(s, graph.services, chaos, decl.environment, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self.services[s.name]))
         self.register_outputs({"services": sorted(self.services)})

@@ -38,6 +38,10 @@ class Mesh:
     secret_store: Optional[str]
     monitoring: bool
     mesh: bool
+    # The AWS account, looked up once for every service's queue and role ARNs.
+    account_id: pulumi.Input[str] = ""
+    # Whether the VPA recommender runs; without it a VerticalPodAutoscaler has no CRD to exist in.
+    vpa: bool = False
     # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
     otlp_endpoint: Optional[str] = None
 
@@ -47,7 +51,7 @@ class Microservice(pulumi.ComponentResource):
     rollback_seconds: Optional[int]
     promotion_seconds: Optional[int]
 
-    def __init__(self, svc: Service, services: dict[str, Service], mesh: Mesh, provider: k8s.Provider,
+    def __init__(self, svc: Service, graph: traffic.Graph, mesh: Mesh, provider: k8s.Provider,
                  namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Microservice", svc.name, None, opts)
         self.svc, self.mesh_info, self.ns = svc, mesh, svc.team
@@ -85,20 +89,21 @@ class Microservice(pulumi.ComponentResource):
                 "minReplicas": svc.replicas.min, "maxReplicas": svc.replicas.max,
                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
             })
-        self.custom("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "vpa", {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-            # Recommendations only: applying them would fight the HPA over the same pods.
-            "updatePolicy": {"updateMode": "Off"},
-        })
+        if mesh.vpa:
+            self.custom("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "vpa", {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                # Recommendations only: applying them would fight the HPA over the same pods.
+                "updatePolicy": {"updateMode": "Off"},
+            })
         if svc.replicas.max > 1:
             budget = {"maxUnavailable": 1} if svc.tier == "critical" else {"maxUnavailable": "50%"}
             self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
 
-        self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, services, mesh.peers, canary))
+        self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
             self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=f"{svc.name}-telemetry", spec=traffic.telemetry_egress(svc, mesh.peers.collector))
         if mesh.mesh:
-            self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, services, mesh.peers, canary))
+            self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, graph, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
         if canary:
             self.custom("flagger.app/v1beta1", "Canary", "canary", canary_spec(svc, autoscaler, mesh.loadtester_url, mesh.gateway), depends_on=[self.deployment])
@@ -146,8 +151,7 @@ class Microservice(pulumi.ComponentResource):
                 # The KEDA operator reads queue depth with its own Pod Identity role.
                 "podIdentity": {"provider": "aws", "identityOwner": "keda"},
             })
-            queue_url = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id.apply(
-                lambda account: f"https://sqs.{mesh.region}.amazonaws.com/{account}/{sqs.queue_name}")
+            queue_url = pulumi.Output.concat(f"https://sqs.{mesh.region}.amazonaws.com/", mesh.account_id, f"/{sqs.queue_name}")
             self.custom("keda.sh/v1alpha1", "ScaledObject", "scaledobject", depends_on=(auth,), spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
                 "minReplicaCount": svc.replicas.min, "maxReplicaCount": svc.replicas.max,
@@ -162,8 +166,7 @@ class Microservice(pulumi.ComponentResource):
     def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
         statements = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
         if svc.scaling.sqs:
-            queue = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id.apply(
-                lambda account: f"arn:aws:sqs:{mesh.region}:{account}:{svc.scaling.sqs.queue_name}")
+            queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
         role = iam.pod_identity_role(f"{svc.name}-workload", self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
         aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
@@ -182,7 +185,9 @@ class Microservice(pulumi.ComponentResource):
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         })
         error_budget = round(1 - svc.canary.success_rate / 100, 6)
-        requests = f'istio_requests_total{{reporter="destination", destination_workload_namespace="{svc.team}", destination_service_name="{svc.name}"'
+        # By workload, not service: with a canary, Flagger's primary and canary Deployments serve the traffic.
+        workload = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload=~"{svc.name}(-primary|-canary)?"'
+        requests = f'istio_requests_total{{{workload}'
         self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": [{"name": f"{svc.name}-slo", "rules": [
             {
                 "alert": "ServiceErrorRateHigh",
@@ -193,7 +198,7 @@ class Microservice(pulumi.ComponentResource):
             },
             {
                 "alert": "ServiceLatencyHigh",
-                "expr": f'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter="destination", destination_workload_namespace="{svc.team}", destination_service_name="{svc.name}"}}[5m])) by (le)) > {svc.canary.max_latency_ms}',
+                "expr": f'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{{workload}}}[5m])) by (le)) > {svc.canary.max_latency_ms}',
                 "for": "10m",
                 "labels": {"severity": "warning", "team": svc.team, "service": svc.name},
                 "annotations": {"summary": f"{svc.name}: p99 latency above {svc.canary.max_latency_ms}ms"},

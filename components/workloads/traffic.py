@@ -9,7 +9,7 @@ open exactly the declared edges, plus the ingress gateway, Prometheus and Flagge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from components.spec import Service
 
@@ -51,14 +51,28 @@ def service_peer(svc: Service) -> Peer:
     return Peer(namespace=svc.team, pod_labels={SERVICE_LABEL: svc.name}, service_account=svc.name)
 
 
-def callers(svc: Service, services: dict[str, Service]) -> list[Service]:
-    return [other for other in services.values() if svc.name in other.depends_on]
+@dataclass(frozen=True)
+class Graph:
+    """The `dependsOn` graph both ways, built once: who a service calls, and who calls it."""
+
+    services: dict[str, Service]
+    callers: dict[str, tuple[Service, ...]]
+
+    @classmethod
+    def of(cls, services: Iterable[Service]) -> "Graph":
+        by_name = {s.name: s for s in services}
+        callers: dict[str, list[Service]] = {name: [] for name in by_name}
+        for svc in by_name.values():
+            for dep in svc.depends_on:
+                callers[dep].append(svc)
+        return cls(by_name, {name: tuple(found) for name, found in callers.items()})
 
 
-def network_policy(svc: Service, services: dict[str, Service], platform: Platform, canary: bool) -> dict[str, Any]:
+def network_policy(svc: Service, graph: Graph, platform: Platform, canary: bool) -> dict[str, Any]:
     """One NetworkPolicy per service with every allowed edge in and out."""
+    services = graph.services
     serving = [{"port": svc.port, "protocol": "TCP"}]
-    ingress = [{"from": [service_peer(c).network_peer() for c in callers(svc, services)], "ports": serving}]
+    ingress = [{"from": [service_peer(c).network_peer() for c in graph.callers[svc.name]], "ports": serving}]
     if svc.expose and platform.ingress:
         ingress.append({"from": [platform.ingress.network_peer()], "ports": serving})
     if canary and platform.loadtester:
@@ -92,10 +106,10 @@ def telemetry_egress(svc: Service, collector: Peer) -> dict[str, Any]:
     }
 
 
-def authorization_policy(svc: Service, services: dict[str, Service], platform: Platform, canary: bool) -> dict[str, Any]:
+def authorization_policy(svc: Service, graph: Graph, platform: Platform, canary: bool) -> dict[str, Any]:
     """ALLOW only the callers' identities on the service port; metrics are open to the mesh
     boundary (plain text, restricted to Prometheus by the NetworkPolicy)."""
-    principals = [service_peer(c).principal for c in callers(svc, services)]
+    principals = [service_peer(c).principal for c in graph.callers[svc.name]]
     if svc.expose and platform.ingress:
         principals.append(platform.ingress.principal)
     if canary and platform.loadtester:

@@ -86,15 +86,15 @@ def _capabilities_restricted(meta: Pod, spec: Pod) -> Iterator[str]:
 
 RULES = [
     pod_rule("pss-volume-types", "medium", "Pod Security restricted: only configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected and secret volumes.",
-          "Replace other volume sources (nfs, hostPath, awsElasticBlockStore, ...) with a PersistentVolumeClaim or one of the allowed types.", _volume_types),
+             "Replace other volume sources (nfs, hostPath, awsElasticBlockStore, ...) with a PersistentVolumeClaim or one of the allowed types.", _volume_types),
     pod_rule("pss-privilege-escalation", "high", "Pod Security restricted: every container sets allowPrivilegeEscalation: false.",
-          "Set securityContext.allowPrivilegeEscalation: false on every container, init container and ephemeral container.", _privilege_escalation),
+             "Set securityContext.allowPrivilegeEscalation: false on every container, init container and ephemeral container.", _privilege_escalation),
     pod_rule("pss-run-as-non-root", "high", "Pod Security restricted: containers must run as non-root (pod-level runAsNonRoot: true, or on every container).",
-          "Set spec.securityContext.runAsNonRoot: true on the pod (and never false on a container).", _run_as_non_root),
+             "Set spec.securityContext.runAsNonRoot: true on the pod (and never false on a container).", _run_as_non_root),
     pod_rule("pss-run-as-user", "high", "Pod Security restricted: runAsUser is never 0.",
-          "Run as a non-zero UID: remove runAsUser: 0 and set e.g. runAsUser: 65532, or rely on the image's non-root USER.", _run_as_user),
+             "Run as a non-zero UID: remove runAsUser: 0 and set e.g. runAsUser: 65532, or rely on the image's non-root USER.", _run_as_user),
     pod_rule("pss-seccomp-restricted", "medium", "Pod Security restricted: seccomp profile RuntimeDefault or Localhost is set (on the pod, or on every container).",
-          "Set spec.securityContext.seccompProfile.type: RuntimeDefault on the pod.", _seccomp_restricted),
+             "Set spec.securityContext.seccompProfile.type: RuntimeDefault on the pod.", _seccomp_restricted),
     pod_rule("pss-capabilities-restricted", "medium", "Pod Security restricted: containers drop ALL capabilities and add back only NET_BIND_SERVICE.",
-          "Set securityContext.capabilities: {drop: [ALL]} on every container; add only NET_BIND_SERVICE if it binds a port below 1024.", _capabilities_restricted),
+             "Set securityContext.capabilities: {drop: [ALL]} on every container; add only NET_BIND_SERVICE if it binds a port below 1024.", _capabilities_restricted),
 ]
