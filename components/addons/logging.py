@@ -37,12 +37,13 @@ import pulumi_aws as aws
 from pydantic import model_validator
 
 from components.aws import iam
+from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import LOKI, OPENTELEMETRY_COLLECTOR
 
 from .base import Addon
 from .prometheus import grafana_datasource
-from .tracing import COLLECTOR_IMAGE, JAEGER_DATASOURCE_UID, RESTRICTED_CONTAINER
+from .tracing import COLLECTOR_IMAGE, JAEGER_DATASOURCE_UID
 
 NAMESPACE = "logging"
 LOKI_RELEASE = "loki"

@@ -33,6 +33,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
+from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR
 
@@ -69,13 +70,6 @@ BADGER_PATH = "/badger"
 MESH_PROVIDER = "otel-tracing"
 TELEMETRY_NAME = "mesh-default"
 
-RESTRICTED_CONTAINER = {
-    "runAsNonRoot": True,
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 class TracingSettings(Spec):

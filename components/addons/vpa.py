@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import VPA
 
@@ -27,13 +28,6 @@ NAMESPACE = "vpa"
 RELEASE = "vpa"
 # The chart names each component <fullname>-<component>; fullnameOverride pins <fullname>.
 RECOMMENDER_SERVICE_ACCOUNT = f"{RELEASE}-recommender"
-# The chart's containers run as 65534 (podSecurityContext); this completes the restricted profile.
-CONTAINER_SECURITY_CONTEXT = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 class VpaSettings(Spec):
@@ -50,7 +44,8 @@ class Vpa(Addon):
         s: VpaSettings = self.settings
         self.release = self.helm(VPA, {
             "fullnameOverride": RELEASE,
-            "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
+            # The chart runs its containers as 65534; this completes the restricted profile.
+            "containerSecurityContext": RESTRICTED_CONTAINER,
             "recommender": {
                 "enabled": True,
                 "replicas": s.recommender_replicas,

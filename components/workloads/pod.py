@@ -7,6 +7,7 @@ import json
 from typing import Any, Optional
 
 from components.scheduling import priority_class_name
+from components.security import RESTRICTED_CONTAINER
 from components.spec import Service
 
 # Flagger renames the `app.kubernetes.io/name` selector of the primary Deployment it creates
@@ -84,13 +85,7 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
         },
         "readinessProbe": probe(svc.probes.readiness_path or svc.probes.path),
         "livenessProbe": probe(svc.probes.path),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": RESTRICTED_CONTAINER,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if otlp_endpoint:
