@@ -87,6 +87,8 @@ def test_managed_addons_resolved_for_the_cluster_version(prod):
     for addon in found.values():
         assert addon.inputs["addonVersion"].startswith("v") and "-eksbuild." in addon.inputs["addonVersion"]
     assert json.loads(found["vpc-cni"].inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    # Installed before Karpenter: it has to fit on the CriticalAddonsOnly system nodes.
+    assert {"key": "CriticalAddonsOnly", "operator": "Exists"} in json.loads(found["metrics-server"].inputs["configurationValues"])["tolerations"]
 
 
 def test_ebs_csi_driver_has_its_own_pod_identity_role(prod):

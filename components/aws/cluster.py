@@ -24,6 +24,11 @@ BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # metrics-server (an EKS community addon) feeds the HPAs and the VPA recommender.
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "metrics-server")
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+ADDON_CONFIG = {
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+    # Created before Karpenter exists: it must fit on the tainted system nodes or never become ACTIVE.
+    "metrics-server": {"tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}]},
+}
 # Pods that must run on the system node group select it by this label (and tolerate the taint).
 SYSTEM_NODE_LABEL = {"platform.io/node-role": "system"}
 
@@ -121,7 +126,7 @@ class Cluster(pulumi.ComponentResource):
 
     def _addon(self, name: str, cluster: aws.eks.Cluster, spec: ClusterSpec, addon: str, depends_on=(), identity=None) -> aws.eks.Addon:
         version = aws.eks.get_addon_version_output(addon_name=addon, kubernetes_version=spec.kubernetes_version, most_recent=True, opts=pulumi.InvokeOptions(parent=self))
-        config = json.dumps({"enableNetworkPolicy": "true"}) if addon == "vpc-cni" else None
+        config = json.dumps(ADDON_CONFIG[addon]) if addon in ADDON_CONFIG else None
         return aws.eks.Addon(
             f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version.version,
             configuration_values=config, pod_identity_associations=identity,
