@@ -55,10 +55,25 @@ def test_access_entries_only(prod):
     cluster = one(prod, CLUSTER)
     assert cluster.inputs["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
     entries = {r.inputs["principalArn"]: r for r in prod.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "STANDARD"}
-    assert set(entries) == {"arn:aws:iam::444455556666:role/platform-admin", "arn:aws:iam::444455556666:role/sre-readonly"}
+    assert set(entries) == {"arn:aws:iam::444455556666:role/platform-admin", "arn:aws:iam::444455556666:role/platform-deploy", "arn:aws:iam::444455556666:role/sre-readonly"}
     policies = {r.inputs["principalArn"]: r.inputs["policyArn"] for r in prod.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
     assert policies["arn:aws:iam::444455556666:role/platform-admin"].endswith("/AmazonEKSClusterAdminPolicy")
     assert policies["arn:aws:iam::444455556666:role/sre-readonly"].endswith("/AmazonEKSAdminViewPolicy")
+
+
+def test_private_endpoint_admits_only_declared_networks(prod):
+    rules = prod.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    api = [r.inputs for r in rules if r.name.startswith("platform-cluster-api-")]
+    assert [(r["cidrIpv4"], r["fromPort"], r["toPort"]) for r in api] == [("10.200.0.0/24", 443, 443)]
+    assert api[0]["securityGroupId"] == prod.outputs["clusterSecurityGroupId"]
+
+
+def test_kubernetes_provider_waits_for_access_dns_and_storage(prod):
+    provider = one(prod, "pulumi:providers:kubernetes")
+    deps = set(provider.dependencies)
+    for addon in ("coredns", "aws-ebs-csi-driver"):
+        assert addons(prod)[addon].urn in deps
+    assert {r.urn for r in prod.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")} <= deps
 
 
 def test_protection_in_prod_only(prod, dev):
@@ -178,6 +193,7 @@ def test_no_kubernetes_resource_uses_the_default_provider(stack):
     (lambda d: d["network"].update(availabilityZones=2), "network.availabilityZones: prod must span 3 AZs"),
     (lambda d: d["cluster"].update(logRetentionDays=42), "logRetentionDays 42 is not a CloudWatch retention period"),
     (lambda d: d["cluster"]["access"].update(admins=["root"]), "'root' is not an IAM role or user ARN"),
+    (lambda d: d["cluster"]["endpoint"].update(privateAccessCidrs=["0.0.0.0/0"]), "must be the CIDR of a network routed to the VPC"),
 ])
 def test_prod_hardening_violations_are_rejected(scratch, edit, message):
     scratch.edit("stacks/prod.yaml", edit)

@@ -52,7 +52,7 @@ def test_unknown_key_lists_allowed_keys(scratch):
 def test_unknown_nested_key_in_stack(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["cluster"]["endpoint"].update(publicAcess=True))
     msg = refused(scratch)
-    assert "stacks/dev.yaml: cluster.endpoint.publicAcess: unknown key 'publicAcess'; allowed keys: publicAccess, publicAccessCidrs" in msg
+    assert "stacks/dev.yaml: cluster.endpoint.publicAcess: unknown key 'publicAcess'; allowed keys: privateAccessCidrs, publicAccess, publicAccessCidrs" in msg
 
 
 def test_wrong_type(scratch):

@@ -250,3 +250,11 @@ def test_readme_service_example_is_a_valid_complete_declaration(scratch):
     rec = run("prod", scratch.root)
     assert rec.manifest("Deployment", "reviews", "catalog")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/reviews:1.0.0")
     assert rec.manifest("Canary", "reviews", "catalog")
+
+
+def test_prometheus_may_scrape_the_app_and_its_sidecar(prod):
+    from components.addons.prometheus import NAMESPACE as MONITORING
+
+    rules = [rule for rule in network(prod, "orders")["ingress"]
+             if any(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == MONITORING for peer in rule["from"])]
+    assert {p["port"] for rule in rules for p in rule["ports"]} == {9090, 15090}

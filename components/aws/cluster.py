@@ -84,13 +84,22 @@ class Cluster(pulumi.ComponentResource):
         # Karpenter's EC2NodeClass finds the node security group by this tag.
         aws.ec2.Tag(f"{name}-sg-discovery", resource_id=self.cluster_security_group_id, key="karpenter.sh/discovery", value=spec.name, opts=child)
 
+        # The private endpoint answers only what the cluster security group admits: the declared
+        # networks (CI runners, VPN) that deploy to and operate the cluster.
+        for i, cidr in enumerate(spec.endpoint.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-{i}", security_group_id=self.cluster_security_group_id, cidr_ipv4=cidr, ip_protocol="tcp",
+                from_port=443, to_port=443, description=f"Kubernetes API from {cidr}", opts=child,
+            )
+
+        access = []
         for kind, policy, principals in (("admin", "AmazonEKSClusterAdminPolicy", spec.access.admins), ("viewer", "AmazonEKSAdminViewPolicy", spec.access.viewers)):
             for i, principal in enumerate(principals):
                 entry = aws.eks.AccessEntry(f"{name}-{kind}-{i}", cluster_name=cluster_name, principal_arn=principal, type="STANDARD", opts=child)
-                aws.eks.AccessPolicyAssociation(
+                access.append(aws.eks.AccessPolicyAssociation(
                     f"{name}-{kind}-{i}", cluster_name=cluster_name, principal_arn=entry.principal_arn,
                     policy_arn=ACCESS_POLICY + policy, access_scope={"type": "cluster"}, opts=child,
-                )
+                ))
 
         before = [self._addon(name, cluster, spec, addon) for addon in BEFORE_NODES]
         node_role = iam.role(
@@ -100,9 +109,10 @@ class Cluster(pulumi.ComponentResource):
         )
         nodes = self._system_nodes(name, spec, cluster, node_role, private_subnet_ids, before)
         ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}")
+        after = []
         for addon in AFTER_NODES:
             identity = [{"role_arn": ebs_role.arn, "service_account": "ebs-csi-controller-sa"}] if addon == "aws-ebs-csi-driver" else None
-            self._addon(name, cluster, spec, addon, depends_on=[nodes], identity=identity)
+            after.append(self._addon(name, cluster, spec, addon, depends_on=[nodes], identity=identity))
 
         self.name = cluster_name
         self.endpoint = cluster.endpoint
@@ -110,8 +120,10 @@ class Cluster(pulumi.ComponentResource):
         self.node_role_arn = node_role.arn
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(cluster_name, cluster.endpoint, cluster.certificate_authority.data).apply(lambda a: kubeconfig(a[0], a[1], a[2], region)))
         # Server-side apply lets Kubernetes track field ownership, so controllers (Flagger, HPA) and
-        # Pulumi don't overwrite each other's fields. Every Kubernetes resource gets this provider.
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes]))
+        # Pulumi don't overwrite each other's fields. Every Kubernetes resource gets this provider,
+        # which is usable once the deployer's access is granted and nodes, DNS and storage run.
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes, *after, *access]))
         # EKS creates no default StorageClass for new clusters; this one is encrypted gp3 on the EBS CSI driver.
         k8s.storage.v1.StorageClass(
             f"{name}-gp3", metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},

@@ -52,9 +52,13 @@ class NetworkSpec(Spec):
 class EndpointSpec(Spec):
     public_access: bool = field("Whether the API server endpoint is reachable from the internet at all.", default=False)
     public_access_cidrs: list[str] = field("CIDRs allowed to reach the public endpoint; required when publicAccess is on.", default_factory=list)
+    private_access_cidrs: list[str] = field("Networks routed to the VPC (CI runners, VPN) allowed to reach the private endpoint on 443.", default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> "EndpointSpec":
+        for cidr in self.private_access_cidrs:
+            if not _is_cidr(cidr) or cidr in WORLD:
+                raise ValueError(f"privateAccessCidrs entry {cidr!r} must be the CIDR of a network routed to the VPC (never 0.0.0.0/0)")
         for cidr in self.public_access_cidrs:
             if not _is_cidr(cidr):
                 raise ValueError(f"publicAccessCidrs entry {cidr!r} is not a CIDR")

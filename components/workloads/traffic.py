@@ -16,6 +16,8 @@ from components.spec import Service
 from .pod import SERVICE_LABEL
 
 NS_LABEL = "kubernetes.io/metadata.name"
+# Envoy's Prometheus endpoint (http-envoy-prom), scraped by the PodMonitor of the prometheus addon.
+ENVOY_STATS_PORT = 15090
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,10 @@ def network_policy(svc: Service, graph: Graph, platform: Platform, canary: bool)
     if canary and platform.loadtester:
         ingress.append({"from": [platform.loadtester.network_peer()], "ports": serving})
     if platform.prometheus:
-        ingress.append({"from": [platform.prometheus.network_peer()], "ports": [{"port": svc.metrics_port, "protocol": "TCP"}]})
+        # The app's metrics, and the sidecar's: istio_requests_total, which Flagger's analysis and
+        # the SLO alerts read, is served by Envoy itself on its stats port.
+        scraped = [svc.metrics_port, ENVOY_STATS_PORT]
+        ingress.append({"from": [platform.prometheus.network_peer()], "ports": [{"port": p, "protocol": "TCP"} for p in scraped]})
     ingress = [rule for rule in ingress if rule["from"]]
     egress = [
         {"to": [service_peer(services[dep]).network_peer()], "ports": [{"port": services[dep].port, "protocol": "TCP"}]}
