@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Optional
 
-# Kubernetes types that are not objects in the cluster: providers, charts, releases, YAML bundles.
-NOT_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
+# What is not an object in the cluster (providers, charts, releases, YAML bundles) is the policy
+# pack's definition, so the engine and the rules agree on what a Kubernetes object is.
+from policy.rules.base import NOT_OBJECTS
 
 
 @dataclass

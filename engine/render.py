@@ -12,10 +12,10 @@ import yaml
 
 from components.spec import Declarations
 from components.spec.stack import format_cpu, format_memory
+from policy.rules.base import HELM_TYPES
 
 from .recording import Recording
 
-HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 
 
 def write(recording: Recording, decl: Declarations, out: Path) -> dict[str, Path]:

@@ -17,6 +17,8 @@ SEVERITIES = ("low", "medium", "high", "critical")
 CATEGORIES = ("security", "availability")
 # Kubernetes types that are not objects in the cluster: providers, Helm charts and releases, YAML bundles.
 NOT_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
+# Helm releases and charts: the charts' contents are not rendered offline, their settings are.
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 
 
 @dataclass(frozen=True)

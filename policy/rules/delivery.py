@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Iterator, Optional, Sequence
 
-from .base import Rule, Settings, Subject, as_map, dig, duration_seconds, num, show
+from .base import HELM_TYPES, Rule, Settings, Subject, as_map, dig, duration_seconds, num, show
 
-RELEASE_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 CERT_MANAGER = "kubernetes-cert-manager:index:CertManager"
 CANARY = "flagger.app/Canary"
 TIER_LABEL = "platform.io/tier"
@@ -71,7 +70,7 @@ def _canary_required(subjects: Sequence[Subject], settings: Settings) -> Iterato
 RULES = [
     Rule("helm-version-pinned", "Helm charts are pinned to an exact version.", "high", "security",
          "Set the chart version to an exact release (e.g. 1.14.1), never a range, wildcard or omitted version.",
-         RELEASE_TYPES + (CERT_MANAGER,), _chart_version),
+         HELM_TYPES + (CERT_MANAGER,), _chart_version),
     Rule("canary-required", f"Prod Deployments labelled {TIER_LABEL}: critical or {EXPOSED_LABEL}: \"true\" have a Flagger Canary.",
          "high", "availability", "Enable canary for the service (canary: {enabled: true}); a Flagger Canary must target its Deployment.",
          ("apps/Deployment", CANARY), _canary_required, stack=True, prod_only=True),

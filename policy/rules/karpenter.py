@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from .base import Rule, Settings, Subject, as_list, as_map, dig
-from .network import HELM, chart_name
+from .base import HELM_TYPES, Rule, Settings, Subject, as_list, as_map, dig
+from .network import chart_name
 
 NODE_POOL = "karpenter.sh/NodePool"
 NODE_CLASS = "karpenter.k8s.aws/EC2NodeClass"
@@ -32,7 +32,7 @@ def _interruption_queue(subjects: Sequence[Subject], settings: Settings) -> Iter
     spot = [p.name for p in subjects if p.kind == "NodePool" and allows_spot(p)]
     if not spot:
         return
-    for release in (s for s in subjects if s.type in HELM and chart_name(s) == "karpenter"):
+    for release in (s for s in subjects if s.type in HELM_TYPES and chart_name(s) == "karpenter"):
         if not dig(release.props, "values", "settings", "interruptionQueue"):
             yield release, f"NodePools {', '.join(spot)} allow spot but the release sets no settings.interruptionQueue, so spot interruptions are not drained ahead of time"
 
@@ -73,7 +73,7 @@ def _pinned_ami(s: Subject, settings: Settings) -> Iterator[str]:
 RULES = [
     Rule("karpenter-interruption-queue", "When a NodePool allows spot, the Karpenter release sets settings.interruptionQueue.", "high", "availability",
          "Create the SQS interruption queue with its EventBridge rules and pass its name as settings.interruptionQueue to the karpenter chart.",
-         (NODE_POOL,) + HELM, _interruption_queue, stack=True),
+         (NODE_POOL,) + HELM_TYPES, _interruption_queue, stack=True),
     Rule("karpenter-nodepool-limits", "NodePools set CPU and memory limits.", "medium", "availability",
          "Set spec.limits.cpu and spec.limits.memory (cpuLimit/memoryLimit in stacks/<stack>.yaml).", (NODE_POOL,), _limits),
     Rule("karpenter-disruption-budgets", "NodePools declare explicit disruption budgets.", "medium", "availability",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from .base import WORKLOADS, Rule, Settings, Subject, as_list, as_map, dig
+from .base import HELM_TYPES, WORKLOADS, Rule, Settings, Subject, as_list, as_map, dig
 
-HELM = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 # The one Service allowed to be an internet-facing load balancer: the Istio ingress gateway, which
 # runs in its own namespace. Anything else must opt in visibly, with this annotation, in review.
 GATEWAY_NAMESPACE = "istio-ingress"
@@ -74,7 +73,7 @@ def _mtls(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Sub
         for port, cfg in as_map(spec.get("portLevelMtls")).items():
             if dig(cfg, "mode") == "DISABLE":
                 yield pa, f"portLevelMtls {port} mode is DISABLE; use PERMISSIVE for a port that plaintext clients must reach"
-    istiod = [s for s in subjects if s.type in HELM and chart_name(s) == "istiod"]
+    istiod = [s for s in subjects if s.type in HELM_TYPES and chart_name(s) == "istiod"]
     if istiod and not strict_mesh:
         yield istiod[0], f"Istio is installed but no mesh-wide PeerAuthentication (namespace {MESH_ROOT}, no selector) sets mtls.mode STRICT"
 
@@ -95,5 +94,5 @@ RULES = [
          "namespace or workload policy (a workload's port-level PERMISSIVE exception is allowed).",
          "critical", "security",
          f"Declare a PeerAuthentication named default in {MESH_ROOT} with spec.mtls.mode: STRICT, and remove PERMISSIVE/DISABLE overrides.",
-         ("security.istio.io/PeerAuthentication",) + HELM, _mtls, stack=True),
+         ("security.istio.io/PeerAuthentication",) + HELM_TYPES, _mtls, stack=True),
 ]
