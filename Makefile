@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test schema check diff bench clean
+.PHONY: preview test schema check diff bench clean reference reference-check
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -41,3 +41,13 @@ bench: $(VENV_STAMP)
 
 clean:
 	rm -rf build
+
+## reference: regenerate reference/ from upstream charts and CRDs: make reference SOURCE=<dir>
+## (the team's reference layout, or `helm pull --untar` charts beside CRD files); reference-check compares only
+reference: $(VENV_STAMP)
+	@test -n "$(SOURCE)" || { echo "make reference: set SOURCE=<folder of upstream charts and CRDs>" >&2; exit 2; }
+	$(PY) -m engine.reference_build $(SOURCE)
+
+reference-check: $(VENV_STAMP)
+	@test -n "$(SOURCE)" || { echo "make reference-check: set SOURCE=<folder of upstream charts and CRDs>" >&2; exit 2; }
+	$(PY) -m engine.reference_build $(SOURCE) --check

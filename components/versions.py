@@ -1,5 +1,6 @@
-"""Every pinned chart, in one place. Each must match a folder in ../shared/reference/charts/
-(a test checks), so values can be checked against the exact defaults of what gets installed."""
+"""Every pinned chart, in one place. Each has an entry in reference/charts/ made by
+`make reference` (a test checks), so values are checked against the exact defaults of what gets
+installed. To bump a chart: change the pin here, then `make reference SOURCE=<dir>`."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ CHAOS_MESH = Chart("chaos-mesh", "2.8.3", "https://charts.chaos-mesh.org")
 # defaults installed. Newer releases exist: cost-analyzer 2.9.7 was (re)published in July 2026
 # (kubecost/cost-analyzer#374), and Kubecost 3.x ships as chart `kubecost` from
 # https://kubecost.github.io/kubecost (kubecost/kubecost#4160). Moving up needs that chart's values.yaml
-# under ../shared/reference/charts/ first; the keys used here (global.prometheus.*, serviceMonitor,
+# in reference/charts/ first (make reference); the keys used here (global.prometheus.*, serviceMonitor,
 # prometheusRule, reporting) must then be re-checked by tests/test_addons.py.
 KUBECOST = Chart("cost-analyzer", "2.3.3", "https://kubecost.github.io/cost-analyzer/")
 OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts")

@@ -1,20 +1,21 @@
 """Is every Helm value we set a real key of the chart? Helm silently ignores a typo.
 
-Values are compared with the chart's default values.yaml in ../shared/reference/charts/.
+Values are compared with the chart's default values in reference/charts/ (engine/reference.py).
 A map whose default is empty (`resources: {}`) takes any keys; so do the maps that charts
-document as free-form, listed here once with the reason.
+document as free-form, listed here once with the reason. Where the chart ships its own
+values.schema.json, the merged values are also validated against it, as Helm does on install.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import yaml
+import jsonschema
 
 from components.versions import Chart
 
-from .conformance import reference_dir
+from . import reference
+from .conformance import unmasked
 
 # Keys that are free-form maps in every chart that has them (Kubernetes labels and selectors,
 # extra arguments and environment passed through verbatim).
@@ -27,7 +28,6 @@ FREE_FORM_ANYWHERE = {
     "extraArgs": "passed to the binary as --key=value flags",
     "extraEnv": "passed to the container verbatim",
 }
-ISTIO_DEFAULTS = "_internal_defaults_do_not_set"
 # chart name -> dotted path -> reason, for maps a particular chart documents as free-form.
 FREE_FORM: dict[str, dict[str, str]] = {
     "istiod": {
@@ -46,14 +46,34 @@ FREE_FORM: dict[str, dict[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def defaults(chart: Chart) -> dict[str, Any]:
-    path = reference_dir() / "charts" / chart.reference_folder / "values.yaml"
-    values = yaml.safe_load(path.read_text()) or {}
-    # Istio's charts keep their defaults under `_internal_defaults_do_not_set` (a Helm workaround)
-    # and document that users set those keys at the top level, e.g. `service.type`, not
-    # `_internal_defaults_do_not_set.service.type`.
-    return {**values.pop(ISTIO_DEFAULTS, {}), **values}
+    """The chart's default values (Istio's `_internal_defaults_do_not_set` already unwrapped)."""
+    return reference.chart_values(chart)
+
+
+def coalesce(defaults: Any, values: Any) -> Any:
+    """What Helm validates and renders: our values over the chart's, a null deleting the default."""
+    if not isinstance(defaults, dict) or not isinstance(values, dict):
+        return values
+    merged = dict(defaults)
+    for key, value in values.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = coalesce(defaults.get(key), value)
+    return merged
+
+
+def schema_errors(chart: Chart, values: dict[str, Any]) -> list[str]:
+    """Where the merged values break the chart's own values.schema.json (none when it ships none).
+    Secret values are recorded as "[secret]" and their type is unknowable, so they take the default's place."""
+    schema = reference.chart_schema(chart)
+    if schema is None:
+        return []
+    merged = coalesce(defaults(chart), unmasked(values))
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)(schema)
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(values)'}: {e.message[:300]}"
+            for e in sorted(validator.iter_errors(merged), key=lambda e: list(map(str, e.absolute_path)))]
 
 
 def unknown_keys(chart: Chart, values: dict[str, Any]) -> list[str]:

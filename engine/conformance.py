@@ -2,43 +2,39 @@
 
 Core kinds are checked against the Kubernetes OpenAPI schemas bundled by `kubernetes-validate`
 (strict: unknown fields are errors) for the cluster's version; custom kinds against the CRDs in
-`../shared/reference/crds/`, also strictly: where a CRD schema lists properties and does not
-preserve unknown fields, an unknown field is an error, since the API server would silently prune
-it. A kind with no schema is an error, never a skip.
+`reference/crds/`, also strictly: where a CRD schema lists properties and does not preserve
+unknown fields, an unknown field is an error, since the API server would silently prune it; then
+the CRD's CEL rules (engine/cel_rules.py). A kind with no schema is an error, never a skip.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
-from .runtime import PROJECT_ROOT
-
-
-def reference_dir() -> Path:
-    return Path(os.environ.get("PLATFORM_REFERENCE", PROJECT_ROOT.parent / "shared" / "reference"))
+from . import cel_rules, reference
 
 
 def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
     """Every reason the API server would reject (or silently alter) this object; empty when valid."""
-    manifest = _unmasked(manifest)
+    manifest = unmasked(manifest)
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return ["not a Kubernetes object: apiVersion and kind are required"]
     group, _, version = api_version.rpartition("/")
     crd = crd_schemas().get((group, version, kind))
     if crd is not None:
-        validator = jsonschema.Draft7Validator(crd)
-    elif group in crd_groups():
+        found = [_describe(e) for e in sorted(_crd_validator(group, version, kind).iter_errors(manifest),
+                                              key=lambda e: list(map(str, e.absolute_path)))]
+        # The API server runs CEL rules only on objects that pass the structural schema.
+        return found or cel_rules.errors(manifest, crd)
+    if group in crd_groups():
         return [f"{api_version} {kind}: no such kind/version in the reference CRDs of group {group}"]
     else:
         try:
@@ -48,12 +44,12 @@ def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
     return [_describe(e) for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))]
 
 
-def _unmasked(value: Any) -> Any:
+def unmasked(value: Any) -> Any:
     """Secret values are recorded as "[secret]"; their type is unknowable, so they are left out."""
     if isinstance(value, dict):
-        return {k: _unmasked(v) for k, v in value.items() if v != "[secret]"}
+        return {k: unmasked(v) for k, v in value.items() if v != "[secret]"}
     if isinstance(value, list):
-        return [_unmasked(v) for v in value]
+        return [unmasked(v) for v in value]
     return value
 
 
@@ -78,6 +74,15 @@ def _core_validator(api_version: str, kind: str, kubernetes_version: str) -> jso
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+def is_core_kind(api_version: str, kind: str, kubernetes_version: str) -> bool:
+    """Whether Kubernetes itself serves this kind (else it needs a CRD)."""
+    try:
+        _core_validator(api_version, kind, kubernetes_version)
+    except (kv.SchemaNotFoundError, kv.VersionNotSupportedError):
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=None)
 def _core_definitions(folder: str) -> Any:
     return kv.schema_contents(f"{folder}/_definitions.json", folder)
@@ -85,21 +90,14 @@ def _core_definitions(folder: str) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(group, version, kind) -> strict JSON schema, from every CRD in the reference folder."""
-    found = {}
-    crds = reference_dir() / "crds"
-    if not crds.is_dir():
-        raise FileNotFoundError(f"reference CRDs not found at {crds}; set PLATFORM_REFERENCE to the shared/reference folder")
-    for path in sorted(crds.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            for version in spec["versions"]:
-                schema = (version.get("schema") or {}).get("openAPIV3Schema")
-                if schema is not None:
-                    found[(spec["group"], version["name"], spec["names"]["kind"])] = strict(schema)
-    return found
+    """(group, version, kind) -> the CRD's OpenAPI schema as published, from reference/crds/."""
+    return {(crd["group"], version, crd["kind"]): schema
+            for crd in reference.crds() for version, schema in crd["versions"].items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _crd_validator(group: str, version: str, kind: str) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft7Validator(strict(crd_schemas()[(group, version, kind)]))
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,9 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT
-from test_addon_tracing import chart_file, coalesce, release, removed_keys, dig
+from test_addon_tracing import release, removed_keys, dig
+from engine import reference
+from engine.chart_values import coalesce
 
 from components.addons import logging as logs
 from components.addons import prometheus, tracing
@@ -134,7 +136,7 @@ def test_loki_reaches_its_bucket_alone_through_pod_identity(prod):
 
 def test_agent_values_pass_the_charts_schema(stack):
     merged = coalesce(chart_values.defaults(OPENTELEMETRY_COLLECTOR), agent(stack))
-    jsonschema.Draft7Validator(chart_file(OPENTELEMETRY_COLLECTOR, "values.schema.json")).validate(merged)
+    jsonschema.Draft7Validator(reference.chart_schema(OPENTELEMETRY_COLLECTOR)).validate(merged)
     defaults = chart_values.defaults(OPENTELEMETRY_COLLECTOR)
     assert all(dig(defaults, path) is not None for path in removed_keys(agent(stack)))
 

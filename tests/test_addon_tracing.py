@@ -15,8 +15,8 @@ from conftest import ROOT
 from components.addons import istio, prometheus, tracing
 from components.spec import SpecError, load
 from components.versions import ISTIOD, JAEGER, KUBE_PROMETHEUS_STACK, OPENTELEMETRY_COLLECTOR
-from engine import chart_values
-from engine.conformance import reference_dir
+from engine import chart_values, reference
+from engine.chart_values import coalesce
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -26,24 +26,6 @@ OTEL_ENV = ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_O
 def release(rec, name: str):
     [found] = [r for r in rec.of_type(RELEASE) if r.inputs["name"] == name]
     return found
-
-
-def chart_file(chart, name: str) -> Any:
-    path = reference_dir() / "charts" / chart.reference_folder / name
-    return json.loads(path.read_text()) if name.endswith(".json") else yaml.safe_load(path.read_text())
-
-
-def coalesce(defaults: Any, values: Any) -> Any:
-    """What Helm validates and renders: our values over the chart's, a null deleting the default."""
-    if not isinstance(defaults, dict) or not isinstance(values, dict):
-        return values
-    merged = dict(defaults)
-    for key, value in values.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = coalesce(defaults.get(key), value)
-    return merged
 
 
 def removed_keys(values: dict, path: str = "") -> list[str]:
@@ -71,7 +53,7 @@ def test_collector_values_pass_the_charts_schema(stack):
     values = release(stack, tracing.COLLECTOR_RELEASE).inputs["values"]
     merged = coalesce(chart_values.defaults(OPENTELEMETRY_COLLECTOR), values)
     # The file names no draft (its $schema is the unversioned URI): validate as draft 7.
-    jsonschema.Draft7Validator(chart_file(OPENTELEMETRY_COLLECTOR, "values.schema.json")).validate(merged)
+    jsonschema.Draft7Validator(reference.chart_schema(OPENTELEMETRY_COLLECTOR)).validate(merged)
     # What the schema alone would let through but the chart's NOTES.txt fails on.
     assert merged["image"]["repository"] and merged["mode"] == "deployment"
     assert "health_check" in merged["config"]["service"]["extensions"]
@@ -104,12 +86,12 @@ def test_collector_is_an_otlp_gateway_exporting_to_jaeger(stack):
 def test_service_names_and_labels_are_the_charts(stack):
     collector = release(stack, tracing.COLLECTOR_RELEASE).inputs
     assert collector["values"]["fullnameOverride"] == tracing.COLLECTOR_SERVICE == collector["name"]
-    assert tracing.COLLECTOR_POD_LABELS == {"app.kubernetes.io/name": chart_file(OPENTELEMETRY_COLLECTOR, "Chart.yaml")["name"],
+    assert tracing.COLLECTOR_POD_LABELS == {"app.kubernetes.io/name": OPENTELEMETRY_COLLECTOR.name,
                                             "app.kubernetes.io/instance": collector["name"]}
     assert tracing.OTLP_ENDPOINT == "http://otel-collector.tracing.svc.cluster.local:4318"
     # The Jaeger release name contains the chart name, so the chart names its Service after the release.
     jaeger = release(stack, tracing.JAEGER_RELEASE).inputs
-    assert chart_file(JAEGER, "Chart.yaml")["name"] in jaeger["name"] and tracing.JAEGER_SERVICE == jaeger["name"]
+    assert JAEGER.name in jaeger["name"] and tracing.JAEGER_SERVICE == jaeger["name"]
     assert "fullnameOverride" not in jaeger["values"]
 
 

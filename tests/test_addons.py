@@ -7,9 +7,8 @@ import pytest
 from components.addons import discover
 from components.addons.registry import install_order
 from components.spec import SpecError, load
-from components.versions import CHARTS
-from engine import chart_values
-from engine.conformance import reference_dir
+from components.versions import CERT_MANAGER, CHARTS
+from engine import chart_values, reference
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -21,7 +20,7 @@ def chart_of(release) -> str:
 
 def test_every_pin_has_a_reference_folder():
     for chart in CHARTS.values():
-        assert (reference_dir() / "charts" / chart.reference_folder / "values.yaml").is_file(), chart.reference_folder
+        assert (reference.chart_dir(chart) / reference.VALUES).is_file(), chart.reference_folder
 
 
 def test_every_release_is_pinned_to_a_reference_version(stack):
@@ -108,3 +107,17 @@ def test_turning_an_addon_off_removes_it_and_nothing_else(scratch, dev):
     removed = {r.urn for r in dev} - {r.urn for r in without}
     assert removed and all(f"platform:addons:{addons[leaf].__name__}" in urn for urn in removed), sorted(removed)[:5]
     assert {r.urn for r in without} <= {r.urn for r in dev}
+
+
+def test_every_release_passes_the_charts_own_values_schema(stack):
+    checked = 0
+    for release in stack.of_type(RELEASE):
+        chart = CHARTS[chart_of(release)]
+        assert chart_values.schema_errors(chart, release.inputs.get("values") or {}) == [], release.name
+        checked += reference.chart_schema(chart) is not None
+    assert checked >= 2  # cert-manager, vault and the collectors ship a schema
+
+
+def test_a_value_of_the_wrong_type_breaks_the_charts_schema():
+    assert chart_values.schema_errors(CERT_MANAGER, {"replicaCount": 1}) == []
+    assert any(e.startswith("replicaCount:") for e in chart_values.schema_errors(CERT_MANAGER, {"replicaCount": "three"}))

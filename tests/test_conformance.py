@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from engine import conformance
+import copy
+
+from engine import cel_rules, conformance
 
 NODEPOOL = {
     "apiVersion": "karpenter.sh/v1",
@@ -62,3 +64,49 @@ def test_every_rendered_manifest_conforms(stack):
     version = "1.35"
     for obj in stack.kubernetes_objects():
         assert conformance.errors(obj.inputs, version) == [], obj.urn
+
+
+# -- CEL rules (x-kubernetes-validations) ----------------------------------------------------------
+
+def test_cel_rule_of_a_crd_rejects_what_the_api_server_would():
+    bad = copy.deepcopy(NODEPOOL)
+    bad["spec"]["template"]["spec"]["requirements"] = [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []}]
+    assert any("rule `self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)`" in e for e in conformance.errors(bad, "1.35"))
+    reserved = copy.deepcopy(NODEPOOL)
+    reserved["spec"]["template"]["spec"]["requirements"] = [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["a"]}]
+    assert any("kubernetes.io/hostname" in e for e in conformance.errors(reserved, "1.35"))
+
+
+def test_cel_sees_defaults_applied_first():
+    entry = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "db", "namespace": "a"},
+             "spec": {"hosts": ["db.internal"], "ports": [{"number": 5432, "name": "tcp", "protocol": "TCP"}],
+                      "endpoints": [{"address": "10.0.0.1"}]}}
+    # resolution defaults to NONE, and NONE may not list endpoints.
+    assert any("endpoints" in e for e in conformance.errors(entry, "1.35"))
+    entry["spec"]["resolution"] = "STATIC"
+    assert conformance.errors(entry, "1.35") == []
+
+
+def test_kubernetes_cel_libraries():
+    assert cel_rules.errors({"k": "karpenter.sh/foo"}, {"type": "object", "properties": {"k": {
+        "type": "string", "x-kubernetes-validations": [{"rule": "self.find('^([^/]+)') == 'karpenter.sh'"}]}}}) == []
+    url = {"type": "string", "x-kubernetes-validations": [{"rule": "isURL(self) && url(self).getScheme() in ['https']", "message": "https only"}]}
+    assert cel_rules.errors("https://a.example", url) == []
+    assert cel_rules.errors("http://a.example", url) == ["(object): https only (rule `isURL(self) && url(self).getScheme() in ['https']`)"]
+
+
+def test_a_rule_that_cannot_be_evaluated_is_reported_not_passed():
+    schema = {"type": "string", "x-kubernetes-validations": [{"rule": "quantity(self).isGreaterThan(quantity('1'))"}]}
+    [error] = cel_rules.errors("2", schema)
+    assert "could not be evaluated" in error
+
+
+def test_a_missing_key_fails_the_rule_as_on_the_api_server():
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": "self.a == 1"}]}
+    assert "no such key" in cel_rules.errors({}, schema)[0]
+    assert cel_rules.errors({"a": 1}, schema) == []
+
+
+def test_transition_rules_are_not_run_on_create():
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": "self.a == oldSelf.a"}]}
+    assert cel_rules.errors({"a": 1}, schema) == []

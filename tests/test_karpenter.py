@@ -10,8 +10,7 @@ import pytest
 
 from components.karpenter.permissions import INTERRUPTION_EVENTS, NODE_POLICIES, controller_policies, queue_policy
 from components.versions import KARPENTER, KARPENTER_CRD
-from engine import chart_values
-from engine.conformance import reference_dir
+from engine import chart_values, reference
 
 UPSTREAM = json.loads((Path(__file__).parent / "fixtures" / "karpenter_v1_14_template.json").read_text())
 PLACEHOLDERS = ("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}", "${ClusterName}", "${KarpenterNodeRole.Arn}", "${KarpenterInterruptionQueue.Arn}")
@@ -117,7 +116,7 @@ def test_charts_are_pinned_to_the_reference(prod):
     assert crd["version"] == controller["version"] == "1.14.1"
     assert controller["skipCrds"] is True
     for chart in (KARPENTER, KARPENTER_CRD):
-        assert (reference_dir() / "charts" / chart.reference_folder / "values.yaml").is_file()
+        assert (reference.chart_dir(chart) / reference.VALUES).is_file()
 
 
 def test_controller_values_exist_in_the_chart(prod):

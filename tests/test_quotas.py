@@ -11,8 +11,8 @@ from components.addons import kubecost, prometheus
 from components.spec import SpecError, load
 from components.spec.stack import ROLLOUT_SURGE, SIDECAR_REQUESTS, cpu_millis, format_memory, memory_bytes
 from components.versions import ISTIOD, KUBECOST
-from engine import chart_values
-from engine.conformance import errors, reference_dir
+from engine import chart_values, reference
+from engine.conformance import errors
 from engine.render import summary
 from engine.runtime import run
 
@@ -41,7 +41,7 @@ def test_kubecost_keys_are_the_charts(stack):
 
 
 def test_kubecost_is_pinned_to_the_reference_snapshot():
-    assert (reference_dir() / "charts" / KUBECOST.reference_folder / "values.yaml").is_file()
+    assert (reference.chart_dir(KUBECOST) / reference.VALUES).is_file()
     assert KUBECOST.repository == "https://kubecost.github.io/cost-analyzer/"
 
 
