@@ -20,7 +20,7 @@ from test_policy_cloud import CASES as CLOUD_CASES
 from test_policy_pod_security import CASES as POD_CASES
 from test_policy_workloads import CASES as WORKLOAD_CASES
 
-from components.spec import load
+from components.spec import SpecError, load
 from policy import docs, settings
 from policy.pack import policies
 from policy.rules import BY_ID, RULES
@@ -142,3 +142,21 @@ def test_policy_project_files_are_valid_for_the_cli():
             assert pins[line.split("==")[0]] == line, f"policy/requirements.txt pins {line}, the project pins {pins.get(line.split('==')[0])}"
     for path in settings.CONFIG_DIR.glob("*.json"):
         assert set(json.loads(path.read_text())) == set(BY_ID)
+
+
+def test_pod_security_version_flows_from_the_stack_to_the_pack(scratch):
+    scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(podSecurityVersion="1.33"))
+    policy = settings.from_spec(load("prod", scratch.root).spec)
+    assert policy.settings.pod_security_version == (1, 33)
+    config = settings.pack_config(policy)
+    assert config["pss-sysctls"]["podSecurityVersion"] == "1.33"
+    assert settings.from_pack_config(config).settings.pod_security_version == (1, 33)
+    # Without configuration the pack judges by the newest standard it knows.
+    assert settings.from_pack_config({}).settings.pod_security_version == (1, 37)
+
+
+@pytest.mark.parametrize("version", ["1.22", "1.38", "2.0", "latest"])
+def test_an_unknown_pod_security_version_is_a_declaration_error(scratch, version):
+    scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(podSecurityVersion=version))
+    with pytest.raises(SpecError, match="podSecurityVersion"):
+        load("prod", scratch.root)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from policy_samples import DEV, changed, deployment, findings, first, pod, workload
 
-from policy.rules.base import WORKLOADS
+from policy.rules.base import POD_SECURITY_LATEST, WORKLOADS, Settings
 
 OK = deployment()
 
@@ -52,6 +52,8 @@ CASES = [
     ("pss-run-as-user", changed(OK, lambda d: pod_ctx(d).update(runAsUser=65532)),
      changed(OK, lambda d: ctx(d).update(runAsUser=0)), "runAsUser is 0"),
     ("pss-seccomp-restricted", OK, changed(OK, lambda d: pod_ctx(d).pop("seccompProfile")), "seccompProfile.type is set neither"),
+    ("pss-proc-mount-restricted", changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Default"))),
+     changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Unmasked"))), "procMount is 'Unmasked'"),
     ("pss-capabilities-restricted", changed(OK, lambda d: ctx(d)["capabilities"].update(add=["NET_BIND_SERVICE"])),
      changed(OK, lambda d: ctx(d)["capabilities"].update(drop=["NET_RAW"])), "capabilities.drop must include ALL"),
 ]
@@ -124,3 +126,76 @@ def test_pod_security_does_not_depend_on_the_environment():
 def test_non_workloads_are_not_judged():
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"hostNetwork": True}}
     assert findings("pss-host-namespaces", service) == []
+
+
+# -- the standard's changes by version (policy.podSecurityVersion) ---------------------------------
+
+def at(version: tuple[int, int]) -> Settings:
+    return Settings(environment="prod", pod_security_version=version)
+
+
+def sysctl(name: str):
+    return changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": name, "value": "1"}]))
+
+
+@pytest.mark.parametrize("name, since", [("net.ipv4.ip_local_reserved_ports", (1, 27)), ("net.ipv4.tcp_keepalive_time", (1, 29)),
+                                         ("net.ipv4.tcp_rmem", (1, 32)), ("net.ipv4.tcp_wmem", (1, 32)),
+                                         ("net.ipv4.tcp_slow_start_after_idle", (1, 37)), ("net.ipv4.tcp_notsent_lowat", (1, 37))])
+def test_the_safe_sysctls_grow_by_version(name, since):
+    assert findings("pss-sysctls", sysctl(name), at(since)) == []
+    assert findings("pss-sysctls", sysctl(name), at((since[0], since[1] - 1))) == [f"pod: sysctls {name} are not in the safe set"]
+
+
+def test_the_default_version_is_the_newest_known():
+    assert Settings().pod_security_version == POD_SECURITY_LATEST == (1, 37)
+    assert findings("pss-sysctls", sysctl("net.ipv4.tcp_notsent_lowat")) == []
+
+
+def test_probe_hosts_are_checked_from_1_34():
+    bad = changed(OK, lambda d: first(d)["livenessProbe"]["httpGet"].update(host="169.254.169.254"))
+    assert findings("pss-probe-host", bad, at((1, 33))) == []
+    assert findings("pss-probe-host", bad, at((1, 34)))
+
+
+def test_selinux_container_engine_type_is_allowed_from_1_31():
+    engine = changed(OK, lambda d: pod_ctx(d).update(seLinuxOptions={"type": "container_engine_t"}))
+    assert findings("pss-selinux", engine, at((1, 31))) == []
+    assert findings("pss-selinux", engine, at((1, 30))) == ["pod: seLinuxOptions.type 'container_engine_t' is not a container type"]
+
+
+def user_namespaced(obj):
+    return changed(obj, lambda d: pod(d).update(hostUsers=False))
+
+
+def test_user_namespaces_relax_proc_mount_for_baseline_only_from_1_35():
+    unmasked = changed(OK, lambda d: ctx(d).update(procMount="Unmasked"))
+    assert findings("pss-proc-mount", user_namespaced(unmasked), at((1, 35))) == []
+    assert findings("pss-proc-mount-restricted", user_namespaced(unmasked), at((1, 35))) == ["container web: securityContext.procMount is 'Unmasked'"]
+    # Before 1.35 baseline forbids it outright, so the restricted rule does not repeat it.
+    assert findings("pss-proc-mount", user_namespaced(unmasked), at((1, 34))) == ["container web: securityContext.procMount is 'Unmasked'"]
+    assert findings("pss-proc-mount-restricted", user_namespaced(unmasked), at((1, 34))) == []
+    # Without a user namespace nothing relaxes.
+    assert findings("pss-proc-mount", unmasked, at((1, 37)))
+
+
+@pytest.mark.parametrize("rule, root", [("pss-run-as-non-root", lambda d: pod_ctx(d).update(runAsNonRoot=False)),
+                                        ("pss-run-as-user", lambda d: ctx(d).update(runAsUser=0))])
+def test_user_namespaces_relax_the_root_controls_from_1_35(rule, root):
+    as_root = changed(OK, root)
+    assert findings(rule, user_namespaced(as_root), at((1, 35))) == []
+    assert findings(rule, user_namespaced(as_root), at((1, 34)))
+    assert findings(rule, as_root, at((1, 37)))
+    # hostUsers: true is the host's user namespace: no relaxation.
+    assert findings(rule, changed(as_root, lambda d: pod(d).update(hostUsers=True)), at((1, 37)))
+
+
+def test_windows_exemption_starts_at_1_25():
+    windows = changed(OK, lambda d: (pod(d).update(os={"name": "windows"}), ctx(d).clear()))
+    assert findings("pss-privilege-escalation", windows, at((1, 25))) == []
+    assert findings("pss-privilege-escalation", windows, at((1, 24)))
+
+
+def test_image_volumes_and_volumes_without_a_source_are_allowed():
+    image = changed(OK, lambda d: pod(d)["volumes"].append({"name": "model", "image": {"reference": "registry/model:1"}}))
+    bare = changed(OK, lambda d: pod(d)["volumes"].append({"name": "scratch"}))  # defaulted to emptyDir
+    assert findings("pss-volume-types", image) == findings("pss-volume-types", bare) == []

@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Literal, Optional
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
@@ -184,6 +186,18 @@ class AddonSpec(Spec):
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
+    pod_security_version: str = field(
+        "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.35\"); "
+        f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} to the newest known, {'.'.join(map(str, POD_SECURITY_LATEST))} (the default).",
+        default=".".join(map(str, POD_SECURITY_LATEST)), pattern=r"^1\.[0-9]{1,2}$")
+
+    @field_validator("pod_security_version")
+    @classmethod
+    def _known_pod_security_version(cls, value: str) -> str:
+        minor = int(value.split(".")[1])
+        if not POD_SECURITY_OLDEST[1] <= minor <= POD_SECURITY_LATEST[1]:
+            raise ValueError(f"Pod Security Standards version {value} is not known: use 1.{POD_SECURITY_OLDEST[1]} to 1.{POD_SECURITY_LATEST[1]}")
+        return value
 
 
 class TeamBudget(Spec):

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 SEVERITIES = ("low", "medium", "high", "critical")
+# The Pod Security Standards versions the pss-* rules know, oldest to newest: the rules change
+# at the versions Pod Security Admission's checks do, and a stack may pin its cluster's version.
+POD_SECURITY_OLDEST = (1, 23)
+POD_SECURITY_LATEST = (1, 37)
 CATEGORIES = ("security", "availability")
 # Kubernetes types that are not objects in the cluster: providers, Helm charts and releases, YAML bundles.
 NOT_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
@@ -28,6 +32,7 @@ class Settings:
     environment: str = "prod"
     allowed_registries: tuple[str, ...] = ()
     max_rollback_seconds: int = 60
+    pod_security_version: tuple[int, int] = POD_SECURITY_LATEST
 
     @property
     def prod(self) -> bool:
@@ -230,10 +235,22 @@ def pod_checks(fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str
     return check
 
 
-def pod_rule(id: str, severity: str, description: str, remediation: str, fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str]]) -> "Rule":
-    """A Pod Security Standards control: a security rule over every workload's pod template."""
+PodSecurityCheck = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[int, int]], Iterable[str]]
+
+
+def pod_rule(id: str, severity: str, description: str, remediation: str, fn: PodSecurityCheck) -> "Rule":
+    """A Pod Security Standards control: a security rule over every workload's pod template.
+    fn(pod metadata, pod spec, Pod Security Standards version) yields the findings."""
+    def check(subject: Subject, settings: Settings) -> list[str]:
+        meta, spec = pod_template(subject.props)
+        return list(fn(meta, spec, settings.pod_security_version)) if spec else []
     return Rule(id=id, description=description, severity=severity, category="security", remediation=remediation,
-                applies_to=WORKLOADS, check=pod_checks(fn))
+                applies_to=WORKLOADS, check=check, config=("podSecurityVersion",))
+
+
+def in_user_namespace(spec: Mapping[str, Any]) -> bool:
+    """hostUsers: false runs the pod in a user namespace; some controls relax for it (PSS 1.35+)."""
+    return spec.get("hostUsers") is False
 
 
 def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
