@@ -21,9 +21,11 @@ from referencing import Registry, Resource
 from . import cel_rules, reference
 
 
-def errors(manifest: dict[str, Any], kubernetes_version: str) -> list[str]:
-    """Every reason the API server would reject (or silently alter) this object; empty when valid."""
-    manifest = unmasked(manifest)
+def errors(manifest: dict[str, Any], kubernetes_version: str, masked_as_written: bool = False) -> list[str]:
+    """Every reason the API server would reject (or silently alter) this object; empty when valid.
+    Masked secrets are left out (their type is unknowable), unless `masked_as_written`: then the
+    object is judged exactly as rendered, "[secret]" strings and all."""
+    manifest = manifest if masked_as_written else unmasked(manifest)
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return ["not a Kubernetes object: apiVersion and kind are required"]

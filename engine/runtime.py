@@ -48,10 +48,15 @@ class ProgramError(Exception):
 
 
 def mask(value: Any) -> Any:
-    """Turn a serialized property value into plain JSON with secrets replaced by "[secret]"."""
+    """Turn a serialized property value into plain JSON with secrets replaced by "[secret]".
+    A secret map keeps its keys (a Secret's `stringData: {password: "[secret]"}`), so rendered
+    objects keep their shape and validate, and a diff shows which key changed, never its value."""
     if isinstance(value, dict):
         sig = value.get(SIG)
         if sig == SECRET_SIG:
+            inner = value.get("value")
+            if isinstance(inner, dict) and inner.get(SIG) is None:
+                return {str(k): SECRET for k in inner}
             return SECRET
         if sig == RESOURCE_SIG:
             return {"$resource": value.get("urn")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from engine import cel_rules, conformance
+from engine.render import manifest_files
 
 NODEPOOL = {
     "apiVersion": "karpenter.sh/v1",
@@ -64,6 +65,12 @@ def test_every_rendered_manifest_conforms(stack):
     version = "1.35"
     for obj in stack.kubernetes_objects():
         assert conformance.errors(obj.inputs, version) == [], obj.urn
+
+
+def test_every_rendered_file_validates_as_written(stack):
+    """What build/<stack>/manifests holds, masked secrets included, is what the API server accepts."""
+    for name, obj in manifest_files(stack).items():
+        assert conformance.errors(obj, "1.35", masked_as_written=True) == [], name
 
 
 # -- CEL rules (x-kubernetes-validations) ----------------------------------------------------------

@@ -9,7 +9,9 @@ from conftest import ROOT
 
 from components.spec.schema import SCHEMA_DIR, rendered
 from engine import render
+from engine.conformance import errors
 from engine.preview import main as preview
+from engine.render import manifest_files
 from engine.runtime import ProgramError, mask, run
 
 
@@ -45,6 +47,21 @@ def test_secrets_are_masked_everywhere(prod, tmp_path):
 def test_mask_walks_nested_values():
     secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2"}
     assert mask({"a": [secret, {"b": secret}], "c": "plain"}) == {"a": ["[secret]", {"b": "[secret]"}], "c": "plain"}
+
+
+def test_a_secret_map_is_masked_per_key():
+    secret_map = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                  "value": {"password": "hunter2", "user": "admin"}}
+    assert mask({"stringData": secret_map}) == {"stringData": {"password": "[secret]", "user": "[secret]"}}
+
+
+def test_rendered_secrets_keep_their_keys_and_validate_as_written(stack):
+    secrets = [f for f in manifest_files(stack).values() if f["kind"] == "Secret" and "stringData" in f]
+    assert secrets
+    for secret in secrets:
+        assert secret["stringData"] and set(secret["stringData"].values()) == {"[secret]"}
+        assert errors(secret, "1.35", masked_as_written=True) == [], secret["metadata"]["name"]
+    assert "hunter2" not in json.dumps(secrets)
 
 
 def test_runs_are_deterministic_and_isolated():
