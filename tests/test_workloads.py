@@ -67,7 +67,11 @@ def test_standard_labels_and_checksum(stack):
     d = deployment(stack, "orders")
     template = d["spec"]["template"]["metadata"]
     for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"):
-        assert key in template["labels"]
+        assert key in template["labels"] and key in d["metadata"]["labels"]
+    # The version sits on the workload and its pods only, so an image bump changes one object.
+    others = [o for o in stack.kubernetes_objects() if (o.metadata.get("labels") or {}).get("platform.io/service") == "orders"]
+    assert len(others) > 5
+    assert [o.kind for o in others if "app.kubernetes.io/version" in o.metadata["labels"]] == ["Deployment"]
     assert len(template["annotations"]["platform.io/config-checksum"]) == 64
 
 

@@ -20,7 +20,7 @@ from components.spec import Service
 
 from . import dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
-from .pod import SERVICE_LABEL, labels, pod_template, selector
+from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 
 METRICS_LABEL = {"platform.io/metrics": "true"}
 
@@ -78,7 +78,8 @@ class Microservice(pulumi.ComponentResource):
         if fixed:
             spec["replicas"] = svc.replicas.min
         annotations = SKIP_AWAIT if canary else {}
-        self.deployment = self.obj(k8s.apps.v1.Deployment, "deployment", spec=spec, annotations=annotations, depends_on=[config, *secrets])
+        self.deployment = self.obj(k8s.apps.v1.Deployment, "deployment", spec=spec, annotations=annotations, depends_on=[config, *secrets],
+                                   extra_labels=versioned_labels(svc, mesh.environment))
 
         if not canary:
             # Flagger generates the Services of a canary target; anything else gets its own.

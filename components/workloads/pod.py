@@ -24,10 +24,11 @@ def image_version(image: str) -> str:
 
 
 def labels(svc: Service, environment: str) -> dict[str, str]:
+    """The labels every object of the service carries. No version here: an image bump must change
+    only the workload (see versioned_labels), not every object of the service."""
     return {
         "app.kubernetes.io/name": svc.name,
         "app.kubernetes.io/instance": f"{svc.name}-{environment}",
-        "app.kubernetes.io/version": image_version(svc.image)[:63],
         "app.kubernetes.io/part-of": svc.team,
         "app.kubernetes.io/managed-by": "pulumi",
         SERVICE_LABEL: svc.name,
@@ -35,6 +36,12 @@ def labels(svc: Service, environment: str) -> dict[str, str]:
         "platform.io/tier": svc.tier,
         "platform.io/exposed": "true" if svc.expose else "false",
     }
+
+
+def versioned_labels(svc: Service, environment: str) -> dict[str, str]:
+    """The workload's and its pod template's labels: the common ones plus the running version,
+    where Kubernetes' recommended labels put it."""
+    return {**labels(svc, environment), "app.kubernetes.io/version": image_version(svc.image)[:63]}
 
 
 def selector(svc: Service) -> dict[str, str]:
@@ -111,7 +118,7 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
         pod["nodeSelector"] = CRITICAL_NODE_SELECTOR
     return {
         "metadata": {
-            "labels": labels(svc, environment),
+            "labels": versioned_labels(svc, environment),
             "annotations": {
                 "platform.io/config-checksum": config_checksum(svc),
                 # Istio merges the app's metrics into the sidecar's; the metrics port stays plain-text for Prometheus.
