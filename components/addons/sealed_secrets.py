@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.contracts import SealedSecretsContract
+from components.spec import Declarations
 from components.versions import SEALED_SECRETS
 
 from .base import Addon
@@ -44,6 +46,10 @@ class SealedSecrets(Addon):
     # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
     pod_security = "baseline"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> SealedSecretsContract:
+        return SealedSecretsContract(api_version=API_VERSION, kind=KIND)
+
     def install(self) -> None:
         self.release = self.helm(SEALED_SECRETS, {
             "fullnameOverride": CONTROLLER_NAME,
@@ -53,10 +59,3 @@ class SealedSecrets(Addon):
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}
 
-
-def sealed_secret_spec(name: str, namespace: str, encrypted_data: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-    """The SealedSecret spec: ciphertexts as kubeseal wrote them, and the Secret they unseal into."""
-    return {
-        "encryptedData": dict(sorted(encrypted_data.items())),
-        "template": {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "type": "Opaque"},
-    }
