@@ -1,4 +1,4 @@
-"""The Pulumi policy pack builds and adapts every rule; its config files and the README table are current."""
+"""The Pulumi policy pack builds and adapts every rule; its config files and docs/policy-rules.md are current."""
 
 from __future__ import annotations
 

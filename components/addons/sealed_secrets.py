@@ -11,7 +11,7 @@ The controller runs in its own namespace, NAMESPACE, under the name kubeseal exp
 (`fullnameOverride: sealed-secrets-controller`, as the chart's README recommends); kubeseal's other
 default, namespace kube-system, is not used because this platform does not manage objects in
 kube-system, so users pass `--controller-namespace sealed-secrets` or export
-SEALED_SECRETS_CONTROLLER_NAMESPACE=sealed-secrets (see the README's kubeseal flow).
+SEALED_SECRETS_CONTROLLER_NAMESPACE=sealed-secrets (see the kubeseal flow in docs/security.md).
 
 Sealed values use kubeseal's default `strict` scope: the ciphertext is bound to the Secret's name
 and namespace, so it cannot be replayed into another team's namespace.

@@ -1,4 +1,4 @@
-"""Every rule of the policy pack, grouped by module (the grouping the README table shows)."""
+"""Every rule of the policy pack, grouped by module (the grouping docs/policy-rules.md shows)."""
 
 from __future__ import annotations
 
