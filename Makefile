@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test schema check diff bench clean reference reference-check
+.PHONY: preview test lint schema check diff bench clean reference reference-check
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -17,6 +17,12 @@ preview: $(VENV_STAMP)
 ## test: run the test suite
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
+
+## lint: ruff (lint and format) and mypy over the code, configured in pyproject.toml
+lint: $(VENV_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 ## schema: regenerate the editor JSON Schema under stacks/schema/
 schema: $(VENV_STAMP)

@@ -44,6 +44,6 @@ class Platform(pulumi.ComponentResource):
         # Addons go after the node pools: their pods need nodes to land on.
         self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
         # Services start once the addons they use (CRDs, mesh, secret store) are installed.
-        self.workloads = Workloads(f"{name}-workloads", decl, spec.cluster.name, region, provider,
+        self.workloads = Workloads(f"{name}-workloads", decl, ctx.contracts, spec.cluster.name, region, provider,
                                    opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]))
         self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)})

@@ -53,6 +53,9 @@ CHAOS_MESH = Chart("chaos-mesh", "2.8.3", "https://charts.chaos-mesh.org")
 # prometheusRule, reporting) must then be re-checked by tests/test_addons.py.
 KUBECOST = Chart("cost-analyzer", "2.3.3", "https://kubecost.github.io/cost-analyzer/")
 OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts")
+# The collector image both its releases (tracing gateway, log agent) run, tagged by the chart's appVersion:
+# the Kubernetes distribution, with OTLP, the k8s attributes processor and the file log receiver.
+OPENTELEMETRY_COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
 JAEGER = Chart("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
 LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
 

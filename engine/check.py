@@ -57,14 +57,15 @@ def objects(path: Path, doc: Any, where: str) -> Iterator[dict[str, Any]]:
 def load_manifests(paths: list[Path]) -> list[Subject]:
     subjects = []
     for path in paths:
-        found = []
+        found: list[dict[str, Any]] = []
         for n, doc in enumerate(read_documents(path), start=1):
             if doc is not None:
                 found += objects(path, doc, f"document {n}")
         if not found:
             raise CheckError(f"{path}: no Kubernetes objects in the file")
         for i, obj in enumerate(found):
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            metadata = obj.get("metadata")
+            meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
             name = f"{meta['namespace']}/{meta.get('name', '?')}" if meta.get("namespace") else meta.get("name", "?")
             subjects.append(Subject(kubernetes_type(obj["apiVersion"], obj["kind"]), f"{path}#{i + 1}", obj,
                                     label=f"{path}: {obj['kind']} {name}"))

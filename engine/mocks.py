@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Callable
+from typing import Callable
 
 import pulumi
 

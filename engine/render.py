@@ -48,7 +48,7 @@ def manifest_files(recording: Recording) -> dict[str, dict[str, Any]]:
 
 def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
     """apiVersion, kind, metadata first, as people write manifests; every other map sorted."""
-    head = {k: _sorted(obj[k]) for k in ("apiVersion", "kind", "metadata") if k in obj}
+    head: dict[str, Any] = {k: _sorted(obj[k]) for k in ("apiVersion", "kind", "metadata") if k in obj}
     return {**head, **{k: _sorted(v) for k, v in sorted(obj.items()) if k not in head}}
 
 

@@ -16,7 +16,7 @@ from policy.pack import policies  # noqa: E402
 
 PolicyPack(
     name="platform-policies",
-    description="EKS, Kubernetes and delivery guardrails of the platform (see README: Policy rules).",
+    description="EKS, Kubernetes and delivery guardrails of the platform (see docs/policy.md).",
     policies=policies(),
     enforcement_level=EnforcementLevel.MANDATORY,
 )

@@ -6,6 +6,8 @@ Enforcement levels are not set here: the pack's default is mandatory and the per
 
 from __future__ import annotations
 
+from typing import Any
+
 from pulumi_policy import (Policy, PolicyConfigSchema, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy,
                            Severity, StackValidationArgs, StackValidationPolicy)
 
@@ -25,8 +27,8 @@ def message(rule: Rule, text: str) -> str:
 
 
 def to_policy(rule: Rule) -> Policy:
-    common = dict(name=rule.id, description=rule.description, config_schema=config_schema(rule),
-                  severity=Severity(rule.severity), tags=[rule.category], remediation_steps=rule.remediation)
+    common: dict[str, Any] = dict(name=rule.id, description=rule.description, config_schema=config_schema(rule),
+                                  severity=Severity(rule.severity), tags=[rule.category], remediation_steps=rule.remediation)
     if rule.stack:
         def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
             subjects = [Subject(r.resource_type, r.urn, r.props, dependencies=tuple(d.urn for d in r.dependencies))

@@ -39,7 +39,7 @@ def test_store_serves_team_namespaces_only(stack):
 
 
 def test_store_spec_for_no_services_matches_no_namespace():
-    assert eso.store_spec([])["conditions"] == [{"namespaces": []}]
+    assert eso.store_spec([], "http://vault.vault.svc:8200")["conditions"] == [{"namespaces": []}]
 
 
 def test_every_external_secret_uses_the_store(stack):

@@ -32,7 +32,7 @@ def test_controller_policies_match_upstream_statement_by_statement():
     for name, upstream in UPSTREAM["policies"].items():
         assert ours[name]["Version"] == upstream["version"]
         assert [s["Sid"] for s in ours[name]["Statement"]] == [s["sid"] for s in upstream["statements"]], name
-        for statement, expected in zip(ours[name]["Statement"], upstream["statements"]):
+        for statement, expected in zip(ours[name]["Statement"], upstream["statements"], strict=True):
             assert digest(statement) == expected["sha256"], f"{name} {statement['Sid']} differs from upstream"
 
 

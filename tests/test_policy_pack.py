@@ -1,4 +1,4 @@
-"""The Pulumi policy pack builds and adapts every rule; its config files and the README table are current."""
+"""The Pulumi policy pack builds and adapts every rule; its config files and docs/policy-rules.md are current."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_pack_main_builds_the_pack_from_every_rule(monkeypatch):
     pack = capture_pack(monkeypatch)
     assert pack["name"] == "platform-policies" and pack["enforcement_level"] is EnforcementLevel.MANDATORY
     assert [p.name for p in pack["policies"]] == [r.id for r in RULES]
-    for policy, rule in zip(pack["policies"], RULES):
+    for policy, rule in zip(pack["policies"], RULES, strict=True):
         assert isinstance(policy, StackValidationPolicy if rule.stack else ResourceValidationPolicy)
         assert policy.description == rule.description and policy.remediation_steps == rule.remediation
         assert policy.severity.value == rule.severity and policy.enforcement_level is None
@@ -125,11 +125,11 @@ def test_pack_config_reads_all_and_plain_levels_as_the_cli_does():
     assert policy.settings.environment == "prod" and policy.settings.max_rollback_seconds == 60
 
 
-def test_readme_rules_table_is_current():
-    readme = (ROOT / "README.md").read_text()
-    assert docs.rendered(readme) == readme, "README policy table is stale: run .venv/bin/python -m policy.docs"
+def test_policy_rules_reference_is_current():
+    page = (ROOT / "docs" / "policy-rules.md").read_text()
+    assert docs.rendered() == page, "docs/policy-rules.md is stale: run .venv/bin/python -m policy.docs"
     for rule in RULES:
-        assert f"| `{rule.id}` |" in readme
+        assert f"| `{rule.id}` |" in page
 
 
 def test_policy_project_files_are_valid_for_the_cli():

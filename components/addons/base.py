@@ -16,8 +16,14 @@ from typing import Any, ClassVar, Literal, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
+from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.core.v1 import ConfigMap, Namespace
+from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgsDict
 
+from components.contracts import Contracts, MonitoringContract
 from components.spec import Declarations, deep_merge
+from components.spec import catalog
 from components.spec.base import Spec
 from components.spec.stack import AddonSpec
 from components.versions import Chart
@@ -37,6 +43,8 @@ class AddonContext:
     provider: k8s.Provider
     oidc_provider_arn: pulumi.Output[str]
     installed: dict[str, "Addon"] = field(default_factory=dict)
+    # What the enabled addons publish for the others (components/contracts.py), set before any installs.
+    contracts: Contracts = field(default_factory=Contracts)
 
     @property
     def environment(self) -> str:
@@ -55,8 +63,6 @@ class Addon(pulumi.ComponentResource):
     # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
     # need host access (node exporters) may lower it.
     pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "baseline"
-    # Extra labels on the addon's namespace, e.g. Istio's sidecar-injection label.
-    namespace_labels: ClassVar[dict[str, str]] = {}
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
@@ -71,20 +77,41 @@ class Addon(pulumi.ComponentResource):
             if cls.name in Addon.registry:
                 raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
             Addon.registry[cls.name] = cls
+            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__))
 
     def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
         self.ctx = ctx
-        self.settings = self.Settings.model_validate(spec.settings, context={"environment": ctx.environment})
+        # Typed by each addon where it reads them (`s: IstioSettings = self.settings`).
+        self.settings: Any = self.validated(spec, ctx.environment)
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
         self._after = [resource for r in self.requires for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
-        self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels)
+        self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels())
         self.install()
         self.register_outputs(self.outputs())
 
-    # -- what subclasses implement: install(self) -> None, and optionally outputs() ------------
+    @classmethod
+    def validated(cls, spec: AddonSpec, environment: str) -> Spec:
+        # The environment is context: some settings are required only in prod.
+        return cls.Settings.model_validate(spec.settings, context={"environment": environment})
+
+    # -- what subclasses implement: install(self) -> None, and optionally the rest -------------
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> Optional[object]:
+        """What this addon offers the rest of the platform (a dataclass of components/contracts.py),
+        published before any addon installs; None when it offers nothing."""
+        return None
+
+    def install(self) -> None:
+        """Every addon defines it (checked at class creation): its charts and its own objects."""
+        raise NotImplementedError
+
+    def namespace_labels(self) -> dict[str, str]:
+        """Extra labels on the addon's namespace, e.g. the mesh's sidecar-injection label."""
+        return {}
+
     def outputs(self) -> dict[str, Any]:
         """Outputs for the stack's gitops metadata: namespace, service account, IAM role."""
         return {"namespace": self.namespace}
@@ -97,7 +124,7 @@ class Addon(pulumi.ComponentResource):
     def opts(self, depends_on: tuple = (), **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
-    def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> k8s.core.v1.Namespace:
+    def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> Namespace:
         return k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
@@ -112,10 +139,10 @@ class Addon(pulumi.ComponentResource):
     multi_chart: ClassVar[bool] = False
 
     def helm(self, chart: Chart, values: dict[str, Any], release: Optional[str] = None, namespace: Optional[str] = None,
-             depends_on: tuple = (), **kwargs: Any) -> k8s.helm.v3.Release:
+             depends_on: tuple = (), **kwargs: Any) -> Release:
         """A Helm release of a pinned chart. helm.v3.Release runs hooks and waits for the release,
         which the addons here rely on (CRD installs, webhooks ready before their objects)."""
-        repo = None if chart.oci else {"repo": chart.repository}
+        repo: Optional[RepositoryOptsArgsDict] = None if chart.oci else {"repo": chart.repository}
         created = k8s.helm.v3.Release(
             f"{self.name}-{release or chart.name}",
             name=release or chart.name, chart=chart.chart_ref, version=chart.version, repository_opts=repo,
@@ -126,12 +153,24 @@ class Addon(pulumi.ComponentResource):
         return created
 
     def manifest(self, api_version: str, kind: str, name: str, spec: dict[str, Any], namespace: Optional[str] = None,
-                 depends_on: tuple = (), labels: Optional[dict[str, str]] = None, **fields: Any) -> k8s.apiextensions.CustomResource:
+                 depends_on: tuple = (), labels: Optional[dict[str, str]] = None, **fields: Any) -> CustomResource:
         """A custom resource owned by this addon, created after its releases (CRDs and webhooks)."""
         metadata = {"name": name, **({"namespace": namespace} if namespace else {}), **({"labels": labels} if labels else {})}
         return k8s.apiextensions.CustomResource(
             f"{self.name}-{kind.lower()}-{name}", api_version=api_version, kind=kind, metadata=metadata, spec=spec,
             opts=self.opts((*self.ready, *depends_on)), **fields,
+        )
+
+    def grafana_datasource(self, datasource: dict[str, Any]) -> ConfigMap:
+        """A Grafana datasource provisioned from code: a ConfigMap Grafana's datasource sidecar loads, so
+        each addon brings its own. Grafana expands $VAR in provisioning files: a literal $ is written $$."""
+        monitoring = self.ctx.contracts.require(MonitoringContract)
+        uid = datasource["uid"]
+        return k8s.core.v1.ConfigMap(
+            f"{self.name}-grafana-datasource-{uid}",
+            metadata={"name": f"grafana-datasource-{uid}", "namespace": monitoring.grafana_namespace, "labels": dict(monitoring.datasource_label)},
+            data={f"{uid}.yaml": yaml.safe_dump({"apiVersion": 1, "datasources": [datasource]}, sort_keys=False)},
+            opts=self.k8s,
         )
 
 

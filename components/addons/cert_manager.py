@@ -23,7 +23,8 @@ from typing import Any, Optional
 import pulumi_kubernetes_cert_manager as cm
 from pydantic import ValidationInfo, model_validator
 
-from components.spec import deep_merge
+from components.contracts import CertManagerContract
+from components.spec import Declarations, deep_merge
 from components.spec.base import Spec, field
 from components.versions import CERT_MANAGER
 
@@ -79,6 +80,10 @@ class CertManager(Addon):
     Settings = CertManagerSettings
     # Every cert-manager pod ships a restricted security context (non-root, RuntimeDefault seccomp).
     pod_security = "restricted"
+
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> CertManagerContract:
+        return CertManagerContract(public_issuer=issuer_for(decl.environment), solver_ingress_class=SOLVER_INGRESS_CLASS)
 
     def install(self) -> None:
         s: CertManagerSettings = self.settings

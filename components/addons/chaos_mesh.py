@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from components.contracts import ChaosExperiments, ChaosMeshContract
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import CHAOS_MESH
@@ -59,6 +60,12 @@ class ChaosMesh(Addon):
     Settings = ChaosMeshSettings
     # chaos-daemon is privileged, with hostPath mounts of the container runtime socket and /sys.
     pod_security = "privileged"
+
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> ChaosMeshContract:
+        s = experiments(decl)
+        scheduled = ChaosExperiments(s.every_hours, s.latency_ms, s.latency_minutes) if s is not None else None
+        return ChaosMeshContract(api_version=API_VERSION, inject_annotation=INJECT_ANNOTATION, experiments=scheduled)
 
     def install(self) -> None:
         s: ChaosMeshSettings = self.settings

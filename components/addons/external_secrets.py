@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.contracts import ExternalSecretsContract, VaultContract
+from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
 
 from .base import Addon
-from .vault import VAULT_ADDR
 
 NAMESPACE = "external-secrets"
 RELEASE = "external-secrets"
@@ -64,6 +65,10 @@ class ExternalSecrets(Addon):
     # The chart's pods (controller, webhook, cert controller) meet the restricted standard by default.
     pod_security = "restricted"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> ExternalSecretsContract:
+        return ExternalSecretsContract(cluster_secret_store=CLUSTER_SECRET_STORE)
+
     def install(self) -> None:
         s: ExternalSecretsSettings = self.settings
         self.release = self.helm(EXTERNAL_SECRETS, {
@@ -73,17 +78,17 @@ class ExternalSecrets(Addon):
             "podDisruptionBudget": {"enabled": s.replicas > 1},
         }, release=RELEASE)
         teams = sorted({service.team for service in self.ctx.decl.services})
-        self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams))
+        self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams, self.ctx.contracts.require(VaultContract).address))
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "clusterSecretStore": CLUSTER_SECRET_STORE, "kvMount": KV_MOUNT}
 
 
-def store_spec(teams: list[str]) -> dict[str, Any]:
+def store_spec(teams: list[str], vault_address: str) -> dict[str, Any]:
     """The ClusterSecretStore: Vault KV v2 at KV_MOUNT, Kubernetes auth as the operator, team namespaces only."""
     return {
         "provider": {"vault": {
-            "server": VAULT_ADDR,
+            "server": vault_address,
             "path": KV_MOUNT,
             "version": KV_VERSION,
             "auth": {"kubernetes": {

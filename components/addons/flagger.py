@@ -23,12 +23,12 @@ from typing import Any
 
 import pulumi_kubernetes as k8s
 
+from components.contracts import FlaggerContract, IstioContract, MonitoringContract, Pods
+from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import FLAGGER, LOADTESTER
 
 from .base import Addon
-from .istio import INJECTION_LABEL
-from .prometheus import PROMETHEUS_URL
 
 NAMESPACE = "flagger-system"
 RELEASE = "flagger"
@@ -61,13 +61,19 @@ class Flagger(Addon):
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True
-    namespace_labels = INJECTION_LABEL
     pod_security = "privileged"
+
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> FlaggerContract:
+        return FlaggerContract(loadtester=Pods(LOADTESTER_NAMESPACE, LOADTESTER_POD_LABELS, LOADTESTER_SERVICE_ACCOUNT), loadtester_url=LOADTESTER_URL)
+
+    def namespace_labels(self) -> dict[str, str]:
+        return dict(self.ctx.contracts.require(IstioContract).injection_label)
 
     def install(self) -> None:
         s: FlaggerSettings = self.settings
-        self.release = self.helm(FLAGGER, self.flagger_values(s), release=RELEASE)
-        loadtester_ns = self.create_namespace(LOADTESTER_NAMESPACE, INJECTION_LABEL)
+        self.release = self.helm(FLAGGER, self.flagger_values(s, self.ctx.contracts.require(MonitoringContract).prometheus_url), release=RELEASE)
+        loadtester_ns = self.create_namespace(LOADTESTER_NAMESPACE, self.namespace_labels())
         account = k8s.core.v1.ServiceAccount(
             f"{self.name}-loadtester", metadata={"name": LOADTESTER_SERVICE_ACCOUNT, "namespace": LOADTESTER_NAMESPACE},
             automount_service_account_token=False, opts=self.opts((loadtester_ns,)),
@@ -82,10 +88,10 @@ class Flagger(Addon):
         })
 
     @staticmethod
-    def flagger_values(s: FlaggerSettings) -> dict[str, Any]:
+    def flagger_values(s: FlaggerSettings, prometheus_url: str) -> dict[str, Any]:
         return {
             "meshProvider": "istio",
-            "metricsServer": PROMETHEUS_URL,
+            "metricsServer": prometheus_url,
             "crd": {"create": False},
             "leaderElection": {"enabled": s.replicas > 1, "replicaCount": s.replicas},
             "podDisruptionBudget": {"enabled": s.replicas > 1},

@@ -24,11 +24,12 @@ from typing import Any
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
+from components.contracts import CertManagerContract, IstioContract, Pods, TracingContract
+from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 
 from .base import Addon
-from .cert_manager import SOLVER_INGRESS_CLASS, issuer_for
 
 SYSTEM_NAMESPACE = "istio-system"
 INGRESS_NAMESPACE = "istio-ingress"
@@ -73,40 +74,45 @@ class Istio(Addon):
     Settings = IstioSettings
     multi_chart = True
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> IstioContract:
+        return IstioContract(system_namespace=SYSTEM_NAMESPACE, injection_label=INJECTION_LABEL, gateway=GATEWAY,
+                             ingress=Pods(INGRESS_NAMESPACE, INGRESS_POD_LABELS, INGRESS_SERVICE_ACCOUNT))
+
     def install(self) -> None:
         s: IstioSettings = self.settings
+        certs = self.ctx.contracts.require(CertManagerContract)
         ingress_ns = self.create_namespace(INGRESS_NAMESPACE, INJECTION_LABEL)
         base = self.helm(ISTIO_BASE, {}, release="istio-base")
-        istiod = self.helm(ISTIOD, self.istiod_values(s, self.tracing_mesh_config()), release="istiod", depends_on=(base,))
+        istiod = self.helm(ISTIOD, self.istiod_values(s, certs.solver_ingress_class, self.tracing_mesh_config()), release="istiod", depends_on=(base,))
         self.helm(ISTIO_GATEWAY, self.gateway_values(s), release=INGRESS_RELEASE, namespace=INGRESS_NAMESPACE, depends_on=(istiod, ingress_ns))
         # Istio serves Ingresses of this class on the gateway pods (meshConfig.ingressSelector):
         # how cert-manager's HTTP-01 solver is reached from the internet.
         k8s.networking.v1.IngressClass(
-            f"{self.name}-ingressclass", metadata={"name": SOLVER_INGRESS_CLASS},
+            f"{self.name}-ingressclass", metadata={"name": certs.solver_ingress_class},
             spec={"controller": "istio.io/ingress-controller"}, opts=self.k8s,
         )
         # In the root namespace and without a selector: the whole mesh accepts only mTLS.
         self.manifest("security.istio.io/v1", "PeerAuthentication", "default", {"mtls": {"mode": "STRICT"}}, namespace=SYSTEM_NAMESPACE)
         self.hosts = sorted({svc.expose.host for svc in self.ctx.decl.services if svc.expose is not None})
         if self.hosts:
-            self.public_gateway(self.hosts)
+            self.public_gateway(self.hosts, certs.public_issuer)
 
     def tracing_mesh_config(self) -> dict[str, Any]:
-        """The tracing addon's provider, when the stack enables it: it installs after Istio (it needs
-        Istio's CRDs), so istiod's meshConfig learns about the collector here."""
-        from . import tracing  # tracing imports this module
-
-        return tracing.mesh_config() if self.ctx.decl.spec.addon_enabled(tracing.Tracing.name) else {}
+        """The tracing addon's provider, when the stack enables it: tracing installs after Istio (it
+        needs Istio's CRDs), and its published contract tells istiod's meshConfig about the collector."""
+        tracing = self.ctx.contracts.get(TracingContract)
+        return dict(tracing.mesh_config) if tracing else {}
 
     @staticmethod
-    def istiod_values(s: IstioSettings, tracing: dict[str, Any]) -> dict[str, Any]:
+    def istiod_values(s: IstioSettings, solver_ingress_class: str, tracing: dict[str, Any]) -> dict[str, Any]:
         return {
             "autoscaleMin": s.istiod_replicas,
             # The chart's PDB (minAvailable 1) would block every drain of a single replica's node.
             "global": {"defaultPodDisruptionBudget": {"enabled": s.istiod_replicas > 1}},
             "meshConfig": {
                 # Istio's defaults, spelled out because cert-manager's solver depends on them.
-                "ingressClass": SOLVER_INGRESS_CLASS,
+                "ingressClass": solver_ingress_class,
                 "ingressControllerMode": "STRICT",
                 "ingressSelector": INGRESS_SELECTOR,
                 # Apps start once their sidecar is ready, so their first calls are not refused.
@@ -128,12 +134,12 @@ class Istio(Addon):
             }],
         }
 
-    def public_gateway(self, hosts: list[str]) -> None:
+    def public_gateway(self, hosts: list[str], issuer: str) -> None:
         selector = {"istio": INGRESS_SELECTOR}
         certificate = self.manifest("cert-manager.io/v1", "Certificate", GATEWAY_NAME, namespace=INGRESS_NAMESPACE, spec={
             "secretName": TLS_SECRET,
             "dnsNames": hosts,
-            "issuerRef": {"name": issuer_for(self.ctx.environment), "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
         })
         self.manifest("networking.istio.io/v1", "Gateway", GATEWAY_NAME, namespace=INGRESS_NAMESPACE, depends_on=(certificate,), spec={
             "selector": selector,

@@ -2,7 +2,7 @@
 
 Kubecost reads the metrics kube-prometheus-stack already collects (cAdvisor, kube-state-metrics,
 node-exporter) instead of running a second Prometheus: `global.prometheus.enabled: false` with
-`global.prometheus.fqdn` pointing at PROMETHEUS_URL. The platform's Prometheus scrapes Kubecost's
+`global.prometheus.fqdn` pointing at the prometheus addon's published URL. The platform's Prometheus scrapes Kubecost's
 own cost-model metrics through the chart's ServiceMonitor and evaluates its recording rules through
 the chart's PrometheusRule; it selects both without labels (the prometheus addon turns the
 Helm-values selectors off), so this addon requires prometheus for the CRDs and the data.
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.contracts import MonitoringContract
 from components.versions import KUBECOST
 
 from .base import Addon
-from .prometheus import PROMETHEUS_URL
 
 NAMESPACE = "kubecost"
 RELEASE = "kubecost"
@@ -42,9 +42,10 @@ class Kubecost(Addon):
     requires = ("prometheus",)
 
     def install(self) -> None:
+        self.prometheus_url = self.ctx.contracts.require(MonitoringContract).prometheus_url
         self.release = self.helm(KUBECOST, {
             "global": {
-                "prometheus": {"enabled": False, "fqdn": PROMETHEUS_URL},
+                "prometheus": {"enabled": False, "fqdn": self.prometheus_url},
                 "grafana": {"enabled": False, "proxy": False},
             },
             # Kubecost reads the cluster's identity from here even with its own Prometheus off.
@@ -55,4 +56,4 @@ class Kubecost(Addon):
         }, release=RELEASE)
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "url": URL, "prometheusUrl": PROMETHEUS_URL}
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "url": URL, "prometheusUrl": self.prometheus_url}

@@ -37,13 +37,13 @@ import pulumi_aws as aws
 from pydantic import model_validator
 
 from components.aws import iam
+from components.contracts import LoggingContract, TracingContract
 from components.security import RESTRICTED_CONTAINER
+from components.spec import Declarations
 from components.spec.base import Spec, field
-from components.versions import LOKI, OPENTELEMETRY_COLLECTOR
+from components.versions import LOKI, OPENTELEMETRY_COLLECTOR, OPENTELEMETRY_COLLECTOR_IMAGE
 
 from .base import Addon
-from .prometheus import grafana_datasource
-from .tracing import COLLECTOR_IMAGE, JAEGER_DATASOURCE_UID
 
 NAMESPACE = "logging"
 LOKI_RELEASE = "loki"
@@ -94,6 +94,10 @@ class Logging(Addon):
     multi_chart = True
     pod_security = "privileged"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> LoggingContract:
+        return LoggingContract(datasource_uid=LOKI_DATASOURCE_UID, service_label=LOKI_SERVICE_LABEL)
+
     def install(self) -> None:
         s: LoggingSettings = self.settings
         self.role: Optional[aws.iam.Role] = None
@@ -102,7 +106,7 @@ class Logging(Addon):
         storage = self.object_storage(s, self.bucket_name) if self.bucket_name else ()
         loki = self.helm(LOKI, self.loki_values(s, self.bucket_name), release=LOKI_RELEASE, depends_on=storage)
         self.helm(OPENTELEMETRY_COLLECTOR, agent_values(), release=AGENT_RELEASE, depends_on=(loki,))
-        grafana_datasource(self, loki_datasource(self.ctx.decl.spec.addon_enabled("tracing")))
+        self.grafana_datasource(loki_datasource(self.ctx.contracts.get(TracingContract)))
 
     def object_storage(self, s: LoggingSettings, name: str) -> tuple[pulumi.Resource, ...]:
         """The bucket, its guard rails, and Loki's Pod Identity role on it: what the pods need on first start."""
@@ -187,7 +191,7 @@ def agent_values() -> dict[str, Any]:
     return {
         "mode": "daemonset",
         "fullnameOverride": AGENT_RELEASE,
-        "image": {"repository": COLLECTOR_IMAGE},
+        "image": {"repository": OPENTELEMETRY_COLLECTOR_IMAGE},
         "presets": {"logsCollection": {"enabled": True, "storeCheckpoints": True}, "kubernetesAttributes": {"enabled": True}},
         # Root only to read kubelet's 0640 log files and write the checkpoints under /var/lib/otelcol.
         "securityContext": {**RESTRICTED_CONTAINER, "runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0},
@@ -212,12 +216,12 @@ def agent_values() -> dict[str, Any]:
     }
 
 
-def loki_datasource(traces: bool) -> dict[str, Any]:
+def loki_datasource(traces: TracingContract | None) -> dict[str, Any]:
     """Grafana's Loki datasource; with tracing, a trace id (OTLP structured metadata, or in the line)
     becomes a link to the trace in Jaeger."""
     json_data: dict[str, Any] = {"maxLines": 1000}
-    if traces:
-        link = {"datasourceUid": JAEGER_DATASOURCE_UID, "url": "$${__value.raw}", "urlDisplayLabel": "View trace"}
+    if traces is not None:
+        link = {"datasourceUid": traces.datasource_uid, "url": "$${__value.raw}", "urlDisplayLabel": "View trace"}
         json_data["derivedFields"] = [
             {"name": "trace_id", "matcherType": "label", "matcherRegex": "trace_id", **link},
             {"name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_IN_LINE, **link},

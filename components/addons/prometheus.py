@@ -9,8 +9,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
+from components.contracts import MonitoringContract, Pods
+from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
 
@@ -73,6 +74,14 @@ class Prometheus(Addon):
     # node-exporter needs the host's network, PID namespace and /proc: the one privileged namespace.
     pod_security = "privileged"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> MonitoringContract:
+        return MonitoringContract(
+            prometheus=Pods(NAMESPACE, PROMETHEUS_POD_LABELS, PROMETHEUS_SERVICE_ACCOUNT), prometheus_url=PROMETHEUS_URL,
+            grafana_namespace=NAMESPACE, datasource_label=GRAFANA_DATASOURCE_LABEL, dashboard_label=GRAFANA_DASHBOARD_LABEL,
+            prometheus_datasource_uid=PROMETHEUS_DATASOURCE_UID,
+        )
+
     def install(self) -> None:
         s: PrometheusSettings = self.settings
         password = pulumi.Config("platform").require_secret("grafanaAdminPassword")
@@ -117,14 +126,3 @@ class Prometheus(Addon):
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": f"{RELEASE}-prometheus", "prometheusUrl": PROMETHEUS_URL, "grafanaHost": self.grafana_host}
 
-
-def grafana_datasource(addon: Addon, datasource: dict[str, Any]) -> k8s.core.v1.ConfigMap:
-    """A Grafana datasource provisioned from code: a ConfigMap the datasource sidecar loads, so each addon
-    brings its own. Grafana expands $VAR in provisioning files: a literal $ is written $$."""
-    uid = datasource["uid"]
-    return k8s.core.v1.ConfigMap(
-        f"{addon.name}-grafana-datasource-{uid}",
-        metadata={"name": f"grafana-datasource-{uid}", "namespace": NAMESPACE, "labels": GRAFANA_DATASOURCE_LABEL},
-        data={f"{uid}.yaml": yaml.safe_dump({"apiVersion": 1, "datasources": [datasource]}, sort_keys=False)},
-        opts=addon.k8s,
-    )

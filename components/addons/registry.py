@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from pathlib import Path
-
 import pulumi
 
+from components.spec import catalog
 from components.spec.stack import StackSpec
 
 from .base import Addon, AddonContext
 
-_PACKAGE = Path(__file__).resolve().parent
-
 
 def discover() -> dict[str, type[Addon]]:
-    for module in pkgutil.iter_modules([str(_PACKAGE)]):
-        if module.name not in ("base", "registry"):
-            importlib.import_module(f"components.addons.{module.name}")
-    for addon in Addon.registry.values():
-        unknown = [r for r in addon.requires if r not in Addon.registry]
-        if unknown:
-            raise TypeError(f"addon {addon.name!r} requires unknown addon(s) {unknown}")
+    catalog.discover()
     return dict(Addon.registry)
 
 
@@ -62,6 +51,12 @@ def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) ->
     enabled = [name for name, addon in spec.addons.items() if addon.enabled]
     # Stable sort: declaration order otherwise, but the addons that describe the others come last.
     enabled.sort(key=lambda name: addons[name].describes_others)
-    for name in install_order(enabled, {n: a.requires for n, a in addons.items()}):
+    order = install_order(enabled, {n: a.requires for n, a in addons.items()})
+    # Every contract first: a consumer may install before the addon it reads (Istio before tracing).
+    for name in order:
+        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment), ctx.decl)
+        if contract is not None:
+            ctx.contracts.publish(contract)
+    for name in order:
         ctx.installed[name] = addons[name](ctx, spec.addons[name], opts)
     return ctx.installed

@@ -11,7 +11,7 @@ The controller runs in its own namespace, NAMESPACE, under the name kubeseal exp
 (`fullnameOverride: sealed-secrets-controller`, as the chart's README recommends); kubeseal's other
 default, namespace kube-system, is not used because this platform does not manage objects in
 kube-system, so users pass `--controller-namespace sealed-secrets` or export
-SEALED_SECRETS_CONTROLLER_NAMESPACE=sealed-secrets (see the README's kubeseal flow).
+SEALED_SECRETS_CONTROLLER_NAMESPACE=sealed-secrets (see the kubeseal flow in docs/security.md).
 
 Sealed values use kubeseal's default `strict` scope: the ciphertext is bound to the Secret's name
 and namespace, so it cannot be replayed into another team's namespace.
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.contracts import SealedSecretsContract
+from components.spec import Declarations
 from components.versions import SEALED_SECRETS
 
 from .base import Addon
@@ -44,6 +46,10 @@ class SealedSecrets(Addon):
     # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
     pod_security = "baseline"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> SealedSecretsContract:
+        return SealedSecretsContract(api_version=API_VERSION, kind=KIND)
+
     def install(self) -> None:
         self.release = self.helm(SEALED_SECRETS, {
             "fullnameOverride": CONTROLLER_NAME,
@@ -53,10 +59,3 @@ class SealedSecrets(Addon):
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}
 
-
-def sealed_secret_spec(name: str, namespace: str, encrypted_data: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-    """The SealedSecret spec: ciphertexts as kubeseal wrote them, and the Secret they unseal into."""
-    return {
-        "encryptedData": dict(sorted(encrypted_data.items())),
-        "template": {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "type": "Opaque"},
-    }

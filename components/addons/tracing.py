@@ -15,8 +15,8 @@ needs a shared backend (OpenSearch, Cassandra or ClickHouse in jaeger_storage), 
 platform does not run.
 
 Istio: the mesh's tracing provider must be in istiod's meshConfig, which is installed before this
-addon (it needs Istio's CRDs), so the istio addon asks this module for `mesh_config()` when the
-stack enables tracing; this addon owns the mesh-wide `Telemetry` in istio-system that picks the
+addon (it needs Istio's CRDs), so this addon publishes `mesh_config()` in its contract
+(components/contracts.py), which the istio addon reads when the stack enables tracing; this addon owns the mesh-wide `Telemetry` in istio-system that picks the
 provider and the stack's sampling rate. Both halves live here, in one module.
 
 Grafana gets a Jaeger datasource (ConfigMap for its sidecar), linked to Loki when logging is on.
@@ -33,13 +33,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
+from components.contracts import IstioContract, LoggingContract, Pods, TracingContract
 from components.security import RESTRICTED_CONTAINER
+from components.spec import Declarations
 from components.spec.base import Spec, field
-from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR
+from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR, OPENTELEMETRY_COLLECTOR_IMAGE
 
 from .base import Addon
-from .istio import SYSTEM_NAMESPACE
-from .prometheus import grafana_datasource
 
 NAMESPACE = "tracing"
 # The collector chart names everything after fullnameOverride and labels pods with the chart name
@@ -54,8 +54,6 @@ OTLP_PORTS = (OTLP_GRPC_PORT, OTLP_HTTP_PORT)
 # What services are given (OTLP/HTTP, the SDKs' default protocol; the SDK appends /v1/traces).
 OTLP_ENDPOINT = f"http://{COLLECTOR_HOST}:{OTLP_HTTP_PORT}"
 OTLP_PROTOCOL = "http/protobuf"
-# The Kubernetes distribution of the collector: OTLP, k8s attributes and the file log receiver.
-COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
 
 # The release name contains the chart name, so the chart's Service and Deployment are `jaeger`.
 JAEGER_RELEASE = "jaeger"
@@ -69,7 +67,6 @@ BADGER_PATH = "/badger"
 # The name services' Envoys report under, in meshConfig.extensionProviders.
 MESH_PROVIDER = "otel-tracing"
 TELEMETRY_NAME = "mesh-default"
-
 
 
 class TracingSettings(Spec):
@@ -97,16 +94,21 @@ class Tracing(Addon):
     multi_chart = True
     pod_security = "restricted"
 
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> TracingContract:
+        return TracingContract(collector=Pods(NAMESPACE, COLLECTOR_POD_LABELS), otlp_ports=OTLP_PORTS, otlp_endpoint=OTLP_ENDPOINT,
+                               mesh_config=mesh_config(), datasource_uid=JAEGER_DATASOURCE_UID)
+
     def install(self) -> None:
         s: TracingSettings = self.settings
         volume = [self.badger_volume(s)] if s.storage == "badger" else []
         jaeger = self.helm(JAEGER, self.jaeger_values(s), release=JAEGER_RELEASE, depends_on=tuple(volume))
         self.helm(OPENTELEMETRY_COLLECTOR, self.collector_values(s), release=COLLECTOR_RELEASE, depends_on=(jaeger,))
         # No selector, in the root namespace: the mesh-wide default every proxy reads.
-        self.manifest("telemetry.istio.io/v1", "Telemetry", TELEMETRY_NAME, namespace=SYSTEM_NAMESPACE, spec={
+        self.manifest("telemetry.istio.io/v1", "Telemetry", TELEMETRY_NAME, namespace=self.ctx.contracts.require(IstioContract).system_namespace, spec={
             "tracing": [{"providers": [{"name": MESH_PROVIDER}], "randomSamplingPercentage": s.sampling_percent}],
         })
-        grafana_datasource(self, jaeger_datasource(self.ctx.decl.spec.addon_enabled("logging")))
+        self.grafana_datasource(jaeger_datasource(self.ctx.contracts.get(LoggingContract)))
 
     def badger_volume(self, s: TracingSettings) -> k8s.core.v1.PersistentVolumeClaim:
         # gp3 binds on first consumer: waiting for Bound here would wait for the pod that needs it.
@@ -134,7 +136,7 @@ class Tracing(Addon):
         values: dict[str, Any] = {
             "mode": "deployment",
             "fullnameOverride": COLLECTOR_RELEASE,
-            "image": {"repository": COLLECTOR_IMAGE},
+            "image": {"repository": OPENTELEMETRY_COLLECTOR_IMAGE},
             "replicaCount": s.collector_replicas,
             # The memory limiter and GOMEMLIMIT are derived from the memory limit.
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
@@ -205,18 +207,16 @@ def jaeger_config(s: TracingSettings) -> dict[str, Any]:
     }
 
 
-def jaeger_datasource(logs: bool) -> dict[str, Any]:
+def jaeger_datasource(logs: LoggingContract | None) -> dict[str, Any]:
     """Grafana's Jaeger datasource; with Loki, each span links to its service's log lines that carry
     the trace id, around the span's time."""
     json_data: dict[str, Any] = {"nodeGraph": {"enabled": True}}
-    if logs:
-        from .logging import LOKI_DATASOURCE_UID, LOKI_SERVICE_LABEL  # logging imports this module
-
+    if logs is not None:
         json_data["tracesToLogsV2"] = {
-            "datasourceUid": LOKI_DATASOURCE_UID,
+            "datasourceUid": logs.datasource_uid,
             "spanStartTimeShift": "-5m",
             "spanEndTimeShift": "5m",
-            "tags": [{"key": "service.name", "value": LOKI_SERVICE_LABEL}],
+            "tags": [{"key": "service.name", "value": logs.service_label}],
             "filterByTraceID": True,
             "filterBySpanID": False,
             "customQuery": False,

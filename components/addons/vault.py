@@ -21,6 +21,8 @@ import pulumi_aws as aws
 from pydantic import field_validator
 
 from components.aws import iam
+from components.contracts import VaultContract
+from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import VAULT
 
@@ -59,6 +61,10 @@ class Vault(Addon):
     name = "vault"
     namespace = NAMESPACE
     Settings = VaultSettings
+
+    @classmethod
+    def contract(cls, settings: Any, decl: Declarations) -> VaultContract:
+        return VaultContract(address=VAULT_ADDR)
 
     def install(self) -> None:
         s: VaultSettings = self.settings

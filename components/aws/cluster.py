@@ -8,6 +8,7 @@ private endpoint, IMDSv2-only nodes with encrypted volumes, Pod Identity for wor
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -78,7 +79,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=spec.protect, depends_on=[logs]),
         )
         cluster_name = cluster.name
-        self.oidc_issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.oidc_issuer = cluster.identities.apply(oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=self.oidc_issuer, client_id_lists=["sts.amazonaws.com"], opts=child)
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         # Karpenter's EC2NodeClass finds the node security group by this tag.
@@ -189,3 +190,11 @@ def kubeconfig(cluster: str, endpoint: str, ca: str, region: str) -> str:
             "interactiveMode": "Never",
         }}}],
     })
+
+
+def oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
+    """The cluster's OIDC issuer URL, which EKS reports once the cluster exists."""
+    oidcs = identities[0].oidcs if identities else None
+    if not oidcs or not oidcs[0].issuer:
+        raise ValueError("the EKS cluster reports no OIDC issuer")
+    return oidcs[0].issuer

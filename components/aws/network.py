@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import operator
 
 import pulumi
 import pulumi_aws as aws
@@ -30,7 +31,8 @@ class Network(pulumi.ComponentResource):
 
     def _create(self, name: str, spec: NetworkSpec, cluster: str, protect: bool) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        net = ipaddress.ip_network(spec.cidr)
+        # An IPv4 network: the model refuses anything else.
+        net = ipaddress.IPv4Network(spec.cidr)
         # Eight equal blocks: one per AZ for private subnets (nodes and pods need the room),
         # and the last block split into small public subnets that only hold load balancers and NAT.
         blocks = list(net.subnets(prefixlen_diff=3))
@@ -45,7 +47,7 @@ class Network(pulumi.ComponentResource):
 
         public, private, nats = [], [], []
         for i in range(spec.availability_zones):
-            az = zones.names.apply(lambda names, i=i: names[i])
+            az = zones.names.apply(operator.itemgetter(i))
             pub = aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=vpc.id, availability_zone=az, cidr_block=str(public_blocks[i]),
                 map_public_ip_on_launch=False,

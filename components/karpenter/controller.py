@@ -12,7 +12,9 @@ Ordering (why each depends_on is there):
 
 from __future__ import annotations
 
+import functools
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -47,8 +49,8 @@ class KarpenterController(pulumi.ComponentResource):
             f"{name}-node", name=cluster.apply(lambda c: f"KarpenterNodeRole-{c}"),
             assume_role_policy=iam.trust("ec2.amazonaws.com"), opts=child,
         )
-        for policy in NODE_POLICIES:
-            aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=node_role.name, policy_arn=iam.MANAGED + policy, opts=child)
+        for managed in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(f"{name}-node-{managed}", role=node_role.name, policy_arn=iam.MANAGED + managed, opts=child)
         # Nodes join through an access entry (API authentication mode), not aws-auth.
         node_access = aws.eks.AccessEntry(f"{name}-node", cluster_name=cluster, principal_arn=node_role.arn, type="EC2_LINUX", opts=child)
 
@@ -65,8 +67,8 @@ class KarpenterController(pulumi.ComponentResource):
         attachments = []
         for policy_name in controller_policies("p", "r", "a", "c", "n", "q"):
             policy = aws.iam.Policy(
-                f"{name}-{policy_name}", name=cluster.apply(lambda c, n=policy_name: f"{n}-{c}"),
-                policy=documents.apply(lambda docs, n=policy_name: json.dumps(docs[n])), opts=child,
+                f"{name}-{policy_name}", name=pulumi.Output.concat(f"{policy_name}-", cluster),
+                policy=documents.apply(functools.partial(document_json, policy_name)), opts=child,
             )
             attachments.append(aws.iam.RolePolicyAttachment(f"{name}-{policy_name}", role=controller_role.name, policy_arn=policy.arn, opts=child))
         identity = aws.eks.PodIdentityAssociation(
@@ -100,3 +102,8 @@ def controller_values(cluster: pulumi.Input[str], queue_name: pulumi.Input[str])
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
     }
+
+
+def document_json(policy_name: str, documents: dict[str, Any]) -> str:
+    """One controller policy document, by name, out of all of them."""
+    return json.dumps(documents[policy_name])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -70,7 +72,7 @@ def node_pool_spec(pool: NodePoolSpec) -> dict:
         template_spec["taints"] = taints
     budgets = []
     for budget in pool.budgets:
-        entry = {"nodes": budget.nodes}
+        entry: dict[str, Any] = {"nodes": budget.nodes}
         if budget.reasons:
             entry["reasons"] = list(budget.reasons)
         if budget.schedule:

@@ -14,7 +14,9 @@ from typing import Any, Iterable, Optional, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
+from . import catalog
 from .service import Service
 from .stack import StackSpec
 
@@ -61,15 +63,12 @@ def load(stack: str, root: Path) -> Declarations:
         known = ", ".join(known_stacks(root)) or "none"
         raise SpecError([Problem(_rel(stack_file, root), "", f"no declaration for stack {stack!r}; declared stacks: {known}")])
     raw = read_yaml(stack_file, root)
-    # Imported here: the addons package builds on these models, not the other way round.
-    from components.addons import discover
-
-    addons = discover()
+    addons = catalog.discover()
     rel = _rel(stack_file, root)
     spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
     for name, addon in spec.addons.items():
         # The environment is context: some settings are required only in prod.
-        validate(addons[name].Settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
+        validate(addons[name].settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
     services = _load_services(stack, spec, root)
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     quota = spec.quota_problems(services)
@@ -134,7 +133,7 @@ def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ..
             continue
         declared[service.name] = (service, rel)
     active = {name for name, (svc, _) in declared.items() if svc.enabled}
-    for name, (service, rel) in declared.items():
+    for service, rel in declared.values():
         if not service.enabled:
             continue
         for i, dep in enumerate(service.depends_on):
@@ -186,7 +185,7 @@ def _problems(model: type[BaseModel], err: ValidationError, rel: str, overlay: O
     return problems
 
 
-def _message(model: type[BaseModel], e: dict) -> str:
+def _message(model: type[BaseModel], e: ErrorDetails) -> str:
     kind, loc = e["type"], tuple(e["loc"])
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])

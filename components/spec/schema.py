@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import catalog
 from .service import Service
 from .stack import StackSpec
 
@@ -21,18 +22,16 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "stacks" / "schema"
 
 def stack_schema() -> dict[str, Any]:
     """The stack model, with `addons` spelled out per registered addon and its typed settings."""
-    from components.addons import discover
-
     schema = StackSpec.model_json_schema(by_alias=True)
     defs = schema["$defs"]
     addon = defs["AddonSpec"]
     per_addon = {}
-    for name, cls in sorted(discover().items()):
-        settings = cls.Settings.model_json_schema(by_alias=True)
+    for name, known in sorted(catalog.discover().items()):
+        settings = known.settings.model_json_schema(by_alias=True)
         defs.update(settings.pop("$defs", {}))
-        defs[f"{cls.__name__}Settings"] = settings
+        defs[f"{known.title}Settings"] = settings
         entry = copy.deepcopy(addon)
-        entry["properties"]["settings"] = {"$ref": f"#/$defs/{cls.__name__}Settings", "description": addon["properties"]["settings"]["description"]}
+        entry["properties"]["settings"] = {"$ref": f"#/$defs/{known.title}Settings", "description": addon["properties"]["settings"]["description"]}
         entry["title"] = f"Addon {name}"
         per_addon[name] = entry
     schema["properties"]["addons"] = {

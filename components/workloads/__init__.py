@@ -9,54 +9,66 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.contracts import (
+    ChaosMeshContract, Contracts, ExternalSecretsContract, FlaggerContract, IstioContract, MonitoringContract, Pods,
+    SealedSecretsContract, TracingContract,
+)
 from components.spec import Declarations
 
+from .chaos import ChaosSchedules
 from .microservice import Mesh, Microservice
 from .team import TeamNamespace
 from .traffic import Graph, Peer, Platform
 
 
-def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
-    """What the enabled addons give services; the addon modules own the names."""
-    from components.addons import external_secrets, flagger, istio, prometheus, tracing
+def peer(pods: Pods, ports: tuple[int, ...] = ()) -> Peer:
+    return Peer(pods.namespace, dict(pods.labels), pods.service_account, ports)
 
-    on = decl.spec.addon_enabled
+
+def offered(decl: Declarations, contracts: Contracts, cluster_name: str, region: str) -> Mesh:
+    """What the enabled addons give services, read from the contracts they publish."""
+    istio = contracts.get(IstioContract)
+    monitoring = contracts.get(MonitoringContract)
+    flagger = contracts.get(FlaggerContract)
+    tracing = contracts.get(TracingContract)
+    secrets = contracts.get(ExternalSecretsContract)
     return Mesh(
         environment=decl.environment,
         cluster_name=cluster_name,
         region=region,
         peers=Platform(
-            ingress=Peer(istio.INGRESS_NAMESPACE, istio.INGRESS_POD_LABELS, istio.INGRESS_SERVICE_ACCOUNT) if on("istio") else None,
-            prometheus=Peer(prometheus.NAMESPACE, prometheus.PROMETHEUS_POD_LABELS, prometheus.PROMETHEUS_SERVICE_ACCOUNT) if on("prometheus") else None,
-            loadtester=Peer(flagger.LOADTESTER_NAMESPACE, flagger.LOADTESTER_POD_LABELS, flagger.LOADTESTER_SERVICE_ACCOUNT) if on("flagger") else None,
-            collector=Peer(tracing.NAMESPACE, tracing.COLLECTOR_POD_LABELS, ports=tracing.OTLP_PORTS) if on("tracing") else None,
+            ingress=peer(istio.ingress) if istio else None,
+            prometheus=peer(monitoring.prometheus) if monitoring else None,
+            loadtester=peer(flagger.loadtester) if flagger else None,
+            collector=peer(tracing.collector, tracing.otlp_ports) if tracing else None,
         ),
-        gateway=istio.GATEWAY if on("istio") else None,
-        loadtester_url=flagger.LOADTESTER_URL if on("flagger") else None,
-        secret_store=external_secrets.CLUSTER_SECRET_STORE if on("external-secrets") else None,
-        monitoring=on("prometheus"),
-        mesh=on("istio"),
-        vpa=on("vpa"),
-        otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
+        gateway=istio.gateway if istio else None,
+        loadtester_url=flagger.loadtester_url if flagger else None,
+        secret_store=secrets.cluster_secret_store if secrets else None,
+        monitoring=monitoring,
+        mesh=istio is not None,
+        vpa=decl.spec.addon_enabled("vpa"),
+        otlp_endpoint=tracing.otlp_endpoint if tracing else None,
+        sealed_secrets=contracts.get(SealedSecretsContract),
     )
 
 
 class Workloads(pulumi.ComponentResource):
     services: dict[str, Microservice]
 
-    def __init__(self, name: str, decl: Declarations, cluster_name: str, region: str, provider: k8s.Provider,
+    def __init__(self, name: str, decl: Declarations, contracts: Contracts, cluster_name: str, region: str, provider: k8s.Provider,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account)
-        from components.addons import chaos_mesh, istio
-
+        mesh = dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account)
+        istio = contracts.get(IstioContract)
+        chaos_mesh = contracts.get(ChaosMeshContract)
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
-        chaos = chaos_mesh.experiments(decl)
+        chaos = chaos_mesh.experiments if chaos_mesh else None
         teams = {
-            team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self),
+            team: TeamNamespace(team, provider, mesh.mesh, istio.system_namespace if istio else None, opts=pulumi.ResourceOptions(parent=self),
                                 budget=decl.spec.teams.get(team), defaults=decl.spec.service_defaults.resources,
-                                annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None)
+                                annotations=dict(chaos_mesh.inject_annotation) if chaos_mesh and chaos else None)
             for team in sorted({s.team for s in decl.services})
         }
         graph = Graph.of(decl.services)
@@ -64,10 +76,9 @@ class Workloads(pulumi.ComponentResource):
             s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
-        if chaos:
-            from .chaos import ChaosSchedules
-
+        if chaos_mesh and chaos:
             for s in decl.services:
                 if s.tier == "critical":
-                    ChaosSchedules(s, graph.services, chaos, decl.environment, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self.services[s.name]))
+                    ChaosSchedules(s, graph.services, chaos, chaos_mesh.api_version, decl.environment, provider, teams[s.team].namespace,
+                                   opts=pulumi.ResourceOptions(parent=self.services[s.name]))
         self.register_outputs({"services": sorted(self.services)})

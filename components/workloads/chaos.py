@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addons.chaos_mesh import API_VERSION, ChaosMeshSettings
+from components.contracts import ChaosExperiments
 from components.spec import Service
 
 from .pod import SERVICE_LABEL, labels
@@ -28,7 +28,7 @@ HISTORY_LIMIT = 5
 STARTING_DEADLINE_SECONDS = 300
 
 
-def schedules(svc: Service, services: dict[str, Service], s: ChaosMeshSettings) -> dict[str, dict[str, Any]]:
+def schedules(svc: Service, services: dict[str, Service], s: ChaosExperiments) -> dict[str, dict[str, Any]]:
     """Schedule name -> spec for one critical service."""
     own = {"namespaces": [svc.team], "labelSelectors": {SERVICE_LABEL: svc.name}}
     common = {"historyLimit": HISTORY_LIMIT, "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS}
@@ -63,13 +63,13 @@ def schedules(svc: Service, services: dict[str, Service], s: ChaosMeshSettings) 
 class ChaosSchedules(pulumi.ComponentResource):
     """The experiments of one critical service, in its team's namespace."""
 
-    def __init__(self, svc: Service, services: dict[str, Service], settings: ChaosMeshSettings, environment: str,
+    def __init__(self, svc: Service, services: dict[str, Service], settings: ChaosExperiments, api_version: str, environment: str,
                  provider: k8s.Provider, namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:ChaosSchedules", svc.name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
         for name, spec in schedules(svc, services, settings).items():
             k8s.apiextensions.CustomResource(
-                f"{name}-schedule", api_version=API_VERSION, kind="Schedule",
+                f"{name}-schedule", api_version=api_version, kind="Schedule",
                 metadata={"name": name, "namespace": svc.team, "labels": labels(svc, environment)}, spec=spec, opts=child,
             )
         self.register_outputs({"service": svc.name})

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from components.addons.prometheus import GRAFANA_DASHBOARD_LABEL, PROMETHEUS_DATASOURCE_UID
 from components.spec import Service
 
-DASHBOARD_LABEL = GRAFANA_DASHBOARD_LABEL
-DATASOURCE = {"type": "prometheus", "uid": PROMETHEUS_DATASOURCE_UID}
 # Grafana's dashboard uid limit.
 UID_MAX = 40
 
@@ -35,22 +32,24 @@ def selectors(svc: Service) -> tuple[str, str]:
     return requests, containers
 
 
-def dashboard(svc: Service) -> dict[str, Any]:
+def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
+    """The dashboard, its queries on the Prometheus datasource `datasource_uid`."""
     requests, containers = selectors(svc)
+    source = {"type": "prometheus", "uid": datasource_uid}
     rate = lambda extra="": f"sum(rate(istio_requests_total{{{requests}{extra}}}[$__rate_interval]))"
     latency = lambda q: (f"histogram_quantile({q}, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{requests}}}[$__rate_interval])))", f"p{round(q * 100)}")
     resource = lambda kind, name: f'max(kube_pod_container_resource_{kind}{{{containers}, resource="{name}"}})'
     errors = rate(', response_code=~"5.."')
     error_budget = round(1 - svc.canary.success_rate / 100, 6)
     panels = [
-        panel("Requests per second", "reqps", [(f"sum by (response_code) (rate(istio_requests_total{{{requests}}}[$__rate_interval]))", "{{response_code}}")]),
-        panel("Errors (5xx share)", "percentunit", [(f"{errors} / {rate()}", "5xx")], threshold=error_budget),
-        panel("Latency", "ms", [latency(0.5), latency(0.95), latency(0.99)], threshold=svc.canary.max_latency_ms),
-        panel("CPU (cores)", "short", [
+        panel("Requests per second", "reqps", source, [(f"sum by (response_code) (rate(istio_requests_total{{{requests}}}[$__rate_interval]))", "{{response_code}}")]),
+        panel("Errors (5xx share)", "percentunit", source, [(f"{errors} / {rate()}", "5xx")], threshold=error_budget),
+        panel("Latency", "ms", source, [latency(0.5), latency(0.95), latency(0.99)], threshold=svc.canary.max_latency_ms),
+        panel("CPU (cores)", "short", source, [
             (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[$__rate_interval]))", "{{pod}}"),
             (resource("requests", "cpu"), "request"),
         ]),
-        panel("Memory (working set)", "bytes", [
+        panel("Memory (working set)", "bytes", source, [
             (f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}}"),
             (resource("requests", "memory"), "request"),
             (resource("limits", "memory"), "limit"),
@@ -72,7 +71,7 @@ def dashboard(svc: Service) -> dict[str, Any]:
     }
 
 
-def panel(title: str, unit: str, queries: list[tuple[str, str]], threshold: Optional[float] = None) -> dict[str, Any]:
+def panel(title: str, unit: str, source: dict[str, str], queries: list[tuple[str, str]], threshold: Optional[float] = None) -> dict[str, Any]:
     """A time series panel; `threshold` draws the service's SLO line (red above it)."""
     defaults: dict[str, Any] = {"unit": unit}
     if threshold is not None:
@@ -81,8 +80,8 @@ def panel(title: str, unit: str, queries: list[tuple[str, str]], threshold: Opti
     return {
         "type": "timeseries",
         "title": title,
-        "datasource": DATASOURCE,
+        "datasource": source,
         "fieldConfig": {"defaults": defaults, "overrides": []},
-        "targets": [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+        "targets": [{"refId": chr(ord("A") + i), "datasource": source, "expr": expr, "legendFormat": legend}
                     for i, (expr, legend) in enumerate(queries)],
     }

@@ -17,7 +17,7 @@ from components.spec import Service
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
-def canary_spec(svc: Service, autoscaler: dict[str, str], loadtester_url: str, gateway: Optional[str]) -> dict[str, Any]:
+def canary_spec(svc: Service, autoscaler: Optional[dict[str, str]], loadtester_url: str, gateway: Optional[str]) -> dict[str, Any]:
     c = svc.canary
     interval = f"{c.interval_seconds}s"
     service: dict[str, Any] = {

@@ -8,6 +8,7 @@ the KEDA ScaledObject or Flagger owns it, and a `pulumi up` must not reset it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -16,9 +17,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import iam
+from components.contracts import MonitoringContract, SealedSecretsContract
 from components.spec import Service
 
-from . import dashboard, traffic
+from . import alerts, dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 
@@ -36,7 +38,8 @@ class Mesh:
     gateway: Optional[str]
     loadtester_url: Optional[str]
     secret_store: Optional[str]
-    monitoring: bool
+    # Prometheus and Grafana, when the prometheus addon is on: each service's monitors, rules, dashboard.
+    monitoring: Optional[MonitoringContract]
     mesh: bool
     # The AWS account, looked up once for every service's queue and role ARNs.
     account_id: pulumi.Input[str] = ""
@@ -44,6 +47,9 @@ class Mesh:
     vpa: bool = False
     # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
     otlp_endpoint: Optional[str] = None
+    # The SealedSecret resource type, when the sealed-secrets addon is on (the stack model requires it
+    # for services that declare sealed secrets).
+    sealed_secrets: Optional[SealedSecretsContract] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -107,17 +113,19 @@ class Microservice(pulumi.ComponentResource):
             self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, graph, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
         if canary:
+            if mesh.loadtester_url is None:
+                raise ValueError(f"service {svc.name} has a canary but the flagger addon is off")
             self.custom("flagger.app/v1beta1", "Canary", "canary", canary_spec(svc, autoscaler, mesh.loadtester_url, mesh.gateway), depends_on=[self.deployment])
         elif svc.expose and mesh.gateway:
             self.custom("networking.istio.io/v1", "VirtualService", "route", traffic.virtual_service(svc, mesh.gateway))
-        if mesh.monitoring:
-            self._observability(svc)
+        if mesh.monitoring is not None:
+            self._observability(svc, mesh.monitoring)
         self.rollback_seconds = svc.canary.rollback_seconds if canary else None
         self.promotion_seconds = svc.canary.promotion_seconds if canary else None
         self.register_outputs({"namespace": svc.team, "canary": canary, "rollbackSeconds": self.rollback_seconds, "promotionSeconds": self.promotion_seconds, "labels": meta})
 
     # -- building blocks --------------------------------------------------------------------------
-    def obj(self, cls, suffix: str, name: Optional[str] = None, annotations: Optional[dict] = None, depends_on: tuple = (),
+    def obj(self, cls, suffix: str, name: Optional[str] = None, annotations: Optional[dict] = None, depends_on: Sequence[pulumi.Resource] = (),
             extra_labels: Optional[dict] = None, **fields: Any):
         metadata = {"name": name or self.svc.name, "namespace": self.ns, "labels": {**labels(self.svc, self.mesh_info.environment), **(extra_labels or {})}}
         if annotations:
@@ -125,7 +133,8 @@ class Microservice(pulumi.ComponentResource):
         opts = pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=list(depends_on)))
         return cls(f"{self.svc.name}-{suffix}", metadata=metadata, opts=opts, **fields)
 
-    def custom(self, api_version: str, kind: str, suffix: str, spec: dict[str, Any], name: Optional[str] = None, depends_on: tuple = ()):
+    def custom(self, api_version: str, kind: str, suffix: str, spec: dict[str, Any], name: Optional[str] = None,
+               depends_on: Sequence[pulumi.Resource] = ()):
         return self.obj(k8s.apiextensions.CustomResource, suffix, name=name, depends_on=depends_on, api_version=api_version, kind=kind, spec=spec)
 
     def _external_secret(self, name: str, vault_path: str, keys: list[str]):
@@ -139,11 +148,14 @@ class Microservice(pulumi.ComponentResource):
 
     def _sealed_secret(self, name: str, encrypted_data: dict[str, str]):
         # Ciphertext only: the sealed-secrets controller unseals it in the cluster into the Secret `name`.
-        from components.addons import sealed_secrets
-
+        sealed = self.mesh_info.sealed_secrets
+        if sealed is None:
+            raise ValueError(f"service {self.svc.name} declares sealedSecrets but the sealed-secrets addon is off")
         meta = labels(self.svc, self.mesh_info.environment)
-        return self.custom(sealed_secrets.API_VERSION, sealed_secrets.KIND, f"sealed-{name}", name=name,
-                           spec=sealed_secrets.sealed_secret_spec(name, self.ns, encrypted_data, meta))
+        return self.custom(sealed.api_version, sealed.kind, f"sealed-{name}", name=name, spec={
+            "encryptedData": dict(sorted(encrypted_data.items())),
+            "template": {"metadata": {"name": name, "namespace": self.ns, "labels": meta}, "type": "Opaque"},
+        })
 
     def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
         if svc.scaling.sqs:
@@ -165,7 +177,7 @@ class Microservice(pulumi.ComponentResource):
         return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": svc.name}
 
     def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
-        statements = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
+        statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
@@ -173,9 +185,9 @@ class Microservice(pulumi.ComponentResource):
         aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
                                        role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
-    def _observability(self, svc: Service) -> None:
-        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=f"{svc.name}-dashboard", extra_labels=dashboard.DASHBOARD_LABEL,
-                 data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc), indent=1)})
+    def _observability(self, svc: Service, monitoring: MonitoringContract) -> None:
+        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=f"{svc.name}-dashboard", extra_labels=dict(monitoring.dashboard_label),
+                 data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc, monitoring.prometheus_datasource_uid), indent=1)})
         # A metrics Service of our own: Flagger's generated Services select only primary or canary pods.
         metrics = self.obj(k8s.core.v1.Service, "metrics", name=f"{svc.name}-metrics", extra_labels=METRICS_LABEL, spec={
             "selector": {SERVICE_LABEL: svc.name},
@@ -185,23 +197,4 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         })
-        error_budget = round(1 - svc.canary.success_rate / 100, 6)
-        # By workload, not service: with a canary, Flagger's primary and canary Deployments serve the traffic.
-        workload = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload=~"{svc.name}(-primary|-canary)?"'
-        requests = f'istio_requests_total{{{workload}'
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": [{"name": f"{svc.name}-slo", "rules": [
-            {
-                "alert": "ServiceErrorRateHigh",
-                "expr": f'sum(rate({requests}, response_code=~"5.."}}[5m])) / sum(rate({requests}}}[5m])) > {error_budget}',
-                "for": "5m",
-                "labels": {"severity": "critical" if svc.tier == "critical" else "warning", "team": svc.team, "service": svc.name},
-                "annotations": {"summary": f"{svc.name}: more than {error_budget:.4%} of requests fail (SLO {svc.canary.success_rate}%)"},
-            },
-            {
-                "alert": "ServiceLatencyHigh",
-                "expr": f'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{{workload}}}[5m])) by (le)) > {svc.canary.max_latency_ms}',
-                "for": "10m",
-                "labels": {"severity": "warning", "team": svc.team, "service": svc.name},
-                "annotations": {"summary": f"{svc.name}: p99 latency above {svc.canary.max_latency_ms}ms"},
-            },
-        ]}]})
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec=alerts.slo_rules(svc))

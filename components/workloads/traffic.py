@@ -136,11 +136,14 @@ def metrics_port_mtls(svc: Service) -> dict[str, Any]:
 
 def virtual_service(svc: Service, gateway: str) -> dict[str, Any]:
     """Public routing for an exposed service without a canary (Flagger writes it for canaries)."""
+    expose = svc.expose
+    if expose is None:
+        raise ValueError(f"service {svc.name} is not exposed: it has no public route")
     return {
-        "hosts": [svc.expose.host],
+        "hosts": [expose.host],
         "gateways": [gateway],
         "http": [{
-            "match": [{"uri": {"prefix": svc.expose.path}}],
+            "match": [{"uri": {"prefix": expose.path}}],
             "route": [{"destination": {"host": f"{svc.name}.{svc.team}.svc.cluster.local", "port": {"number": svc.port}}}],
             "retries": {"attempts": 2, "perTryTimeout": "2s", "retryOn": "gateway-error,connect-failure,refused-stream"},
             "timeout": "10s",

@@ -1,4 +1,4 @@
-"""Every rule of the policy pack, grouped by module (the grouping the README table shows)."""
+"""Every rule of the policy pack, grouped by module (the grouping docs/policy-rules.md shows)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from .base import Rule, Settings, Subject
 
 MODULES = (pss_baseline, pss_restricted, workload, availability, network, aws, karpenter, delivery)
 # (title, rules): the title is the first sentence of the module docstring, up to its colon.
-GROUPS = [(m.__doc__.split(":")[0].strip(), m.RULES) for m in MODULES]
+GROUPS = [((m.__doc__ or "").split(":")[0].strip(), m.RULES) for m in MODULES]
 RULES: list[Rule] = [rule for _, rules in GROUPS for rule in rules]
 BY_ID = {rule.id: rule for rule in RULES}
 

@@ -23,13 +23,18 @@ LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 def covers_the_internet(cidrs: list[str]) -> bool:
     """True when the CIDRs together span all of IPv4 or IPv6 (0.0.0.0/0, or e.g. 0.0.0.0/1 + 128.0.0.0/1)."""
-    networks = []
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
     for cidr in cidrs:
         try:
-            networks.append(ipaddress.ip_network(cidr, strict=False))
+            network = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             continue
-    return any(n.prefixlen == 0 for v in (4, 6) for n in ipaddress.collapse_addresses(x for x in networks if x.version == v))
+        if isinstance(network, ipaddress.IPv4Network):
+            v4.append(network)
+        else:
+            v6.append(network)
+    return any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v4)) or any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(v6))
 
 
 def _endpoint(s: Subject, settings: Settings) -> Iterator[str]:

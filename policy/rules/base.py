@@ -264,7 +264,7 @@ def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
         expr = as_map(expr)
         key, op, values = expr.get("key"), expr.get("operator"), as_list(expr.get("values"))
         present = key in labels
-        ok = {"In": present and labels.get(key) in values, "NotIn": not present or labels.get(key) not in values,
+        ok = {"In": present and labels.get(str(key)) in values, "NotIn": not present or labels.get(str(key)) not in values,
               "Exists": present, "DoesNotExist": not present}.get(str(op), False)
         if not ok:
             return False

@@ -1,0 +1,143 @@
+"""What one part of the platform needs from an addon, as a small typed contract the addon publishes.
+
+An addon's internals (release names, chart values, its own objects) stay in its module. What others
+rely on (a namespace, a service address, a Grafana datasource id, a CRD API version, a label) is a
+frozen dataclass defined here and filled in by the addon's `contract()`. The addon registry
+publishes the contract of every *enabled* addon before it installs any of them, so a consumer can
+read a contract whatever the install order (Istio reads the tracing provider although tracing
+installs after it). Consumers, other addons and the workloads alike, read contracts from
+`Contracts` and never import an addon module: an absent contract means the addon is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar
+
+
+@dataclass(frozen=True)
+class Pods:
+    """A set of pods others talk to or hear from: namespace, pod labels and mTLS service account."""
+
+    namespace: str
+    labels: Mapping[str, str]
+    service_account: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CertManagerContract:
+    # The ClusterIssuer that signs the environment's public certificates.
+    public_issuer: str
+    # The IngressClass cert-manager's HTTP-01 solver uses; the mesh's gateway must serve it.
+    solver_ingress_class: str
+
+
+@dataclass(frozen=True)
+class IstioContract:
+    # The mesh's root namespace: mesh-wide PeerAuthentication and Telemetry live here.
+    system_namespace: str
+    # The label that turns sidecar injection on for a namespace.
+    injection_label: Mapping[str, str]
+    ingress: Pods
+    # What services' VirtualServices put in `gateways` (namespace/name).
+    gateway: str
+
+
+@dataclass(frozen=True)
+class MonitoringContract:
+    """Prometheus and Grafana (kube-prometheus-stack)."""
+
+    prometheus: Pods
+    prometheus_url: str
+    # Grafana's sidecars load datasources from ConfigMaps with this label in `grafana_namespace`, and
+    # dashboards from ConfigMaps with `dashboard_label` in any namespace.
+    grafana_namespace: str
+    datasource_label: Mapping[str, str]
+    dashboard_label: Mapping[str, str]
+    prometheus_datasource_uid: str
+
+
+@dataclass(frozen=True)
+class FlaggerContract:
+    loadtester: Pods
+    loadtester_url: str
+
+
+@dataclass(frozen=True)
+class TracingContract:
+    collector: Pods
+    # The OTLP ports services and sidecars send spans to.
+    otlp_ports: tuple[int, ...]
+    # What services' OpenTelemetry SDKs are given (OTLP/HTTP).
+    otlp_endpoint: str
+    # istiod's meshConfig for the mesh to report spans to the collector.
+    mesh_config: Mapping[str, Any]
+    datasource_uid: str
+
+
+@dataclass(frozen=True)
+class LoggingContract:
+    datasource_uid: str
+    # The Loki index label that carries a log line's service.name.
+    service_label: str
+
+
+@dataclass(frozen=True)
+class VaultContract:
+    address: str
+
+
+@dataclass(frozen=True)
+class ExternalSecretsContract:
+    cluster_secret_store: str
+
+
+@dataclass(frozen=True)
+class SealedSecretsContract:
+    api_version: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ChaosExperiments:
+    every_hours: int
+    latency_ms: int
+    latency_minutes: int
+
+
+@dataclass(frozen=True)
+class ChaosMeshContract:
+    api_version: str
+    # Chaos Mesh only injects faults into namespaces annotated like this.
+    inject_annotation: Mapping[str, str]
+    # Scheduled experiments: None where the stack runs none (prod).
+    experiments: Optional[ChaosExperiments] = None
+
+
+C = TypeVar("C")
+
+
+@dataclass
+class Contracts:
+    """The contracts of the enabled addons, one per contract type."""
+
+    published: dict[type, object] = field(default_factory=dict)
+
+    def publish(self, contract: object) -> None:
+        kind = type(contract)
+        if kind in self.published:
+            raise TypeError(f"two addons publish a {kind.__name__}")
+        self.published[kind] = contract
+
+    def get(self, kind: type[C]) -> Optional[C]:
+        """The contract of this type, or None when no enabled addon publishes it."""
+        found = self.published.get(kind)
+        return found if isinstance(found, kind) else None
+
+    def require(self, kind: type[C]) -> C:
+        """The contract of an addon the caller requires (the registry has checked it is enabled)."""
+        found = self.get(kind)
+        if found is None:
+            raise LookupError(f"no enabled addon publishes a {kind.__name__}")
+        return found

@@ -1,0 +1,70 @@
+"""Team budgets: what a team's services may request at worst, against its ResourceQuota."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field as dataclass_field
+
+from .base import Quantity, Spec, field
+from .service import Service
+
+# Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
+# (istiod values global.proxy.resources.requests); a team's quota must admit them too.
+SIDECAR_REQUESTS = ("100m", "128Mi")
+# A Deployment's rollingUpdate.maxSurge (components/workloads/microservice.py): extra pods during a rollout.
+ROLLOUT_SURGE = 0.25
+
+
+class TeamBudget(Spec):
+    cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
+
+
+@dataclass
+class TeamUsage:
+    """What a team's services may request at worst: every service at max replicas, plus rollout surge,
+    plus a second full set for a canary under analysis (Flagger runs primary and canary), with sidecars."""
+
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    pods: int = 0
+    services: dict[str, tuple[int, int, int]] = dataclass_field(default_factory=dict)
+
+    def add(self, svc: Service, environment: str, mesh: bool) -> None:
+        base = svc.replicas.max
+        pods = base + math.ceil(base * ROLLOUT_SURGE) + (base if svc.canary_enabled(environment) else 0)
+        requests = svc.resources.requests
+        assert requests.cpu is not None and requests.memory is not None  # Resources requires both
+        cpu = cpu_millis(requests.cpu) + (cpu_millis(SIDECAR_REQUESTS[0]) if mesh else 0)
+        memory = memory_bytes(requests.memory) + (memory_bytes(SIDECAR_REQUESTS[1]) if mesh else 0)
+        self.services[svc.name] = (pods * cpu, pods * memory, pods)
+        self.cpu_millis += pods * cpu
+        self.memory_bytes += pods * memory
+        self.pods += pods
+
+
+MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def cpu_millis(quantity: str) -> int:
+    """"250m" -> 250, "2" -> 2000, "0.5" -> 500."""
+    return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a memory quantity")
+    return int(match[1]) * MEMORY_UNITS[match[2] or ""]
+
+
+def format_cpu(millis: int) -> str:
+    return f"{millis / 1000:g}"
+
+
+def format_memory(size: int) -> str:
+    if size < 2**30:
+        return f"{size / 2**20:g}Mi"
+    return f"{size / 2**30:.2f}".rstrip("0").rstrip(".") + "Gi"
