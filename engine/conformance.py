@@ -21,6 +21,11 @@ from referencing import Registry, Resource
 from . import cel_rules, reference
 
 
+# Schema keywords whose failure stops the API server from running CEL rules (its "blocking" errors:
+# TypeInvalid, Required, NotSupported, TooLong, TooMany).
+CEL_BLOCKING = frozenset({"type", "required", "enum", "maxLength", "maxItems", "maxProperties"})
+
+
 def errors(manifest: dict[str, Any], kubernetes_version: str, masked_as_written: bool = False) -> list[str]:
     """Every reason the API server would reject (or silently alter) this object; empty when valid.
     Masked secrets are left out (their type is unknowable), unless `masked_as_written`: then the
@@ -32,10 +37,13 @@ def errors(manifest: dict[str, Any], kubernetes_version: str, masked_as_written:
     group, _, version = api_version.rpartition("/")
     crd = crd_schemas().get((group, version, kind))
     if crd is not None:
-        found = [_describe(e) for e in sorted(_crd_validator(group, version, kind).iter_errors(manifest),
-                                              key=lambda e: list(map(str, e.absolute_path)))]
-        # The API server runs CEL rules only on objects that pass the structural schema.
-        return found or cel_rules.errors(manifest, crd)
+        schema_errors = sorted(_crd_validator(group, version, kind).iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
+        found = [_describe(e) for e in schema_errors]
+        # The API server skips CEL only after errors that make the value untypable (wrong type,
+        # missing required field, value outside an enum, over a size limit); others do not block it.
+        if not any(e.validator in CEL_BLOCKING for e in schema_errors):
+            found += cel_rules.errors(manifest, crd)
+        return found
     if group in crd_groups():
         return [f"{api_version} {kind}: no such kind/version in the reference CRDs of group {group}"]
     else:

@@ -153,9 +153,10 @@ def build(source: Path, current: Path = REFERENCE) -> dict[str, str]:
     for chart in CHARTS.values():
         by_folder.setdefault(chart.reference_folder, []).append(chart)
     for name, charts in sorted(by_folder.items()):
-        chart = charts[0]
         names = sorted(c.name for c in charts)
-        folder = next((f for f in (find_chart(source, c) for c in charts) if f is not None), None)
+        # A shared folder holds the values of the chart it is named after (karpenter, not karpenter-crd).
+        chart = next((c for c in charts if not c.reference), charts[0])
+        folder = find_chart(source, chart)
         if folder is not None:
             out.update(chart_files(folder, chart, names))
         else:

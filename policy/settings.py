@@ -55,7 +55,7 @@ def from_spec(spec: Any) -> StackPolicy:
     """The policy of a validated stack declaration (components.spec.StackSpec)."""
     settings = Settings(environment=spec.environment, allowed_registries=tuple(spec.policy.allowed_registries),
                         max_rollback_seconds=spec.policy.max_rollback_seconds,
-                        pod_security_version=parse_version(spec.policy.pod_security_version))
+                        pod_security_version=spec.pod_security_version)
     table = ENFORCEMENT.get(spec.environment, ENFORCEMENT["prod"])
     return StackPolicy(settings, {rule.id: table[rule.category] for rule in RULES})
 

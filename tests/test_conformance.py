@@ -85,13 +85,50 @@ def test_cel_rule_of_a_crd_rejects_what_the_api_server_would():
 
 
 def test_cel_sees_defaults_applied_first():
+    schema = {"type": "object", "properties": {"mode": {"type": "string", "default": "strict"}, "exceptions": {"type": "array", "items": {"type": "string"}}},
+              "x-kubernetes-validations": [{"rule": "self.mode != 'strict' || !has(self.exceptions)", "message": "strict takes no exceptions"}]}
+    assert cel_rules.errors({"exceptions": ["a"]}, schema) == ["(object): strict takes no exceptions (rule `self.mode != 'strict' || !has(self.exceptions)`)"]
+    assert cel_rules.errors({"mode": "lenient", "exceptions": ["a"]}, schema) == []
+
+
+def test_service_entry_rules_of_the_istio_crd():
     entry = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "db", "namespace": "a"},
              "spec": {"hosts": ["db.internal"], "ports": [{"number": 5432, "name": "tcp", "protocol": "TCP"}],
                       "endpoints": [{"address": "10.0.0.1"}]}}
-    # resolution defaults to NONE, and NONE may not list endpoints.
+    # Without a resolution the rule reads it as NONE, and NONE may not list endpoints.
     assert any("endpoints" in e for e in conformance.errors(entry, "1.35"))
     entry["spec"]["resolution"] = "STATIC"
     assert conformance.errors(entry, "1.35") == []
+
+
+def test_values_reach_cel_typed_as_the_api_server_types_them():
+    stamp = {"type": "string", "format": "date-time", "x-kubernetes-validations": [{"rule": "self < timestamp('2030-01-01T00:00:00Z')"}]}
+    assert cel_rules.errors("2026-11-30T09:00:00Z", stamp) == []
+    assert cel_rules.errors("2031-01-01T00:00:00Z", stamp)
+    period = {"type": "string", "format": "duration", "x-kubernetes-validations": [{"rule": "self >= duration('1m')"}]}
+    assert cel_rules.errors("1m30s", period) == [] and cel_rules.errors("30s", period)
+    ratio = {"type": "number", "x-kubernetes-validations": [{"rule": "self <= 1.0"}]}
+    assert cel_rules.errors(1, ratio) == []
+    # A null is not validated, and a null in a non-nullable field is dropped before the rules run.
+    named = {"type": "object", "properties": {"a": {"type": "string", "x-kubernetes-validations": [{"rule": "self == 'x'"}]}},
+             "x-kubernetes-validations": [{"rule": "!has(self.a)"}]}
+    assert cel_rules.errors({"a": None}, named) == []
+
+
+def test_an_optional_old_self_rule_is_reported_not_passed():
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": "!oldSelf.hasValue() || self.a == oldSelf.value().a", "optionalOldSelf": True}]}
+    assert "could not be evaluated" in cel_rules.errors({"a": 1}, schema)[0]
+
+
+def test_cel_runs_after_non_blocking_schema_errors_only():
+    bad = copy.deepcopy(NODEPOOL)
+    bad["spec"]["template"]["spec"]["requirements"] = [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["a"]}]
+    bad["spec"]["limit"] = {"cpu": "1"}  # an unknown field the API server would prune: CEL still runs
+    errors = conformance.errors(bad, "1.35")
+    assert any("'limit' was unexpected" in e for e in errors) and any("rule `" in e for e in errors)
+    bad["spec"]["weight"] = "heavy"  # a type error blocks CEL, as on the API server
+    errors = conformance.errors(bad, "1.35")
+    assert any("weight" in e for e in errors) and not any("rule `" in e for e in errors)
 
 
 def test_kubernetes_cel_libraries():

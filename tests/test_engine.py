@@ -61,7 +61,8 @@ def test_rendered_secrets_keep_their_keys_and_validate_as_written(stack):
     for secret in secrets:
         assert secret["stringData"] and set(secret["stringData"].values()) == {"[secret]"}
         assert errors(secret, "1.35", masked_as_written=True) == [], secret["metadata"]["name"]
-    assert "hunter2" not in json.dumps(secrets)
+    # The engine's stand-ins for secret config values never reach a rendered object.
+    assert "offline-secret-" not in json.dumps(list(manifest_files(stack).values()))
 
 
 def test_runs_are_deterministic_and_isolated():

@@ -155,6 +155,13 @@ def test_pod_security_version_flows_from_the_stack_to_the_pack(scratch):
     assert settings.from_pack_config({}).settings.pod_security_version == (1, 37)
 
 
+def test_pod_security_version_defaults_to_the_clusters_and_may_not_exceed_it(scratch):
+    assert settings.from_spec(load("prod", ROOT).spec).settings.pod_security_version == (1, 35)  # kubernetesVersion 1.35
+    scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(podSecurityVersion="1.37"))
+    with pytest.raises(SpecError, match="podSecurityVersion: 1.37 is newer than the cluster"):
+        load("prod", scratch.root)
+
+
 @pytest.mark.parametrize("version", ["1.22", "1.38", "2.0", "latest"])
 def test_an_unknown_pod_security_version_is_a_declaration_error(scratch, version):
     scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(podSecurityVersion=version))

@@ -109,7 +109,7 @@ def test_windows_pods_are_exempt_from_the_linux_only_restricted_controls():
 def test_apparmor_annotations_follow_the_standard():
     def annotated(value):
         return changed(OK, lambda d: d["spec"]["template"]["metadata"].update(annotations={"container.apparmor.security.beta.kubernetes.io/web": value}))
-    assert findings("pss-apparmor", annotated("runtime/default")) == []
+    assert findings("pss-apparmor", annotated("runtime/default")) == findings("pss-apparmor", annotated("")) == []
     assert findings("pss-apparmor", annotated("unconfined")) == ["annotation container.apparmor.security.beta.kubernetes.io/web is 'unconfined'"]
 
 
@@ -189,13 +189,18 @@ def test_user_namespaces_relax_the_root_controls_from_1_35(rule, root):
     assert findings(rule, changed(as_root, lambda d: pod(d).update(hostUsers=True)), at((1, 37)))
 
 
-def test_windows_exemption_starts_at_1_25():
-    windows = changed(OK, lambda d: (pod(d).update(os={"name": "windows"}), ctx(d).clear()))
-    assert findings("pss-privilege-escalation", windows, at((1, 25))) == []
-    assert findings("pss-privilege-escalation", windows, at((1, 24)))
+@pytest.mark.parametrize("rule", ["pss-privilege-escalation", "pss-capabilities-restricted", "pss-seccomp-restricted"])
+def test_windows_exemption_starts_at_1_25(rule):
+    windows = changed(OK, lambda d: (pod(d).update(os={"name": "windows"}), pod_ctx(d).pop("seccompProfile"), ctx(d).clear()))
+    assert findings(rule, windows, at((1, 25))) == []
+    assert findings(rule, windows, at((1, 24)))
 
 
 def test_image_volumes_and_volumes_without_a_source_are_allowed():
     image = changed(OK, lambda d: pod(d)["volumes"].append({"name": "model", "image": {"reference": "registry/model:1"}}))
     bare = changed(OK, lambda d: pod(d)["volumes"].append({"name": "scratch"}))  # defaulted to emptyDir
     assert findings("pss-volume-types", image) == findings("pss-volume-types", bare) == []
+    # A null source is no source: it cannot vouch for another one, and alone it is an emptyDir.
+    smuggled = changed(OK, lambda d: pod(d)["volumes"].append({"name": "share", "configMap": None, "nfs": {"server": "fs", "path": "/"}}))
+    assert findings("pss-volume-types", smuggled) == ["volume share: type nfs is not allowed"]
+    assert findings("pss-volume-types", changed(OK, lambda d: pod(d)["volumes"].append({"name": "scratch", "nfs": None}))) == []

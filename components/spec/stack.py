@@ -7,7 +7,7 @@ the stack as a whole and its cross-field rules.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
@@ -44,14 +44,17 @@ class AddonSpec(Spec):
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
-    pod_security_version: str = field(
-        "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.35\"); "
-        f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} to the newest known, {'.'.join(map(str, POD_SECURITY_LATEST))} (the default).",
-        default=".".join(map(str, POD_SECURITY_LATEST)), pattern=r"^1\.[0-9]{1,2}$")
+    pod_security_version: Optional[str] = field(
+        "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.33\"), "
+        f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} up to the cluster's version. Default: the newest the "
+        f"cluster runs, which is what its Pod Security Admission enforces (newest known: {'.'.join(map(str, POD_SECURITY_LATEST))}).",
+        default=None, pattern=r"^1\.[0-9]{1,2}$")
 
     @field_validator("pod_security_version")
     @classmethod
-    def _known_pod_security_version(cls, value: str) -> str:
+    def _known_pod_security_version(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
         minor = int(value.split(".")[1])
         if not POD_SECURITY_OLDEST[1] <= minor <= POD_SECURITY_LATEST[1]:
             raise ValueError(f"Pod Security Standards version {value} is not known: use 1.{POD_SECURITY_OLDEST[1]} to 1.{POD_SECURITY_LATEST[1]}")
@@ -117,6 +120,23 @@ class StackSpec(Spec):
                                  f"(max replicas + rollout surge, doubled for canaries, sidecars included: {parts}); "
                                  f"raise the budget or lower replicas.max or resources.requests"))
         return problems
+
+    @property
+    def pod_security_version(self) -> tuple[int, int]:
+        """The Pod Security Standards version the policy applies: the declared one, else the
+        cluster's own (what its Pod Security Admission enforces), capped at the newest known."""
+        declared = self.policy.pod_security_version
+        major, minor = (declared or self.cluster.kubernetes_version).split(".")
+        return min((int(major), int(minor)), POD_SECURITY_LATEST)
+
+    @model_validator(mode="after")
+    def _pod_security_within_cluster(self) -> "StackSpec":
+        declared = self.policy.pod_security_version
+        if declared and int(declared.split(".")[1]) > int(self.cluster.kubernetes_version.split(".")[1]):
+            raise ValueError(f"policy.podSecurityVersion: {declared} is newer than the cluster (kubernetesVersion "
+                             f"{self.cluster.kubernetes_version}), whose Pod Security Admission would reject what the newer "
+                             f"standard allows; use {self.cluster.kubernetes_version} or lower, or leave it unset")
+        return self
 
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)

@@ -102,7 +102,7 @@ def _apparmor(meta: Pod, spec: Pod, v: Version) -> Iterator[str]:
         if kind is not None and kind not in CONFINED:
             yield f"{where}: securityContext.appArmorProfile.type is {kind!r}"
     for key, value in as_map(meta.get("annotations")).items():
-        if key.startswith(APPARMOR_ANNOTATION) and value != "runtime/default" and not str(value).startswith("localhost/"):
+        if key.startswith(APPARMOR_ANNOTATION) and value not in ("", "runtime/default") and not str(value).startswith("localhost/"):
             yield f"annotation {key} is {value!r}"
 
 

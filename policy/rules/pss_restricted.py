@@ -35,9 +35,9 @@ def _user_namespace(spec: Pod, v: Version) -> bool:
 def _volume_types(meta: Pod, spec: Pod, v: Version) -> Iterator[str]:
     for item in as_list(spec.get("volumes")):
         volume = as_map(item)
-        kinds = [k for k in volume if k != "name"]
-        # A volume with no source is defaulted to emptyDir by the API server.
-        if kinds and not any(key in volume for key in ALLOWED_VOLUMES):
+        # A null source is no source (PSA tests `!= nil`); a volume with none is defaulted to emptyDir.
+        kinds = [k for k, source in volume.items() if k != "name" and source is not None]
+        if kinds and not any(volume.get(key) is not None for key in ALLOWED_VOLUMES):
             yield f"volume {volume.get('name', '?')}: type {', '.join(kinds)} is not allowed"
 
 
