@@ -50,6 +50,8 @@ class AddonContext:
 class Addon(pulumi.ComponentResource):
     name: ClassVar[str]
     namespace: ClassVar[str]
+    # Namespaces the addon creates besides its own (the loader keeps team namespaces off all of them).
+    extra_namespaces: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
     # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely

@@ -10,6 +10,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, model_validator
 
+from . import limits
+from .problems import dotted, short
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -44,7 +46,7 @@ class NetworkSpec(Spec):
     def _check(self) -> "NetworkSpec":
         net = ipaddress.ip_network(self.cidr, strict=True) if _is_cidr(self.cidr) else None
         if net is None or net.version != 4 or not 16 <= net.prefixlen <= 20:
-            raise ValueError(f"cidr {self.cidr!r} must be an IPv4 network with a prefix from /16 to /20")
+            raise ValueError(f"cidr {short(self.cidr)} must be an IPv4 network with a prefix from /16 to /20")
         _check_retention(self.flow_log_retention_days, "flowLogRetentionDays")
         return self
 
@@ -58,10 +60,15 @@ class EndpointSpec(Spec):
     def _check(self) -> "EndpointSpec":
         for cidr in self.private_access_cidrs:
             if not _is_cidr(cidr) or cidr in WORLD:
-                raise ValueError(f"privateAccessCidrs entry {cidr!r} must be the CIDR of a network routed to the VPC (never 0.0.0.0/0)")
+                raise ValueError(f"privateAccessCidrs entry {short(cidr)} must be the CIDR of a network routed to the VPC (never 0.0.0.0/0)")
         for cidr in self.public_access_cidrs:
             if not _is_cidr(cidr):
-                raise ValueError(f"publicAccessCidrs entry {cidr!r} is not a CIDR")
+                raise ValueError(f"publicAccessCidrs entry {short(cidr)} is not a CIDR")
+        for key, cidrs in (("privateAccessCidrs", self.private_access_cidrs), ("publicAccessCidrs", self.public_access_cidrs)):
+            dupes = limits.duplicate(str(ipaddress.ip_network(c)) for c in cidrs)
+            if dupes:
+                # Each private CIDR becomes a security group rule, and AWS refuses a duplicate rule.
+                raise ValueError(f"{key} lists {', '.join(dupes)} more than once; AWS refuses duplicate rules, list each network once")
         if self.public_access and not self.public_access_cidrs:
             raise ValueError("publicAccess is on but publicAccessCidrs is empty; list the CIDRs allowed to reach the API (EKS would default to 0.0.0.0/0)")
         if not self.public_access and self.public_access_cidrs:
@@ -75,9 +82,14 @@ class AccessSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "AccessSpec":
-        for arn in [*self.admins, *self.viewers]:
-            if not arn.startswith("arn:aws:iam::") or ":role/" not in arn and ":user/" not in arn:
-                raise ValueError(f"{arn!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)")
+        for key, arns in (("admins", self.admins), ("viewers", self.viewers)):
+            for i, arn in enumerate(arns):
+                problem = limits.principal_problem(arn)
+                if problem:
+                    raise ValueError(f"{key}[{i}]: {problem}")
+            dupes = limits.duplicate(arns)
+            if dupes:
+                raise ValueError(f"{key}: {dupes} listed twice; EKS has one access entry per principal")
         both = set(self.admins) & set(self.viewers)
         if both:
             raise ValueError(f"{sorted(both)} listed as both admin and viewer; an access entry has one principal")
@@ -118,6 +130,9 @@ class ClusterSpec(Spec):
     @model_validator(mode="after")
     def _check(self) -> "ClusterSpec":
         _check_retention(self.log_retention_days, "logRetentionDays")
+        problem = limits.kubernetes_version_problem(self.kubernetes_version, self.upgrade_policy)
+        if problem:
+            raise ValueError(f"kubernetesVersion: {problem}")
         return self
 
 
@@ -157,7 +172,7 @@ class NodePoolSpec(Spec):
             key, _, rest = taint.partition("=")
             value, _, effect = rest.partition(":")
             if not key or not value or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-                raise ValueError(f"taint {taint!r} must be key=value:Effect with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
+                raise ValueError(f"taint {short(taint)} must be key=value:Effect with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
         return self
 
 
@@ -231,7 +246,7 @@ class StackSpec(Spec):
             return self
         for name in self.addons:
             if name not in registry:
-                raise ValueError(f"addons.{name}: unknown addon {name!r}; known addons: {', '.join(sorted(registry))}")
+                raise ValueError(f"{dotted(('addons', name))}: unknown addon {short(name)}; known addons: {', '.join(sorted(registry))}")
         enabled = {name for name, addon in self.addons.items() if addon.enabled}
         for name in sorted(enabled):
             missing = [r for r in registry[name] if r not in enabled]
@@ -240,10 +255,21 @@ class StackSpec(Spec):
         return self
 
     @model_validator(mode="after")
+    def _networks(self) -> "StackSpec":
+        """The private endpoint's networks reach the VPC through peering, a transit gateway or a VPN,
+        none of which AWS sets up between overlapping address ranges."""
+        if self.network.existing is None:
+            clash = limits.overlapping(self.cluster.endpoint.private_access_cidrs, self.network.cidr)
+            if clash:
+                raise ValueError(f"cluster.endpoint.privateAccessCidrs: {', '.join(clash)} overlap the VPC's own network.cidr "
+                                 f"{self.network.cidr}; a network routed to the VPC (peering, transit gateway, VPN) cannot share its addresses")
+        return self
+
+    @model_validator(mode="after")
     def _teams(self) -> "StackSpec":
         for team in self.teams:
             if not re.match(DNS_LABEL, team):
-                raise ValueError(f"teams.{team}: not a team name (a DNS label, as in a service's `team`)")
+                raise ValueError(f"{dotted(('teams', team))}: not a team name (a DNS label, as in a service's `team`)")
         return self
 
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:
@@ -302,7 +328,7 @@ def _architecture(instance_type: str) -> str:
     """Graviton families carry a `g` after the generation digit (m7g, c7gn, r8gd); g5 is x86 GPU."""
     match = re.match(r"^[a-z]+[0-9]+([a-z-]*)\.", instance_type)
     if not match:
-        raise ValueError(f"{instance_type!r} is not an EC2 instance type (family.size, e.g. m7i.large)")
+        raise ValueError(f"{short(instance_type)} is not an EC2 instance type (family.size, e.g. m7i.large)")
     return "arm64" if "g" in match[1] else "amd64"
 
 
@@ -330,7 +356,7 @@ def cpu_millis(quantity: str) -> int:
 def memory_bytes(quantity: str) -> int:
     match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
     if not match:
-        raise ValueError(f"{quantity!r} is not a memory quantity")
+        raise ValueError(f"{short(quantity)} is not a memory quantity")
     return int(match[1]) * MEMORY_UNITS[match[2] or ""]
 
 
