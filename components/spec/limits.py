@@ -44,7 +44,7 @@ def kubernetes_version_problem(version: str, upgrade_policy: str) -> Optional[st
     supported = [v for v, row in EKS_VERSIONS.items() if row.extended_support_ends > now]
     if offered is None or offered.extended_support_ends <= now:
         ended = f" (extended support ended {offered.extended_support_ends})" if offered else ""
-        return f"Kubernetes {short(version)} is not offered by EKS{ended}; supported versions: {', '.join(supported)} (components/versions.py)"
+        return f"Kubernetes {version} is not offered by EKS{ended}; supported versions: {', '.join(supported)} (components/versions.py)"
     if offered.standard_support_ends <= now and upgrade_policy == "STANDARD":
         return (f"Kubernetes {version} left EKS standard support on {offered.standard_support_ends}; with upgradePolicy STANDARD EKS "
                 f"upgrades the cluster by itself: upgrade the version, or set upgradePolicy EXTENDED (paid, until {offered.extended_support_ends})")

@@ -99,34 +99,34 @@ def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[D
     for svc, rel in services:
         if svc.team not in teams:
             teams.add(svc.team)
-            out.append(Derived("cluster", "Namespace", svc.team, 63, rel, "team", f"team {svc.team}'s namespace"))
+            out.append(Derived("cluster", "Namespace", svc.team, 63, rel, "team", f"the namespace of team {svc.team}"))
         out += _service_names(stack, svc, rel)
     return out
 
 
 def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
     n, ns = svc.name, svc.team
-    own = f"service {n}'s"
-    names = [(kind, n, "name", f"{own} {kind}") for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy")]
-    names.append(("ConfigMap", config_map(n), "env", f"{own} environment ConfigMap"))
+    of = f"of service {n}"
+    names = [(kind, n, "name", f"the {kind} {of}") for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy")]
+    names.append(("ConfigMap", config_map(n), "env", f"the environment ConfigMap {of}"))
     if stack.monitoring:
-        names += [("ConfigMap", dashboard_config_map(n), "name", f"{own} dashboard"), ("Service", metrics_service(n), "name", f"{own} metrics Service")]
+        names += [("ConfigMap", dashboard_config_map(n), "name", f"the dashboard {of}"), ("Service", metrics_service(n), "name", f"the metrics Service {of}")]
     if stack.tracing:
-        names.append(("NetworkPolicy", telemetry_policy(n), "name", f"{own} telemetry egress policy"))
+        names.append(("NetworkPolicy", telemetry_policy(n), "name", f"the telemetry egress policy {of}"))
     if svc.scaling.sqs is not None:
-        names.append(("TriggerAuthentication", keda_auth(n), "scaling.sqs", f"{own} KEDA authentication"))
+        names.append(("TriggerAuthentication", keda_auth(n), "scaling.sqs", f"the KEDA authentication {of}"))
     secrets = [(s.name, f"secrets[{i}].name") for i, s in enumerate(svc.secrets)]
     secrets += [(s.name, f"sealedSecrets[{i}].name") for i, s in enumerate(svc.sealed_secrets)]
-    names += [("Secret", name, path, f"{own} Secret") for name, path in secrets]
+    names += [("Secret", name, path, f"a Secret {of}") for name, path in secrets]
     if svc.canary_enabled(stack.environment):
-        canary = f"{own} canary (made by Flagger)"
+        canary = f"the canary {of} (objects made by Flagger)"
         names += [("Deployment", flagger(n, PRIMARY), "canary", canary), ("Service", flagger(n, PRIMARY), "canary", canary),
                   ("Service", flagger(n, CANARY), "canary", canary), ("ConfigMap", flagger(config_map(n), PRIMARY), "canary", canary)]
         names += [("Secret", flagger(name, PRIMARY), path, canary) for name, path in secrets]
     out = [Derived(f"namespace {ns}", kind, name, K8S_LIMITS.get(kind, K8S_DEFAULT_LIMIT), rel, path, why) for kind, name, path, why in names]
     if svc.aws_permissions or svc.scaling.sqs is not None:
         # Auto-named, so never shared; only the length matters.
-        out.append(Derived("aws auto-named", "IAM role", workload_role(n), IAM_ROLE_LIMIT - AUTONAME_SUFFIX, rel, "name", f"{own} Pod Identity role"))
+        out.append(Derived("aws auto-named", "IAM role", workload_role(n), IAM_ROLE_LIMIT - AUTONAME_SUFFIX, rel, "name", f"the Pod Identity role {of}"))
     return out
 
 

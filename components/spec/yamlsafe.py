@@ -19,9 +19,9 @@ import yaml
 from .problems import Problem, SpecError, short
 
 _BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# The largest sample file is under 4 KiB; 1 MiB leaves room for big env maps and sealed secrets
-# while bounding parse time and memory, and keeps a service's ConfigMap checkable against its limit.
-MAX_FILE_BYTES = 1024 * 1024
+# The largest sample file is under 4 KiB. 2 MiB bounds parse time and memory, yet is above the
+# 1 MiB a ConfigMap may hold, so an oversized `env` is reported as that, at its key.
+MAX_FILE_BYTES = 2 * 1024 * 1024
 # The models nest at most six levels deep (addons.<name>.values.<chart>.<key>...); Helm values go deeper.
 MAX_DEPTH = 32
 MERGE_TAG = "tag:yaml.org,2002:merge"
