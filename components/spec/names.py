@@ -9,7 +9,7 @@ namespace), is a declaration error that names both sources, not a failed `pulumi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .problems import Problem, short
 from .service import Service
@@ -28,29 +28,17 @@ SQS_QUEUE_LIMIT = 80
 PRIMARY, CANARY = "primary", "canary"
 
 
-def config_map(service: str) -> str:
-    return f"{service}-config"
+def _suffixed(suffix: str) -> Callable[[str], str]:
+    return lambda service: f"{service}-{suffix}"
 
 
-def dashboard_config_map(service: str) -> str:
-    return f"{service}-dashboard"
-
-
-def metrics_service(service: str) -> str:
-    return f"{service}-metrics"
-
-
-def telemetry_policy(service: str) -> str:
-    return f"{service}-telemetry"
-
-
-def keda_auth(service: str) -> str:
-    return f"{service}-aws"
-
-
-def workload_role(service: str) -> str:
-    """The logical name of a service's Pod Identity role (auto-named by Pulumi)."""
-    return f"{service}-workload"
+config_map = _suffixed("config")  # the service's `env`
+dashboard_config_map = _suffixed("dashboard")
+metrics_service = _suffixed("metrics")
+telemetry_policy = _suffixed("telemetry")
+keda_auth = _suffixed("aws")
+# The logical name of a service's Pod Identity role (auto-named by Pulumi).
+workload_role = _suffixed("workload")
 
 
 def karpenter_node_role(cluster: str) -> str:
