@@ -13,7 +13,9 @@ from components.spec import SpecError, load, names
 from components.spec import limits
 from components.versions import ISTIOD
 from components.workloads.pod import tracing_env
-from engine.chart_values import defaults, override_problems
+from components.addons import discover
+from components.versions import CHARTS
+from engine.chart_values import charts_of, defaults, override_problems
 
 ORDERS, PAYMENT, STOREFRONT = "stacks/services/orders.yaml", "stacks/services/payment.yaml", "stacks/services/storefront.yaml"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/extra:1.0.0"
@@ -224,6 +226,13 @@ def test_helm_values_of_a_multi_chart_addon(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["istio"].update(values={"istiodd": {}}))
     assert [str(p) for p in override_problems(load("dev", scratch.root))] == [
         "stacks/dev.yaml: addons.istio.values.istiodd: the istio addon installs the charts base, gateway, istiod; its values are keyed by chart name"]
+
+
+def test_every_addon_names_the_charts_its_values_are_checked_against():
+    for name, addon in discover().items():
+        charts = charts_of(addon)
+        assert charts and all(CHARTS[c.name] == c for c in charts), name
+        assert addon.multi_chart == (len(charts) > 1), name
 
 
 @pytest.mark.parametrize("edit, fragment", [

@@ -213,7 +213,8 @@ def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed:
 def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:
     enabled = {name: (addons[name].namespace, *addons[name].extra_namespaces) for name, a in spec.addons.items() if a.enabled}
     return names.StackNames(rel=rel, environment=spec.environment, cluster=spec.cluster.name, addons=enabled,
-                            monitoring=spec.addon_enabled("prometheus"), tracing=spec.addon_enabled("tracing"))
+                            monitoring=spec.addon_enabled("prometheus"), tracing=spec.addon_enabled("tracing"),
+                            pools=tuple(p.name for p in spec.karpenter.node_pools))
 
 
 def _service_context(spec: StackSpec) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class StackNames:
     addons: dict[str, tuple[str, ...]]  # enabled addon -> the namespaces it creates
     monitoring: bool
     tracing: bool
+    pools: tuple[str, ...] = ()
 
 
 def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[Derived]:
@@ -83,6 +84,9 @@ def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[D
         Derived("aws", "IAM role", karpenter_node_role(stack.cluster), IAM_ROLE_LIMIT, *cluster, "Karpenter's node role"),
         Derived("aws", "SQS queue", stack.cluster, SQS_QUEUE_LIMIT, *cluster, "Karpenter's interruption queue"),
     ]
+    # A NodePool's name is also its EC2NodeClass's and the value of the karpenter.sh/nodepool node label (63).
+    for i, pool in enumerate(stack.pools):
+        out += [Derived("cluster", kind, pool, 63, stack.rel, f"karpenter.nodePools[{i}].name", f"node pool {pool}'s {kind}") for kind in ("NodePool", "EC2NodeClass")]
     teams: set[str] = set()
     for svc, rel in services:
         if svc.team not in teams:
