@@ -211,6 +211,8 @@ def test_numbers_are_quantities_too(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["karpenter"]["nodePools"][0].update(cpuLimit=64, memoryLimit="1.5Ti"))
     pool = load("dev", scratch.root).spec.karpenter.node_pools[0]
     assert (pool.cpu_limit, pool.memory_limit) == ("64", "1.5Ti")
+    scratch.edit(ORDERS, lambda d: d.update(resources={"requests": {"cpu": 0.1, "memory": "128Mi"}, "limits": {"memory": "256Mi"}}))
+    assert {s.name: s for s in load("dev", scratch.root).services}["orders"].resources.requests.cpu == "0.1"
 
 
 def test_a_helm_value_the_chart_does_not_have(scratch, capsys):

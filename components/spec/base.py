@@ -21,7 +21,7 @@ QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|
 
 def _number_as_text(value: Any) -> Any:
     # `cpuLimit: 64` is as natural in YAML as `cpuLimit: "64"`; booleans are not numbers here.
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _quantity(value: str) -> str:

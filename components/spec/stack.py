@@ -11,8 +11,8 @@ from typing import Any, Literal, Optional
 from pydantic import ValidationInfo, model_validator
 
 from . import limits
-from .problems import dotted, short
 from .base import Quantity, Spec, field
+from .problems import dotted, short
 from .service import DNS_LABEL, Service, ServiceDefaults
 
 Environment = Literal["dev", "staging", "prod"]
