@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 # Kubernetes' resource.Quantity grammar (apimachinery): a non-negative decimal with an optional
@@ -32,6 +32,10 @@ def _quantity(value: str) -> str:
 
 # A Kubernetes resource quantity such as "250m" or "512Mi".
 Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_quantity)]
+# The forms the platform does arithmetic on (team budgets, requests): plain or milli CPUs, and
+# whole bytes with a unit. Inside the type, so the JSON Schema shows the pattern even when optional.
+CpuQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?m?$"), BeforeValidator(_number_as_text), AfterValidator(_quantity)]
+MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"), BeforeValidator(_number_as_text), AfterValidator(_quantity)]
 
 
 class Spec(BaseModel):

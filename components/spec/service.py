@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import limits
-from .base import Quantity, Spec, field
+from .base import CpuQuantity, MemoryQuantity, Spec, field
 from .problems import short
 
 Tier = Literal["critical", "standard", "batch"]
@@ -31,8 +31,8 @@ class Replicas(Spec):
 
 
 class ResourceList(Spec):
-    cpu: Optional[Quantity] = field("CPU, e.g. \"250m\".", default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: Optional[Quantity] = field("Memory, e.g. \"256Mi\".", default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    cpu: Optional[CpuQuantity] = field("CPU, e.g. \"250m\".", default=None)
+    memory: Optional[MemoryQuantity] = field("Memory, e.g. \"256Mi\".", default=None)
 
 
 class Resources(Spec):

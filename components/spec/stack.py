@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 from pydantic import ValidationInfo, model_validator
 
 from . import limits
-from .base import Quantity, Spec, field
+from .base import CpuQuantity, MemoryQuantity, Quantity, Spec, field
 from .problems import dotted, short
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -202,8 +202,8 @@ class PolicySpec(Spec):
 
 
 class TeamBudget(Spec):
-    cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    cpu: CpuQuantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".")
+    memory: MemoryQuantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".")
     pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
 
 
