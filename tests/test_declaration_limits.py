@@ -4,6 +4,7 @@ before anything registers, and one broken file causes one error."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date
 
 import pytest
@@ -138,9 +139,21 @@ def test_ports_outside_the_sidecar_range(scratch):
 
 
 def test_config_map_over_the_object_size_limit(scratch, capsys):
-    scratch.edit(ORDERS, lambda d: d["env"].update(BLOB="x" * (limits.CONFIG_MAP_MAX_BYTES + 1)))
+    scratch.edit(ORDERS, lambda d: d["env"].update(BLOB="x" * (limits.OBJECT_DATA_MAX_BYTES + 1)))
     assert f"{ORDERS}: env: the environment ConfigMap would hold" in scratch.rejected(capsys)
     scratch.edit(ORDERS, lambda d: d["env"].update(BLOB="x" * 100_000))
+    load("dev", scratch.root)
+
+
+def test_sealed_secret_over_the_object_size_limit(scratch, capsys):
+    def sealed(payload: int) -> str:
+        return base64.b64encode((512).to_bytes(2, "big") + bytes(512 + payload + 16)).decode()
+
+    notifications = "stacks/services/notifications.yaml"
+    scratch.edit(notifications, lambda d: d["envs"]["dev"]["sealedSecrets"][0]["encryptedData"].update(WEBHOOK_TOKEN=sealed(limits.OBJECT_DATA_MAX_BYTES)))
+    err = scratch.rejected(capsys)
+    assert f"{notifications}: envs.dev.sealedSecrets[0].encryptedData: the unsealed Secret would hold {limits.OBJECT_DATA_MAX_BYTES + 13} bytes" in err
+    scratch.edit(notifications, lambda d: d["envs"]["dev"]["sealedSecrets"][0]["encryptedData"].update(WEBHOOK_TOKEN=sealed(1000)))
     load("dev", scratch.root)
 
 

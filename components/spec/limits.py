@@ -20,8 +20,9 @@ from .problems import short
 # 15021 health, 15053 DNS, 15090 Envoy metrics; istiod 15010, 15012, 15014, 15017. The whole range
 # is kept clear: an application port there is captured or shadowed by the proxy.
 ISTIO_RESERVED_PORTS = range(15000, 15091)
-# Kubernetes refuses a ConfigMap whose data exceeds 1 MiB (MaxSecretSize / ConfigMap validation).
-CONFIG_MAP_MAX_BYTES = 1024 * 1024
+# Kubernetes refuses a ConfigMap or Secret whose data exceeds 1 MiB (apimachinery's MaxSecretSize,
+# used by ConfigMap validation too).
+OBJECT_DATA_MAX_BYTES = 1024 * 1024
 # The AWS partitions (aws, China, GovCloud, the ISO regions and the European Sovereign Cloud).
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc")
 # IAM: path segments and names of [\w+=,.@-]; role names up to 64 characters, user names 64.
@@ -108,8 +109,8 @@ def port_problem(port: int) -> Optional[str]:
     return None
 
 
-def config_map_problem(data: dict[str, str]) -> Optional[str]:
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
-    if size > CONFIG_MAP_MAX_BYTES:
-        return f"the environment ConfigMap would hold {size} bytes; Kubernetes refuses a ConfigMap over {CONFIG_MAP_MAX_BYTES} bytes (1 MiB)"
+def object_data_problem(what: str, size: int) -> Optional[str]:
+    """ConfigMaps and Secrets: Kubernetes refuses one whose data exceeds 1 MiB."""
+    if size > OBJECT_DATA_MAX_BYTES:
+        return f"the {what} would hold {size} bytes; Kubernetes refuses a ConfigMap or Secret over {OBJECT_DATA_MAX_BYTES} bytes (1 MiB)"
     return None

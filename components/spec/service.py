@@ -125,6 +125,9 @@ class SealedSecretRef(Spec):
             problem = _ciphertext_problem(text)
             if problem:
                 raise ValueError(f"{key}: {problem}; paste the output of `kubeseal --raw`, never the plain value")
+        problem = limits.object_data_problem("unsealed Secret", sum(len(k.encode()) + _plaintext_bytes(t) for k, t in data.items()))
+        if problem:
+            raise ValueError(problem)
         return data
 
 
@@ -143,6 +146,13 @@ def _ciphertext_problem(text: str) -> Optional[str]:
     if rsa_bytes not in RSA_CIPHERTEXT_BYTES or len(raw) < 2 + rsa_bytes + GCM_TAG_BYTES:
         return f"{len(raw)} bytes that are not a sealed value (too short, or no RSA session key)"
     return None
+
+
+def _plaintext_bytes(text: str) -> int:
+    """The size of the value a (well-formed) sealed value unseals to: what is left after the
+    length prefix, the RSA-encrypted session key and the GCM tag."""
+    raw = base64.b64decode(text)
+    return len(raw) - 2 - int.from_bytes(raw[:2], "big") - GCM_TAG_BYTES
 
 
 class Probes(Spec):
@@ -240,7 +250,7 @@ class Service(Spec):
             problem = limits.env_name_problem(key)
             if problem:
                 raise ValueError(f"env: {problem}")
-        problem = limits.config_map_problem(self.env)
+        problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
         if problem:
             raise ValueError(f"env: {problem}")
         addons = (info.context or {}).get("addons")
