@@ -1,10 +1,12 @@
-"""Every pinned chart, in one place. Each has an entry in reference/charts/ made by
-`make reference` (a test checks), so values are checked against the exact defaults of what gets
-installed. To bump a chart: change the pin here, then `make reference SOURCE=<dir>`."""
+"""Every pinned chart, and the Kubernetes versions EKS offers, in one place. Each chart has an
+entry in reference/charts/ made by `make reference` (a test checks), so values are checked against
+the exact defaults of what gets installed. To bump a chart: change the pin here, then
+`make reference SOURCE=<dir>`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -64,4 +66,28 @@ CHARTS = {c.name: c for c in (
     FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
     SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
     OPENTELEMETRY_COLLECTOR, JAEGER, LOKI,
+)}
+
+
+@dataclass(frozen=True)
+class KubernetesVersion:
+    """A Kubernetes minor version as EKS offers it: standard support, then extended support (at extra
+    cost, upgradePolicy EXTENDED), after which EKS upgrades the cluster itself."""
+
+    version: str
+    standard_support_ends: date
+    extended_support_ends: date
+
+
+# The EKS release calendar (Amazon EKS user guide, "Understand the Kubernetes version lifecycle on
+# EKS"; the same dates on endoflife.date/amazon-eks). A version missing here is not offered by EKS
+# (too old, or not released yet); add a row when EKS announces one.
+EKS_VERSIONS = {v.version: v for v in (
+    KubernetesVersion("1.29", date(2025, 3, 23), date(2026, 3, 23)),
+    KubernetesVersion("1.30", date(2025, 7, 23), date(2026, 7, 23)),
+    KubernetesVersion("1.31", date(2025, 11, 26), date(2026, 11, 26)),
+    KubernetesVersion("1.32", date(2026, 3, 23), date(2027, 3, 23)),
+    KubernetesVersion("1.33", date(2026, 7, 29), date(2027, 7, 29)),
+    KubernetesVersion("1.34", date(2026, 12, 2), date(2027, 12, 2)),
+    KubernetesVersion("1.35", date(2027, 3, 27), date(2028, 3, 27)),
 )}

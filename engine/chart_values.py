@@ -8,10 +8,14 @@ values.schema.json, the merged values are also validated against it, as Helm doe
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jsonschema
 
+from components.spec import Declarations, Problem
+from components.spec.loader import STACKS_DIR
+from components.spec.problems import dotted
 from components.versions import Chart
 
 from . import reference
@@ -93,3 +97,44 @@ def unknown_keys(chart: Chart, values: dict[str, Any]) -> list[str]:
 
     walk(values, defaults(chart), "")
     return found
+
+
+def override_problems(decl: Declarations) -> list[Problem]:
+    """Every stack's `addons.<name>.values` checked against the charts the addon installs: Helm
+    ignores an unknown key, so a typo would silently do nothing. The same check the tests run on
+    the values the addons set themselves."""
+    from components.addons import discover
+
+    addons = discover()
+    problems = []
+    for stack, spec in sorted(decl.stacks.items()):
+        rel = f"{STACKS_DIR}/{stack}.yaml"
+        for name, addon in spec.addons.items():
+            charts = charts_of(addons[name])
+            if not addon.values:
+                continue
+            if not addons[name].multi_chart:
+                per_chart: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {chart.name: (addon.values, ("addons", name, "values")) for chart in charts}
+            else:
+                per_chart = {}
+                for key, values in addon.values.items():
+                    path: tuple[str, ...] = ("addons", name, "values", key)
+                    if key not in {c.name for c in charts}:
+                        problems.append(Problem(rel, dotted(path), f"the {name} addon installs the charts {', '.join(c.name for c in charts)}; "
+                                                                  f"its values are keyed by chart name"))
+                    elif not isinstance(values, dict):
+                        problems.append(Problem(rel, dotted(path), "expected a mapping of Helm values"))
+                    else:
+                        per_chart[key] = (values, path)
+            for chart in charts:
+                if chart.name in per_chart:
+                    chart_values, chart_path = per_chart[chart.name]
+                    problems += [Problem(rel, dotted((*chart_path, *key.split("."))), f"not a value of chart {chart.name} {chart.version}; "
+                                         "Helm would ignore it (see the chart's values.yaml)") for key in unknown_keys(chart, chart_values)]
+    return problems
+
+
+def charts_of(addon: type) -> list[Chart]:
+    """The pinned charts an addon's module installs (the Chart constants it imports from components.versions)."""
+    module = sys.modules[addon.__module__]
+    return sorted({v for v in vars(module).values() if isinstance(v, Chart)}, key=lambda c: c.name)

@@ -26,13 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         decl, recording = load_and_run(args.stack, args.root)
     except (SpecError, ProgramError) as err:
         return rejected(err)
-    files = render.write(recording, decl, out)
-    kinds = Counter(r.kind for r in recording.kubernetes_objects())
-    print(f"stack {args.stack}: {len(recording)} resources, {sum(kinds.values())} Kubernetes objects, {len(decl.services)} services")
-    print(f"  wrote {files['resources']}, {files['manifests']}/, {files['summary']}")
     # The policy pack's rules, offline: the same verdict `pulumi preview --policy-pack policy` gives.
     report = evaluate_recording(recording, decl.spec)
-    report.write(out / "policy.json")
+    with render.replacing(out) as staging:
+        render.write(recording, decl, staging)
+        report.write(staging / "policy.json")
+    kinds = Counter(r.kind for r in recording.kubernetes_objects())
+    print(f"stack {args.stack}: {len(recording)} resources, {sum(kinds.values())} Kubernetes objects, {len(decl.services)} services")
+    print(f"  wrote {out / 'resources.json'}, {out / 'manifests'}/, {out / 'summary.md'}, {out / 'policy.json'}")
     print(report.text())
     return 1 if report.blocking else 0
 

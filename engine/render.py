@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -16,6 +18,25 @@ from policy.rules.base import HELM_TYPES
 
 from .recording import Recording
 
+
+
+@contextlib.contextmanager
+def replacing(out: Path) -> Iterator[Path]:
+    """A fresh folder beside `out` to write into, put in place of `out` only once complete: a run
+    that fails part-way leaves the previous complete output (or none), never a mix of the two."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would carry over to build/<stack>/
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out.parent / f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}"
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write(recording: Recording, decl: Declarations, out: Path) -> dict[str, Path]:

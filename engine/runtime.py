@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from google.protobuf import json_format
 
 import pulumi
@@ -113,9 +112,12 @@ def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
     become stand-in values that the engine marks secret, exactly as the CLI would. Secrets that
     Pulumi.yaml declares but the stack file does not set (each operator sets them with
     `pulumi config set --secret`) get stand-ins too."""
+    from components.spec.loader import read_yaml
+
+    # Read like the declarations: stack configuration comes in pull requests too.
     path = root / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text()) if (root / "Pulumi.yaml").is_file() else {}
+    data = read_yaml(path, root) if path.is_file() else {}
+    project = read_yaml(root / "Pulumi.yaml", root) if (root / "Pulumi.yaml").is_file() else {}
     declared = {k: {"secure": "declared"} for k, v in ((project or {}).get("config") or {}).items() if isinstance(v, dict) and v.get("secret")}
     config, secret_keys = {}, []
     for key, value in {**declared, **((data or {}).get("config") or {})}.items():
@@ -132,9 +134,16 @@ def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
     """The stack's declarations and one run of its program, for the offline tools.
 
     Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either."""
-    from components.spec import load
+    from components.spec import SpecError, load
 
-    return load(stack, root), run(stack, root)
+    from .chart_values import override_problems
+
+    decl = load(stack, root)
+    # Helm ignores a value its chart does not have: an override typo is a declaration error here.
+    problems = override_problems(decl)
+    if problems:
+        raise SpecError(problems)
+    return decl, run(stack, root)
 
 
 def rejected(err: Exception) -> int:

@@ -33,3 +33,14 @@ class Scratch:
         data = self.read(rel)
         fn(data)
         self.write(rel, data)
+
+    def rejected(self, capsys, stack: str = "dev") -> str:
+        """Run `make preview` on this project: exit 2, no traceback, nothing written; the message."""
+        from engine.preview import main as preview
+
+        out = self.root / "out"
+        assert preview([stack, "--root", str(self.root), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith("invalid stack declarations:\n")
+        assert not out.exists()
+        return err

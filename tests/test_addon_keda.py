@@ -63,7 +63,8 @@ def test_every_declared_queue_is_granted(scratch):
 
 
 def test_off_when_nothing_needs_it(scratch):
-    scratch.edit("stacks/services/notifications.yaml", lambda d: d.pop("scaling"))
+    # Only dev stops scaling on SQS: prod (validated on every run too) keeps its queue-driven worker.
+    scratch.edit("stacks/services/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
     rec = run("dev", scratch.root)
     assert not [r for r in rec if "platform:addons:Keda" in r.urn or r.name.startswith("keda-")]

@@ -58,6 +58,8 @@ class AddonContext:
 class Addon(pulumi.ComponentResource):
     name: ClassVar[str]
     namespace: ClassVar[str]
+    # Namespaces the addon creates besides its own (the loader keeps team namespaces off all of them).
+    extra_namespaces: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
     # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
@@ -77,7 +79,8 @@ class Addon(pulumi.ComponentResource):
             if cls.name in Addon.registry:
                 raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
             Addon.registry[cls.name] = cls
-            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__))
+            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__,
+                                                (cls.namespace, *cls.extra_namespaces)))
 
     def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)

@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.aws.cluster import SYSTEM_NODE_LABEL
+from components.spec import names
 from components.versions import KARPENTER, KARPENTER_CRD
 
 from .permissions import INTERRUPTION_EVENTS, NODE_POLICIES, QUEUE_RETENTION_SECONDS, controller_policies, queue_policy
@@ -46,7 +47,7 @@ class KarpenterController(pulumi.ComponentResource):
         cluster = pulumi.Output.from_input(cluster_name)
 
         node_role = aws.iam.Role(
-            f"{name}-node", name=cluster.apply(lambda c: f"KarpenterNodeRole-{c}"),
+            f"{name}-node", name=cluster.apply(names.karpenter_node_role),
             assume_role_policy=iam.trust("ec2.amazonaws.com"), opts=child,
         )
         for managed in NODE_POLICIES:

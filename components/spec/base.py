@@ -7,12 +7,35 @@ so the generated JSON Schema gives editors completion and hover text.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-Quantity = str  # a Kubernetes resource quantity such as "250m" or "512Mi"
+# Kubernetes' resource.Quantity grammar (apimachinery): a non-negative decimal with an optional
+# binary (Ki..Ei), decimal (n, u, m, k, M..E) or exponent suffix. A limit Kubernetes or Karpenter
+# cannot parse fails at apply time, so it fails here.
+QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
+
+
+def _number_as_text(value: Any) -> Any:
+    # `cpuLimit: 64` is as natural in YAML as `cpuLimit: "64"`; booleans are not numbers here.
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _quantity(value: str) -> str:
+    if not QUANTITY.match(value):
+        raise ValueError(f"{value[:40]!r} is not a Kubernetes quantity (e.g. \"500m\", \"2\", \"512Mi\", \"4Gi\")")
+    return value
+
+
+# A Kubernetes resource quantity such as "250m" or "512Mi".
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_quantity)]
+# The forms the platform does arithmetic on (team budgets, requests): plain or milli CPUs, and
+# whole bytes with a unit. Inside the type, so the JSON Schema shows the pattern even when optional.
+CpuQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?m?$"), BeforeValidator(_number_as_text), AfterValidator(_quantity)]
+MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"), BeforeValidator(_number_as_text), AfterValidator(_quantity)]
 
 
 class Spec(BaseModel):

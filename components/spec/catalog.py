@@ -28,6 +28,8 @@ class AddonEntry:
     settings: type[Spec]
     # The addon's class name: the title of its settings in the editor schema.
     title: str
+    # Every namespace the addon creates (its own first), which no team may take.
+    namespaces: tuple[str, ...] = ()
 
 
 _ENTRIES: dict[str, AddonEntry] = {}

@@ -8,7 +8,9 @@ from typing import Literal, Optional
 
 from pydantic import model_validator
 
+from . import limits
 from .base import Quantity, Spec, field
+from .problems import short
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -33,7 +35,7 @@ class NetworkSpec(Spec):
     def _check(self) -> "NetworkSpec":
         net = ipaddress.ip_network(self.cidr, strict=True) if _is_cidr(self.cidr) else None
         if net is None or net.version != 4 or not 16 <= net.prefixlen <= 20:
-            raise ValueError(f"cidr {self.cidr!r} must be an IPv4 network with a prefix from /16 to /20")
+            raise ValueError(f"cidr {short(self.cidr)} must be an IPv4 network with a prefix from /16 to /20")
         _check_retention(self.flow_log_retention_days, "flowLogRetentionDays")
         return self
 
@@ -47,10 +49,15 @@ class EndpointSpec(Spec):
     def _check(self) -> "EndpointSpec":
         for cidr in self.private_access_cidrs:
             if not _is_cidr(cidr) or cidr in WORLD:
-                raise ValueError(f"privateAccessCidrs entry {cidr!r} must be the CIDR of a network routed to the VPC (never 0.0.0.0/0)")
+                raise ValueError(f"privateAccessCidrs entry {short(cidr)} must be the CIDR of a network routed to the VPC (never 0.0.0.0/0)")
         for cidr in self.public_access_cidrs:
             if not _is_cidr(cidr):
-                raise ValueError(f"publicAccessCidrs entry {cidr!r} is not a CIDR")
+                raise ValueError(f"publicAccessCidrs entry {short(cidr)} is not a CIDR")
+        for key, cidrs in (("privateAccessCidrs", self.private_access_cidrs), ("publicAccessCidrs", self.public_access_cidrs)):
+            dupes = limits.duplicate(str(ipaddress.ip_network(c)) for c in cidrs)
+            if dupes:
+                # Each private CIDR becomes a security group rule, and AWS refuses a duplicate rule.
+                raise ValueError(f"{key} lists {', '.join(dupes)} more than once; AWS refuses duplicate rules, list each network once")
         if self.public_access and not self.public_access_cidrs:
             raise ValueError("publicAccess is on but publicAccessCidrs is empty; list the CIDRs allowed to reach the API (EKS would default to 0.0.0.0/0)")
         if not self.public_access and self.public_access_cidrs:
@@ -64,9 +71,14 @@ class AccessSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "AccessSpec":
-        for arn in [*self.admins, *self.viewers]:
-            if not arn.startswith("arn:aws:iam::") or ":role/" not in arn and ":user/" not in arn:
-                raise ValueError(f"{arn!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)")
+        for key, arns in (("admins", self.admins), ("viewers", self.viewers)):
+            for i, arn in enumerate(arns):
+                problem = limits.principal_problem(arn)
+                if problem:
+                    raise ValueError(f"{key}[{i}]: {problem}")
+            dupes = limits.duplicate(arns)
+            if dupes:
+                raise ValueError(f"{key}: {dupes} listed twice; EKS has one access entry per principal")
         both = set(self.admins) & set(self.viewers)
         if both:
             raise ValueError(f"{sorted(both)} listed as both admin and viewer; an access entry has one principal")
@@ -107,6 +119,9 @@ class ClusterSpec(Spec):
     @model_validator(mode="after")
     def _check(self) -> "ClusterSpec":
         _check_retention(self.log_retention_days, "logRetentionDays")
+        problem = limits.kubernetes_version_problem(self.kubernetes_version, self.upgrade_policy)
+        if problem:
+            raise ValueError(f"kubernetesVersion: {problem}")
         return self
 
 
@@ -146,7 +161,7 @@ class NodePoolSpec(Spec):
             key, _, rest = taint.partition("=")
             value, _, effect = rest.partition(":")
             if not key or not value or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-                raise ValueError(f"taint {taint!r} must be key=value:Effect with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
+                raise ValueError(f"taint {short(taint)} must be key=value:Effect with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
         return self
 
 
@@ -168,7 +183,7 @@ def _architecture(instance_type: str) -> str:
     """Graviton families carry a `g` after the generation digit (m7g, c7gn, r8gd); g5 is x86 GPU."""
     match = re.match(r"^[a-z]+[0-9]+([a-z-]*)\.", instance_type)
     if not match:
-        raise ValueError(f"{instance_type!r} is not an EC2 instance type (family.size, e.g. m7i.large)")
+        raise ValueError(f"{short(instance_type)} is not an EC2 instance type (family.size, e.g. m7i.large)")
     return "arm64" if "g" in match[1] else "amd64"
 
 

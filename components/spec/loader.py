@@ -1,46 +1,28 @@
-"""The one spec loader: reads a stack's declarations, validates them, and reports mistakes.
+"""The one spec loader: reads every declaration, validates it against every stack, reports mistakes.
 
 Every problem is reported as `file: key.path: what is wrong (what is allowed)` before the program
-registers anything, so a bad declaration never leaves a half-applied stack behind.
+registers anything, so a bad declaration never leaves a half-applied stack behind. Whichever stack
+is asked for, all stacks are checked (a mistake in `envs.prod` fails the dev preview too), and a
+file that cannot be loaded causes one error, not follow-on errors in the files that refer to it.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from types import UnionType
-from typing import Any, Iterable, Optional, Union, get_args, get_origin
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
-
-from . import catalog
+from . import catalog, names, yamlsafe
+from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import StackSpec
 
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STACKS_DIR = "stacks"
 SERVICES_DIR = "stacks/services"
+SUFFIX = ".yaml"
 
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.message}" if self.path else f"{self.file}: {self.message}"
-
-
-class SpecError(Exception):
-    """One or more declaration mistakes; str() is the complete, user-facing report."""
-
-    def __init__(self, problems: Iterable[Problem]):
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+__all__ = ["Declarations", "Problem", "SpecError", "deep_merge", "known_stacks", "load", "read_yaml", "validate"]
 
 
 @dataclass(frozen=True)
@@ -50,59 +32,63 @@ class Declarations:
     stack: str
     spec: StackSpec
     services: tuple[Service, ...]
+    # Every stack's validated spec (this one included), for checks that span stacks.
+    stacks: dict[str, StackSpec] = dataclass_field(default_factory=dict, compare=False)
 
     @property
     def environment(self) -> str:
         return self.spec.environment
 
 
+@dataclass
+class _ServiceFile:
+    rel: str
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return _name_of(self.raw, self.rel)
+
+
 def load(stack: str, root: Path) -> Declarations:
     root = Path(root)
-    stack_file = root / STACKS_DIR / f"{stack}.yaml"
-    if not stack_file.is_file():
-        known = ", ".join(known_stacks(root)) or "none"
-        raise SpecError([Problem(_rel(stack_file, root), "", f"no declaration for stack {stack!r}; declared stacks: {known}")])
-    raw = read_yaml(stack_file, root)
+    problems = _misnamed_files(root)
+    stacks = known_stacks(root)
+    if stack not in stacks:
+        known = ", ".join(stacks) or "none"
+        raise SpecError([*problems, Problem(_rel(root / STACKS_DIR / f"{stack}{SUFFIX}", root), "", f"no declaration for stack {short(stack)}; declared stacks: {known}")])
     addons = catalog.discover()
-    rel = _rel(stack_file, root)
-    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
-    for name, addon in spec.addons.items():
-        # The environment is context: some settings are required only in prod.
-        validate(addons[name].settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
-    services = _load_services(stack, spec, root)
-    # A cross-file rule: the stack's team budgets against what the loaded services may request.
-    quota = spec.quota_problems(services)
-    if quota:
-        raise SpecError([Problem(rel, path, message) for path, message in quota])
-    return Declarations(stack=stack, spec=spec, services=services)
+    specs: dict[str, StackSpec] = {}
+    for name in [stack, *(s for s in stacks if s != stack)]:
+        try:
+            specs[name] = _load_stack(name, root, addons)
+        except SpecError as err:
+            problems += err.problems
+    files, failed = _read_services(root, stacks, problems)
+    seen: set[Problem] = set()
+    services: tuple[Service, ...] = ()
+    for name, spec in specs.items():
+        found, loaded = _check_stack(name, spec, files, failed, root, addons)
+        if name == stack:
+            services = loaded
+        for p in found:
+            if p in seen:
+                continue
+            seen.add(p)
+            # A problem that only another stack shows says which stack it is in.
+            in_other = name != stack and p.file != _rel(_stack_file(root, name), root)
+            problems.append(Problem(p.file, p.path, f"in stack {name!r}: {p.message}") if in_other else p)
+    if problems:
+        raise SpecError(problems)
+    return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)
 
 
 def known_stacks(root: Path) -> list[str]:
-    return sorted(p.stem for p in (Path(root) / STACKS_DIR).glob("*.yaml"))
+    return sorted(p.stem for p in (Path(root) / STACKS_DIR).glob(f"*{SUFFIX}"))
 
 
 def read_yaml(path: Path, root: Path) -> dict[str, Any]:
-    rel = _rel(path, root)
-    try:
-        # libyaml's parser where PyYAML has it: several times faster on hundreds of service files.
-        data = yaml.load(path.read_text(), Loader=SAFE_LOADER)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError([Problem(rel, where, f"YAML syntax error: {err.problem}")]) from None
-    except yaml.YAMLError as err:
-        raise SpecError([Problem(rel, "", f"YAML syntax error: {err}")]) from None
-    if not isinstance(data, dict):
-        raise SpecError([Problem(rel, "", f"expected a mapping of keys at the top level, got {type(data).__name__}")])
-    return data
-
-
-def validate(model: type[BaseModel], data: dict[str, Any], rel: str, context: Optional[dict] = None,
-             overlay: Optional[tuple[str, dict]] = None, prefix: tuple = ()) -> Any:
-    try:
-        return model.model_validate(data, context=context)
-    except ValidationError as err:
-        raise SpecError(_problems(model, err, rel, overlay, prefix)) from None
+    return yamlsafe.read(path, _rel(path, root))
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -116,34 +102,116 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ...]:
-    stacks = set(known_stacks(root))
-    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
+def _stack_file(root: Path, stack: str) -> Path:
+    return root / STACKS_DIR / f"{stack}{SUFFIX}"
+
+
+def _misnamed_files(root: Path) -> list[Problem]:
+    """Declarations are `.yaml`; a `.yml` (or `.YAML`) file would otherwise be silently ignored."""
+    found = []
+    for folder in (STACKS_DIR, SERVICES_DIR):
+        for path in sorted((root / folder).glob("*")):
+            if path.is_file() and path.suffix.lower() in (".yml", ".yaml") and path.suffix != SUFFIX:
+                found.append(Problem(_rel(path, root), "", f"declaration files end in {SUFFIX}; rename it to {path.stem}{SUFFIX} so it is read"))
+    return found
+
+
+def _load_stack(stack: str, root: Path, addons: dict) -> StackSpec:
+    path = _stack_file(root, stack)
+    rel = _rel(path, root)
+    raw = read_yaml(path, root)
+    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
     problems: list[Problem] = []
-    declared: dict[str, tuple[Service, str]] = {}
-    for path in sorted((root / SERVICES_DIR).glob("*.yaml")):
+    for name, addon in spec.addons.items():
+        # The environment is context: some settings are required only in prod.
+        try:
+            validate(addons[name].settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
+        except SpecError as err:
+            problems += err.problems
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def _read_services(root: Path, stacks: list[str], problems: list[Problem]) -> tuple[list[_ServiceFile], set[str]]:
+    """Each service file read once; the names of those that fail, so nothing else reports them again."""
+    files, failed = [], set()
+    for path in sorted((root / SERVICES_DIR).glob(f"*{SUFFIX}")):
         rel = _rel(path, root)
         try:
-            service = _load_service(path, rel, stack, stacks, defaults, _service_context(spec), root)
+            raw = read_yaml(path, root)
         except SpecError as err:
-            problems.extend(err.problems)
+            problems += err.problems
+            failed.add(path.stem)
+            continue
+        try:
+            _check_envs(raw, rel, stacks)
+        except SpecError as err:
+            problems += err.problems
+            failed.add(_name_of(raw, rel))
+            continue
+        files.append(_ServiceFile(rel, raw))
+    return files, failed
+
+
+def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
+    envs = raw.get("envs", {})
+    if not isinstance(envs, dict):
+        raise SpecError([Problem(rel, "envs", f"expected a mapping of stack name to overrides, got {type(envs).__name__}")])
+    for name, overlay in envs.items():
+        if name not in stacks:
+            raise SpecError([Problem(rel, dotted(("envs", name)), f"unknown stack {short(name)}; declared stacks: {', '.join(stacks)}")])
+        if not isinstance(overlay, dict):
+            raise SpecError([Problem(rel, dotted(("envs", name)), f"expected a mapping of overrides, got {type(overlay).__name__}")])
+        if "envs" in overlay or "name" in overlay:
+            key = "envs" if "envs" in overlay else "name"
+            raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
+
+
+def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path,
+                 addons: dict) -> tuple[list[Problem], tuple[Service, ...]]:
+    """Every service as this stack sees it, then the rules across files: dependencies, names, quotas."""
+    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
+    context = _service_context(spec)
+    problems: list[Problem] = []
+    failed = set(failed)
+    declared: dict[str, tuple[Service, str]] = {}
+    for f in files:
+        overlay = f.raw.get("envs", {}).get(stack, {})
+        try:
+            service = validate(Service, deep_merge(deep_merge(defaults, f.raw), overlay), f.rel, context=context, overlay=(stack, overlay))
+        except SpecError as err:
+            problems += err.problems
+            failed.add(f.name)
             continue
         if service.name in declared:
-            problems.append(Problem(rel, "name", f"duplicate service {service.name!r}, already declared in {declared[service.name][1]}; service names must be unique"))
+            problems.append(Problem(f.rel, "name", f"duplicate service {service.name!r}, already declared in {declared[service.name][1]}; service names must be unique"))
             continue
-        declared[service.name] = (service, rel)
+        declared[service.name] = (service, f.rel)
     active = {name for name, (svc, _) in declared.items() if svc.enabled}
     for service, rel in declared.values():
         if not service.enabled:
             continue
         for i, dep in enumerate(service.depends_on):
+            if dep in failed and dep not in declared:
+                continue  # its own file's error is the one to fix
             if dep not in declared:
-                problems.append(Problem(rel, f"dependsOn[{i}]", f"unknown service {dep!r}; declared services: {', '.join(sorted(declared))}"))
+                problems.append(Problem(rel, f"dependsOn[{i}]", f"unknown service {short(dep)}; declared services: {', '.join(sorted(declared | dict.fromkeys(failed)))}"))
             elif dep not in active:
                 problems.append(Problem(rel, f"dependsOn[{i}]", f"service {dep!r} is disabled in stack {stack!r}; enable it or drop the dependency"))
-    if problems:
-        raise SpecError(problems)
-    return tuple(svc for svc, _ in declared.values() if svc.enabled)
+    loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
+    rel = _rel(_stack_file(root, stack), root)
+    problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))
+    # A cross-file rule: the stack's team budgets against what the loaded services may request.
+    problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
+    return problems, tuple(svc for svc, _ in loaded)
+
+
+def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:
+    enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
+    return names.StackNames(rel=rel, environment=spec.environment, cluster=spec.cluster.name, addons=enabled,
+                            monitoring=spec.addon_enabled("prometheus"), tracing=spec.addon_enabled("tracing"),
+                            pools=tuple(p.name for p in spec.karpenter.node_pools))
 
 
 def _service_context(spec: StackSpec) -> dict[str, Any]:
@@ -155,96 +223,9 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
     }
 
 
-def _load_service(path: Path, rel: str, stack: str, stacks: set[str], defaults: dict, context: dict, root: Path) -> Service:
-    raw = read_yaml(path, root)
-    envs = raw.get("envs", {})
-    if not isinstance(envs, dict):
-        raise SpecError([Problem(rel, "envs", f"expected a mapping of stack name to overrides, got {type(envs).__name__}")])
-    for name, overlay in envs.items():
-        if name not in stacks:
-            raise SpecError([Problem(rel, f"envs.{name}", f"unknown stack {name!r}; declared stacks: {', '.join(sorted(stacks))}")])
-        if not isinstance(overlay, dict):
-            raise SpecError([Problem(rel, f"envs.{name}", f"expected a mapping of overrides, got {type(overlay).__name__}")])
-        if "envs" in overlay or "name" in overlay:
-            key = "envs" if "envs" in overlay else "name"
-            raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
-    overlay = envs.get(stack, {})
-    merged = deep_merge(deep_merge(defaults, raw), overlay)
-    return validate(Service, merged, rel, context=context, overlay=(stack, overlay))
-
-
-def _problems(model: type[BaseModel], err: ValidationError, rel: str, overlay: Optional[tuple[str, dict]], prefix: tuple = ()) -> list[Problem]:
-    problems = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        if overlay and loc and _has_path(overlay[1], loc):
-            shown = ("envs", overlay[0], *loc)
-        else:
-            shown = (*prefix, *loc)
-        problems.append(Problem(rel, _dotted(shown), _message(model, e)))
-    return problems
-
-
-def _message(model: type[BaseModel], e: ErrorDetails) -> str:
-    kind, loc = e["type"], tuple(e["loc"])
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        return f"unknown key {loc[-1]!r}; allowed keys: {', '.join(allowed)}" if allowed else f"unknown key {loc[-1]!r}"
-    if kind == "missing":
-        return "required key is missing"
-    msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind in ("value_error", "assertion_error"):
-        return msg
-    return f"{msg} (got {e['input']!r})"
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Walk the model's annotations along loc to the nested model whose keys are allowed there."""
-    current: Any = model
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    current = _step(current, None)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted((f.alias or n) for n, f in current.model_fields.items())
-    return []
-
-
-def _step(annotation: Any, part: Any) -> Any:
-    """The annotation found at `part` inside `annotation` (part None: unwrap Optional only)."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin in (Union, UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _step(inner[0], part) if len(inner) == 1 else None
-    if part is None:
-        return annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        fields = {(f.alias or n): f for n, f in annotation.model_fields.items()}
-        return fields[part].annotation if part in fields else None
-    if origin in (list, tuple) and isinstance(part, int):
-        return args[0]
-    if origin is dict:
-        return args[1]
-    return None
-
-
-def _has_path(data: Any, loc: tuple) -> bool:
-    for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            return False
-    return True
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def _name_of(raw: dict[str, Any], rel: str) -> str:
+    name = raw.get("name")
+    return name if isinstance(name, str) else Path(rel).stem
 
 
 def _rel(path: Path, root: Path) -> str:

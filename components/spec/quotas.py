@@ -6,7 +6,8 @@ import math
 import re
 from dataclasses import dataclass, field as dataclass_field
 
-from .base import Quantity, Spec, field
+from .base import CpuQuantity, MemoryQuantity, Spec, field
+from .problems import short
 from .service import Service
 
 # Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
@@ -17,8 +18,8 @@ ROLLOUT_SURGE = 0.25
 
 
 class TeamBudget(Spec):
-    cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    cpu: CpuQuantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".")
+    memory: MemoryQuantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".")
     pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
 
 
@@ -56,7 +57,7 @@ def cpu_millis(quantity: str) -> int:
 def memory_bytes(quantity: str) -> int:
     match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
     if not match:
-        raise ValueError(f"{quantity!r} is not a memory quantity")
+        raise ValueError(f"{short(quantity)} is not a memory quantity")
     return int(match[1]) * MEMORY_UNITS[match[2] or ""]
 
 

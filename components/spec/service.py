@@ -9,11 +9,12 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from .base import Quantity, Spec, field
+from . import limits
+from .base import CpuQuantity, MemoryQuantity, Spec, field
+from .problems import short
 
 Tier = Literal["critical", "standard", "batch"]
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
 IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
@@ -30,8 +31,8 @@ class Replicas(Spec):
 
 
 class ResourceList(Spec):
-    cpu: Optional[Quantity] = field("CPU, e.g. \"250m\".", default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: Optional[Quantity] = field("Memory, e.g. \"256Mi\".", default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    cpu: Optional[CpuQuantity] = field("CPU, e.g. \"250m\".", default=None)
+    memory: Optional[MemoryQuantity] = field("Memory, e.g. \"256Mi\".", default=None)
 
 
 class Resources(Spec):
@@ -95,6 +96,18 @@ class SecretRef(Spec):
     vault_path: str = field("Vault KV path the values are read from.", pattern=r"^[a-z0-9][a-z0-9_/\-]*$")
     keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
 
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            problem = limits.env_name_problem(key)
+            if problem:
+                raise ValueError(problem)
+        dupes = limits.duplicate(keys)
+        if dupes:
+            raise ValueError(f"{dupes} listed twice; each key becomes one environment variable")
+        return keys
+
 
 class SealedSecretRef(Spec):
     name: str = field("Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL)
@@ -106,11 +119,15 @@ class SealedSecretRef(Spec):
     @classmethod
     def _ciphertexts(cls, data: dict[str, str]) -> dict[str, str]:
         for key, text in data.items():
-            if not ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
+            problem = limits.env_name_problem(key)
+            if problem:
+                raise ValueError(problem)
             problem = _ciphertext_problem(text)
             if problem:
                 raise ValueError(f"{key}: {problem}; paste the output of `kubeseal --raw`, never the plain value")
+        problem = limits.object_data_problem("unsealed Secret", sum(len(k.encode()) + _plaintext_bytes(t) for k, t in data.items()))
+        if problem:
+            raise ValueError(problem)
         return data
 
 
@@ -131,6 +148,13 @@ def _ciphertext_problem(text: str) -> Optional[str]:
     return None
 
 
+def _plaintext_bytes(text: str) -> int:
+    """The size of the value a (well-formed) sealed value unseals to: what is left after the
+    length prefix, the RSA-encrypted session key and the GCM tag."""
+    raw = base64.b64decode(text)
+    return len(raw) - 2 - int.from_bytes(raw[:2], "big") - GCM_TAG_BYTES
+
+
 class Probes(Spec):
     path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
     readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
@@ -145,10 +169,13 @@ class AwsPermission(Spec):
     def _check(self) -> "AwsPermission":
         for action in self.actions:
             if not re.match(r"^[a-z0-9-]+:[A-Za-z*]+$", action) or action.endswith(":*"):
-                raise ValueError(f"action {action!r} must be service:Action (no service-wide wildcard)")
+                raise ValueError(f"action {short(action)} must be service:Action (no service-wide wildcard)")
         for resource in self.resources:
             if not resource.startswith("arn:"):
-                raise ValueError(f"resource {resource!r} must be an ARN; wildcard-only resources are refused")
+                raise ValueError(f"resource {short(resource)} must be an ARN; wildcard-only resources are refused")
+            problem = limits.arn_problem(resource)
+            if problem:
+                raise ValueError(f"resources: {problem}")
         return self
 
 
@@ -194,9 +221,9 @@ class Service(Spec):
     def _image(cls, image: str) -> str:
         match = IMAGE.match(image)
         if not match or not (match["tag"] or match["digest"]):
-            raise ValueError(f"image {image!r} needs a tag or digest (registry/repo:1.2.3 or @sha256:...)")
+            raise ValueError(f"image {short(image)} needs a tag or digest (registry/repo:1.2.3 or @sha256:...)")
         if match["tag"] == "latest" and not match["digest"]:
-            raise ValueError(f"image {image!r} uses the mutable tag latest; pin a version or digest")
+            raise ValueError(f"image {short(image)} uses the mutable tag latest; pin a version or digest")
         return image
 
     @field_validator("depends_on")
@@ -215,13 +242,25 @@ class Service(Spec):
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
             raise ValueError(f"replicas.min: prod needs at least 2 replicas (got {self.replicas.min}) so a node loss is not an outage")
+        for key, port in (("port", self.port), ("metricsPort", self.metrics_port)):
+            problem = limits.port_problem(port)
+            if problem:
+                raise ValueError(f"{key}: {problem}")
         for key in self.env:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"env: {key!r} is not a valid environment variable name")
+            problem = limits.env_name_problem(key)
+            if problem:
+                raise ValueError(f"env: {problem}")
+        problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
+        if problem:
+            raise ValueError(f"env: {problem}")
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))
-        secret_keys = {k for s in self.secrets for k in s.keys}
+        vault_keys = [k for s in self.secrets for k in s.keys]
+        dupes = limits.duplicate(vault_keys)
+        if dupes:
+            raise ValueError(f"secrets: {dupes} come from more than one Vault path; declare each variable once")
+        secret_keys = set(vault_keys)
         clash = secret_keys & set(self.env)
         if clash:
             raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")

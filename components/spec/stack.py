@@ -13,7 +13,9 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
+from . import limits
 from .base import Spec, field
+from .problems import dotted, short
 from .cluster import (
     LOG_RETENTION_DAYS, WORLD, AccessSpec, ClusterSpec, DisruptionBudget, EndpointSpec, ExistingNetwork, KarpenterSpec, NetworkSpec,
     NodePoolSpec, SystemNodesSpec,
@@ -79,7 +81,7 @@ class StackSpec(Spec):
             return self
         for name in self.addons:
             if name not in registry:
-                raise ValueError(f"addons.{name}: unknown addon {name!r}; known addons: {', '.join(sorted(registry))}")
+                raise ValueError(f"{dotted(('addons', name))}: unknown addon {short(name)}; known addons: {', '.join(sorted(registry))}")
         enabled = {name for name, addon in self.addons.items() if addon.enabled}
         for name in sorted(enabled):
             missing = [r for r in registry[name] if r not in enabled]
@@ -88,10 +90,21 @@ class StackSpec(Spec):
         return self
 
     @model_validator(mode="after")
+    def _networks(self) -> "StackSpec":
+        """The private endpoint's networks reach the VPC through peering, a transit gateway or a VPN,
+        none of which AWS sets up between overlapping address ranges."""
+        if self.network.existing is None:
+            clash = limits.overlapping(self.cluster.endpoint.private_access_cidrs, self.network.cidr)
+            if clash:
+                raise ValueError(f"cluster.endpoint.privateAccessCidrs: {', '.join(clash)} overlap the VPC's own network.cidr "
+                                 f"{self.network.cidr}; a network routed to the VPC (peering, transit gateway, VPN) cannot share its addresses")
+        return self
+
+    @model_validator(mode="after")
     def _teams(self) -> "StackSpec":
         for team in self.teams:
             if not re.match(DNS_LABEL, team):
-                raise ValueError(f"teams.{team}: not a team name (a DNS label, as in a service's `team`)")
+                raise ValueError(f"{dotted(('teams', team))}: not a team name (a DNS label, as in a service's `team`)")
         return self
 
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:

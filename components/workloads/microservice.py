@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract, SealedSecretsContract
-from components.spec import Service
+from components.spec import Service, names
 
 from . import alerts, dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
@@ -69,7 +69,7 @@ class Microservice(pulumi.ComponentResource):
         self.obj(k8s.core.v1.ServiceAccount, "sa", automount_service_account_token=svc.service_account_token)
         if svc.aws_permissions or svc.scaling.sqs:
             self._aws_identity(svc, mesh)
-        config = self.obj(k8s.core.v1.ConfigMap, "config", name=f"{svc.name}-config", data=dict(sorted(svc.env.items())))
+        config = self.obj(k8s.core.v1.ConfigMap, "config", name=names.config_map(svc.name), data=dict(sorted(svc.env.items())))
         secrets = [self._external_secret(s.name, s.vault_path, s.keys) for s in svc.secrets]
         secrets += [self._sealed_secret(s.name, s.encrypted_data) for s in svc.sealed_secrets]
 
@@ -79,7 +79,7 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": selector(svc)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
             "revisionHistoryLimit": 5,
-            "template": pod_template(svc, mesh.environment, f"{svc.name}-config", mesh.otlp_endpoint),
+            "template": pod_template(svc, mesh.environment, names.config_map(svc.name), mesh.otlp_endpoint),
         }
         if fixed:
             spec["replicas"] = svc.replicas.min
@@ -108,7 +108,7 @@ class Microservice(pulumi.ComponentResource):
 
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
-            self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=f"{svc.name}-telemetry", spec=traffic.telemetry_egress(svc, mesh.peers.collector))
+            self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=names.telemetry_policy(svc.name), spec=traffic.telemetry_egress(svc, mesh.peers.collector))
         if mesh.mesh:
             self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, graph, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
@@ -160,7 +160,7 @@ class Microservice(pulumi.ComponentResource):
     def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
         if svc.scaling.sqs:
             sqs = svc.scaling.sqs
-            auth = self.custom("keda.sh/v1alpha1", "TriggerAuthentication", "keda-auth", name=f"{svc.name}-aws", spec={
+            auth = self.custom("keda.sh/v1alpha1", "TriggerAuthentication", "keda-auth", name=names.keda_auth(svc.name), spec={
                 # The KEDA operator reads queue depth with its own Pod Identity role.
                 "podIdentity": {"provider": "aws", "identityOwner": "keda"},
             })
@@ -168,7 +168,7 @@ class Microservice(pulumi.ComponentResource):
             self.custom("keda.sh/v1alpha1", "ScaledObject", "scaledobject", depends_on=(auth,), spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
                 "minReplicaCount": svc.replicas.min, "maxReplicaCount": svc.replicas.max,
-                "triggers": [{"type": "aws-sqs-queue", "authenticationRef": {"name": f"{svc.name}-aws"},
+                "triggers": [{"type": "aws-sqs-queue", "authenticationRef": {"name": names.keda_auth(svc.name)},
                               "metadata": {"queueURL": queue_url, "queueLength": str(sqs.messages_per_replica), "awsRegion": mesh.region}}],
             })
             return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": svc.name}
@@ -181,15 +181,15 @@ class Microservice(pulumi.ComponentResource):
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
-        role = iam.pod_identity_role(f"{svc.name}-workload", self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
+        role = iam.pod_identity_role(names.workload_role(svc.name), self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
         aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
                                        role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
     def _observability(self, svc: Service, monitoring: MonitoringContract) -> None:
-        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=f"{svc.name}-dashboard", extra_labels=dict(monitoring.dashboard_label),
+        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=names.dashboard_config_map(svc.name), extra_labels=dict(monitoring.dashboard_label),
                  data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc, monitoring.prometheus_datasource_uid), indent=1)})
         # A metrics Service of our own: Flagger's generated Services select only primary or canary pods.
-        metrics = self.obj(k8s.core.v1.Service, "metrics", name=f"{svc.name}-metrics", extra_labels=METRICS_LABEL, spec={
+        metrics = self.obj(k8s.core.v1.Service, "metrics", name=names.metrics_service(svc.name), extra_labels=METRICS_LABEL, spec={
             "selector": {SERVICE_LABEL: svc.name},
             "ports": [{"name": "metrics", "port": svc.metrics_port, "targetPort": "metrics", "protocol": "TCP"}],
         })

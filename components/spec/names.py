@@ -1,0 +1,143 @@
+"""Every Kubernetes and AWS name the platform derives from a declaration, computed in one place.
+
+The components take their names from here, and the loader checks the whole set of a stack before
+anything is registered: a name over its length limit, or two declarations deriving one name
+(a service called `orders-metrics` next to `orders`' metrics Service, a team named like an addon's
+namespace), is a declaration error that names both sources, not a failed `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from .problems import Problem, short
+from .service import Service
+
+# Namespaces every cluster has; a team namespace must not be one of them.
+RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+# Kubernetes: namespaces and Services are DNS labels (63); other object names DNS subdomains (253).
+K8S_LIMITS = {"Namespace": 63, "Service": 63}
+K8S_DEFAULT_LIMIT = 253
+# Pulumi auto-names a resource `<logical name>-<7 hex>`; AWS caps IAM role names at 64 characters.
+AUTONAME_SUFFIX = 8
+IAM_ROLE_LIMIT = 64
+IAM_POLICY_LIMIT = 128
+SQS_QUEUE_LIMIT = 80
+# What Flagger creates for a canary target (it copies referenced ConfigMaps and Secrets too).
+PRIMARY, CANARY = "primary", "canary"
+
+
+def _suffixed(suffix: str) -> Callable[[str], str]:
+    return lambda service: f"{service}-{suffix}"
+
+
+config_map = _suffixed("config")  # the service's `env`
+dashboard_config_map = _suffixed("dashboard")
+metrics_service = _suffixed("metrics")
+telemetry_policy = _suffixed("telemetry")
+keda_auth = _suffixed("aws")
+# The logical name of a service's Pod Identity role (auto-named by Pulumi).
+workload_role = _suffixed("workload")
+
+
+def karpenter_node_role(cluster: str) -> str:
+    return f"KarpenterNodeRole-{cluster}"
+
+
+def flagger(name: str, role: str) -> str:
+    return f"{name}-{role}"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One derived name: where it lives (`scope`), what it names, its limit and the declaration behind it."""
+
+    scope: str
+    kind: str
+    name: str
+    limit: int
+    file: str
+    path: str
+    why: str
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """What the derivation needs to know about one stack."""
+
+    rel: str
+    environment: str
+    cluster: str
+    addons: dict[str, tuple[str, ...]]  # enabled addon -> the namespaces it creates
+    monitoring: bool
+    tracing: bool
+    pools: tuple[str, ...] = ()
+
+
+def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[Derived]:
+    out = [Derived("cluster", "Namespace", ns, 63, "(Kubernetes)", "", "a namespace every cluster has") for ns in RESERVED_NAMESPACES]
+    for addon, namespaces in stack.addons.items():
+        out += [Derived("cluster", "Namespace", ns, 63, stack.rel, f"addons.{addon}", f"the {addon} addon's namespace") for ns in namespaces]
+    cluster = (stack.rel, "cluster.name")
+    out += [
+        Derived("aws", "IAM role", karpenter_node_role(stack.cluster), IAM_ROLE_LIMIT, *cluster, "Karpenter's node role"),
+        Derived("aws", "SQS queue", stack.cluster, SQS_QUEUE_LIMIT, *cluster, "Karpenter's interruption queue"),
+    ]
+    # A NodePool's name is also its EC2NodeClass's and the value of the karpenter.sh/nodepool node label (63).
+    for i, pool in enumerate(stack.pools):
+        out += [Derived("cluster", kind, pool, 63, stack.rel, f"karpenter.nodePools[{i}].name", f"node pool {pool}'s {kind}") for kind in ("NodePool", "EC2NodeClass")]
+    teams: set[str] = set()
+    for svc, rel in services:
+        if svc.team not in teams:
+            teams.add(svc.team)
+            out.append(Derived("cluster", "Namespace", svc.team, 63, rel, "team", f"the namespace of team {svc.team}"))
+        out += _service_names(stack, svc, rel)
+    return out
+
+
+def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
+    n, ns = svc.name, svc.team
+    of = f"of service {n}"
+    names = [(kind, n, "name", f"the {kind} {of}") for kind in ("ServiceAccount", "Deployment", "Service", "NetworkPolicy")]
+    names.append(("ConfigMap", config_map(n), "env", f"the environment ConfigMap {of}"))
+    if stack.monitoring:
+        names += [("ConfigMap", dashboard_config_map(n), "name", f"the dashboard {of}"), ("Service", metrics_service(n), "name", f"the metrics Service {of}")]
+    if stack.tracing:
+        names.append(("NetworkPolicy", telemetry_policy(n), "name", f"the telemetry egress policy {of}"))
+    if svc.scaling.sqs is not None:
+        names.append(("TriggerAuthentication", keda_auth(n), "scaling.sqs", f"the KEDA authentication {of}"))
+    secrets = [(s.name, f"secrets[{i}].name") for i, s in enumerate(svc.secrets)]
+    secrets += [(s.name, f"sealedSecrets[{i}].name") for i, s in enumerate(svc.sealed_secrets)]
+    names += [("Secret", name, path, f"a Secret {of}") for name, path in secrets]
+    if svc.canary_enabled(stack.environment):
+        canary = f"the canary {of} (objects made by Flagger)"
+        names += [("Deployment", flagger(n, PRIMARY), "canary", canary), ("Service", flagger(n, PRIMARY), "canary", canary),
+                  ("Service", flagger(n, CANARY), "canary", canary), ("ConfigMap", flagger(config_map(n), PRIMARY), "canary", canary)]
+        names += [("Secret", flagger(name, PRIMARY), path, canary) for name, path in secrets]
+    out = [Derived(f"namespace {ns}", kind, name, K8S_LIMITS.get(kind, K8S_DEFAULT_LIMIT), rel, path, why) for kind, name, path, why in names]
+    if svc.aws_permissions or svc.scaling.sqs is not None:
+        # Auto-named, so never shared; only the length matters.
+        out.append(Derived("aws auto-named", "IAM role", workload_role(n), IAM_ROLE_LIMIT - AUTONAME_SUFFIX, rel, "name", f"the Pod Identity role {of}"))
+    return out
+
+
+def problems(derived: list[Derived]) -> list[Problem]:
+    """Over-long names, and each name derived twice in one scope (reported at the later source)."""
+    found: list[Problem] = []
+    first: dict[tuple[str, str, str], Derived] = {}
+    for d in derived:
+        if len(d.name) > d.limit:
+            found.append(Problem(d.file, d.path, f"{d.why} would be named {short(d.name)}, {len(d.name)} characters; "
+                                                 f"the limit for a {d.kind} name is {d.limit}; shorten the name"))
+        key = (d.scope, d.kind, d.name)
+        if key not in first:
+            first[key] = d
+            continue
+        other = first[key]
+        if (other.file, other.why) == (d.file, d.why):
+            continue
+        where = "built into Kubernetes" if other.file.startswith("(") else f"declared in {other.file} ({other.path})" if other.path else f"declared in {other.file}"
+        found.append(Problem(d.file, d.path, f"{d.why} and {other.why}, {where}, would both be the {d.kind} "
+                                             f"{short(d.name)}{'' if d.scope in ('cluster', 'aws') else ' in ' + d.scope}; rename one of them"))
+    return found
