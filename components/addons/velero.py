@@ -66,6 +66,7 @@ PLATFORM_STATE = {
     "prometheus": "metrics, Alertmanager silences and Grafana's volume",
     "logging": "Loki's index, WAL and single-binary data",
     "tracing": "Jaeger's Badger store (prod)",
+    "kubecost": "cost-analyzer's ETL data volume",
 }
 # The AWS plugin's documented EC2 actions (velero-plugin-for-aws README), for the snapshot location.
 EC2_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:CreateVolume", "ec2:CreateSnapshot", "ec2:DeleteSnapshot"]

@@ -96,7 +96,7 @@ def replicate(resource: str, source: Bucket, copy: CopyTarget, name: str, spec: 
     # Same account: the stack's provider, with the copy's region on each resource. Another account:
     # a provider that assumes the declared role there (with the stack's default tags).
     provider = aws.Provider(resource, region=copy.region, default_tags={"tags": tags},
-                            assume_roles=[{"role_arn": copy.role_arn, "session_name": "platform-backup-copy"}],
+                            assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=copy.role_arn, session_name="platform-backup-copy")],
                             opts=pulumi.ResourceOptions(parent=parent)) if copy.role_arn else None
     role = iam.role(f"{resource}-replication", "s3.amazonaws.com", parent, description=f"S3 replication of {source.name} to {name}")
     grants: list[dict[str, Any]] = []

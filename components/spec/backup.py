@@ -64,7 +64,7 @@ def hours(duration: str) -> int:
 
 class BackupSchedules(Spec):
     teams: Cron = field("When every team namespace is backed up (Velero Schedule `teams`: objects and CSI volume snapshots).", default="0 2 * * *")
-    platform: Cron = field("When the platform namespaces that hold state (Vault, Argo CD, Sealed Secrets, monitoring, logs, traces) are backed up (Velero Schedule `platform`).",
+    platform: Cron = field("When the platform namespaces that hold state (Vault, Argo CD, Sealed Secrets, monitoring, logs, traces, costs) are backed up (Velero Schedule `platform`).",
                            default="0 */6 * * *")
     sealing_keys: Cron = field("When the Sealed Secrets controller's keys are backed up (Velero Schedule `sealing-keys`); must run more often than the controller renews its key (30 days).",
                                default="0 * * * *")

@@ -235,6 +235,10 @@ class StackSpec(Spec):
             raise ValueError("backup: declared, but the velero addon is not enabled; add `velero: {}` under addons")
         if self.backup is None and self.addon_enabled("velero"):
             raise ValueError("addons.velero: enabled without a `backup:` section; declare backup.retention (and schedules) or turn velero off")
+        mirror = self.backup.image_mirror if self.backup else ""
+        if mirror and not any(mirror.startswith(prefix) for prefix in self.policy.allowed_registries):
+            raise ValueError(f"backup.imageMirror: {mirror!r} is not under policy.allowedRegistries ({', '.join(self.policy.allowed_registries)}); "
+                             "the snapshot job's images must come from an allowed registry")
         return self
 
     @model_validator(mode="after")
