@@ -93,3 +93,10 @@ def test_cross_account_copy_names_its_account():
     spec = BackupSpec.model_validate({"retention": "30d", "copyTo": {"region": "us-east-1", "roleArn": "arn:aws:iam::999988887777:role/backup-copy"}})
     assert spec.copy_to.account == "999988887777"
     assert BackupSpec.model_validate({"retention": "30d", "copyTo": {"region": "us-east-1"}}).copy_to.account is None
+
+
+def test_the_key_renewal_checked_is_the_one_the_controller_uses(stack):
+    from components.spec.backup import SEALING_KEY_RENEWAL
+
+    values = stack.named("sealed-secrets-sealed-secrets", "kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert values["keyrenewperiod"] == f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h" == "720h"
