@@ -8,6 +8,7 @@ from conftest import ROOT
 
 from components.addons import velero
 from components.addons.base import Addon
+from components.security import RESTRICTED_CONTAINER
 from components.spec import load
 from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
 from engine import chart_values
@@ -158,6 +159,10 @@ def test_metrics_are_scraped_and_only_prometheus_may_reach_velero(stack):
     assert allow["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
                                  "ports": [{"port": 8085, "protocol": "TCP"}]}]
     assert stack.manifest("Namespace", "velero")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # What the restricted level demands of the chart's pods (server, CRD upgrade job) and the plugin.
+    v = values(stack)
+    assert v["podSecurityContext"]["runAsNonRoot"] is True and v["podSecurityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert v["containerSecurityContext"] == RESTRICTED_CONTAINER
 
 
 def test_prod_replicates_to_a_second_region(prod):

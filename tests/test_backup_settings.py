@@ -100,3 +100,13 @@ def test_the_key_renewal_checked_is_the_one_the_controller_uses(stack):
 
     values = stack.named("sealed-secrets-sealed-secrets", "kubernetes:helm.sh/v3:Release").inputs["values"]
     assert values["keyrenewperiod"] == f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h" == "720h"
+
+
+def test_a_copy_in_the_stacks_own_region_is_refused_before_anything_is_created(scratch):
+    from engine.runtime import ProgramError, run
+
+    scratch.edit("stacks/prod.yaml", lambda d: d["backup"]["copyTo"].update(region="eu-west-1"))
+    with pytest.raises(ProgramError) as err:
+        run("prod", scratch.root)
+    assert "stacks/prod.yaml: backup.copyTo.region: eu-west-1 is the stack's own region" in str(err.value)
+    assert err.value.registered == [] or all(r.type == "pulumi:pulumi:Stack" for r in err.value.registered)

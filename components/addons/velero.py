@@ -118,8 +118,9 @@ class Velero(Addon):
         self.snapshot_job = None
         if self.ctx.decl.spec.addon_enabled("vault"):
             self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.k8s, NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror)
-        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=MONITORING,
-                      spec={"groups": [{"name": "backup", "rules": alerts.rules(spec, NAMESPACE, self.snapshot_job is not None)}]})
+        made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
+        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=MONITORING, spec={"groups": [
+            {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None)}]})
 
     def outputs(self) -> dict[str, Any]:
         out = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "bucket": self.bucket.name,

@@ -28,9 +28,8 @@ def max_age_seconds(expression: str) -> int:
     return int(2 * longest_gap(expression).total_seconds())
 
 
-def rules(spec: BackupSpec, namespace: str, vault: bool) -> list[dict[str, Any]]:
-    from components.addons.velero import SCHEDULES
-
+def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bool) -> list[dict[str, Any]]:
+    """The rules for Velero in `namespace`, its `schedules` (settings key -> Schedule name), and the Vault snapshot job."""
     found = [
         _rule("VeleroBackupFailed", 'sum by (schedule) (increase(velero_backup_failure_total{schedule!=""}[2h])) > 0', "critical",
               "Velero backup of schedule {{ $labels.schedule }} failed",
@@ -42,7 +41,7 @@ def rules(spec: BackupSpec, namespace: str, vault: bool) -> list[dict[str, Any]]
         _rule("VeleroDown", f'absent(up{{namespace="{namespace}", job="{VELERO_JOB}"}} == 1)', "critical",
               "Velero is not running or not scraped", "No backup runs and no backup metric is reported while Velero is down.", wait="15m"),
     ]
-    for key, name in SCHEDULES.items():
+    for key, name in schedules.items():
         limit = max_age_seconds(getattr(spec.schedules, key))
         found.append(_rule(
             "VeleroBackupTooOld", f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}', "critical",
