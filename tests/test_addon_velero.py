@@ -179,7 +179,19 @@ def test_prod_replicates_to_a_second_region(prod):
     for name in ("velero-backups", "velero-copy"):
         assert guard(prod, "bucketVersioning:BucketVersioning", name)["versioningConfiguration"] == {"status": "Enabled"}
         assert prod.named(name, f"{S3}bucketVersioning:BucketVersioning").urn in config.dependencies
+    # The copy has the primary's guard rails, in its own region, under its own key.
     assert guard(prod, "bucketPublicAccessBlock:BucketPublicAccessBlock", "velero-copy")["restrictPublicBuckets"] is True
+    assert guard(prod, "bucketOwnershipControls:BucketOwnershipControls", "velero-copy")["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    [sse] = guard(prod, "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "velero-copy")["rules"]
+    assert sse["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"]
+    [lifecycle] = guard(prod, "bucketLifecycleConfiguration:BucketLifecycleConfiguration", "velero-copy")["rules"]
+    assert lifecycle["expiration"] == {"days": 31}
+    [deny] = json.loads(guard(prod, "bucketPolicy:BucketPolicy", "velero-copy")["policy"])["Statement"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {guard(prod, kind, "velero-copy").get("region") for kind in (
+        "bucketPolicy:BucketPolicy", "bucketVersioning:BucketVersioning", "bucketLifecycleConfiguration:BucketLifecycleConfiguration")} == {"eu-central-1"}
+    # Deletions by Velero's expiry reach the copy as delete markers; old versions stay there for a week.
+    assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
     role = prod.named("velero-copy-replication", "aws:iam/role:Role")
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "s3.amazonaws.com"}
     granted = {a for s in statements(prod, "velero-copy-replication") for a in s["Action"]}
