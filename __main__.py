@@ -15,6 +15,12 @@ except SpecError as err:
     raise pulumi.RunError(f"invalid stack declarations:\n{err}") from None
 
 region = pulumi.Config("aws").require("region")
+# The one stack setting that depends on the region, which only the Pulumi config knows: checked
+# before anything is registered.
+copy = declarations.spec.backup.copy_to if declarations.spec.backup else None
+if copy is not None and copy.region == region:
+    raise pulumi.RunError(f"invalid stack declarations:\nstacks/{pulumi.get_stack()}.yaml: backup.copyTo.region: {region} is the stack's own region; "
+                          "the copy must be in another region to survive losing this one")
 platform = Platform("platform", declarations, region)
 cluster, network = platform.cluster, platform.network
 

@@ -60,12 +60,13 @@ OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://o
 OPENTELEMETRY_COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
 JAEGER = Chart("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
 LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
+VELERO = Chart("velero", "12.1.0", "https://vmware-tanzu.github.io/helm-charts")
 
 CHARTS = {c.name: c for c in (
     KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
     FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
     SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
-    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI,
+    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI, VELERO,
 )}
 
 
@@ -91,3 +92,9 @@ EKS_VERSIONS = {v.version: v for v in (
     KubernetesVersion("1.34", date(2026, 12, 2), date(2027, 12, 2)),
     KubernetesVersion("1.35", date(2027, 3, 27), date(2028, 3, 27)),
 )}
+# Images the platform runs itself (outside any chart's defaults).
+# Velero's AWS plugin: v1.14.x is the line built for Velero 1.18 (chart velero-12.1.0 runs v1.18.1).
+VELERO_PLUGIN_FOR_AWS = "docker.io/velero/velero-plugin-for-aws:v1.14.2"
+# The Vault CLI of the snapshot job: the server version chart vault-0.34.1 installs (server.image.tag).
+VAULT_IMAGE = "public.ecr.aws/hashicorp/vault:2.0.4"
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.36.15"

@@ -183,7 +183,7 @@ def _zones(m, args):
 
 
 # Real build strings have this shape; the number only has to be stable.
-ADDON_VERSIONS = {"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.4-eksbuild.1", "kube-proxy": "v1.35.0-eksbuild.2", "aws-ebs-csi-driver": "v1.52.1-eksbuild.1", "eks-pod-identity-agent": "v1.3.9-eksbuild.3", "metrics-server": "v0.8.0-eksbuild.2"}
+ADDON_VERSIONS = {"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.4-eksbuild.1", "kube-proxy": "v1.35.0-eksbuild.2", "aws-ebs-csi-driver": "v1.52.1-eksbuild.1", "eks-pod-identity-agent": "v1.3.9-eksbuild.3", "metrics-server": "v0.8.0-eksbuild.2", "snapshot-controller": "v8.3.0-eksbuild.1"}
 
 
 def _addon_version(m, args):

@@ -17,7 +17,7 @@ TEAMS = ("web", "checkout", "catalog", "messaging")
 
 
 def schedules(rec) -> dict[str, dict]:
-    return {r.metadata["name"]: r.inputs for r in rec.kubernetes_objects() if r.kind == "Schedule"}
+    return {r.metadata["name"]: r.inputs for r in rec.kubernetes_objects() if r.kind == "Schedule" and r.inputs["apiVersion"].startswith("chaos-mesh.org/")}
 
 
 def critical(stack: str) -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from components.contracts import SealedSecretsContract
 from components.spec import Declarations
+from components.spec.backup import SEALING_KEY_RENEWAL
 from components.versions import SEALED_SECRETS
 
 from .base import Addon
@@ -54,6 +55,8 @@ class SealedSecrets(Addon):
         self.release = self.helm(SEALED_SECRETS, {
             "fullnameOverride": CONTROLLER_NAME,
             "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+            # The chart's default (30 days) made explicit: the backup schedule of the keys is checked against it.
+            "keyrenewperiod": f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h",
         }, release=RELEASE)
 
     def outputs(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
 from . import limits
+from .backup import BackupSpec
 from .base import Spec, field
 from .problems import dotted, short
 from .cluster import (
@@ -72,6 +73,23 @@ class StackSpec(Spec):
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
     teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
+    backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
+
+    @model_validator(mode="after")
+    def _backup(self) -> "StackSpec":
+        # Backups are a stack-level promise (the restore runbook relies on them); Velero is how they are kept.
+        if self.environment == "prod" and self.backup is None:
+            raise ValueError("backup: a prod stack must declare backups (retention, schedules, copyTo) and enable the velero addon; "
+                             "without them a lost cluster loses every Vault secret and sealing key")
+        if self.backup is not None and not self.addon_enabled("velero"):
+            raise ValueError("backup: declared, but the velero addon is not enabled; add `velero: {}` under addons")
+        if self.backup is None and self.addon_enabled("velero"):
+            raise ValueError("addons.velero: enabled without a `backup:` section; declare backup.retention (and schedules) or turn velero off")
+        mirror = self.backup.image_mirror if self.backup else ""
+        if mirror and not any(mirror.startswith(prefix) for prefix in self.policy.allowed_registries):
+            raise ValueError(f"backup.imageMirror: {mirror!r} is not under policy.allowedRegistries ({', '.join(self.policy.allowed_registries)}); "
+                             "the snapshot job's images must come from an allowed registry")
+        return self
 
     @model_validator(mode="after")
     def _addons(self, info: ValidationInfo) -> "StackSpec":

@@ -1,0 +1,207 @@
+"""Velero: scheduled backups of the team namespaces and the platform's state, to an S3 bucket per stack.
+
+Settings are the stack's `backup:` section (components/spec/backup.py), not addon settings: the
+stack model requires it in prod and ties it to this addon.
+
+- Storage (components/backup/storage.py): a private, TLS-only, KMS-encrypted, versioned bucket that
+  expires objects after the retention; with `backup.copyTo`, S3 replication to a bucket in another
+  region (and account), re-encrypted with that bucket's own key.
+- The AWS plugin (object store and EBS snapshotter) as the chart's init container; Velero reaches S3,
+  KMS and EC2 through EKS Pod Identity (`credentials.useSecret: false`): a role limited to the
+  bucket, its key, and the EC2 snapshot actions the plugin documents.
+- Volumes: CSI snapshots (built into Velero since 1.14, `--features=EnableCSI`) of the EBS CSI
+  driver's volumes, through the VolumeSnapshotClass labelled for Velero (installed with the chart,
+  `extraObjects`) and the CSI snapshot controller (EKS addon `snapshot-controller`, which also
+  installs the snapshot.storage.k8s.io CRDs). Velero skips its native snapshotter for CSI volumes when
+  EnableCSI is on; the VolumeSnapshotLocation serves volumes that are not CSI-provisioned.
+- Schedules (velero.io/v1 objects, after the chart's CRDs): `teams` (every team namespace),
+  `platform` (the addons' namespaces that hold state, PLATFORM_STATE) and `sealing-keys`.
+- Sealed Secrets keys: a Velero Schedule of the secrets labelled sealedsecrets.bitnami.com/sealed-secrets-key
+  rather than a CronJob exporting them: no second copy of a secret-reading RBAC grant, no extra image,
+  the same encryption (the bucket's key), retention, replication, metrics and alerts as every other
+  backup, and a restore that is one `velero restore create`. It runs far more often than the
+  controller renews its key (the stack model checks), so each new key is in the bucket within a run.
+- Vault: a raft snapshot CronJob (components/backup/vault_snapshot.py).
+- Metrics: the chart's ServiceMonitor; alerts in components/backup/alerts.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws import iam
+from components.backup import alerts, storage, vault_snapshot
+from components.contracts import MonitoringContract
+from components.security import RESTRICTED_CONTAINER
+from components.spec import Declarations
+from components.spec.backup import BackupSpec
+from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
+
+from .base import Addon
+
+NAMESPACE = "velero"
+RELEASE = "velero"
+SERVICE_ACCOUNT = "velero"
+API = "velero.io/v1"
+STORAGE_LOCATION = "default"
+SNAPSHOT_LOCATION = "default"
+# Velero's objects live under this prefix of the bucket; Vault snapshots under their own.
+VELERO_PREFIX = "velero"
+METRICS_PORT = 8085
+SNAPSHOT_CLASS = "ebs-csi-velero"
+CSI_DRIVER = "ebs.csi.aws.com"
+SEALING_KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
+SCHEDULES = {"teams": "teams", "platform": "platform", "sealing_keys": "sealing-keys"}
+# Addons whose namespaces hold state to restore, and what it is. A new stateful addon must be added
+# here: tests/test_backup_coverage.py fails for any stateful thing in the render no schedule covers.
+PLATFORM_STATE = {
+    "vault": "raft storage: every team's secrets (also snapshotted by the vault-snapshot job)",
+    "argocd": "Applications, projects, repository and cluster secrets",
+    "sealed-secrets": "the controller's key pairs (also in the sealing-keys schedule)",
+    "prometheus": "metrics, Alertmanager silences and Grafana's volume",
+    "logging": "Loki's index, WAL and single-binary data",
+    "tracing": "Jaeger's Badger store (prod)",
+    "kubecost": "cost-analyzer's ETL data volume",
+}
+# The AWS plugin's documented EC2 actions (velero-plugin-for-aws README), for the snapshot location.
+EC2_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:CreateVolume", "ec2:CreateSnapshot", "ec2:DeleteSnapshot"]
+S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+POD_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": RELEASE}
+# The chart's pods run as this user; the image's files are world-readable.
+RUN_AS = 65532
+
+
+class Velero(Addon):
+    name = "velero"
+    namespace = NAMESPACE
+    # The chart's ServiceMonitor and the backup alerts need the Prometheus Operator CRDs.
+    requires = ("prometheus",)
+    pod_security = "restricted"
+
+    def install(self) -> None:
+        spec: BackupSpec = self.ctx.decl.spec.backup  # the stack model requires it with this addon
+        cluster, region = self.ctx.cluster_name, self.ctx.region
+        protect = self.ctx.decl.spec.cluster.protect
+        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or default_bucket(cluster, region), spec, self, protect)
+        self.copy: Optional[storage.Bucket] = None
+        if spec.copy_to is not None:
+            tags = {"platform/stack": self.ctx.decl.stack, "platform/cluster": cluster, "managed-by": "pulumi"}
+            self.copy, _ = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to,
+                                             spec.copy_to.bucket_name or default_bucket(cluster, spec.copy_to.region), spec, self, protect, tags)
+        self.role = iam.pod_identity_role(f"{self.name}-server", self, description="Velero: backups in its bucket, EBS snapshots (Pod Identity)")
+        child = pulumi.ResourceOptions(parent=self)
+        policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket)))
+        identity = aws.eks.PodIdentityAssociation(f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE,
+                                                  service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child)
+        version = aws.eks.get_addon_version_output(addon_name="snapshot-controller", kubernetes_version=self.ctx.decl.spec.cluster.kubernetes_version,
+                                                   most_recent=True, opts=pulumi.InvokeOptions(parent=self))
+        snapshots = aws.eks.Addon(f"{self.name}-snapshot-controller", cluster_name=cluster, addon_name="snapshot-controller", addon_version=version.version,
+                                  resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", opts=child)
+        # Velero validates its storage location on start: bucket, key and credentials come first.
+        self.release = self.helm(VELERO, chart_values(), release=RELEASE, depends_on=(policy, identity, snapshots, *self.bucket.guards))
+        self.manifest(API, "BackupStorageLocation", STORAGE_LOCATION, namespace=NAMESPACE, spec=storage_location(self.bucket, region))
+        self.manifest(API, "VolumeSnapshotLocation", SNAPSHOT_LOCATION, namespace=NAMESPACE, spec={"provider": "aws", "config": {"region": region}})
+        self.schedules = {SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
+                          for key, body in schedule_specs(self.ctx.decl, spec).items()}
+        monitoring = self.ctx.contracts.require(MonitoringContract)
+        k8s.networking.v1.NetworkPolicy(f"{self.name}-default-deny", metadata={"name": "default-deny", "namespace": NAMESPACE},
+                                        spec={"podSelector": {}, "policyTypes": ["Ingress"]}, opts=self.k8s)
+        k8s.networking.v1.NetworkPolicy(f"{self.name}-allow-metrics", metadata={"name": "allow-prometheus", "namespace": NAMESPACE}, opts=self.k8s, spec={
+            "podSelector": {"matchLabels": POD_LABELS}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring.prometheus.namespace}}}],
+                         "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
+        })
+        self.snapshot_job = None
+        if self.ctx.decl.spec.addon_enabled("vault"):
+            self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.k8s, NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror)
+        made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
+        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=monitoring.prometheus.namespace, spec={"groups": [
+            {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None)}]})
+
+    def outputs(self) -> dict[str, Any]:
+        out = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "bucket": self.bucket.name,
+               "schedules": sorted(self.schedules)}
+        return out | ({"copyBucket": self.copy.name} if self.copy else {})
+
+
+def default_bucket(cluster: str, region: str) -> str:
+    return f"{cluster}-backup-{region}"
+
+
+def server_policy(bucket: storage.Bucket) -> list[dict[str, Any]]:
+    return [
+        {"Effect": "Allow", "Action": EC2_ACTIONS, "Resource": "*"},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.arn},
+        {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{bucket.arn}/{VELERO_PREFIX}/*"},
+        {"Effect": "Allow", "Action": storage.KMS_USE, "Resource": bucket.key.arn},
+    ]
+
+
+def storage_location(bucket: storage.Bucket, region: str) -> dict[str, Any]:
+    return {
+        "provider": "aws", "default": True, "accessMode": "ReadWrite",
+        "objectStorage": {"bucket": bucket.name, "prefix": VELERO_PREFIX},
+        # The plugin then uploads with SSE-KMS under this key (the bucket's default too).
+        "config": {"region": region, "kmsKeyId": bucket.key.arn},
+    }
+
+
+def namespaces(decl: Declarations) -> dict[str, list[str]]:
+    """Which namespaces each Velero schedule covers, from what the stack installs."""
+    platform = sorted(Addon.registry[name].namespace for name in PLATFORM_STATE if decl.spec.addon_enabled(name))
+    found = {"teams": sorted({s.team for s in decl.services}), "platform": platform}
+    if decl.spec.addon_enabled("sealed-secrets"):
+        found["sealing_keys"] = [Addon.registry["sealed-secrets"].namespace]
+    return found
+
+
+def schedule_specs(decl: Declarations, spec: BackupSpec) -> dict[str, dict[str, Any]]:
+    """The Schedule specs: each backs up its namespaces with their volumes (CSI snapshots), kept for the retention."""
+    specs = {}
+    for key, included in namespaces(decl).items():
+        if not included:
+            continue
+        template: dict[str, Any] = {
+            "includedNamespaces": included, "storageLocation": STORAGE_LOCATION, "ttl": f"{spec.retention_hours}h0m0s",
+            "snapshotVolumes": key != "sealing_keys", "includeClusterResources": False,
+            "metadata": {"labels": {"platform.io/schedule": SCHEDULES[key]}},
+        }
+        if key == "sealing_keys":
+            template |= {"includedResources": ["secrets"], "labelSelector": {"matchExpressions": [{"key": SEALING_KEY_LABEL, "operator": "Exists"}]}}
+        else:
+            template |= {"csiSnapshotTimeout": "30m", "snapshotMoveData": False}
+        specs[key] = {"schedule": getattr(spec.schedules, key), "useOwnerReferencesInBackup": False, "template": template}
+    return specs
+
+
+def chart_values() -> dict[str, Any]:
+    return {
+        "initContainers": [{
+            "name": "velero-plugin-for-aws", "image": VELERO_PLUGIN_FOR_AWS, "imagePullPolicy": "IfNotPresent",
+            "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
+            "securityContext": RESTRICTED_CONTAINER,
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+        }],
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        # readOnlyRootFilesystem makes the chart mount an emptyDir at /tmp.
+        "containerSecurityContext": RESTRICTED_CONTAINER,
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "serviceAccount": {"server": {"create": True, "name": SERVICE_ACCOUNT}},
+        # Pod Identity: the plugin's AWS SDK finds the container credentials EKS injects.
+        "credentials": {"useSecret": False},
+        # The locations and schedules are Pulumi-managed velero.io objects (validated against the CRDs).
+        "configuration": {"backupStorageLocation": [], "volumeSnapshotLocation": [], "features": "EnableCSI", "logFormat": "json"},
+        "snapshotsEnabled": True,
+        "deployNodeAgent": False,
+        "metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "autodetect": False}},
+        "extraObjects": [{
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": SNAPSHOT_CLASS, "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
+            # Velero deletes a backup's snapshots when the backup expires.
+            "driver": CSI_DRIVER, "deletionPolicy": "Delete",
+        }],
+    }

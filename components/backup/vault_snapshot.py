@@ -1,0 +1,119 @@
+"""The Vault snapshot job: `vault operator raft snapshot save`, then the file to the backup bucket.
+
+Velero's CSI snapshots of Vault's volumes are crash-consistent at best; a raft snapshot is Vault's
+own consistent, restorable backup (`vault operator raft snapshot restore`). The CronJob logs in to
+Vault with the Kubernetes auth method as its own service account, with a token whose audience is
+"vault" and which lives ten minutes; the Vault role it logs in with may only read
+sys/storage/raft/snapshot. What must exist inside Vault (Vault-internal state, set once by an
+operator with a Vault token, as for External Secrets; docs/runbooks/restore.md repeats it):
+
+  vault policy write vault-snapshot - <<EOF
+  path "sys/storage/raft/snapshot" { capabilities = ["read"] }
+  EOF
+  vault write auth/kubernetes/role/vault-snapshot bound_service_account_names=vault-snapshot \\
+    bound_service_account_namespaces=velero audience=vault policies=vault-snapshot ttl=10m
+
+Two containers share a memory-backed emptyDir: the Vault CLI (init container) writes the snapshot,
+the AWS CLI uploads it with SSE-KMS under the backup key, using the job's Pod Identity role, which
+may only put objects under SNAPSHOT_PREFIX and use that key. Neither holds a long-lived credential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.aws import iam
+from components.scheduling import priority_class_name
+from components.security import RESTRICTED_CONTAINER
+from components.versions import AWS_CLI_IMAGE, VAULT_IMAGE
+
+from .storage import Bucket
+
+NAME = "vault-snapshot"
+SERVICE_ACCOUNT = NAME
+VAULT_ROLE = NAME
+VAULT_POLICY = NAME
+# The path the Vault policy allows, read only: what `vault operator raft snapshot save` calls.
+SNAPSHOT_PATH = "sys/storage/raft/snapshot"
+SNAPSHOT_PREFIX = "vault-snapshots"
+TOKEN_AUDIENCE = "vault"
+# The chart's service that selects the raft leader only (server.service.active): a snapshot is taken there.
+VAULT_ACTIVE_ADDR = "http://vault-active.vault.svc:8200"
+# The label that says which namespace's state a job backs up: what the coverage check reads.
+BACKS_UP = "platform.io/backs-up"
+# A UID no image assigns: the AWS CLI image would otherwise run as root.
+RUN_AS = 65532
+
+
+def image(mirror: str, reference: str) -> str:
+    """An upstream image reference through the stack's mirror: public.ecr.aws/x/y:1 -> <mirror>x/y:1."""
+    return mirror + reference.split("/", 1)[1] if mirror else reference
+
+
+def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespace: str, cluster: str, schedule: str,
+                 bucket: Bucket, mirror: str) -> tuple[k8s.batch.v1.CronJob, aws.iam.Role]:
+    child = pulumi.ResourceOptions(parent=parent)
+    role = iam.pod_identity_role(f"{NAME}", parent, description="Vault snapshot job: put raft snapshots in the backup bucket (Pod Identity)")
+    policy = aws.iam.RolePolicy(NAME, role=role.id, opts=child, policy=iam.document([
+        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket.arn}/{SNAPSHOT_PREFIX}/*"},
+        # GenerateDataKey to encrypt; Decrypt because the CLI uploads large files in parts.
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": bucket.key.arn},
+    ]))
+    identity = aws.eks.PodIdentityAssociation(NAME, cluster_name=cluster, namespace=namespace, service_account=SERVICE_ACCOUNT,
+                                              role_arn=role.arn, opts=child)
+    account = k8s.core.v1.ServiceAccount(NAME, metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
+                                         automount_service_account_token=False, opts=opts)
+    job = k8s.batch.v1.CronJob(
+        NAME, metadata={"name": NAME, "namespace": namespace, "labels": {"app.kubernetes.io/name": NAME, BACKS_UP: "vault"}},
+        spec={
+            "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 86400,
+                                     "template": pod_template(namespace, bucket, mirror)}},
+        },
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, identity, policy, *bucket.guards])),
+    )
+    return job, role
+
+
+def pod_template(namespace: str, bucket: Bucket, mirror: str) -> dict[str, Any]:
+    resources = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    login = (f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
+             "&& vault operator raft snapshot save /snapshot/vault.snap")
+    upload = ('aws s3 cp /snapshot/vault.snap "s3://${BUCKET}/' + SNAPSHOT_PREFIX + '/$(date -u +%Y%m%dT%H%M%SZ).snap" '
+              '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}" --only-show-errors')
+    scratch = [{"name": "snapshot", "mountPath": "/snapshot"}, {"name": "tmp", "mountPath": "/tmp"}]
+    return {
+        "metadata": {"labels": {"app.kubernetes.io/name": NAME}},
+        "spec": {
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "priorityClassName": priority_class_name("standard"),
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [{
+                "name": "snapshot", "image": image(mirror, VAULT_IMAGE), "command": ["/bin/sh", "-ec", login],
+                "env": [{"name": "VAULT_ADDR", "value": VAULT_ACTIVE_ADDR}, {"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [*scratch, {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True}],
+                "securityContext": RESTRICTED_CONTAINER, "resources": resources,
+            }],
+            "containers": [{
+                "name": "upload", "image": image(mirror, AWS_CLI_IMAGE), "command": ["/bin/sh", "-ec", upload],
+                "env": [{"name": "BUCKET", "value": bucket.name}, {"name": "KMS_KEY_ARN", "value": bucket.key.arn},
+                        {"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": scratch, "securityContext": RESTRICTED_CONTAINER, "resources": resources,
+            }],
+            "volumes": [
+                # The snapshot's data is encrypted by Vault's barrier (its key sealed by KMS), so a node disk will do.
+                {"name": "snapshot", "emptyDir": {"sizeLimit": "2Gi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                {"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {
+                    "audience": TOKEN_AUDIENCE, "expirationSeconds": 600, "path": "token"}}]}},
+            ],
+        },
+    }

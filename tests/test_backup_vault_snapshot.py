@@ -1,0 +1,130 @@
+"""The Vault raft snapshot job and the backup alerts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from components.backup import alerts, vault_snapshot
+from components.spec import load
+from components.spec.backup import BackupSpec
+from components.versions import AWS_CLI_IMAGE, VAULT, VAULT_IMAGE
+from engine import chart_values
+from engine.conformance import errors
+
+POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def job(rec) -> dict:
+    return rec.manifest("CronJob", vault_snapshot.NAME, "velero")
+
+
+def pod(rec) -> dict:
+    return job(rec)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def bucket(rec) -> str:
+    return rec.named("velero-backups", "aws:s3/bucket:Bucket").inputs["bucket"]
+
+
+def test_job_runs_on_the_stacks_schedule_one_at_a_time(stack):
+    spec = load(stack.stack, ROOT).spec.backup
+    cron = job(stack)["spec"]
+    assert cron["schedule"] == spec.schedules.vault_snapshot and cron["concurrencyPolicy"] == "Forbid"
+    assert job(stack)["metadata"]["labels"][vault_snapshot.BACKS_UP] == "vault"
+    assert errors(job(stack), "1.35") == []
+
+
+def test_snapshot_is_taken_with_a_short_lived_vault_audience_token(stack):
+    spec = pod(stack)
+    assert spec["serviceAccountName"] == vault_snapshot.SERVICE_ACCOUNT and spec["automountServiceAccountToken"] is False
+    [snapshot] = spec["initContainers"]
+    script = snapshot["command"][-1]
+    assert "auth/kubernetes/login role=vault-snapshot jwt=@/var/run/secrets/vault/token" in script
+    assert script.endswith("vault operator raft snapshot save /snapshot/vault.snap")
+    assert {"name": "VAULT_ADDR", "value": "http://vault-active.vault.svc:8200"} in snapshot["env"]
+    [token] = [v for v in spec["volumes"] if v["name"] == "vault-token"]
+    source = token["projected"]["sources"][0]["serviceAccountToken"]
+    assert source["audience"] == "vault" and source["expirationSeconds"] <= 600
+
+
+def test_snapshot_goes_to_the_backup_bucket_under_its_key(stack):
+    [upload] = pod(stack)["containers"]
+    env = {e["name"]: e["value"] for e in upload["env"]}
+    assert env["BUCKET"] == bucket(stack) and env["KMS_KEY_ARN"].startswith("arn:aws:kms:eu-west-1:")
+    script = upload["command"][-1]
+    assert 's3://${BUCKET}/vault-snapshots/' in script and '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}"' in script
+
+
+def test_pods_are_restricted(stack):
+    spec = pod(stack)
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in spec["initContainers"] + spec["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert container["resources"]["limits"]["memory"]
+
+
+def test_images_are_pinned_and_pulled_through_the_mirror(stack):
+    mirror = load(stack.stack, ROOT).spec.backup.image_mirror
+    images = [c["image"] for c in pod(stack)["initContainers"] + pod(stack)["containers"]]
+    assert images == [mirror + "hashicorp/vault:2.0.4", mirror + "aws-cli/aws-cli:2.36.15"]
+    # The CLI is the server version the Vault chart installs.
+    assert VAULT_IMAGE.rsplit(":", 1)[1] == chart_values.defaults(VAULT)["server"]["image"]["tag"]
+    assert vault_snapshot.image("", AWS_CLI_IMAGE) == AWS_CLI_IMAGE
+
+
+def test_role_may_only_put_snapshots_with_the_backup_key(stack):
+    [put, kms] = json.loads(stack.named(vault_snapshot.NAME, POLICY).inputs["policy"])["Statement"]
+    assert put == {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"arn:aws:s3:::{bucket(stack)}/vault-snapshots/*"}
+    assert kms["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"] and kms["Resource"].startswith("arn:aws:kms:")
+    identity = stack.named(vault_snapshot.NAME, "aws:eks/podIdentityAssociation:PodIdentityAssociation").inputs
+    assert (identity["namespace"], identity["serviceAccount"]) == ("velero", vault_snapshot.SERVICE_ACCOUNT)
+    cron = next(r for r in stack.kubernetes_objects() if r.kind == "CronJob")
+    assert stack.named(vault_snapshot.NAME, "aws:eks/podIdentityAssociation:PodIdentityAssociation").urn in cron.dependencies
+
+
+def test_no_vault_no_snapshot_alerts():
+    spec = BackupSpec.model_validate({"retention": "30d"})
+    assert not [r for r in alerts.rules(spec, "velero", {}, vault=False) if r["alert"].startswith("Vault")]
+    assert len([r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"].startswith("Vault")]) == 2
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+def rules(rec) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for rule in rec.manifest("PrometheusRule", "backup", "monitoring")["spec"]["groups"][0]["rules"]:
+        found.setdefault(rule["alert"], []).append(rule)
+    return found
+
+
+def test_alerts_cover_failed_old_and_failing_backups(stack):
+    found = rules(stack)
+    assert set(found) == {"VeleroBackupFailed", "VeleroBackupPartiallyFailed", "VeleroDown", "VeleroBackupTooOld", "VaultSnapshotTooOld", "VaultSnapshotJobFailing"}
+    for rule in (r for group in found.values() for r in group):
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+    assert "velero_backup_failure_total" in found["VeleroBackupFailed"][0]["expr"]
+    assert 'kube_job_status_failed{namespace="velero", job_name=~"vault-snapshot-.*"}' in found["VaultSnapshotJobFailing"][0]["expr"]
+    assert errors(stack.manifest("PrometheusRule", "backup", "monitoring"), "1.35") == []
+
+
+def test_too_old_means_two_missed_runs(stack):
+    spec = load(stack.stack, ROOT).spec.backup
+    ages = {r["expr"].split('schedule="')[1].split('"')[0]: int(r["expr"].rsplit("> ", 1)[1]) for r in rules(stack)["VeleroBackupTooOld"]}
+    assert ages == {"teams": 2 * 86400, "platform": 2 * {"dev": 6, "prod": 4}[stack.stack] * 3600, "sealing-keys": 2 * 3600}
+    [vault] = rules(stack)["VaultSnapshotTooOld"]
+    assert 'kube_cronjob_status_last_successful_time{namespace="velero", cronjob="vault-snapshot"}' in vault["expr"]
+    assert vault["expr"].endswith(f"> {alerts.max_age_seconds(spec.schedules.vault_snapshot)}")
+    assert alerts.max_age_seconds(spec.schedules.vault_snapshot) == {"dev": 12, "prod": 2}[stack.stack] * 3600
+
+
+@pytest.mark.parametrize("schedule, seconds", [("0 * * * *", 7200), ("30 1 * * 1", 14 * 86400)])
+def test_thresholds_follow_the_schedule(schedule, seconds):
+    spec = BackupSpec.model_validate({"retention": "30d", "schedules": {"vaultSnapshot": schedule}})
+    [rule] = [r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"] == "VaultSnapshotTooOld"]
+    assert rule["expr"].endswith(f"> {seconds}")

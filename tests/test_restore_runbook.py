@@ -1,0 +1,90 @@
+"""docs/runbooks/restore.md names what the platform really creates: buckets, keys, schedules, jobs,
+namespaces, Vault roles. A renamed schedule or bucket fails here until the runbook follows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ROOT
+
+from components.addons import prometheus, sealed_secrets, vault, velero
+from components.backup import vault_snapshot
+from components.backup.alerts import rules
+from components.spec import load
+
+RUNBOOK = ROOT / "docs" / "runbooks" / "restore.md"
+TEXT = RUNBOOK.read_text()
+
+
+def rendered(rec) -> dict[str, set[str]]:
+    objects = rec.kubernetes_objects()
+    return {
+        "Schedule": {o.metadata["name"] for o in objects if o.kind == "Schedule" and o.inputs["apiVersion"] == "velero.io/v1"},
+        "CronJob": {o.metadata["name"] for o in objects if o.kind == "CronJob"},
+        "Namespace": {o.metadata["name"] for o in objects if o.kind == "Namespace"},
+        "BackupStorageLocation": {o.metadata["name"] for o in objects if o.kind == "BackupStorageLocation"},
+        "bucket": {b.inputs["bucket"] for b in rec.of_type("aws:s3/bucket:Bucket") if b.name.startswith("velero-")},
+    }
+
+
+@pytest.fixture(scope="module")
+def prod_names(prod):
+    return rendered(prod)
+
+
+def found(pattern: str) -> set[str]:
+    return set(re.findall(pattern, TEXT))
+
+
+def test_every_schedule_the_runbook_restores_from_exists_and_every_schedule_is_in_it(prod_names):
+    named = found(r"--from-schedule ([a-z-]+)") | found(r"schedule-name=([a-z-]+)") | found(r"Velero Schedule `([a-z-]+)`")
+    assert named == prod_names["Schedule"] == {"teams", "platform", "sealing-keys"}
+
+
+def test_buckets_and_prefixes_are_the_rendered_ones(prod, dev, prod_names):
+    buckets = found(r"s3://([a-z0-9-]+)/") | found(r"`(shop-[a-z]+-backup-[a-z0-9-]+)`") | found(r"arn:aws:s3:::([a-z0-9-]+)")
+    assert buckets == prod_names["bucket"] == {"shop-prod-backup-eu-west-1", "shop-prod-backup-eu-central-1"}
+    assert rendered(dev)["bucket"] == {b.replace("shop-prod", "shop-dev") for b in buckets if b.endswith("eu-west-1")}
+    prefixes = found(r"s3://[a-z0-9-]+/([a-z-]+)/") | found(r"--prefix ([a-z-]+)")
+    assert prefixes == {vault_snapshot.SNAPSHOT_PREFIX, velero.VELERO_PREFIX}
+    keys = found(r"`alias/(shop-prod-backup-[a-z0-9-]+)`")
+    assert keys == {a.inputs["name"].removeprefix("alias/") for a in prod.of_type("aws:kms/alias:Alias") if a.name.startswith("velero-")}
+    assert f"`{vault.unseal_alias('shop-prod')}`" in TEXT
+
+
+def test_namespaces_jobs_and_locations_exist(prod_names):
+    namespaces = found(r"-n ([a-z-]+) ") | found(r"--include-namespaces ([a-z,-]+)")
+    namespaces = {n for entry in namespaces for n in entry.split(",")}
+    # `checkout` is the example team namespace.
+    assert namespaces <= prod_names["Namespace"] and "checkout" in prod_names["Namespace"]
+    assert found(r"cronjob/([a-z-]+)") == prod_names["CronJob"] == {vault_snapshot.NAME}
+    assert found(r"storage location is `([a-z]+)`") == prod_names["BackupStorageLocation"]
+    platform = found(r"Platform state: namespaces (.*?) \|")
+    assert {n.strip("`, ") for n in platform.pop().split(", ")} == set(velero.namespaces(load("prod", ROOT))["platform"])
+
+
+def test_vault_commands_match_the_job():
+    assert f"vault write auth/kubernetes/role/{vault_snapshot.VAULT_ROLE} bound_service_account_names={vault_snapshot.SERVICE_ACCOUNT}" in TEXT
+    assert f"bound_service_account_namespaces={velero.NAMESPACE} audience={vault_snapshot.TOKEN_AUDIENCE} policies={vault_snapshot.VAULT_POLICY}" in TEXT
+    assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT
+    assert f"svc/{vault_snapshot.VAULT_ACTIVE_ADDR.split('//')[1].split('.')[0]}" in TEXT
+    assert "vault operator raft snapshot restore -force" in TEXT
+
+
+def test_sealing_key_and_controller_names_match():
+    assert f"-l {velero.SEALING_KEY_LABEL}" in TEXT
+    assert f"deployment/{sealed_secrets.CONTROLLER_NAME}" in TEXT
+    assert f"prometheus {prometheus.RELEASE}-prometheus " in TEXT
+
+
+def test_alerts_named_in_the_runbook_exist(prod):
+    spec = load("prod", ROOT).spec.backup
+    alerts = {r["alert"] for r in rules(spec, velero.NAMESPACE, velero.SCHEDULES, vault=True)}
+    assert found(r"`((?:Velero|Vault)[A-Za-z]+)`") == alerts
+
+
+def test_restore_order_is_vault_keys_platform_teams():
+    section = TEXT.split("## A lost cluster")[1].split("### The region")[0]
+    steps = [section.index(f"**{step}**") for step in ("Vault", "Sealing keys", "Platform state", "Teams")]
+    assert steps == sorted(steps)
