@@ -27,7 +27,7 @@ stack model requires it in prod and ties it to this addon.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -83,7 +83,7 @@ class Velero(Addon):
     pod_security = "restricted"
 
     def install(self) -> None:
-        spec: BackupSpec = self.ctx.decl.spec.backup  # the stack model requires it with this addon
+        spec = cast(BackupSpec, self.ctx.decl.spec.backup)  # the stack model requires it with this addon
         cluster, region = self.ctx.cluster_name, self.ctx.region
         protect = self.ctx.decl.spec.cluster.protect
         self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or default_bucket(cluster, region), spec, self, protect)

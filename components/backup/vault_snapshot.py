@@ -67,14 +67,17 @@ def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespac
                                               role_arn=role.arn, opts=child)
     account = k8s.core.v1.ServiceAccount(NAME, metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
                                          automount_service_account_token=False, opts=opts)
+    # Plain data, typed Any: mypy cannot match a nested dict against the constructor's TypedDict
+    # overloads, and spelling out its failure for CronJob takes it tens of GB.
+    spec: Any = {
+        "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
+        "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 86400,
+                                 "template": pod_template(namespace, bucket, mirror)}},
+    }
     job = k8s.batch.v1.CronJob(
         NAME, metadata={"name": NAME, "namespace": namespace, "labels": {"app.kubernetes.io/name": NAME, BACKS_UP: "vault"}},
-        spec={
-            "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 86400,
-                                     "template": pod_template(namespace, bucket, mirror)}},
-        },
+        spec=spec,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, identity, policy, *bucket.guards])),
     )
     return job, role
