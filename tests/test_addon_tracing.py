@@ -244,4 +244,5 @@ def test_turning_tracing_off_takes_it_out_of_istio_and_the_services(scratch, dev
     assert "derivedFields" not in loki["jsonData"]
     removed = {r.urn for r in dev} - {r.urn for r in without}
     outside = [urn for urn in removed if "platform:addons:Tracing" not in urn]
-    assert outside and all(urn.endswith("-telemetry") for urn in outside), outside
+    # The services' telemetry policies and the meshed addon namespaces' span flows (allow-traces).
+    assert outside and all(urn.endswith(("-telemetry", "-allow-traces")) for urn in outside), outside

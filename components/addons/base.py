@@ -22,6 +22,8 @@ from components.spec.base import Spec
 from components.spec.stack import AddonSpec
 from components.versions import Chart
 
+from . import flows as net
+
 
 class NoSettings(Spec):
     """This addon has no settings beyond its Helm values."""
@@ -52,9 +54,10 @@ class Addon(pulumi.ComponentResource):
     namespace: ClassVar[str]
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
-    # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
-    # need host access (node exporters) may lower it.
-    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "baseline"
+    # The Pod Security Standard enforced on the addon's namespaces: restricted unless its pods
+    # cannot pass it, and then `pod_security_reason` says why (a test fails on a lower level without one).
+    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "restricted"
+    pod_security_reason: ClassVar[str] = ""
     # Extra labels on the addon's namespace, e.g. Istio's sidecar-injection label.
     namespace_labels: ClassVar[dict[str, str]] = {}
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
@@ -80,14 +83,48 @@ class Addon(pulumi.ComponentResource):
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
         self._after = [resource for r in self.requires for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
+        self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
         self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels)
         self.install()
+        self.network_policies()
         self.register_outputs(self.outputs())
 
     # -- what subclasses implement: install(self) -> None, and optionally outputs() ------------
     def outputs(self) -> dict[str, Any]:
         """Outputs for the stack's gitops metadata: namespace, service account, IAM role."""
         return {"namespace": self.namespace}
+
+    def flows(self) -> list[net.Flow]:
+        """What the addon's pods must reach and be reached by (components/addons/flows.py); every
+        namespace of the addon denies everything else, and may resolve names."""
+        return []
+
+    @property
+    def vpc_cidr(self) -> str:
+        return self.ctx.decl.spec.network.cidr
+
+    def network_policies(self) -> None:
+        """Default-deny in each of the addon's namespaces, then one allow per declared flow."""
+        declared = self.flows()
+        names = [(f.namespace or self.namespace, f.name) for f in declared]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise TypeError(f"addon {self.name!r} declares flows {dupes} more than once")
+        for namespace, created in self.namespaces.items():
+            self.network_policy(namespace, "default-deny", net.default_deny(), created)
+            self.network_policy(namespace, "allow-dns", net.dns(namespace).spec(), created)
+        for f in declared:
+            namespace = f.namespace or self.namespace
+            self.network_policy(namespace, f"allow-{f.name}", f.spec(), self.namespaces.get(namespace))
+            if f.both_ends:
+                mirror = f.mirrored(self.namespace)
+                self.network_policy(mirror.namespace, f"allow-{self.name}-{f.name}", mirror.spec(), self.namespaces.get(mirror.namespace))
+
+    def network_policy(self, namespace: str, name: str, spec: dict[str, Any], created: Optional[pulumi.Resource]) -> k8s.networking.v1.NetworkPolicy:
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self.name}-{namespace}-{name}", metadata={"name": name, "namespace": namespace}, spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider, depends_on=[created] if created else list(self._after)),
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -98,11 +135,12 @@ class Addon(pulumi.ComponentResource):
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
     def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> k8s.core.v1.Namespace:
-        return k8s.core.v1.Namespace(
+        self.namespaces[namespace] = k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
+        return self.namespaces[namespace]
 
     def values_for(self, chart: Chart, values: dict[str, Any]) -> dict[str, Any]:
         """The addon's values with the stack's overrides merged over them."""

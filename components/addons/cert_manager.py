@@ -27,6 +27,7 @@ from components.spec import deep_merge
 from components.spec.base import Spec, field
 from components.versions import CERT_MANAGER
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "cert-manager"
@@ -34,6 +35,15 @@ RELEASE = "cert-manager"
 COMPONENT_TYPE = "kubernetes-cert-manager:index:CertManager"
 # The chart names the controller's service account after the release.
 SERVICE_ACCOUNT = RELEASE
+
+# The chart's pod labels and ports: the webhook serves on 10250, every component's metrics on 9402.
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}
+WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/component": "webhook"}
+WEBHOOK_PORT = 10250
+METRICS_PORT = 9402
+# The HTTP-01 solver pods cert-manager starts in the gateway's namespace, and their port.
+SOLVER_POD_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
+SOLVER_PORT = 8089
 
 SELF_SIGNED_ISSUER = "selfsigned"
 CA_ISSUER = "platform-ca"
@@ -132,6 +142,15 @@ class CertManager(Addon):
                 "podTemplate": {"metadata": {"labels": {"sidecar.istio.io/inject": "false"}}},
             }}}],
         }}
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls cert-manager's admission webhook", selector=WEBHOOK_POD_LABELS),
+            # ACME: the Let's Encrypt API on 443, and the HTTP-01 self-check against the public host on 80.
+            net.cloud("ACME directory and the HTTP-01 self-check through the public load balancer", ports=(80, 443), selector=CONTROLLER_POD_LABELS),
+            net.scraped((METRICS_PORT,)),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "issuer": issuer_for(self.ctx.environment)}

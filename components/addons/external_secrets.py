@@ -34,10 +34,18 @@ from typing import Any
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
 
+from . import flows as net
 from .base import Addon
+from .vault import NAMESPACE as VAULT_NAMESPACE
+from .vault import PORT as VAULT_PORT
+from .vault import SERVER_POD_LABELS as VAULT_POD_LABELS
 from .vault import VAULT_ADDR
 
 NAMESPACE = "external-secrets"
+# The chart's controller and its webhook (port 10250, called by the API server).
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": "external-secrets"}
+WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "external-secrets-webhook"}
+WEBHOOK_PORT = 10250
 RELEASE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
 CLUSTER_SECRET_STORE = "vault"
@@ -74,6 +82,14 @@ class ExternalSecrets(Addon):
         }, release=RELEASE)
         teams = sorted({service.team for service in self.ctx.decl.services})
         self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams))
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
+            net.flow("vault", "egress", [net.Peer.of(VAULT_NAMESPACE, VAULT_POD_LABELS)], "the operator reads secrets from Vault",
+                     ports=(VAULT_PORT,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "clusterSecretStore": CLUSTER_SECRET_STORE, "kvMount": KV_MOUNT}

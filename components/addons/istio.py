@@ -27,8 +27,9 @@ from pydantic import model_validator
 from components.spec.base import Spec, field
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 
+from . import flows as net
 from .base import Addon
-from .cert_manager import SOLVER_INGRESS_CLASS, issuer_for
+from .cert_manager import SOLVER_INGRESS_CLASS, SOLVER_POD_LABELS, SOLVER_PORT, issuer_for
 
 SYSTEM_NAMESPACE = "istio-system"
 INGRESS_NAMESPACE = "istio-ingress"
@@ -47,6 +48,16 @@ GATEWAY_NAME = "public"
 GATEWAY = f"{INGRESS_NAMESPACE}/{GATEWAY_NAME}"
 HTTP_GATEWAY = f"{INGRESS_NAMESPACE}/public-http"
 TLS_SECRET = "public-tls"
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+ISTIOD_POD_LABELS = {"app": "istiod"}
+# istiod: xDS and certificates for proxies (TLS), the injection and validation webhooks, its metrics.
+XDS_PORT = 15012
+WEBHOOK_PORT = 15017
+MONITORING_PORT = 15014
+# Envoy's stats, scraped by the prometheus addon's PodMonitor on every proxy.
+ENVOY_STATS_PORT = 15090
+# The gateway chart's container ports behind the Service's 80 and 443 (bound unprivileged by sysctl).
+GATEWAY_PORTS = (80, 443)
 # Handled by the EKS cloud provider: an NLB spreading each connection over all zones' targets.
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
@@ -69,9 +80,12 @@ class IstioSettings(Spec):
 class Istio(Addon):
     name = "istio"
     namespace = SYSTEM_NAMESPACE
-    requires = ("cert-manager",)
+    # istio-cni: injected pods need no NET_ADMIN/NET_RAW, so every namespace here and the teams'
+    # can enforce the restricted Pod Security level.
+    requires = ("cert-manager", "istio-cni")
     Settings = IstioSettings
     multi_chart = True
+    pod_security = "restricted"
 
     def install(self) -> None:
         s: IstioSettings = self.settings
@@ -103,7 +117,16 @@ class Istio(Addon):
         return {
             "autoscaleMin": s.istiod_replicas,
             # The chart's PDB (minAvailable 1) would block every drain of a single replica's node.
-            "global": {"defaultPodDisruptionBudget": {"enabled": s.istiod_replicas > 1}},
+            "global": {
+                "defaultPodDisruptionBudget": {"enabled": s.istiod_replicas > 1},
+                # Injected containers (istio-validation, istio-proxy) carry the restricted profile's seccomp.
+                "proxy": {"seccompProfile": RUNTIME_DEFAULT},
+            },
+            # The istio-cni addon redirects traffic on the node: the sidecar template then injects the
+            # unprivileged istio-validation init container instead of istio-init (NET_ADMIN, NET_RAW).
+            "cni": {"enabled": True},
+            "seccompProfile": RUNTIME_DEFAULT,
+            "gateways": {"seccompProfile": RUNTIME_DEFAULT},
             "meshConfig": {
                 # Istio's defaults, spelled out because cert-manager's solver depends on them.
                 "ingressClass": SOLVER_INGRESS_CLASS,
@@ -120,6 +143,9 @@ class Istio(Addon):
         return {
             # Local keeps the client's source IP; the NLB only targets nodes running a gateway pod.
             "service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "annotations": NLB_ANNOTATIONS},
+            # The chart's own default (the sysctl that lets Envoy bind 80 and 443 as UID 1337) plus the
+            # seccomp profile the restricted level requires.
+            "securityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}], "seccompProfile": RUNTIME_DEFAULT},
             "autoscaling": {"minReplicas": s.gateway_replicas, "maxReplicas": s.gateway_max_replicas},
             "podDisruptionBudget": {"minAvailable": 1} if s.gateway_replicas > 1 else {},
             "topologySpreadConstraints": [{
@@ -152,6 +178,26 @@ class Istio(Addon):
             "gateways": [HTTP_GATEWAY],
             "http": [{"name": "https-redirect", "redirect": {"scheme": "https", "redirectCode": 301}}],
         })
+
+    def flows(self) -> list[net.Flow]:
+        gateway = INGRESS_POD_LABELS
+        found = [
+            net.api_server(self.vpc_cidr),
+            net.flow("xds", "ingress", [net.Peer()], "every proxy in the cluster fetches config and certificates", ports=(XDS_PORT,), selector=ISTIOD_POD_LABELS),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "sidecar injection and config validation", selector=ISTIOD_POD_LABELS),
+            net.scraped((MONITORING_PORT,), selector=ISTIOD_POD_LABELS),
+            # The public gateway: the internet in (the NLB keeps client addresses), services and ACME solvers out.
+            *net.sidecar(INGRESS_NAMESPACE, self.ctx.decl.spec.addon_enabled("tracing")),
+            net.flow("public", "ingress", [net.Peer(cidr=net.WORLD)], "public HTTPS and the HTTP redirect through the NLB",
+                     ports=GATEWAY_PORTS, selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("services", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "routes to the exposed services (their own policies pick the port)",
+                     selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("acme-solver-out", "egress", [net.Peer.of(INGRESS_NAMESPACE, SOLVER_POD_LABELS)], "ACME HTTP-01 challenges",
+                     ports=(SOLVER_PORT,), selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("acme-solver-in", "ingress", [net.Peer.of(INGRESS_NAMESPACE, gateway)], "ACME HTTP-01 challenges",
+                     ports=(SOLVER_PORT,), selector=SOLVER_POD_LABELS, namespace=INGRESS_NAMESPACE),
+        ]
+        return found
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": SYSTEM_NAMESPACE, "serviceAccount": "istiod", "ingressNamespace": INGRESS_NAMESPACE,

@@ -25,8 +25,10 @@ from typing import Any
 
 from components.versions import KUBECOST
 
+from . import flows as net
 from .base import Addon
-from .prometheus import PROMETHEUS_URL
+from .prometheus import NAMESPACE as PROMETHEUS_NAMESPACE
+from .prometheus import PROMETHEUS_POD_LABELS, PROMETHEUS_PORT, PROMETHEUS_URL
 
 NAMESPACE = "kubecost"
 RELEASE = "kubecost"
@@ -34,12 +36,17 @@ RELEASE = "kubecost"
 SERVICE = f"{RELEASE}-cost-analyzer"
 URL = f"http://{SERVICE}.{NAMESPACE}:9090"
 SERVICE_ACCOUNT = SERVICE
+# cost-model's metrics, scraped through the chart's ServiceMonitor.
+METRICS_PORT = 9003
 
 
 class Kubecost(Addon):
     name = "kubecost"
     namespace = NAMESPACE
     requires = ("prometheus",)
+    pod_security = "baseline"
+    pod_security_reason = ("cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
+                           "or allowPrivilegeEscalation, and its values offer no container security context for them")
 
     def install(self) -> None:
         self.release = self.helm(KUBECOST, {
@@ -53,6 +60,16 @@ class Kubecost(Addon):
             "prometheusRule": {"enabled": True},
             "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the frontend calls cost-model"),
+            net.flow("prometheus", "egress", [net.Peer.of(PROMETHEUS_NAMESPACE, PROMETHEUS_POD_LABELS)], "costs computed from Prometheus metrics",
+                     ports=(PROMETHEUS_PORT,), both_ends=True),
+            net.cloud("AWS list prices (the pricing API)"),
+            net.scraped((METRICS_PORT,)),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "url": URL, "prometheusUrl": PROMETHEUS_URL}

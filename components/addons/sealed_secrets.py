@@ -26,6 +26,7 @@ from typing import Any
 
 from components.versions import SEALED_SECRETS
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "sealed-secrets"
@@ -35,20 +36,28 @@ CONTROLLER_NAME = "sealed-secrets-controller"
 SERVICE_ACCOUNT = CONTROLLER_NAME
 API_VERSION = "bitnami.com/v1alpha1"
 KIND = "SealedSecret"
+# kubeseal fetches the public certificate through the API server's service proxy, on the controller's HTTP port.
+HTTP_PORT = 8080
 
 
 class SealedSecrets(Addon):
     name = "sealed-secrets"
     namespace = NAMESPACE
-    # The chart's container context drops all capabilities and runs read-only as non-root, but it
-    # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
     pod_security = "baseline"
+    pod_security_reason = ("the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
+                           "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)")
 
     def install(self) -> None:
         self.release = self.helm(SEALED_SECRETS, {
             "fullnameOverride": CONTROLLER_NAME,
             "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("cert", self.vpc_cidr, (HTTP_PORT,), "kubeseal reads the certificate through the API server's service proxy"),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}

@@ -37,6 +37,7 @@ from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR
 
+from . import flows as net
 from .base import Addon
 from .istio import SYSTEM_NAMESPACE
 from .prometheus import grafana_datasource
@@ -61,8 +62,13 @@ COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
 JAEGER_RELEASE = "jaeger"
 JAEGER_SERVICE = JAEGER_RELEASE
 JAEGER_OTLP = f"{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:{OTLP_GRPC_PORT}"
-JAEGER_QUERY_URL = f"http://{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:16686"
+JAEGER_QUERY_PORT = 16686
+# The jaeger chart's selector labels (its name; the instance is the release).
+JAEGER_POD_LABELS = {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": JAEGER_RELEASE}
+JAEGER_QUERY_URL = f"http://{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:{JAEGER_QUERY_PORT}"
 JAEGER_DATASOURCE_UID = "jaeger"
+# The collector's own metrics (its ServiceMonitor).
+COLLECTOR_METRICS_PORT = 8888
 BADGER_CLAIM = "jaeger-badger"
 BADGER_PATH = "/badger"
 
@@ -161,6 +167,19 @@ class Tracing(Addon):
                 "labelSelector": {"matchLabels": COLLECTOR_POD_LABELS},
             }]
         return values
+
+    def flows(self) -> list[net.Flow]:
+        from .prometheus import GRAFANA_POD_LABELS
+        from .prometheus import NAMESPACE as MONITORING
+
+        return [
+            *net.within(NAMESPACE, ports=(OTLP_GRPC_PORT,), reason="the collector exports spans to Jaeger"),
+            net.flow("otlp", "ingress", [net.Peer()], "spans from every proxy and service SDK (their own policies say who sends)",
+                     ports=OTLP_PORTS, selector=COLLECTOR_POD_LABELS),
+            net.scraped((COLLECTOR_METRICS_PORT,), selector=COLLECTOR_POD_LABELS),
+            net.flow("grafana", "ingress", [net.Peer.of(MONITORING, GRAFANA_POD_LABELS)], "Grafana's Jaeger datasource",
+                     ports=(JAEGER_QUERY_PORT,), selector=JAEGER_POD_LABELS, both_ends=True),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         s: TracingSettings = self.settings

@@ -21,9 +21,11 @@ import pulumi_aws as aws
 from pydantic import field_validator
 
 from components.aws import iam
+from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import VAULT
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "vault"
@@ -36,7 +38,17 @@ PORT = 8200
 VAULT_ADDR = f"http://{SERVICE}.{NAMESPACE}.svc:{PORT}"
 # The UI is served on its own ClusterIP service; reach it with `kubectl port-forward`.
 UI_SERVICE = f"{RELEASE}-ui"
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "vault", "component": "server"}
+INJECTOR_POD_LABELS = {"app.kubernetes.io/name": "vault-agent-injector"}
+CLUSTER_PORT = 8201
+INJECTOR_PORT = 8080
 KMS_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
+# The chart's pod defaults (user 100, group 1000) with the restricted profile's seccomp; a non-empty
+# value replaces the chart's default, so the user and group are repeated. The server's root stays
+# writable: its start command copies the config to /tmp to fill in the pod's address.
+POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": 100, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+INJECTOR_CONTEXT = {"pod": POD_CONTEXT, "container": RESTRICTED_CONTAINER}
+SERVER_CONTEXT = {"pod": POD_CONTEXT, "container": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False}}
 
 
 class VaultSettings(Spec):
@@ -90,9 +102,11 @@ class Vault(Addon):
                 "enabled": True,
                 "replicas": 2 if s.ha else 1,
                 "podDisruptionBudget": {"maxUnavailable": 1} if s.ha else {},
+                "securityContext": INJECTOR_CONTEXT,
             },
             "server": {
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "statefulSet": {"securityContext": SERVER_CONTEXT},
                 "dataStorage": {"enabled": True, "size": f"{s.storage_gib}Gi", "storageClass": "gp3"},
                 "ha": {
                     "enabled": True,
@@ -112,6 +126,15 @@ class Vault(Addon):
             # The UI is on, but only on a ClusterIP service: never routed from outside the cluster.
             "ui": {"enabled": True, "serviceType": "ClusterIP", "activeVaultPodOnly": True},
         }
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, ports=(PORT, CLUSTER_PORT), reason="raft peers: the API (joins, forwarding) and the cluster port"),
+            net.webhook("injector", self.vpc_cidr, (INJECTOR_PORT,), "the API server calls the agent injector's webhook", selector=INJECTOR_POD_LABELS),
+            net.cloud("auto-unseal with AWS KMS", selector=SERVER_POD_LABELS),
+            net.pod_identity(SERVER_POD_LABELS),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "address": VAULT_ADDR, "uiService": UI_SERVICE}

@@ -91,7 +91,7 @@ def network_policy(svc: Service, graph: Graph, platform: Platform, canary: bool)
     ]
     if svc.aws_permissions or svc.scaling.sqs:
         # AWS APIs over HTTPS, and the EKS Pod Identity agent on its link-local address.
-        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}], "ports": [{"port": 443, "protocol": "TCP"}]})
+        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}], "ports": [{"port": 443, "protocol": "TCP"}]})
         egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]})
     return {
         "podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}},
