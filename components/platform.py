@@ -34,7 +34,9 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         scoped = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
-        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped)
+        aws_apis = tuple(sorted({api for svc in decl.services for api in svc.aws_apis}))
+        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped,
+                               aws_apis=aws_apis, region=region)
         self.cluster = Cluster(f"{name}-cluster", spec.cluster, region, self.network.private_subnet_ids, opts=scoped)
         provider = self.cluster.provider
         self.karpenter = KarpenterController(f"{name}-karpenter", self.cluster.name, provider, opts=scoped)

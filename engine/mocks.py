@@ -193,7 +193,15 @@ def _addon_version(m, args):
     return {"addonName": name, "kubernetesVersion": args["kubernetesVersion"], "version": ADDON_VERSIONS[name], "id": name}
 
 
+def _prefix_list(m, args):
+    # The shape of AWS's managed prefix lists for S3 and DynamoDB (a few public ranges per region).
+    name = args.get("name") or "com.amazonaws.eu-west-1.s3"
+    seed = int(_hex(name, 4), 16) % 200 + 16
+    return {"id": f"pl-{_hex(name, 8)}", "name": name, "cidrBlocks": [f"52.{seed}.0.0/17", f"3.5.{seed}.0/24"], "filters": [], "tags": {}}
+
+
 CALLS: dict[str, Callable] = {
+    "aws:ec2/getPrefixList:getPrefixList": _prefix_list,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:index/getRegion:getRegion": _region,
     "aws:index/getPartition:getPartition": _partition,

@@ -8,10 +8,12 @@ egress are allowed; every other (source, destination, port) among the endpoints 
 from __future__ import annotations
 
 import functools
+import ipaddress
 
 import pytest
 
 from components.spec import load
+from components.spec.service import AWS_ENDPOINTS
 from conftest import ROOT, recorded
 from reachability import Endpoint, Network
 
@@ -49,6 +51,9 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
         "keda": pod("keda", "keda", {"app": "keda-operator"}),
         "argocd": pod("argocd", "argocd", {"app.kubernetes.io/name": "argocd-repo-server"}),
         "loki": pod("loki", "logging", {"app.kubernetes.io/name": "loki"}),
+        "egress-gateway": pod("egress-gateway", "istio-egress", {"app": "istio-egressgateway", "istio": "egressgateway"}),
+        "database": Endpoint.external("database", "10.40.1.5"),
+        "s3": Endpoint.external("s3", "52.100.0.10"),
     }
     for svc in load(stack, ROOT).services:
         found[svc.name] = pod(svc.name, svc.team, {"platform.io/service": svc.name})
@@ -57,9 +62,13 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
 
 # Endpoints no NetworkPolicy governs (outside the pod network, or namespaces the platform does not
 # manage): what they may do among themselves is not this platform's matrix.
-UNGOVERNED = {"internet", "control-plane", "node", "api-service", "imds", "pod-identity", "kube-dns", "other-pod"}
+UNGOVERNED = {"internet", "control-plane", "node", "api-service", "imds", "pod-identity", "kube-dns", "other-pod", "database", "s3"}
 # The API server: its Service address and the control plane's (and so the nodes') VPC addresses.
 API = ("api-service", "control-plane", "node")
+# Addresses in the VPC (the control plane's and the nodes', and so the interface VPC endpoints').
+VPC_HOSTS = ("control-plane", "node")
+# Public addresses: the internet, and AWS APIs reached through gateway endpoints (S3's prefix list).
+PUBLIC = ("internet", "s3")
 
 
 def reachable(network: Network, eps: dict[str, Endpoint]) -> set[tuple[str, str, int]]:
@@ -97,16 +106,23 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         add(src, "external-secrets-webhook", 10250)
         add(src, "keda", 9443, 6443)
     # The public gateway: the internet in, the exposed services and ACME solvers out.
-    for src in ("internet", "control-plane", "node", "api-service", "imds", "pod-identity"):
+    for src in ("internet", "control-plane", "node", "api-service", "imds", "pod-identity", "database", "s3"):
         add(src, "gateway", 80, 443)
     add("gateway", "acme-solver", 8089)
-    # Cloud APIs (0.0.0.0/0 minus link-local: the VPC's addresses included) and Pod Identity.
-    add("cert-manager", ["internet", *API], 80, 443)
+    # Cloud APIs (public addresses only) and Pod Identity.
+    add("cert-manager", PUBLIC, 80, 443)
     for name in ("vault", "keda"):
-        add(name, ["internet", *API], 443)
+        add(name, PUBLIC, 443)
         add(name, "pod-identity", 80)
-    add("argocd", ["internet", *API], 22, 443)
-    add("argocd", "grafana", *())
+    add("argocd", PUBLIC, 22, 443)
+    # The egress gateway: sidecars of services declaring hosts in, the public hosts' ports out.
+    for name in ("egress-gateway",):
+        add(name, "istiod", 15012)
+        add(name, "collector", 4317, 4318)
+        add(name, "kube-dns", 53)
+        add("prometheus", name, 15090)
+    host_ports = sorted({port for s in decl.services for _, port in s.external_hosts})
+    add("egress-gateway", PUBLIC, *host_ports)
     # Peers.
     add("external-secrets", "vault", 8200)
     add("vault", "vault-injector", 8200, 8201)
@@ -129,7 +145,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("prometheus", "collector", 8888)
     add("prometheus", "loki", 3100, 8888)
     if decl.spec.addon_enabled("logging") and stack == "prod":
-        add("loki", ["internet", *API], 443)
+        add("loki", PUBLIC, 443)
         add("loki", "pod-identity", 80)
     # Services: dependsOn edges, the gateway for exposed ones, the load tester for canaries, scrapes.
     services = {s.name: s for s in decl.services}
@@ -141,8 +157,18 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         if svc.canary_enabled(decl.environment):
             add("loadtester", svc.name, svc.port)
         add("prometheus", svc.name, svc.metrics_port, 15090)
+        # Declared egress: hosts through the egress gateway, private networks directly, AWS APIs through
+        # interface endpoints (VPC addresses) or gateway endpoints (the prefix list's addresses).
+        if svc.external_hosts:
+            add(svc.name, "egress-gateway", 443)
+        for cidr, port in svc.private_networks:
+            if ipaddress.ip_address(eps["database"].ip) in ipaddress.ip_network(cidr):
+                add(svc.name, "database", port)
+        if any(AWS_ENDPOINTS[api] == "Interface" for api in svc.aws_apis):
+            add(svc.name, VPC_HOSTS, 443)
+        if any(AWS_ENDPOINTS[api] == "Gateway" for api in svc.aws_apis):
+            add(svc.name, "s3", 443)
         if svc.aws_permissions or svc.scaling.sqs:
-            add(svc.name, ["internet", *API], 443)
             add(svc.name, "pod-identity", 80)
     return {e for e in edges if e[0] != e[1] and not (e[0] in UNGOVERNED and e[1] in UNGOVERNED) and e[2] in PORTS}
 

@@ -25,6 +25,8 @@ WORLD = "0.0.0.0/0"
 # Link-local: the instance metadata service (pods use Pod Identity, never the node's credentials)
 # and the Pod Identity agent, which only `pod_identity()` opens.
 LINK_LOCAL = "169.254.0.0/16"
+# Beyond the VPC means beyond every private range too: peered networks are reached by declaration.
+PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
 # The EKS Pod Identity agent on every node (link-local), where the SDKs fetch credentials.
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 TEAM_LABEL = "platform.io/team"
@@ -144,7 +146,7 @@ def scraped(ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, n
 
 def cloud(reason: str, ports: tuple[int, ...] = (443,), selector: Optional[dict[str, str]] = None, name: str = "cloud-apis") -> Flow:
     """HTTPS beyond the VPC (AWS APIs, ACME, Git hosts), never the node's metadata service."""
-    return flow(name, "egress", [Peer(cidr=WORLD, exclude=(LINK_LOCAL,))], reason, ports=ports, selector=selector)
+    return flow(name, "egress", [Peer(cidr=WORLD, exclude=(*PRIVATE, LINK_LOCAL))], reason, ports=ports, selector=selector)
 
 
 def pod_identity(selector: Optional[dict[str, str]] = None) -> Flow:

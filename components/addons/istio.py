@@ -50,6 +50,9 @@ HTTP_GATEWAY = f"{INGRESS_NAMESPACE}/public-http"
 TLS_SECRET = "public-tls"
 RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 ISTIOD_POD_LABELS = {"app": "istiod"}
+# The gateway chart's own pod default (the sysctl that lets Envoy bind 80 and 443 as UID 1337) plus
+# the seccomp profile the restricted level requires.
+GATEWAY_POD_CONTEXT = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}], "seccompProfile": RUNTIME_DEFAULT}
 # istiod: xDS and certificates for proxies (TLS), the injection and validation webhooks, its metrics.
 XDS_PORT = 15012
 WEBHOOK_PORT = 15017
@@ -58,6 +61,14 @@ MONITORING_PORT = 15014
 ENVOY_STATS_PORT = 15090
 # The gateway chart's container ports behind the Service's 80 and 443 (bound unprivileged by sysctl).
 GATEWAY_PORTS = (80, 443)
+# The egress gateway: every call from the mesh to a declared external host leaves through it
+# (components/workloads/egress.py), mTLS from the sidecar, so it knows the caller's identity.
+EGRESS_NAMESPACE = "istio-egress"
+EGRESS_RELEASE = "istio-egressgateway"
+EGRESS_SERVICE = EGRESS_RELEASE
+EGRESS_HOST = f"{EGRESS_SERVICE}.{EGRESS_NAMESPACE}.svc.cluster.local"
+EGRESS_POD_LABELS = {"app": EGRESS_RELEASE, "istio": EGRESS_RELEASE.removeprefix("istio-")}
+EGRESS_PORT = 443
 # Handled by the EKS cloud provider: an NLB spreading each connection over all zones' targets.
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
@@ -91,8 +102,10 @@ class Istio(Addon):
         s: IstioSettings = self.settings
         ingress_ns = self.create_namespace(INGRESS_NAMESPACE, INJECTION_LABEL)
         base = self.helm(ISTIO_BASE, {}, release="istio-base")
-        istiod = self.helm(ISTIOD, self.istiod_values(s, self.tracing_mesh_config()), release="istiod", depends_on=(base,))
+        istiod = self.helm(ISTIOD, self.istiod_values(s, self.tracing_mesh_config(), self.ctx.prod), release="istiod", depends_on=(base,))
         self.helm(ISTIO_GATEWAY, self.gateway_values(s), release=INGRESS_RELEASE, namespace=INGRESS_NAMESPACE, depends_on=(istiod, ingress_ns))
+        egress_ns = self.create_namespace(EGRESS_NAMESPACE, INJECTION_LABEL)
+        self.helm(ISTIO_GATEWAY, egress_gateway_values(s), release=EGRESS_RELEASE, namespace=EGRESS_NAMESPACE, depends_on=(istiod, egress_ns))
         # Istio serves Ingresses of this class on the gateway pods (meshConfig.ingressSelector):
         # how cert-manager's HTTP-01 solver is reached from the internet.
         k8s.networking.v1.IngressClass(
@@ -113,7 +126,7 @@ class Istio(Addon):
         return tracing.mesh_config() if self.ctx.decl.spec.addon_enabled(tracing.Tracing.name) else {}
 
     @staticmethod
-    def istiod_values(s: IstioSettings, tracing: dict[str, Any]) -> dict[str, Any]:
+    def istiod_values(s: IstioSettings, tracing: dict[str, Any], prod: bool = False) -> dict[str, Any]:
         return {
             "autoscaleMin": s.istiod_replicas,
             # The chart's PDB (minAvailable 1) would block every drain of a single replica's node.
@@ -134,6 +147,8 @@ class Istio(Addon):
                 "ingressSelector": INGRESS_SELECTOR,
                 # Apps start once their sidecar is ready, so their first calls are not refused.
                 "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+                # Prod sidecars send only to what the registry knows (services, declared ServiceEntries).
+                "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY" if prod else "ALLOW_ANY"},
                 **tracing,
             },
         }
@@ -143,9 +158,7 @@ class Istio(Addon):
         return {
             # Local keeps the client's source IP; the NLB only targets nodes running a gateway pod.
             "service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "annotations": NLB_ANNOTATIONS},
-            # The chart's own default (the sysctl that lets Envoy bind 80 and 443 as UID 1337) plus the
-            # seccomp profile the restricted level requires.
-            "securityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}], "seccompProfile": RUNTIME_DEFAULT},
+            "securityContext": GATEWAY_POD_CONTEXT,
             "autoscaling": {"minReplicas": s.gateway_replicas, "maxReplicas": s.gateway_max_replicas},
             "podDisruptionBudget": {"minAvailable": 1} if s.gateway_replicas > 1 else {},
             "topologySpreadConstraints": [{
@@ -181,13 +194,14 @@ class Istio(Addon):
 
     def flows(self) -> list[net.Flow]:
         gateway = INGRESS_POD_LABELS
+        traces = self.ctx.decl.spec.addon_enabled("tracing")
         found = [
             net.api_server(self.vpc_cidr),
             net.flow("xds", "ingress", [net.Peer()], "every proxy in the cluster fetches config and certificates", ports=(XDS_PORT,), selector=ISTIOD_POD_LABELS),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "sidecar injection and config validation", selector=ISTIOD_POD_LABELS),
             net.scraped((MONITORING_PORT,), selector=ISTIOD_POD_LABELS),
             # The public gateway: the internet in (the NLB keeps client addresses), services and ACME solvers out.
-            *net.sidecar(INGRESS_NAMESPACE, self.ctx.decl.spec.addon_enabled("tracing")),
+            *net.sidecar(INGRESS_NAMESPACE, traces),
             net.flow("public", "ingress", [net.Peer(cidr=net.WORLD)], "public HTTPS and the HTTP redirect through the NLB",
                      ports=GATEWAY_PORTS, selector=gateway, namespace=INGRESS_NAMESPACE),
             net.flow("services", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "routes to the exposed services (their own policies pick the port)",
@@ -196,9 +210,29 @@ class Istio(Addon):
                      ports=(SOLVER_PORT,), selector=gateway, namespace=INGRESS_NAMESPACE),
             net.flow("acme-solver-in", "ingress", [net.Peer.of(INGRESS_NAMESPACE, gateway)], "ACME HTTP-01 challenges",
                      ports=(SOLVER_PORT,), selector=SOLVER_POD_LABELS, namespace=INGRESS_NAMESPACE),
+            # The egress gateway: declaring services' sidecars in (their policies say who), declared hosts out.
+            *net.sidecar(EGRESS_NAMESPACE, traces),
+            net.flow("mesh-egress", "ingress", [net.Peer(namespace_key=net.TEAM_LABEL)], "sidecars of services that declare external hosts",
+                     ports=(EGRESS_PORT,), selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE),
         ]
+        ports = tuple(sorted({port for svc in self.ctx.decl.services for _, port in svc.external_hosts}))
+        if ports:
+            found.append(net.flow("external-hosts", "egress", [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
+                                  "the declared external hosts (the AuthorizationPolicies say who may reach which)",
+                                  ports=ports, selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE))
         return found
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": SYSTEM_NAMESPACE, "serviceAccount": "istiod", "ingressNamespace": INGRESS_NAMESPACE,
                 "gateway": GATEWAY, "hosts": self.hosts}
+
+
+def egress_gateway_values(s: IstioSettings) -> dict[str, Any]:
+    """The egress gateway: in-cluster only (ClusterIP), two replicas where the ingress has more than one."""
+    replicas = 2 if s.gateway_replicas > 1 else 1
+    return {
+        "service": {"type": "ClusterIP"},
+        "autoscaling": {"minReplicas": replicas, "maxReplicas": max(replicas, 3)},
+        "podDisruptionBudget": {"minAvailable": 1} if replicas > 1 else {},
+        "securityContext": GATEWAY_POD_CONTEXT,
+    }

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.spec import Declarations
+from components.spec.service import AWS_ENDPOINTS
 
 from .microservice import Mesh, Microservice
 from .team import TeamNamespace
@@ -38,6 +39,8 @@ def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
         mesh=on("istio"),
         vpa=on("vpa"),
         otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
+        vpc_cidr=decl.spec.network.cidr,
+        egress_gateway=(istio.EGRESS_NAMESPACE, istio.EGRESS_POD_LABELS, istio.EGRESS_PORT) if on("istio") else None,
     )
 
 
@@ -48,7 +51,11 @@ class Workloads(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account)
+        # The addresses of the AWS APIs reached through gateway endpoints (S3, DynamoDB): their prefix lists.
+        gateway_apis = sorted({api for s in decl.services for api in s.aws_apis if AWS_ENDPOINTS[api] == "Gateway"})
+        prefix_lists = {api: aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{region}.{api}", opts=pulumi.InvokeOptions(parent=self)).cidr_blocks
+                        for api in gateway_apis}
+        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account, prefix_lists=prefix_lists)
         from components.addons import chaos_mesh, istio
 
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
@@ -64,6 +71,10 @@ class Workloads(pulumi.ComponentResource):
             s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
+        if mesh.mesh and any(s.external_hosts for s in decl.services):
+            from .egress import EgressRoutes
+
+            EgressRoutes(list(decl.services), provider, opts=pulumi.ResourceOptions(parent=self))
         if chaos:
             from .chaos import ChaosSchedules
 
