@@ -1,4 +1,8 @@
-"""cert-manager and the platform's ClusterIssuers: a self-signed CA in dev, Let's Encrypt in prod.
+"""cert-manager and the platform's ClusterIssuers: an internal CA everywhere, Let's Encrypt in prod.
+
+The internal CA (a self-signed root, `platform-ca`) signs in-cluster TLS (Vault's listener) in every
+environment, and the public gateway's certificate outside prod; prod's public certificate comes
+from Let's Encrypt.
 
 Installed through `pulumi_kubernetes_cert_manager.CertManager`, a multi-language component that
 wraps one helm.v3.Release: Helm hooks run (the chart's `startupapicheck` post-install Job waits
@@ -106,8 +110,7 @@ class CertManager(Addon):
         if self.ctx.prod:
             for issuer in (ACME_STAGING_ISSUER, ACME_PROD_ISSUER):
                 self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", issuer, self.acme(issuer, s.acme_email or "")))
-        else:
-            self.bootstrap_ca()
+        self.bootstrap_ca()
 
     @staticmethod
     def release_values(s: CertManagerSettings) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from .base import Addon
 from .vault import NAMESPACE as VAULT_NAMESPACE
 from .vault import PORT as VAULT_PORT
 from .vault import SERVER_POD_LABELS as VAULT_POD_LABELS
-from .vault import VAULT_ADDR
+from .vault import CA_KEY, TLS_SECRET, VAULT_ADDR
 
 NAMESPACE = "external-secrets"
 # The chart's controller and its webhook (port 10250, called by the API server).
@@ -100,6 +100,8 @@ def store_spec(teams: list[str]) -> dict[str, Any]:
     return {
         "provider": {"vault": {
             "server": VAULT_ADDR,
+            # Vault's listener certificate chains to the platform CA, which cert-manager writes beside it.
+            "caProvider": {"type": "Secret", "name": TLS_SECRET, "key": CA_KEY, "namespace": VAULT_NAMESPACE},
             "path": KV_MOUNT,
             "version": KV_VERSION,
             "auth": {"kubernetes": {

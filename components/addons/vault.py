@@ -27,6 +27,7 @@ from components.versions import VAULT
 
 from . import flows as net
 from .base import Addon
+from .cert_manager import CA_ISSUER
 
 NAMESPACE = "vault"
 RELEASE = "vault"
@@ -34,8 +35,18 @@ RELEASE = "vault"
 SERVICE = RELEASE
 SERVICE_ACCOUNT = RELEASE
 PORT = 8200
-# TLS is off in the chart by default (global.tlsDisable); traffic stays inside the cluster.
-VAULT_ADDR = f"http://{SERVICE}.{NAMESPACE}.svc:{PORT}"
+# TLS on the listener (API and raft peers), with a certificate from the platform's internal CA.
+VAULT_ADDR = f"https://{SERVICE}.{NAMESPACE}.svc:{PORT}"
+TLS_SECRET = "vault-tls"
+TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"
+# cert-manager writes the issuing CA next to the key pair: what clients of Vault trust.
+CA_KEY = "ca.crt"
+INTERNAL_SERVICE = f"{RELEASE}-internal"
+DNS_NAMES = [
+    SERVICE, f"{SERVICE}.{NAMESPACE}", f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
+    f"{RELEASE}-active.{NAMESPACE}.svc", f"{RELEASE}-standby.{NAMESPACE}.svc",
+    f"*.{INTERNAL_SERVICE}", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc.cluster.local",
+]
 # The UI is served on its own ClusterIP service; reach it with `kubectl port-forward`.
 UI_SERVICE = f"{RELEASE}-ui"
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "vault", "component": "server"}
@@ -70,6 +81,8 @@ class VaultSettings(Spec):
 class Vault(Addon):
     name = "vault"
     namespace = NAMESPACE
+    # The listener's certificate comes from cert-manager's internal CA.
+    requires = ("cert-manager",)
     Settings = VaultSettings
 
     def install(self) -> None:
@@ -93,8 +106,10 @@ class Vault(Addon):
             f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
             role_arn=self.role.arn, opts=pulumi.ResourceOptions(parent=self),
         )
+        # Issued before the pods start: they mount the key pair and refuse to start without it.
+        certificate = self.manifest("cert-manager.io/v1", "Certificate", TLS_SECRET, namespace=NAMESPACE, spec=certificate_spec())
         # The pods must find their credentials and key on first start, or they cannot unseal.
-        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity))
+        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity, certificate))
 
     def chart_values(self, s: VaultSettings) -> dict[str, Any]:
         return {
@@ -104,8 +119,14 @@ class Vault(Addon):
                 "podDisruptionBudget": {"maxUnavailable": 1} if s.ha else {},
                 "securityContext": INJECTOR_CONTEXT,
             },
+            # HTTPS everywhere: the probes, the injector's agent address and the UI service follow this.
+            "global": {"tlsDisable": False},
             "server": {
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "volumes": [{"name": TLS_SECRET, "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}}],
+                "volumeMounts": [{"name": TLS_SECRET, "mountPath": TLS_DIR, "readOnly": True}],
+                # The vault CLI in the pods (operator init, raft commands) verifies the listener.
+                "extraEnvironmentVars": {"VAULT_CACERT": f"{TLS_DIR}/{CA_KEY}"},
                 "statefulSet": {"securityContext": SERVER_CONTEXT},
                 "dataStorage": {"enabled": True, "size": f"{s.storage_gib}Gi", "storageClass": "gp3"},
                 "ha": {
@@ -147,14 +168,17 @@ def unseal_alias(cluster: str) -> str:
 def raft_config(replicas: int, region: str, key: str) -> str:
     """Vault's server config (HCL): raft storage joined through every peer's stable pod DNS name,
     and the awskms seal, which unseals with the Pod Identity credentials on every start."""
-    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "http://{RELEASE}-{i}.{RELEASE}-internal:{PORT}"\n  }}' for i in range(replicas))
+    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{INTERNAL_SERVICE}:{PORT}"\n    leader_ca_cert_file = "{TLS_DIR}/{CA_KEY}"\n  }}'
+                    for i in range(replicas))
     return f'''ui = true
 # Raft keeps its data on disk and pods run without IPC_LOCK; HashiCorp recommends this for raft.
 disable_mlock = true
 
 listener "tcp" {{
-  tls_disable = 1
   address = "[::]:{PORT}"
+  tls_cert_file = "{TLS_DIR}/tls.crt"
+  tls_key_file = "{TLS_DIR}/tls.key"
+  tls_min_version = "tls12"
   cluster_address = "[::]:8201"
 }}
 
@@ -169,3 +193,19 @@ seal "awskms" {{
 
 service_registration "kubernetes" {{}}
 '''
+
+
+def certificate_spec() -> dict[str, Any]:
+    """The listener's certificate: every name clients and raft peers use, and localhost for the CLI in
+    the pod; client auth too, since raft peers present it to each other. Rotated a fortnight ahead."""
+    return {
+        "secretName": TLS_SECRET,
+        "commonName": f"{SERVICE}.{NAMESPACE}.svc",
+        "dnsNames": DNS_NAMES + ["localhost"],
+        "ipAddresses": ["127.0.0.1"],
+        "duration": "2160h",
+        "renewBefore": "360h",
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+        "issuerRef": {"name": CA_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }
