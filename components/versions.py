@@ -55,11 +55,12 @@ CHAOS_MESH = Chart("chaos-mesh", "2.8.3", "https://charts.chaos-mesh.org")
 KUBECOST = Chart("cost-analyzer", "2.3.3", "https://kubecost.github.io/cost-analyzer/")
 OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts")
 JAEGER = Chart("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+EXTERNAL_DNS = Chart("external-dns", "1.21.1", "https://kubernetes-sigs.github.io/external-dns/")
 LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
 
 CHARTS = {c.name: c for c in (
     KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, ISTIO_CNI, KUBE_PROMETHEUS_STACK,
     FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
     SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
-    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI,
+    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI, EXTERNAL_DNS,
 )}

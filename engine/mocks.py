@@ -135,11 +135,18 @@ def _eks_child(kind: str) -> Callable:
     return handler
 
 
+def _route53_zone(m, name, phys, inputs):
+    zone_id = "Z" + _hex(name, 20).upper()
+    servers = [f"ns-{int(_hex(name + str(i), 3), 16) % 2048}.awsdns-{i:02d}.{tld}" for i, tld in enumerate(("com", "net", "org", "co.uk"))]
+    return zone_id, {"zoneId": zone_id, "nameServers": servers, "arn": f"arn:{PARTITION}:route53:::hostedzone/{zone_id}"}
+
+
 def _event_rule(m, name, phys, inputs):
     return phys, {"name": phys, "arn": _arn("events", m.region, f"rule/{phys}")}
 
 
 AWS_TYPES: dict[str, Callable] = {
+    "aws:route53/zone:Zone": _route53_zone,
     "aws:ec2/vpc:Vpc": _vpc,
     "aws:ec2/subnet:Subnet": _prefixed("subnet"),
     "aws:ec2/internetGateway:InternetGateway": _prefixed("igw", kind="internet-gateway"),

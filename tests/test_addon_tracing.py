@@ -220,8 +220,8 @@ def test_bad_settings_are_rejected(scratch, settings, message):
 
 def test_tracing_requires_istio(scratch):
     def edit(d):
-        # Flagger needs Istio too, and its requirement is reported first.
-        for name in ("istio", "flagger"):
+        # Flagger and external-dns need Istio too, and their requirements are reported first.
+        for name in ("istio", "flagger", "external-dns"):
             d["addons"][name]["enabled"] = False
 
     scratch.edit("stacks/dev.yaml", edit)

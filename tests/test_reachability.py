@@ -115,6 +115,10 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         add(name, PUBLIC, 443)
         add(name, "pod-identity", 80)
     add("argocd", PUBLIC, 22, 443)
+    if decl.environment == "prod" and decl.spec.dns is not None:
+        # DNS-01: Route 53 credentials, and the propagation check against the authoritative servers.
+        add("cert-manager", "pod-identity", 80)
+        add("cert-manager", PUBLIC, 53)
     # The egress gateway: sidecars of services declaring hosts in, the public hosts' ports out.
     for name in ("egress-gateway",):
         add(name, "istiod", 15012)

@@ -39,6 +39,8 @@ class AddonContext:
     provider: k8s.Provider
     oidc_provider_arn: pulumi.Output[str]
     installed: dict[str, "Addon"] = field(default_factory=dict)
+    # The stack's public zone (components/aws/dns.py) when it declares `dns`.
+    dns_zone: Optional[Any] = None
 
     @property
     def environment(self) -> str:
