@@ -7,6 +7,7 @@ from conftest import ROOT
 
 from components.addons import external_secrets as eso
 from components.addons.vault import VAULT_ADDR
+from components.contracts import Pods, VaultContract
 from components.spec import SpecError, load
 from components.versions import EXTERNAL_SECRETS
 
@@ -39,7 +40,8 @@ def test_store_serves_team_namespaces_only(stack):
 
 
 def test_store_spec_for_no_services_matches_no_namespace():
-    assert eso.store_spec([], "http://vault.vault.svc:8200")["conditions"] == [{"namespaces": []}]
+    vault = VaultContract(address=VAULT_ADDR, active_address=VAULT_ADDR, server=Pods("vault", {"app.kubernetes.io/name": "vault"}), port=8200, tls_secret="vault-tls", ca_key="ca.crt")
+    assert eso.store_spec([], vault)["conditions"] == [{"namespaces": []}]
 
 
 def test_every_external_secret_uses_the_store(stack):

@@ -36,9 +36,14 @@ from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "external-secrets"
+# The chart's controller and its webhook (port 10250, called by the API server).
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": "external-secrets"}
+WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "external-secrets-webhook"}
+WEBHOOK_PORT = 10250
 RELEASE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
 CLUSTER_SECRET_STORE = "vault"
@@ -78,17 +83,28 @@ class ExternalSecrets(Addon):
             "podDisruptionBudget": {"enabled": s.replicas > 1},
         }, release=RELEASE)
         teams = sorted({service.team for service in self.ctx.decl.services})
-        self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams, self.ctx.contracts.require(VaultContract).address))
+        self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams, self.ctx.contracts.require(VaultContract)))
+
+    def flows(self) -> list[net.Flow]:
+        vault = self.ctx.contracts.require(VaultContract)
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
+            net.flow("vault", "egress", [net.Peer.to(vault.server)], "the operator reads secrets from Vault",
+                     ports=(vault.port,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "clusterSecretStore": CLUSTER_SECRET_STORE, "kvMount": KV_MOUNT}
 
 
-def store_spec(teams: list[str], vault_address: str) -> dict[str, Any]:
+def store_spec(teams: list[str], vault: VaultContract) -> dict[str, Any]:
     """The ClusterSecretStore: Vault KV v2 at KV_MOUNT, Kubernetes auth as the operator, team namespaces only."""
     return {
         "provider": {"vault": {
-            "server": vault_address,
+            "server": vault.address,
+            # Vault's listener certificate chains to the platform CA, which cert-manager writes beside it.
+            "caProvider": {"type": "Secret", "name": vault.tls_secret, "key": vault.ca_key, "namespace": vault.server.namespace},
             "path": KV_MOUNT,
             "version": KV_VERSION,
             "auth": {"kubernetes": {

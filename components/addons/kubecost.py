@@ -26,6 +26,7 @@ from typing import Any
 from components.contracts import MonitoringContract
 from components.versions import KUBECOST
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "kubecost"
@@ -34,12 +35,17 @@ RELEASE = "kubecost"
 SERVICE = f"{RELEASE}-cost-analyzer"
 URL = f"http://{SERVICE}.{NAMESPACE}:9090"
 SERVICE_ACCOUNT = SERVICE
+# cost-model's metrics, scraped through the chart's ServiceMonitor.
+METRICS_PORT = 9003
 
 
 class Kubecost(Addon):
     name = "kubecost"
     namespace = NAMESPACE
     requires = ("prometheus",)
+    pod_security = "baseline"
+    pod_security_reason = ("cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
+                           "or allowPrivilegeEscalation, and its values offer no container security context for them")
 
     def install(self) -> None:
         self.prometheus_url = self.ctx.contracts.require(MonitoringContract).prometheus_url
@@ -54,6 +60,17 @@ class Kubecost(Addon):
             "prometheusRule": {"enabled": True},
             "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        monitoring = self.ctx.contracts.require(MonitoringContract)
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the frontend calls cost-model"),
+            net.flow("prometheus", "egress", [net.Peer.to(monitoring.prometheus)], "costs computed from Prometheus metrics",
+                     ports=(monitoring.prometheus_port,), both_ends=True),
+            net.cloud("AWS list prices (the pricing API)"),
+            *self.scraped((METRICS_PORT,)),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "url": URL, "prometheusUrl": self.prometheus_url}

@@ -220,6 +220,7 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "environment": spec.environment,
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
+        "zone": spec.dns.zone if spec.dns else None,
     }
 
 

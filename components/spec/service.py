@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any, Literal, Optional
 
@@ -11,10 +9,11 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import limits
 from .base import CpuQuantity, MemoryQuantity, Spec, field
+from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
+from .secrets import DNS_LABEL, SealedSecretRef, SecretRef
 
 Tier = Literal["critical", "standard", "batch"]
-DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
 IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
@@ -91,70 +90,6 @@ class Expose(Spec):
     path: str = field("URL path prefix.", default="/", pattern=r"^/")
 
 
-class SecretRef(Spec):
-    name: str = field("Name of the Kubernetes Secret the values land in.", pattern=DNS_LABEL)
-    vault_path: str = field("Vault KV path the values are read from.", pattern=r"^[a-z0-9][a-z0-9_/\-]*$")
-    keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
-
-    @field_validator("keys")
-    @classmethod
-    def _keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            problem = limits.env_name_problem(key)
-            if problem:
-                raise ValueError(problem)
-        dupes = limits.duplicate(keys)
-        if dupes:
-            raise ValueError(f"{dupes} listed twice; each key becomes one environment variable")
-        return keys
-
-
-class SealedSecretRef(Spec):
-    name: str = field("Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL)
-    encrypted_data: dict[str, str] = field(
-        "Environment variable name -> ciphertext printed by `kubeseal --raw` for this stack's cluster (strict scope: "
-        "sealed for this name and the team's namespace). Ciphertext only, never the plain value.", min_length=1)
-
-    @field_validator("encrypted_data")
-    @classmethod
-    def _ciphertexts(cls, data: dict[str, str]) -> dict[str, str]:
-        for key, text in data.items():
-            problem = limits.env_name_problem(key)
-            if problem:
-                raise ValueError(problem)
-            problem = _ciphertext_problem(text)
-            if problem:
-                raise ValueError(f"{key}: {problem}; paste the output of `kubeseal --raw`, never the plain value")
-        problem = limits.object_data_problem("unsealed Secret", sum(len(k.encode()) + _plaintext_bytes(t) for k, t in data.items()))
-        if problem:
-            raise ValueError(problem)
-        return data
-
-
-# kubeseal's hybrid encryption: a 2-byte length, the RSA-OAEP-encrypted session key (the key size:
-# 2048 to 8192 bits, 4096 by default), then the AES-GCM ciphertext with its 16-byte tag.
-RSA_CIPHERTEXT_BYTES = range(256, 1025)
-GCM_TAG_BYTES = 16
-
-
-def _ciphertext_problem(text: str) -> Optional[str]:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return "not base64"
-    rsa_bytes = int.from_bytes(raw[:2], "big")
-    if rsa_bytes not in RSA_CIPHERTEXT_BYTES or len(raw) < 2 + rsa_bytes + GCM_TAG_BYTES:
-        return f"{len(raw)} bytes that are not a sealed value (too short, or no RSA session key)"
-    return None
-
-
-def _plaintext_bytes(text: str) -> int:
-    """The size of the value a (well-formed) sealed value unseals to: what is left after the
-    length prefix, the RSA-encrypted session key and the GCM tag."""
-    raw = base64.b64decode(text)
-    return len(raw) - 2 - int.from_bytes(raw[:2], "big") - GCM_TAG_BYTES
-
-
 class Probes(Spec):
     path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
     readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
@@ -214,6 +149,7 @@ class Service(Spec):
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
     env: dict[str, str] = field("Plain (non-secret) environment variables, delivered through a ConfigMap.", default_factory=dict)
     scaling: Scaling = field("How the service scales.", default_factory=Scaling)
+    egress: list[Egress] = field("Destinations outside the mesh the service may reach; nothing else is reachable.", default_factory=list)
     envs: dict[str, dict[str, Any]] = field("Per-stack overrides, deep-merged over this file, keyed by stack name.", default_factory=dict)
 
     @field_validator("image")
@@ -256,6 +192,9 @@ class Service(Spec):
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))
+        zone = (info.context or {}).get("zone")
+        if zone and self.expose and not (self.expose.host == zone or self.expose.host.endswith(f".{zone}")):
+            raise ValueError(f"expose.host: {self.expose.host!r} is outside the stack's DNS zone {zone!r}; its record and certificate could not be made")
         vault_keys = [k for s in self.secrets for k in s.keys]
         dupes = limits.duplicate(vault_keys)
         if dupes:
@@ -288,10 +227,25 @@ class Service(Spec):
             ("scaling.sqs", self.scaling.sqs is not None, "keda"),
             ("expose", self.expose is not None, "istio"),
             ("canary", self.canary_enabled(environment or ""), "flagger"),
+            ("egress", any(e.host for e in self.egress), "istio"),
         ]
         for key, used, addon in needs:
             if used and addon not in addons:
                 raise ValueError(f"{key}: needs the {addon} addon, which is not enabled in this stack")
+
+    @property
+    def aws_apis(self) -> list[str]:
+        """The AWS APIs the service reaches: those declared, and SQS for a queue worker."""
+        declared = {api for e in self.egress for api in e.aws}
+        return sorted(declared | ({"sqs"} if self.scaling.sqs else set()))
+
+    @property
+    def external_hosts(self) -> list[tuple[str, int]]:
+        return sorted({(e.host, e.port) for e in self.egress if e.host and e.port})
+
+    @property
+    def private_networks(self) -> list[tuple[str, int]]:
+        return sorted({(e.cidr, e.port) for e in self.egress if e.cidr and e.port})
 
     def canary_enabled(self, environment: str) -> bool:
         if self.canary.enabled is not None:

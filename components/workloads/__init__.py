@@ -14,8 +14,10 @@ from components.contracts import (
     SealedSecretsContract, TracingContract,
 )
 from components.spec import Declarations
+from components.spec.service import AWS_ENDPOINTS
 
 from .chaos import ChaosSchedules
+from .egress import EgressRoutes
 from .microservice import Mesh, Microservice
 from .team import TeamNamespace
 from .traffic import Graph, Peer, Platform
@@ -50,6 +52,8 @@ def offered(decl: Declarations, contracts: Contracts, cluster_name: str, region:
         vpa=decl.spec.addon_enabled("vpa"),
         otlp_endpoint=tracing.otlp_endpoint if tracing else None,
         sealed_secrets=contracts.get(SealedSecretsContract),
+        vpc_cidr=decl.spec.network.cidr,
+        egress_gateway=(istio.egress.namespace, dict(istio.egress.labels), istio.egress_port) if istio else None,
     )
 
 
@@ -60,7 +64,11 @@ class Workloads(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        mesh = dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account)
+        # The addresses of the AWS APIs reached through gateway endpoints (S3, DynamoDB): their prefix lists.
+        gateway_apis = sorted({api for s in decl.services for api in s.aws_apis if AWS_ENDPOINTS[api] == "Gateway"})
+        prefix_lists = {api: aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{region}.{api}", opts=pulumi.InvokeOptions(parent=self)).cidr_blocks
+                        for api in gateway_apis}
+        mesh = dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account, prefix_lists=prefix_lists)
         istio = contracts.get(IstioContract)
         chaos_mesh = contracts.get(ChaosMeshContract)
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
@@ -76,6 +84,8 @@ class Workloads(pulumi.ComponentResource):
             s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
+        if istio and any(s.external_hosts for s in decl.services):
+            EgressRoutes(list(decl.services), provider, istio, opts=pulumi.ResourceOptions(parent=self))
         if chaos_mesh and chaos:
             for s in decl.services:
                 if s.tier == "critical":

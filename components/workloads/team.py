@@ -16,10 +16,10 @@ import pulumi_kubernetes as k8s
 from components.spec.service import Resources
 from components.spec.stack import TeamBudget
 
-# Istio's init container needs NET_ADMIN and NET_RAW, which Pod Security admission would refuse
-# without the Istio CNI plugin; the restricted profile is therefore audited and warned here, and
-# enforced before merge by the policy pack on what teams declare.
-POD_SECURITY = {"pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
+# Enforced: with the istio-cni addon (which istio requires) the injected init container is the
+# unprivileged istio-validation, so every pod here, sidecar included, passes the restricted level.
+POD_SECURITY = {level: "restricted" for level in (
+    "pod-security.kubernetes.io/enforce", "pod-security.kubernetes.io/warn", "pod-security.kubernetes.io/audit")}
 
 
 class TeamNamespace(pulumi.ComponentResource):
