@@ -60,6 +60,9 @@ class Addon(pulumi.ComponentResource):
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
+    # Namespaces the addon creates besides its own (e.g. Istio's ingress namespace). Together with
+    # `namespace` they are reserved: no team may be named after them (components/spec/tenancy.py).
+    extra_namespaces: ClassVar[tuple[str, ...]] = ()
 
     registry: ClassVar[dict[str, type["Addon"]]] = {}
 
@@ -97,7 +100,14 @@ class Addon(pulumi.ComponentResource):
     def opts(self, depends_on: tuple = (), **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
+    @classmethod
+    def namespaces(cls) -> tuple[str, ...]:
+        return (cls.namespace, *cls.extra_namespaces)
+
     def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> k8s.core.v1.Namespace:
+        if namespace not in self.namespaces():
+            # An undeclared namespace would not be reserved, and a team could claim it.
+            raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
         return k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},

@@ -58,6 +58,7 @@ class FlaggerSettings(Spec):
 class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
+    extra_namespaces = (LOADTESTER_NAMESPACE,)
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True

@@ -69,6 +69,7 @@ class IstioSettings(Spec):
 class Istio(Addon):
     name = "istio"
     namespace = SYSTEM_NAMESPACE
+    extra_namespaces = (INGRESS_NAMESPACE,)
     requires = ("cert-manager",)
     Settings = IstioSettings
     multi_chart = True

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from . import placement, tenancy
 from .service import Service
 from .stack import StackSpec
 
@@ -66,13 +67,14 @@ def load(stack: str, root: Path) -> Declarations:
 
     addons = discover()
     rel = _rel(stack_file, root)
-    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
+    reserved = tenancy.reserved_namespaces(addons.values())
+    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved})
     for name, addon in spec.addons.items():
         # The environment is context: some settings are required only in prod.
         validate(addons[name].Settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
-    services = _load_services(stack, spec, root)
+    services = _load_services(stack, spec, root, reserved)
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
-    quota = spec.quota_problems(services)
+    quota = spec.quota_problems(services) + placement.problems(spec.karpenter.node_pools, [s.name for s in services if s.tier == "critical"])
     if quota:
         raise SpecError([Problem(rel, path, message) for path, message in quota])
     return Declarations(stack=stack, spec=spec, services=services)
@@ -117,7 +119,7 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ...]:
+def _load_services(stack: str, spec: StackSpec, root: Path, reserved: tuple[str, ...] = ()) -> tuple[Service, ...]:
     stacks = set(known_stacks(root))
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
     problems: list[Problem] = []
@@ -125,7 +127,7 @@ def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ..
     for path in sorted((root / SERVICES_DIR).glob("*.yaml")):
         rel = _rel(path, root)
         try:
-            service = _load_service(path, rel, stack, stacks, defaults, _service_context(spec), root)
+            service = _load_service(path, rel, stack, stacks, defaults, {**_service_context(spec), "reserved_namespaces": reserved}, root)
         except SpecError as err:
             problems.extend(err.problems)
             continue
@@ -134,6 +136,8 @@ def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ..
             continue
         declared[service.name] = (service, rel)
     active = {name for name, (svc, _) in declared.items() if svc.enabled}
+    hosts = [(svc.expose.host, name, rel) for name, (svc, rel) in declared.items() if svc.enabled and svc.expose]
+    problems.extend(Problem(*found) for found in tenancy.host_claims(hosts))
     for name, (service, rel) in declared.items():
         if not service.enabled:
             continue
@@ -153,6 +157,7 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "environment": spec.environment,
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
+        "domains": spec.ingress.domains,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
+from . import tenancy
 from .base import Quantity, Spec, field
 
 Tier = Literal["critical", "standard", "batch"]
@@ -88,6 +89,11 @@ class Canary(Spec):
 class Expose(Spec):
     host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     path: str = field("URL path prefix.", default="/", pattern=r"^/")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str, info: ValidationInfo) -> str:
+        return tenancy.check_host(host, info.context)
 
 
 class SecretRef(Spec):
@@ -199,6 +205,11 @@ class Service(Spec):
             raise ValueError(f"image {image!r} uses the mutable tag latest; pin a version or digest")
         return image
 
+    @field_validator("team")
+    @classmethod
+    def _team(cls, team: str, info: ValidationInfo) -> str:
+        return tenancy.check_team(team, info.context)
+
     @field_validator("depends_on")
     @classmethod
     def _deps(cls, deps: list[str], info: ValidationInfo) -> list[str]:
@@ -221,6 +232,10 @@ class Service(Spec):
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))
+        for i, secret in enumerate(self.secrets):
+            problem = tenancy.vault_path_problem(self.team, secret.vault_path)
+            if problem:
+                raise ValueError(f"secrets[{i}].vaultPath: {problem}")
         secret_keys = {k for s in self.secrets for k in s.keys}
         clash = secret_keys & set(self.env)
         if clash:

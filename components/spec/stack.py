@@ -12,6 +12,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
+from . import tenancy
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -200,6 +201,19 @@ class PolicySpec(Spec):
         return value
 
 
+class IngressSpec(Spec):
+    domains: list[str] = field("DNS domains this stack serves publicly; every exposed host must be one of them or under one (no wildcards).", default_factory=list)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        for domain in domains:
+            problem = tenancy.host_problem(domain)
+            if problem:
+                raise ValueError(problem)
+        return domains
+
+
 class TeamBudget(Spec):
     cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
     memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -235,6 +249,7 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
+    ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
     teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
 
     @model_validator(mode="after")
@@ -254,10 +269,13 @@ class StackSpec(Spec):
         return self
 
     @model_validator(mode="after")
-    def _teams(self) -> "StackSpec":
+    def _teams(self, info: ValidationInfo) -> "StackSpec":
         for team in self.teams:
             if not re.match(DNS_LABEL, team):
                 raise ValueError(f"teams.{team}: not a team name (a DNS label, as in a service's `team`)")
+            problem = tenancy.team_problem(team, (info.context or {}).get("reserved_namespaces", ()))
+            if problem:
+                raise ValueError(f"teams.{team}: {problem}")
         return self
 
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:

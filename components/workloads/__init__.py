@@ -10,9 +10,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.spec import Declarations
+from components.spec.placement import critical_placement
 
 from .microservice import Mesh, Microservice
-from .team import TeamNamespace
+from .team import SecretStore, TeamNamespace
 from .traffic import Graph, Peer, Platform
 
 
@@ -33,11 +34,12 @@ def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
         ),
         gateway=istio.GATEWAY if on("istio") else None,
         loadtester_url=flagger.LOADTESTER_URL if on("flagger") else None,
-        secret_store=external_secrets.CLUSTER_SECRET_STORE if on("external-secrets") else None,
+        secret_store=external_secrets.SECRET_STORE if on("external-secrets") else None,
         monitoring=on("prometheus"),
         mesh=on("istio"),
         vpa=on("vpa"),
         otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
+        critical=critical_placement(decl.spec.karpenter.node_pools),
     )
 
 
@@ -49,14 +51,19 @@ class Workloads(pulumi.ComponentResource):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account)
-        from components.addons import chaos_mesh, istio
+        from components.addons import chaos_mesh, external_secrets, istio
+
+        def store(team: str) -> Optional[SecretStore]:
+            if not mesh.secret_store:
+                return None
+            return SecretStore(external_secrets.SECRET_STORE, external_secrets.TEAM_SERVICE_ACCOUNT, external_secrets.team_store_spec(team))
 
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
         chaos = chaos_mesh.experiments(decl)
         teams = {
             team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self),
                                 budget=decl.spec.teams.get(team), defaults=decl.spec.service_defaults.resources,
-                                annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None)
+                                annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None, secret_store=store(team))
             for team in sorted({s.team for s in decl.services})
         }
         graph = Graph.of(decl.services)

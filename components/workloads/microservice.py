@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.spec import Service
+from components.spec.placement import Placement
 
 from . import dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
@@ -44,6 +45,8 @@ class Mesh:
     vpa: bool = False
     # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
     otlp_endpoint: Optional[str] = None
+    # Where critical-tier pods run: the nodeSelector and tolerations of the stack's critical pool.
+    critical: Optional[Placement] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -73,7 +76,7 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": selector(svc)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
             "revisionHistoryLimit": 5,
-            "template": pod_template(svc, mesh.environment, f"{svc.name}-config", mesh.otlp_endpoint),
+            "template": pod_template(svc, mesh.environment, f"{svc.name}-config", mesh.otlp_endpoint, mesh.critical),
         }
         if fixed:
             spec["replicas"] = svc.replicas.min
@@ -132,7 +135,8 @@ class Microservice(pulumi.ComponentResource):
         # The value never passes through Pulumi: External Secrets copies it from Vault into the cluster.
         return self.custom("external-secrets.io/v1", "ExternalSecret", f"secret-{name}", name=name, spec={
             "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": self.mesh_info.secret_store},
+            # The store of the service's own namespace: it can read only the team's Vault prefix.
+            "secretStoreRef": {"kind": "SecretStore", "name": self.mesh_info.secret_store},
             "target": {"name": name, "creationPolicy": "Owner"},
             "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
         })
