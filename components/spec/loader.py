@@ -80,6 +80,22 @@ def load(stack: str, root: Path) -> Declarations:
     return Declarations(stack=stack, spec=spec, services=services)
 
 
+def pulumi_config(stack: str, root: Path) -> dict[str, Any]:
+    """The `config` map of Pulumi.<stack>.yaml (empty when the file is absent)."""
+    path = Path(root) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return {}
+    config = read_yaml(path, root).get("config") or {}
+    if not isinstance(config, dict):
+        raise SpecError([Problem(_rel(path, root), "config", f"expected a mapping, got {type(config).__name__}")])
+    return config
+
+
+def aws_region(stack: str, root: Path) -> Optional[str]:
+    region = pulumi_config(stack, root).get("aws:region")
+    return region if isinstance(region, str) else None
+
+
 def known_stacks(root: Path) -> list[str]:
     return sorted(p.stem for p in (Path(root) / STACKS_DIR).glob("*.yaml"))
 
@@ -124,10 +140,12 @@ def _load_services(stack: str, spec: StackSpec, root: Path, reserved: tuple[str,
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
     problems: list[Problem] = []
     declared: dict[str, tuple[Service, str]] = {}
+    context = {**_service_context(spec), "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id,
+                                                 "services": spec.policy.workload_boundary.services}}
     for path in sorted((root / SERVICES_DIR).glob("*.yaml")):
         rel = _rel(path, root)
         try:
-            service = _load_service(path, rel, stack, stacks, defaults, {**_service_context(spec), "reserved_namespaces": reserved}, root)
+            service = _load_service(path, rel, stack, stacks, defaults, {**context, "reserved_namespaces": reserved}, root)
         except SpecError as err:
             problems.extend(err.problems)
             continue

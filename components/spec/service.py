@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from . import tenancy
+from . import iam_actions, tenancy
 from .base import Quantity, Spec, field
 
 Tier = Literal["critical", "standard", "batch"]
@@ -241,7 +241,30 @@ class Service(Spec):
         if clash:
             raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")
         self._check_sealed(secret_keys)
+        aws = (info.context or {}).get("aws")
+        if aws is not None and self.aws_permissions:
+            self._check_aws(aws)
+        if aws is not None and self.scaling.sqs and "sqs" not in aws.get("services", ()):
+            raise ValueError("scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)")
         return self
+
+    def _check_aws(self, aws: dict[str, Any]) -> None:
+        """Against the IAM catalogue, the stack's region and account, and its workload boundary."""
+        region, account, allowed = aws.get("region"), aws.get("account"), aws.get("services", ())
+        if not region or not account:
+            raise ValueError("awsPermissions: the stack must declare its account (policy.awsAccountId in stacks/<stack>.yaml) and "
+                             "region (aws:region in Pulumi.<stack>.yaml); every ARN is checked against them")
+        for i, permission in enumerate(self.aws_permissions):
+            outside = sorted({a.split(":")[0] for a in permission.actions} - set(allowed))
+            if outside:
+                raise ValueError(f"awsPermissions[{i}].actions: service(s) {', '.join(outside)} are outside the stack's workload "
+                                 f"permissions boundary (policy.workloadBoundary.services: {', '.join(allowed)})")
+            problems = iam_actions.statement_problems(permission.actions, permission.resources, region, account)
+            if problems:
+                raise ValueError(f"awsPermissions[{i}]: {'; '.join(problems)}")
+        paths = iam_actions.escalation_paths(a for p in self.aws_permissions for pattern in p.actions for a in iam_actions.expand(pattern))
+        if paths:
+            raise ValueError(f"awsPermissions: the actions together open the published privilege-escalation path(s) {', '.join(paths)}")
 
     def _check_sealed(self, vault_keys: set[str]) -> None:
         seen: set[str] = set()

@@ -12,7 +12,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
-from . import tenancy
+from . import iam_actions, tenancy
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -184,9 +184,25 @@ class AddonSpec(Spec):
     values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict)
 
 
+class WorkloadBoundary(Spec):
+    services: list[str] = field("AWS services (IAM prefixes) a workload role may ever use: its permissions boundary, owned by the platform. "
+                                "Declared awsPermissions outside them are refused.", default_factory=lambda: list(iam_actions.DEFAULT_BOUNDARY_SERVICES), min_length=1)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, services: list[str]) -> list[str]:
+        for service in services:
+            problem = iam_actions.boundary_service_problem(service)
+            if problem:
+                raise ValueError(problem)
+        return services
+
+
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
+    aws_account_id: Optional[str] = field("The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$")
+    workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
     pod_security_version: str = field(
         "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.35\"); "
         f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} to the newest known, {'.'.join(map(str, POD_SECURITY_LATEST))} (the default).",

@@ -9,7 +9,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.aws import iam
 from components.spec import Declarations
+from components.spec.iam_actions import boundary_statements
 from components.spec.placement import critical_placement
 
 from .microservice import Mesh, Microservice
@@ -50,7 +52,13 @@ class Workloads(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account)
+        boundary = None
+        if any(s.aws_permissions or s.scaling.sqs for s in decl.services):
+            # The ceiling of every workload role: even a permission the checks missed cannot exceed it.
+            boundary = aws.iam.Policy(f"{name}-boundary", description=f"Permissions boundary of {cluster_name} workload roles (platform-owned)",
+                                      policy=iam.document(boundary_statements(decl.spec.policy.workload_boundary.services)),
+                                      opts=pulumi.ResourceOptions(parent=self))
+        mesh = dataclasses.replace(offered(decl, cluster_name, region), account_id=account, boundary_arn=boundary.arn if boundary else None)
         from components.addons import chaos_mesh, external_secrets, istio
 
         def store(team: str) -> Optional[SecretStore]:

@@ -47,6 +47,8 @@ class Mesh:
     otlp_endpoint: Optional[str] = None
     # Where critical-tier pods run: the nodeSelector and tolerations of the stack's critical pool.
     critical: Optional[Placement] = None
+    # The platform-owned permissions boundary every workload role carries.
+    boundary_arn: Optional[pulumi.Input[str]] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -173,7 +175,10 @@ class Microservice(pulumi.ComponentResource):
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
-        role = iam.pod_identity_role(f"{svc.name}-workload", self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
+        # Workloads creates the boundary whenever a service has an AWS identity.
+        role = iam.pod_identity_role(f"{svc.name}-workload", self, inline=statements, description=f"{svc.team}/{svc.name} workload identity",
+                                     permissions_boundary=mesh.boundary_arn,
+                                     conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name))
         aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
                                        role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
