@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-import pytest
+from cloudsplaining.scan.policy_document import PolicyDocument
+from parliament import analyze_policy_string
 
 from components.spec.iam_actions import applies_to, expand
-
-parliament = pytest.importorskip("parliament", reason="parliament is not installed (pip install -r requirements.txt)")
-cloudsplaining = pytest.importorskip("cloudsplaining", reason="cloudsplaining is not installed (pip install -r requirements.txt)")
 
 POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
 # Findings accepted on purpose: (policy resource name, finding) -> why. Keep it short.
@@ -53,8 +51,6 @@ def test_the_program_renders_the_policies_this_test_reads(stack):
 
 
 def test_parliament_finds_nothing_unexpected(stack):
-    from parliament import analyze_policy_string
-
     unexpected = []
     for name, doc in policies(stack):
         for finding in analyze_policy_string(json.dumps(doc), include_community_auditors=False).findings:
@@ -64,15 +60,11 @@ def test_parliament_finds_nothing_unexpected(stack):
 
 
 def test_parliament_would_catch_a_mismatch():
-    from parliament import analyze_policy_string
-
     doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket"}]}
     assert "RESOURCE_MISMATCH" in {f.issue for f in analyze_policy_string(json.dumps(doc)).findings}
 
 
 def test_cloudsplaining_finds_no_escalation_credentials_or_unconstrained_permission_changes(stack):
-    from cloudsplaining.scan.policy_document import PolicyDocument
-
     for name, doc in policies(stack):
         found = PolicyDocument(doc)
         assert found.allows_privilege_escalation == [], name
@@ -82,8 +74,6 @@ def test_cloudsplaining_finds_no_escalation_credentials_or_unconstrained_permiss
 
 
 def test_cloudsplaining_would_catch_escalation():
-    from cloudsplaining.scan.policy_document import PolicyDocument
-
     doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:PassRole", "ec2:RunInstances"], "Resource": "*"}]}
     assert PolicyDocument(doc).allows_privilege_escalation
 
