@@ -62,6 +62,9 @@ def load(stack: str, root: Path) -> Declarations:
         known = ", ".join(known_stacks(root)) or "none"
         raise SpecError([Problem(_rel(stack_file, root), "", f"no declaration for stack {stack!r}; declared stacks: {known}")])
     raw = read_yaml(stack_file, root)
+    plaintext = plaintext_secrets(stack, root)
+    if plaintext:
+        raise SpecError(plaintext)
     # Imported here: the addons package builds on these models, not the other way round.
     from components.addons import discover
 
@@ -89,6 +92,25 @@ def pulumi_config(stack: str, root: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise SpecError([Problem(_rel(path, root), "config", f"expected a mapping, got {type(config).__name__}")])
     return config
+
+
+def plaintext_secrets(stack: str, root: Path) -> list[Problem]:
+    """Config values Pulumi.yaml declares `secret: true` must be stored encrypted (`secure:`) in
+    Pulumi.<stack>.yaml; the value itself is never repeated in the message."""
+    project_file = Path(root) / "Pulumi.yaml"
+    if not project_file.is_file():
+        return []
+    project = read_yaml(project_file, root)
+    declared = project.get("config") or {}
+    secret = {name for name, schema in declared.items() if isinstance(schema, dict) and schema.get("secret") is True}
+    rel = _rel(Path(root) / f"Pulumi.{stack}.yaml", root)
+    problems = []
+    for key, value in pulumi_config(stack, root).items():
+        name = key.split(":", 1)[1] if key.startswith(f"{project.get('name')}:") else key
+        if name in secret and not (isinstance(value, dict) and set(value) == {"secure"}):
+            problems.append(Problem(rel, f"config.{key}", f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
+                                                           f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value"))
+    return problems
 
 
 def aws_region(stack: str, root: Path) -> Optional[str]:

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from . import iam_actions, tenancy
+from . import iam_actions, secrets_scan, tenancy
 from .base import Quantity, Spec, field
 
 Tier = Literal["critical", "standard", "batch"]
@@ -226,9 +226,14 @@ class Service(Spec):
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
             raise ValueError(f"replicas.min: prod needs at least 2 replicas (got {self.replicas.min}) so a node loss is not an outage")
-        for key in self.env:
+        for key, value in self.env.items():
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"env: {key!r} is not a valid environment variable name")
+            found = secrets_scan.credential_types(key, value)
+            if found:
+                # Never the value: the message ends up in CI logs and PR comments.
+                raise ValueError(f"env.{key}: the value looks like a credential ({', '.join(found)}; value not shown); env lands in a "
+                                 "plain ConfigMap: read it from Vault with `secrets` or commit it sealed with `sealedSecrets`")
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))
