@@ -64,3 +64,35 @@ def test_secret_config_in_plaintext_is_refused(scratch, capsys):
 def test_secret_config_stored_encrypted_loads(scratch):
     scratch.write("Pulumi.dev.yaml", "config:\n  aws:region: eu-west-1\n  platform:grafanaAdminPassword:\n    secure: AAABAKm0YWJjZGVmZ2hpamtsbW5vcA==\n")
     assert load("dev", scratch.root).services
+
+
+def test_make_diff_refuses_a_leak_without_printing_it(tmp_path):
+    """The PR comment is diff.md: a leaking change stops `make diff` with exit 2, no diff.md, no value."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+    from test_diff import git
+
+    repo = tmp_path / "repo"
+    git(tmp_path, "clone", "--quiet", str(ROOT), str(repo))
+    for rel in git(ROOT, "ls-files", "--cached", "--others", "--exclude-standard").splitlines():
+        if (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "--allow-empty", "-m", "base: the working tree under test")
+    service = repo / "stacks" / "services" / "storefront.yaml"
+    data = yaml.safe_load(service.read_text())
+    data["env"]["STRIPE"] = LEAKS["BILLING"]
+    service.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "engine.diff", "dev", "--base", "HEAD"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "stacks/services/storefront.yaml: env.STRIPE: the value looks like a credential" in proc.stderr
+    assert LEAKS["BILLING"] not in proc.stdout + proc.stderr
+    assert not (repo / "build" / "dev" / "diff.md").exists()
