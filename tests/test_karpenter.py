@@ -78,7 +78,10 @@ def test_controller_identity_is_pod_identity(prod):
     assert (assoc["namespace"], assoc["serviceAccount"], assoc["clusterName"]) == ("kube-system", "karpenter", "shop-prod")
     role = prod.named("platform-karpenter-controller", "aws:iam/role:Role")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]
+    assert [{k: v for k, v in st.items() if k != "Condition"} for st in trust] == [
+        {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]
+    # Only the association's own service account on this cluster (Pod Identity session tags).
+    assert trust[0]["Condition"]["StringEquals"]["aws:RequestTag/kubernetes-service-account"] == assoc["serviceAccount"]
     assert assoc["roleArn"].startswith("arn:aws:iam::123456789012:role/platform-karpenter-controller-")
 
 

@@ -23,6 +23,7 @@ ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 CNI_POLICY = "AmazonEKS_CNI_Policy"
 CNI_SERVICE_ACCOUNT = "aws-node"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # metrics-server (an EKS community addon) feeds the HPAs and the VPA recommender.
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "metrics-server")
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
@@ -115,10 +116,11 @@ class Cluster(pulumi.ComponentResource):
             description=f"System node group of {spec.name}",
         )
         nodes = self._system_nodes(name, spec, cluster, node_role, private_subnet_ids, before)
-        ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}")
+        ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}",
+                                         conditions=iam.pod_identity_conditions(cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT))
         after = []
         for addon in AFTER_NODES:
-            identity = [{"role_arn": ebs_role.arn, "service_account": "ebs-csi-controller-sa"}] if addon == "aws-ebs-csi-driver" else None
+            identity = [{"role_arn": ebs_role.arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}] if addon == "aws-ebs-csi-driver" else None
             after.append(self._addon(name, cluster, spec, addon, depends_on=[nodes], identity=identity))
 
         self.name = cluster_name
