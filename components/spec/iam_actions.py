@@ -24,6 +24,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from pydantic import field_validator
+
+from .base import Spec, field
+
 CREDENTIAL_NAMES = ("createaccesskey",)
 WRITE_LEVELS = ("Write", "Tagging", "Permissions management")
 PARTITIONS = {"cn-": "aws-cn", "us-gov-": "aws-us-gov"}
@@ -212,3 +216,17 @@ def boundary_statements(services: Iterable[str]) -> list[dict]:
         {"Sid": "NeverIdentityOrCredentials", "Effect": "Deny", "Action": BOUNDARY_DENIED, "Resource": "*"},
         {"Sid": "NeverPolicyEditingOrCredentials", "Effect": "Deny", "Action": refused, "Resource": "*"},
     ]
+
+
+class WorkloadBoundary(Spec):
+    services: list[str] = field("AWS services (IAM prefixes) a workload role may ever use: its permissions boundary, owned by the platform. "
+                                "Declared awsPermissions outside them are refused.", default_factory=lambda: list(DEFAULT_BOUNDARY_SERVICES), min_length=1)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, services: list[str]) -> list[str]:
+        for service in services:
+            problem = boundary_service_problem(service)
+            if problem:
+                raise ValueError(problem)
+        return services

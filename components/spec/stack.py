@@ -12,7 +12,9 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
-from . import iam_actions, tenancy
+from . import tenancy
+from .iam_actions import WorkloadBoundary
+from .tenancy import IngressSpec
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -184,20 +186,6 @@ class AddonSpec(Spec):
     values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict)
 
 
-class WorkloadBoundary(Spec):
-    services: list[str] = field("AWS services (IAM prefixes) a workload role may ever use: its permissions boundary, owned by the platform. "
-                                "Declared awsPermissions outside them are refused.", default_factory=lambda: list(iam_actions.DEFAULT_BOUNDARY_SERVICES), min_length=1)
-
-    @field_validator("services")
-    @classmethod
-    def _services(cls, services: list[str]) -> list[str]:
-        for service in services:
-            problem = iam_actions.boundary_service_problem(service)
-            if problem:
-                raise ValueError(problem)
-        return services
-
-
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
@@ -215,19 +203,6 @@ class PolicySpec(Spec):
         if not POD_SECURITY_OLDEST[1] <= minor <= POD_SECURITY_LATEST[1]:
             raise ValueError(f"Pod Security Standards version {value} is not known: use 1.{POD_SECURITY_OLDEST[1]} to 1.{POD_SECURITY_LATEST[1]}")
         return value
-
-
-class IngressSpec(Spec):
-    domains: list[str] = field("DNS domains this stack serves publicly; every exposed host must be one of them or under one (no wildcards).", default_factory=list)
-
-    @field_validator("domains")
-    @classmethod
-    def _domains(cls, domains: list[str]) -> list[str]:
-        for domain in domains:
-            problem = tenancy.host_problem(domain)
-            if problem:
-                raise ValueError(problem)
-        return domains
 
 
 class TeamBudget(Spec):

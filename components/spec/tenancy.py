@@ -13,6 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Optional
 
+from pydantic import field_validator
+
+from .base import Spec, field
+
 # Namespaces every cluster has, and the prefix Kubernetes keeps for itself (kube-system,
 # kube-public, kube-node-lease; EKS addons and Karpenter run in kube-system).
 KUBERNETES_NAMESPACES = ("default",)
@@ -103,3 +107,16 @@ def host_claims(claims: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, 
         else:
             first[host] = (service, rel)
     return problems
+
+
+class IngressSpec(Spec):
+    domains: list[str] = field("DNS domains this stack serves publicly; every exposed host must be one of them or under one (no wildcards).", default_factory=list)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        for domain in domains:
+            problem = host_problem(domain)
+            if problem:
+                raise ValueError(problem)
+        return domains
