@@ -51,13 +51,26 @@ def test_the_program_renders_the_policies_this_test_reads(stack):
     assert {"platform-karpenter-KarpenterControllerNodeLifecyclePolicy", "vault-unseal-kms", "platform-workloads-boundary"} <= names
 
 
+def other_policies(rec) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Trust policies of roles and resource policies (queues), which parliament reads as well."""
+    for r in rec:
+        if r.type == "aws:iam/role:Role":
+            yield f"{r.name} (trust)", json.loads(r.inputs["assumeRolePolicy"])
+        elif r.type == "aws:sqs/queuePolicy:QueuePolicy" or (r.type == "aws:sqs/queue:Queue" and r.inputs.get("policy")):
+            yield f"{r.name} (resource policy)", json.loads(r.inputs["policy"])
+
+
 def test_parliament_finds_nothing_unexpected(stack):
     unexpected = []
-    for name, doc in policies(stack):
+    for name, doc in [*policies(stack), *other_policies(stack)]:
         for finding in analyze_policy_string(json.dumps(doc), include_community_auditors=False).findings:
+            # Parliament reads every document as an identity policy; a trust policy has no Resource by design.
+            if name.endswith("(trust)") and finding.issue == "MALFORMED" and "Resource" in str(finding.detail):
+                continue
             if (name, finding.issue) not in ALLOWED:
                 unexpected.append(f"{name}: {finding.issue} {finding.detail}")
     assert unexpected == []
+    assert any(name.endswith("(resource policy)") for name, _ in other_policies(stack))
 
 
 def test_parliament_would_catch_a_mismatch():
