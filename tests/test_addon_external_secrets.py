@@ -51,7 +51,7 @@ def test_vault_role_of_a_team_is_bound_to_its_namespace_and_reads_only_its_prefi
         role = roles[f"team-{team}"]
         assert role["boundServiceAccountNames"] == [eso.TEAM_SERVICE_ACCOUNT]
         assert role["boundServiceAccountNamespaces"] == [team]
-        assert role["audience"] == "vault" and role["tokenPolicies"] == [f"team-{team}"] and role["tokenNoDefaultPolicy"] is True
+        assert role["audience"] == "vault" and role["tokenPolicies"] == [f"team-{team}"]
         paths = re.findall(r'path "([^"]+)"', policies[f"team-{team}"])
         assert paths == [f"secret/data/{team}/*", f"secret/metadata/{team}/*"]
 

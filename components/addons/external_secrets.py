@@ -96,9 +96,9 @@ class ExternalSecrets(Addon):
             roles[team] = vault.kubernetes.AuthBackendRole(
                 f"{self.name}-{team}", backend=auth.path, role_name=team_role(team),
                 bound_service_account_names=[TEAM_SERVICE_ACCOUNT], bound_service_account_namespaces=[team],
+                # Vault's `default` policy stays attached: it grants only the token's own lookup and
+                # renewal, which External Secrets uses to check a cached login.
                 audience=TOKEN_AUDIENCE, token_policies=[policy.name], token_ttl=TOKEN_TTL_SECONDS, token_max_ttl=TOKEN_TTL_SECONDS,
-                # Only the team's policy: Vault's `default` policy would add token self-management paths.
-                token_no_default_policy=True,
                 opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[config])),
             )
         return roles
