@@ -27,9 +27,11 @@ def service(i: int, rng: random.Random) -> dict:
     if i:
         decl["dependsOn"] = sorted({f"svc-{rng.randrange(i):04d}" for _ in range(rng.choice([0, 1, 2, 3]))})
     if rng.random() < 0.1:
+        # Each stack serves its own domain (ingress.domains): prod example.com, dev dev.example.com.
         decl["expose"] = {"host": f"{name}.example.com"}
+        decl["envs"] = {"dev": {"expose": {"host": f"{name}.dev.example.com"}}}
     if rng.random() < 0.3:
-        decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"apps/{name}/db", "keys": ["DATABASE_URL"]}]
+        decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"{decl['team']}/{name}/db", "keys": ["DATABASE_URL"]}]
     if tier == "batch" and rng.random() < 0.5:
         decl["scaling"] = {"sqs": {"queueName": f"{name}-jobs"}}
         decl["replicas"] = {"min": 1, "max": 10}

@@ -11,7 +11,7 @@ installs after it). Consumers, other addons and the workloads alike, read contra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
@@ -90,7 +90,13 @@ class VaultContract:
 
 @dataclass(frozen=True)
 class ExternalSecretsContract:
-    cluster_secret_store: str
+    # The SecretStore in every team namespace (what ExternalSecrets reference), and the service
+    # account it logs in to Vault as, in that namespace.
+    secret_store: str
+    team_service_account: str
+    # The store's spec for one team namespace, given Vault's address: the team's own Vault role,
+    # whose policy reads only the team's prefix.
+    team_store_spec: Callable[[str, str], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,7 @@ def test_observability(stack):
 
 def test_secrets_come_from_vault_through_external_secrets(stack):
     es = stack.manifest("ExternalSecret", "payment-provider", "checkout")["spec"]
-    assert es["secretStoreRef"]["kind"] == "ClusterSecretStore"
+    assert es["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     assert {d["remoteRef"]["key"] for d in es["data"]} == {"checkout/payment/provider"}
     env = {e["name"]: e for e in container(stack, "payment")["env"]}
     assert env["PROVIDER_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "payment-provider"

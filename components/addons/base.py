@@ -58,7 +58,8 @@ class AddonContext:
 class Addon(pulumi.ComponentResource):
     name: ClassVar[str]
     namespace: ClassVar[str]
-    # Namespaces the addon creates besides its own (the loader keeps team namespaces off all of them).
+    # Namespaces the addon creates besides its own (e.g. Istio's ingress namespace). Together with
+    # `namespace` they are reserved: no team may be named after them (components/spec/tenancy.py).
     extra_namespaces: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
@@ -79,8 +80,7 @@ class Addon(pulumi.ComponentResource):
             if cls.name in Addon.registry:
                 raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
             Addon.registry[cls.name] = cls
-            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__,
-                                                (cls.namespace, *cls.extra_namespaces)))
+            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__, cls.namespaces()))
 
     def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
@@ -127,7 +127,14 @@ class Addon(pulumi.ComponentResource):
     def opts(self, depends_on: tuple = (), **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
+    @classmethod
+    def namespaces(cls) -> tuple[str, ...]:
+        return (cls.namespace, *cls.extra_namespaces)
+
     def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> Namespace:
+        if namespace not in self.namespaces():
+            # An undeclared namespace would not be reserved, and a team could claim it.
+            raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
         return k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},

@@ -63,7 +63,8 @@ class KarpenterController(pulumi.ComponentResource):
             rule = aws.cloudwatch.EventRule(f"{name}-{rule_name}", event_pattern=pulumi.Output.json_dumps(pattern), opts=child)
             aws.cloudwatch.EventTarget(f"{name}-{rule_name}", rule=rule.name, arn=queue.arn, target_id="KarpenterInterruptionQueueTarget", opts=child)
 
-        controller_role = iam.pod_identity_role(f"{name}-controller", self, description="Karpenter controller (Pod Identity)")
+        controller_role = iam.pod_identity_role(f"{name}-controller", self, description="Karpenter controller (Pod Identity)",
+                                                conditions=iam.pod_identity_conditions(cluster, NAMESPACE, SERVICE_ACCOUNT))
         documents = pulumi.Output.all(partition, region, account, cluster, node_role.arn, queue.arn).apply(lambda a: controller_policies(*a))
         attachments = []
         for policy_name in controller_policies("p", "r", "a", "c", "n", "q"):

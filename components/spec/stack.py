@@ -13,10 +13,12 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
-from . import limits
+from . import limits, tenancy
 from .backup import BackupSpec
 from .base import Spec, field
+from .iam_actions import WorkloadBoundary
 from .problems import dotted, short
+from .tenancy import IngressSpec
 from .cluster import (
     LOG_RETENTION_DAYS, WORLD, AccessSpec, ClusterSpec, DisruptionBudget, EndpointSpec, ExistingNetwork, KarpenterSpec, NetworkSpec,
     NodePoolSpec, SystemNodesSpec,
@@ -47,6 +49,8 @@ class AddonSpec(Spec):
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
+    aws_account_id: Optional[str] = field("The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$")
+    workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
     pod_security_version: Optional[str] = field(
         "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.33\"), "
         f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} up to the cluster's version. Default: the newest the "
@@ -72,6 +76,7 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
+    ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
     teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
     backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
 
@@ -119,10 +124,13 @@ class StackSpec(Spec):
         return self
 
     @model_validator(mode="after")
-    def _teams(self) -> "StackSpec":
+    def _teams(self, info: ValidationInfo) -> "StackSpec":
         for team in self.teams:
             if not re.match(DNS_LABEL, team):
                 raise ValueError(f"{dotted(('teams', team))}: not a team name (a DNS label, as in a service's `team`)")
+            problem = tenancy.team_problem(team, (info.context or {}).get("reserved_namespaces", ()))
+            if problem:
+                raise ValueError(f"{dotted(('teams', team))}: {problem}")
         return self
 
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:

@@ -8,6 +8,7 @@ The loader has already checked that the declared services fit the quota at their
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
@@ -19,6 +20,17 @@ from components.spec.stack import TeamBudget
 # Istio's init container needs NET_ADMIN and NET_RAW, which Pod Security admission would refuse
 # without the Istio CNI plugin; the restricted profile is therefore audited and warned here, and
 # enforced before merge by the policy pack on what teams declare.
+
+
+@dataclass(frozen=True)
+class SecretStore:
+    """A team namespace's External Secrets store: its name, the account it logs in as, its spec."""
+
+    name: str
+    service_account: str
+    spec: dict[str, Any]
+
+
 POD_SECURITY = {"pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
 
 
@@ -26,7 +38,8 @@ class TeamNamespace(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
 
     def __init__(self, team: str, provider: k8s.Provider, mesh: bool, istio_namespace: Optional[str], opts: Optional[pulumi.ResourceOptions] = None,
-                 budget: Optional[TeamBudget] = None, defaults: Optional[Resources] = None, annotations: Optional[dict[str, str]] = None):
+                 budget: Optional[TeamBudget] = None, defaults: Optional[Resources] = None, annotations: Optional[dict[str, str]] = None,
+                 secret_store: Optional["SecretStore"] = None):
         super().__init__("platform:workloads:TeamNamespace", team, None, opts)
         labels = {**POD_SECURITY, "platform.io/team": team}
         if mesh:
@@ -57,6 +70,15 @@ class TeamNamespace(pulumi.ComponentResource):
             k8s.core.v1.ResourceQuota(f"{team}-quota", metadata={"name": "team-budget", "namespace": team}, spec=quota_spec(budget), opts=in_ns)
         if defaults is not None:
             k8s.core.v1.LimitRange(f"{team}-limits", metadata={"name": "container-defaults", "namespace": team}, spec=limit_range_spec(defaults), opts=in_ns)
+        if secret_store is not None:
+            # The team's own door into Vault: its store logs in as this account, bound to this namespace.
+            account = k8s.core.v1.ServiceAccount(f"{team}-vault-secrets", metadata={"name": secret_store.service_account, "namespace": team},
+                                                 automount_service_account_token=False, opts=in_ns)
+            k8s.apiextensions.CustomResource(
+                f"{team}-secret-store", api_version="external-secrets.io/v1", kind="SecretStore",
+                metadata={"name": secret_store.name, "namespace": team, "labels": {"platform.io/team": team}}, spec=secret_store.spec,
+                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[account])),
+            )
         self.register_outputs({"namespace": team})
 
 
