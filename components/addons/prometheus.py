@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.monitoring import alertmanager
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
 
@@ -80,7 +81,16 @@ class Prometheus(Addon):
             f"{self.name}-grafana-admin", metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE}, type="Opaque",
             string_data={"admin-user": "admin", "admin-password": password}, opts=self.k8s,
         )
-        self.release = self.helm(KUBE_PROMETHEUS_STACK, self.chart_values(s), release=RELEASE, depends_on=(admin,))
+        alerting = self.ctx.decl.spec.alerting
+        config = pulumi.Config("platform")
+        receivers = k8s.core.v1.Secret(
+            f"{self.name}-alertmanager-receivers", metadata={"name": alertmanager.SECRET_NAME, "namespace": NAMESPACE}, type="Opaque",
+            string_data={key: config.require_secret(key) for key in alertmanager.credentials(alerting)}, opts=self.k8s,
+        )
+        values = self.chart_values(s)
+        values["alertmanager"].update(config=alertmanager.config(self.ctx.decl.spec))
+        values["alertmanager"]["alertmanagerSpec"]["secrets"] = [alertmanager.SECRET_NAME]
+        self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
         # Istio's control plane and every Envoy sidecar: Flagger's analysis reads istio_requests_total.
         self.manifest("monitoring.coreos.com/v1", "ServiceMonitor", "istiod", namespace=NAMESPACE, spec={
             "namespaceSelector": {"matchNames": ["istio-system"]},

@@ -10,6 +10,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, model_validator
 
+from .alerting import AlertingSpec, TeamAlerts
 from .base import Quantity, Spec, field
 from .service import DNS_LABEL, Service, ServiceDefaults
 
@@ -187,9 +188,20 @@ class PolicySpec(Spec):
 
 
 class TeamBudget(Spec):
-    cpu: Quantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
-    memory: Quantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-    pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
+    cpu: Optional[Quantity] = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\"; a team that runs services needs it.", default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: Optional[Quantity] = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
+    alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TeamBudget":
+        if len({self.cpu is None, self.memory is None, self.pods is None}) > 1:
+            raise ValueError("cpu, memory and pods make one budget: set all three or none")
+        return self
+
+    @property
+    def has_budget(self) -> bool:
+        return self.cpu is not None
 
 
 @dataclass
@@ -221,7 +233,8 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
-    teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
+    teams: dict[str, TeamBudget] = field("Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict)
+    alerting: Optional[AlertingSpec] = field("Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None)
 
     @model_validator(mode="after")
     def _addons(self, info: ValidationInfo) -> "StackSpec":
@@ -246,6 +259,25 @@ class StackSpec(Spec):
                 raise ValueError(f"teams.{team}: not a team name (a DNS label, as in a service's `team`)")
         return self
 
+    @model_validator(mode="after")
+    def _alerting(self) -> "StackSpec":
+        alerting = self.alerting
+        if alerting is None:
+            if self.addon_enabled("prometheus"):
+                raise ValueError("alerting: required with the prometheus addon (receivers, platformTeam, deadMansSwitch, repositoryUrl); "
+                                 "without it Alertmanager sends every alert to its null receiver")
+            return self
+        if alerting.platform_team not in self.teams:
+            raise ValueError(f"alerting.platformTeam: {alerting.platform_team!r} is not under teams; declare it with its alerts")
+        for team, entry in self.teams.items():
+            if entry.alerts is None:
+                raise ValueError(f"teams.{team}.alerts: required when the stack has alerting (critical and warning receivers)")
+            for severity in ("critical", "warning"):
+                receiver = getattr(entry.alerts, severity)
+                if receiver not in alerting.receivers:
+                    raise ValueError(f"teams.{team}.alerts.{severity}: {receiver!r} is not a receiver; declared: {', '.join(sorted(alerting.receivers))}")
+        return self
+
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:
         usage: dict[str, TeamUsage] = {}
         for svc in services:
@@ -258,7 +290,7 @@ class StackSpec(Spec):
         for team, use in self.team_usage(services).items():
             budget = self.teams.get(team)
             names = ", ".join(use.services)
-            if budget is None:
+            if budget is None or not budget.has_budget:
                 problems.append(("teams", f"team {team!r} runs {names} but has no budget; add teams.{team} with cpu, memory and pods"))
                 continue
             over = [f"{what} {shown(need)} > {shown(have)}" for what, need, have, shown in (
@@ -272,6 +304,11 @@ class StackSpec(Spec):
                                  f"(max replicas + rollout surge, doubled for canaries, sidecars included: {parts}); "
                                  f"raise the budget or lower replicas.max or resources.requests"))
         return problems
+
+    def budget(self, team: str) -> Optional[TeamBudget]:
+        """The team's resource budget, if it declares one (the platform team may declare only alerts)."""
+        entry = self.teams.get(team)
+        return entry if entry is not None and entry.has_budget else None
 
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)

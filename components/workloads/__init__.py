@@ -55,7 +55,7 @@ class Workloads(pulumi.ComponentResource):
         chaos = chaos_mesh.experiments(decl)
         teams = {
             team: TeamNamespace(team, provider, mesh.mesh, istio.SYSTEM_NAMESPACE if mesh.mesh else None, opts=pulumi.ResourceOptions(parent=self),
-                                budget=decl.spec.teams.get(team), defaults=decl.spec.service_defaults.resources,
+                                budget=decl.spec.budget(team), defaults=decl.spec.service_defaults.resources,
                                 annotations=chaos_mesh.INJECT_ANNOTATION if chaos else None)
             for team in sorted({s.team for s in decl.services})
         }
