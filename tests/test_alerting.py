@@ -11,43 +11,22 @@ import json
 import pytest
 import yaml
 from conftest import ROOT, recorded
+from monitoring import RELEASE, config_file, rendered, routes_to, values
 from tools import run
 
 from components.monitoring import alertmanager
-from components.spec import SpecError, deep_merge, load
-from components.versions import KUBE_PROMETHEUS_STACK
-from engine import chart_values
+from components.spec import SpecError, load
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
 STACKS = ("dev", "prod")
 
 
-def values(rec) -> dict:
-    [release] = [r for r in rec.of_type(RELEASE) if r.inputs["name"] == "kube-prometheus-stack"]
-    return release.inputs["values"]
-
-
-def rendered(rec) -> dict:
-    return deep_merge(chart_values.defaults(KUBE_PROMETHEUS_STACK)["alertmanager"]["config"], values(rec)["alertmanager"]["config"])
-
-
 @pytest.fixture(scope="session")
-def config_file(tmp_path_factory):
-    def write(stack: str):
-        path = tmp_path_factory.getbasetemp() / f"alertmanager-{stack}.yaml"
-        path.write_text(yaml.safe_dump(rendered(recorded(stack))))
-        return path
-    return write
+def amconfig(tmp_path_factory):
+    return lambda stack: config_file(recorded(stack), tmp_path_factory.getbasetemp())
 
 
-def routes_to(config_file, stack: str, **labels: str) -> str:
-    proc = run("amtool", "config", "routes", "test", f"--config.file={config_file(stack)}", *(f"{k}={v}" for k, v in labels.items()))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def test_amtool_accepts_the_rendered_configuration(stack, config_file):
-    proc = run("amtool", "check-config", config_file(stack.stack))
+def test_amtool_accepts_the_rendered_configuration(stack, amconfig):
+    proc = run("amtool", "check-config", amconfig(stack.stack))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
@@ -65,24 +44,24 @@ TEAM_CASES = [(stack, team) for stack in STACKS for team in load(stack, ROOT).sp
 
 
 @pytest.mark.parametrize("stack, team", TEAM_CASES)
-def test_each_teams_critical_alerts_page_that_team(stack, team, config_file):
+def test_each_teams_critical_alerts_page_that_team(stack, team, amconfig):
     alerts = load(stack, ROOT).spec.teams[team].alerts
     # As a service alert fires (team and service labels) and as a chart alert about the team's namespace does.
-    assert routes_to(config_file, stack, alertname="ServiceErrorBudgetBurn", severity="critical", team=team, namespace=team, service="svc") == alerts.critical
-    assert routes_to(config_file, stack, alertname="ServiceErrorBudgetBurn", severity="warning", team=team, namespace=team, service="svc") == alerts.warning
+    assert routes_to(amconfig(stack), alertname="ServiceErrorBudgetFastBurn", severity="critical", team=team, namespace=team, service="svc") == alerts.critical
+    assert routes_to(amconfig(stack), alertname="ServiceErrorBudgetSlowBurn", severity="warning", team=team, namespace=team, service="svc") == alerts.warning
     if team != load(stack, ROOT).spec.alerting.platform_team:
-        assert routes_to(config_file, stack, alertname="KubePodCrashLooping", severity="critical", namespace=team, pod="p") == alerts.critical
+        assert routes_to(amconfig(stack), alertname="KubePodCrashLooping", severity="critical", namespace=team, pod="p") == alerts.critical
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_platform_alerts_unowned_alerts_and_the_heartbeat(stack, config_file):
+def test_platform_alerts_unowned_alerts_and_the_heartbeat(stack, amconfig):
     spec = load(stack, ROOT).spec
     platform = spec.teams[spec.alerting.platform_team].alerts
-    assert routes_to(config_file, stack, alertname="KarpenterInterruptions", severity="warning", team="platform") == platform.warning
-    assert routes_to(config_file, stack, alertname="KubeNodeNotReady", severity="critical", namespace="kube-system") == platform.critical
-    assert routes_to(config_file, stack, alertname="TargetDown", severity="warning", namespace="monitoring") == platform.warning
-    assert routes_to(config_file, stack, alertname="Watchdog", severity="none") == spec.alerting.dead_mans_switch
-    assert routes_to(config_file, stack, alertname="InfoInhibitor", severity="none", namespace="web") == "null"
+    assert routes_to(amconfig(stack), alertname="KarpenterInterruptions", severity="warning", team="platform") == platform.warning
+    assert routes_to(amconfig(stack), alertname="KubeNodeNotReady", severity="critical", namespace="kube-system") == platform.critical
+    assert routes_to(amconfig(stack), alertname="TargetDown", severity="warning", namespace="monitoring") == platform.warning
+    assert routes_to(amconfig(stack), alertname="Watchdog", severity="none") == spec.alerting.dead_mans_switch
+    assert routes_to(amconfig(stack), alertname="InfoInhibitor", severity="none", namespace="web") == "null"
 
 
 def test_grouping_and_inhibition(stack):

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.monitoring import alertmanager
+from components.monitoring import alertmanager, rules
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
 
@@ -33,32 +33,6 @@ GRAFANA_DATASOURCE_LABEL = {"grafana_datasource": "1"}
 GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # The datasource the chart provisions for its own Prometheus (grafana.sidecar.datasources.uid).
 PROMETHEUS_DATASOURCE_UID = "prometheus"
-
-PLATFORM_RULES = [
-    {
-        "alert": "PodRestartingOften",
-        "expr": "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5",
-        "for": "10m",
-        "labels": {"severity": "warning"},
-        "annotations": {"summary": "{{ $labels.namespace }}/{{ $labels.pod }} restarts more than once every two minutes"},
-    },
-    {
-        "alert": "CanaryRollbackFailed",
-        # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back).
-        "expr": "max(flagger_canary_status) by (namespace, name) > 1",
-        "for": "1m",
-        "labels": {"severity": "critical"},
-        "annotations": {"summary": "Canary {{ $labels.namespace }}/{{ $labels.name }} failed its analysis and was rolled back"},
-    },
-    {
-        "alert": "KarpenterInterruptions",
-        "expr": "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0",
-        "for": "0m",
-        "labels": {"severity": "warning"},
-        "annotations": {"summary": "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced"},
-    },
-]
-
 
 class PrometheusSettings(Spec):
     retention: str = field("How long Prometheus keeps samples.", default="15d", pattern=r"^[0-9]+(h|d|w|y)$")
@@ -103,7 +77,7 @@ class Prometheus(Addon):
             "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
         })
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
-                      spec={"groups": [{"name": "platform", "rules": PLATFORM_RULES}]})
+                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
         self.grafana_host = s.grafana_host
 
     def chart_values(self, s: PrometheusSettings) -> dict[str, Any]:

@@ -119,7 +119,8 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 def _load_services(stack: str, spec: StackSpec, root: Path) -> tuple[Service, ...]:
     stacks = set(known_stacks(root))
-    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
+    # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
+    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     problems: list[Problem] = []
     declared: dict[str, tuple[Service, str]] = {}
     for path in sorted((root / SERVICES_DIR).glob("*.yaml")):
@@ -153,6 +154,7 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "environment": spec.environment,
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
+        "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }
 
 

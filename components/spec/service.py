@@ -85,6 +85,33 @@ class Canary(Spec):
         return self.interval_seconds * (steps + 2)
 
 
+# Istio's default buckets of istio_request_duration_milliseconds: a latency objective is counted from
+# one bucket bound, so its threshold must be one of them.
+ISTIO_LATENCY_BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+class Slo(Spec):
+    availability: float = field("Objective: percent of requests answered without a 5xx, over 30 days.", ge=90, lt=100)
+    latency_ms: int = field(f"Latency threshold, in milliseconds; one of Istio's histogram bounds {list(ISTIO_LATENCY_BUCKETS_MS)}.")
+    latency_percent: float = field("Objective: percent of requests answered within latencyMs, over 30 days.", ge=90, lt=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Slo":
+        if self.latency_ms not in ISTIO_LATENCY_BUCKETS_MS:
+            raise ValueError(f"latencyMs {self.latency_ms} is not a bound of Istio's request-duration histogram; use one of {list(ISTIO_LATENCY_BUCKETS_MS)}")
+        return self
+
+    def budget(self, objective: str) -> float:
+        """The error budget (allowed bad fraction) of 'availability' or 'latency'."""
+        return round(1 - (self.availability if objective == "availability" else self.latency_percent) / 100, 6)
+
+
+class TierSlos(Spec):
+    critical: Slo = field("Objectives of critical services.", default_factory=lambda: Slo(availability=99.9, latency_ms=500, latency_percent=99))
+    standard: Slo = field("Objectives of standard services.", default_factory=lambda: Slo(availability=99.0, latency_ms=1000, latency_percent=99))
+    batch: Slo = field("Objectives of batch services.", default_factory=lambda: Slo(availability=95.0, latency_ms=5000, latency_percent=95))
+
+
 class Expose(Spec):
     host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     path: str = field("URL path prefix.", default="/", pattern=r"^/")
@@ -165,6 +192,7 @@ class ServiceDefaults(Spec):
     replicas: Replicas = field("Default replica range.", default_factory=lambda: Replicas(min=2, max=4))
     resources: Resources = field("Default requests and limits.", default_factory=Resources)
     canary: Canary = field("Default canary analysis settings.", default_factory=Canary)
+    slos: TierSlos = field("Service level objectives per tier, for services that declare none.", default_factory=TierSlos)
 
 
 class Service(Spec):
@@ -181,7 +209,8 @@ class Service(Spec):
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
-    canary: Canary = field("Progressive delivery settings.")
+    canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
+    slo: Slo = field("Service level objectives; by default those of the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
@@ -208,9 +237,25 @@ class Service(Spec):
             raise ValueError(f"duplicate entries in {deps}")
         return deps
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_slo(cls, data: Any, info: ValidationInfo) -> Any:
+        tiers = (info.context or {}).get("slos")
+        if isinstance(data, dict) and "slo" not in data and tiers is not None:
+            tier = data.get("tier", "standard")
+            if tier in tiers:
+                data = {**data, "slo": tiers[tier]}
+        return data
+
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
+        if self.canary.success_rate < self.slo.availability:
+            raise ValueError(f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
+                             f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO")
+        if self.canary.max_latency_ms > self.slo.latency_ms:
+            raise ValueError(f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's "
+                             f"threshold slo.latencyMs {self.slo.latency_ms}ms")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:

@@ -38,6 +38,7 @@ def offered(decl: Declarations, cluster_name: str, region: str) -> Mesh:
         mesh=on("istio"),
         vpa=on("vpa"),
         otlp_endpoint=tracing.OTLP_ENDPOINT if on("tracing") else None,
+        alerting=decl.spec.alerting,
     )
 
 

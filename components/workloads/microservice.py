@@ -16,7 +16,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import iam
+from components.monitoring import slo
 from components.spec import Service
+from components.spec.alerting import AlertingSpec
 
 from . import dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
@@ -44,6 +46,8 @@ class Mesh:
     vpa: bool = False
     # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
     otlp_endpoint: Optional[str] = None
+    # Runbook links and the platform team, for the service's SLO alerts (set wherever monitoring is).
+    alerting: Optional[AlertingSpec] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -184,23 +188,4 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         })
-        error_budget = round(1 - svc.canary.success_rate / 100, 6)
-        # By workload, not service: with a canary, Flagger's primary and canary Deployments serve the traffic.
-        workload = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload=~"{svc.name}(-primary|-canary)?"'
-        requests = f'istio_requests_total{{{workload}'
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": [{"name": f"{svc.name}-slo", "rules": [
-            {
-                "alert": "ServiceErrorRateHigh",
-                "expr": f'sum(rate({requests}, response_code=~"5.."}}[5m])) / sum(rate({requests}}}[5m])) > {error_budget}',
-                "for": "5m",
-                "labels": {"severity": "critical" if svc.tier == "critical" else "warning", "team": svc.team, "service": svc.name},
-                "annotations": {"summary": f"{svc.name}: more than {error_budget:.4%} of requests fail (SLO {svc.canary.success_rate}%)"},
-            },
-            {
-                "alert": "ServiceLatencyHigh",
-                "expr": f'histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{{workload}}}[5m])) by (le)) > {svc.canary.max_latency_ms}',
-                "for": "10m",
-                "labels": {"severity": "warning", "team": svc.team, "service": svc.name},
-                "annotations": {"summary": f"{svc.name}: p99 latency above {svc.canary.max_latency_ms}ms"},
-            },
-        ]}]})
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, self.mesh_info.alerting)})
