@@ -25,6 +25,7 @@ from pydantic import ValidationInfo, model_validator
 
 from components.spec import deep_merge
 from components.spec.base import Spec, field
+from components.monitoring.scrape import Metrics
 from components.versions import CERT_MANAGER
 
 from .base import Addon
@@ -76,6 +77,8 @@ class CertManagerSettings(Spec):
 class CertManager(Addon):
     name = "cert-manager"
     namespace = NAMESPACE
+    # The controller's certificate expiry and ACME metrics (chart: prometheus.servicemonitor).
+    metrics = Metrics(charts={CERT_MANAGER.name: {"prometheus": {"enabled": True, "servicemonitor": {"enabled": True}}}})
     Settings = CertManagerSettings
     # Every cert-manager pod ships a restricted security context (non-root, RuntimeDefault seccomp).
     pod_security = "restricted"

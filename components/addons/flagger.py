@@ -24,6 +24,7 @@ from typing import Any
 import pulumi_kubernetes as k8s
 
 from components.spec.base import Spec, field
+from components.monitoring.scrape import Metrics
 from components.versions import FLAGGER, LOADTESTER
 
 from .base import Addon
@@ -58,6 +59,8 @@ class FlaggerSettings(Spec):
 class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
+    # flagger_canary_status and the canary counters feed CanaryRollbackFailed and the delivery dashboard.
+    metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True}}})
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True
@@ -89,8 +92,6 @@ class Flagger(Addon):
             "crd": {"create": False},
             "leaderElection": {"enabled": s.replicas > 1, "replicaCount": s.replicas},
             "podDisruptionBudget": {"enabled": s.replicas > 1},
-            # flagger_canary_status feeds the platform's CanaryRollbackFailed alert.
-            "podMonitor": {"enabled": True},
             "podAnnotations": {"traffic.sidecar.istio.io/excludeInboundPorts": str(METRICS_PORT)},
         }
 

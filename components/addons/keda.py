@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.spec import Service
+from components.monitoring.scrape import Metrics
 from components.versions import KEDA
 
 from .base import Addon
@@ -32,6 +33,9 @@ TRIGGER_AUTHENTICATION_SPEC = {"podIdentity": {"provider": "aws", "identityOwner
 class Keda(Addon):
     name = "keda"
     namespace = NAMESPACE
+    # Scaler errors and latencies of the operator, the metrics API server and the webhooks.
+    metrics = Metrics(charts={KEDA.name: {"prometheus": {c: {"enabled": True, "serviceMonitor": {"enabled": True}}
+                                                         for c in ("operator", "metricServer", "webhooks")}}})
     # The chart's pods drop all capabilities, run as non-root with RuntimeDefault seccomp.
     pod_security = "restricted"
 

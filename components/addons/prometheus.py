@@ -13,6 +13,8 @@ import yaml
 
 from components.monitoring import alertmanager, rules
 from components.spec.base import Spec, field
+from components.monitoring import scrape
+from components.monitoring.scrape import Metrics, Monitor
 from components.versions import KUBE_PROMETHEUS_STACK
 
 from .base import Addon
@@ -44,6 +46,9 @@ class PrometheusSettings(Spec):
 class Prometheus(Addon):
     name = "prometheus"
     namespace = NAMESPACE
+    # The chart monitors its own components (prometheus.serviceMonitor.selfMonitor and the like), node exporters
+    # and kube-state-metrics included; the monitors the other components declare are created here.
+    metrics = Metrics()
     Settings = PrometheusSettings
     # node-exporter needs the host's network, PID namespace and /proc: the one privileged namespace.
     pod_security = "privileged"
@@ -65,20 +70,18 @@ class Prometheus(Addon):
         values["alertmanager"].update(config=alertmanager.config(self.ctx.decl.spec))
         values["alertmanager"]["alertmanagerSpec"]["secrets"] = [alertmanager.SECRET_NAME]
         self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
-        # Istio's control plane and every Envoy sidecar: Flagger's analysis reads istio_requests_total.
-        self.manifest("monitoring.coreos.com/v1", "ServiceMonitor", "istiod", namespace=NAMESPACE, spec={
-            "namespaceSelector": {"matchNames": ["istio-system"]},
-            "selector": {"matchLabels": {"app": "istiod"}},
-            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
-        })
-        self.manifest("monitoring.coreos.com/v1", "PodMonitor", "envoy-stats", namespace=NAMESPACE, spec={
-            "namespaceSelector": {"any": True},
-            "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
-            "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
-        })
+        for monitor in self.monitors():
+            self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
                       spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
         self.grafana_host = s.grafana_host
+
+    def monitors(self) -> list[Monitor]:
+        """What components declare for this addon to create: Karpenter's (installed before any addon) and the enabled addons'."""
+        from components.karpenter.controller import METRICS as KARPENTER_METRICS
+
+        declared = [KARPENTER_METRICS] + [Addon.registry[n].metrics for n, a in self.ctx.decl.spec.addons.items() if a.enabled]
+        return [monitor for metrics in declared if metrics is not None for monitor in metrics.monitors]
 
     def chart_values(self, s: PrometheusSettings) -> dict[str, Any]:
         return {

@@ -62,6 +62,6 @@ def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) ->
     enabled = [name for name, addon in spec.addons.items() if addon.enabled]
     # Stable sort: declaration order otherwise, but the addons that describe the others come last.
     enabled.sort(key=lambda name: addons[name].describes_others)
-    for name in install_order(enabled, {n: a.requires for n, a in addons.items()}):
+    for name in install_order(enabled, {n: a.after(spec.addon_enabled) for n, a in addons.items()}):
         ctx.installed[name] = addons[name](ctx, spec.addons[name], opts)
     return ctx.installed

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.monitoring.scrape import Metrics
 from components.versions import SEALED_SECRETS
 
 from .base import Addon
@@ -40,6 +41,8 @@ KIND = "SealedSecret"
 class SealedSecrets(Addon):
     name = "sealed-secrets"
     namespace = NAMESPACE
+    # Unseal errors (chart: metrics.serviceMonitor).
+    metrics = Metrics(charts={SEALED_SECRETS.name: {"metrics": {"serviceMonitor": {"enabled": True}}}})
     # The chart's container context drops all capabilities and runs read-only as non-root, but it
     # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
     pod_security = "baseline"

@@ -22,6 +22,7 @@ from pydantic import field_validator
 
 from components.aws import iam
 from components.spec.base import Spec, field
+from components.monitoring.scrape import Metrics
 from components.versions import VAULT
 
 from .base import Addon
@@ -58,6 +59,8 @@ class VaultSettings(Spec):
 class Vault(Addon):
     name = "vault"
     namespace = NAMESPACE
+    # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config).
+    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True}}}})
     Settings = VaultSettings
 
     def install(self) -> None:
@@ -133,6 +136,15 @@ listener "tcp" {{
   tls_disable = 1
   address = "[::]:{PORT}"
   cluster_address = "[::]:8201"
+  # Prometheus scrapes /v1/sys/metrics without a Vault token.
+  telemetry {{
+    unauthenticated_metrics_access = true
+  }}
+}}
+
+telemetry {{
+  prometheus_retention_time = "30s"
+  disable_hostname = true
 }}
 
 storage "raft" {{
