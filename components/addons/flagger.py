@@ -60,7 +60,8 @@ class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
     # flagger_canary_status and the canary counters feed CanaryRollbackFailed and the delivery dashboard.
-    metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True}}})
+    # honorLabels: the canary's own `namespace` label, not the Flagger pod's, reaches the series.
+    metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True, "honorLabels": True}}})
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True

@@ -5,13 +5,14 @@ helm.v3.Release: the chart's admission-webhook certificates are made by Helm hoo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.monitoring import alertmanager, rules
+from components.monitoring import alertmanager, delivery, grafana, rules
 from components.spec.base import Spec, field
 from components.monitoring import scrape
 from components.monitoring.scrape import Metrics, Monitor
@@ -32,9 +33,8 @@ PROMETHEUS_SERVICE_ACCOUNT = PROMETHEUS_SERVICE
 # Grafana's sidecars (values grafana.sidecar.*): datasources from ConfigMaps with this label in Grafana's
 # namespace (no searchNamespace is set), dashboards from ConfigMaps in any namespace (searchNamespace ALL).
 GRAFANA_DATASOURCE_LABEL = {"grafana_datasource": "1"}
-GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
-# The datasource the chart provisions for its own Prometheus (grafana.sidecar.datasources.uid).
-PROMETHEUS_DATASOURCE_UID = "prometheus"
+GRAFANA_DASHBOARD_LABEL = grafana.DASHBOARD_LABEL
+PROMETHEUS_DATASOURCE_UID = grafana.PROMETHEUS_DATASOURCE_UID
 
 class PrometheusSettings(Spec):
     retention: str = field("How long Prometheus keeps samples.", default="15d", pattern=r"^[0-9]+(h|d|w|y)$")
@@ -74,6 +74,13 @@ class Prometheus(Addon):
             self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
                       spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
+        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE,
+                      spec={"groups": delivery.rules(self.ctx.decl.spec)})
+        k8s.core.v1.ConfigMap(
+            f"{self.name}-delivery-dashboard", opts=self.k8s,
+            metadata={"name": "platform-delivery-dashboard", "namespace": NAMESPACE, "labels": GRAFANA_DASHBOARD_LABEL},
+            data={f"{delivery.UID}.json": json.dumps(delivery.delivery_dashboard(self.ctx.decl.spec), indent=1)},
+        )
         self.grafana_host = s.grafana_host
 
     def monitors(self) -> list[Monitor]:

@@ -23,11 +23,12 @@ from components.spec.alerting import AlertingSpec
 from .rules import alert
 
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-# (severity, [(burn rate, long window, short window)], for)
-BURNS = (
-    ("critical", ((14.4, "1h", "5m"), (6, "6h", "30m")), "2m"),
-    ("warning", ((3, "1d", "2h"), (1, "3d", "6h")), "15m"),
-)
+# The SLO period: the budget left is the 5-minute ratio averaged over it (no 30-day rate on raw series).
+BUDGET_WINDOW = "30d"
+# (burn rate, long window, short window); each alert is (severity, its burns, for).
+PAGE = ((14.4, "1h", "5m"), (6, "6h", "30m"))
+TICKET = ((3, "1d", "2h"), (1, "3d", "6h"))
+BURNS = (("critical", PAGE, "2m"), ("warning", TICKET, "15m"))
 # A fast burn pages, a slow burn opens a ticket: two alerts, so each has its own runbook and is tested on its own.
 ALERTS = {"availability": {"critical": "ServiceErrorBudgetFastBurn", "warning": "ServiceErrorBudgetSlowBurn"},
           "latency": {"critical": "ServiceLatencyBudgetFastBurn", "warning": "ServiceLatencyBudgetSlowBurn"}}
@@ -85,5 +86,7 @@ def burn_alerts(svc: Service, objective: str, alerting: AlertingSpec) -> list[di
 
 def rule_groups(svc: Service, alerting: AlertingSpec) -> list[dict[str, Any]]:
     recording = [{"record": record(o, w), "expr": sli(svc, o, w), "labels": labels(svc, o)} for o in OBJECTIVES for w in WINDOWS]
+    recording += [{"record": record(o, BUDGET_WINDOW), "expr": f"avg_over_time({record(o, '5m')}{{{selector(svc, o)}}}[{BUDGET_WINDOW}])"}
+                  for o in OBJECTIVES]
     alerts = [a for o in OBJECTIVES for a in burn_alerts(svc, o, alerting)]
     return [{"name": f"{svc.name}-slo-sli", "rules": recording}, {"name": f"{svc.name}-slo-burn", "rules": alerts}]
