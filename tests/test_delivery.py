@@ -55,7 +55,7 @@ def test_every_dashboard_is_valid(stack, tmp_path):
     assert len(boards) == len(load(stack.stack, ROOT).services) + 1
     queries = []
     for name, board in boards.items():
-        assert len(board["uid"]) <= grafana.UID_MAX and board["schemaVersion"] == grafana.SCHEMA_VERSION
+        assert len(board["uid"]) <= grafana.UID_MAX and board["schemaVersion"] >= 36 and board["editable"] is False
         assert [p["id"] for p in board["panels"]] == list(range(1, len(board["panels"]) + 1))
         cells: set = set()
         for p in board["panels"]:
@@ -63,7 +63,9 @@ def test_every_dashboard_is_valid(stack, tmp_path):
             area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
             assert not area & cells and g["x"] + g["w"] <= 24, (name, p["title"])
             cells |= area
-            assert p["type"] in ("timeseries", "stat") and p["fieldConfig"]["defaults"]["unit"]
+            assert p["type"] in ("timeseries", "stat") and p["fieldConfig"]["defaults"]["unit"] and p["options"]
+            if p["type"] == "stat":
+                assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
             assert p["targets"] and {t["datasource"]["uid"] for t in p["targets"]} == {p["datasource"]["uid"]} == {uid}
             queries += [t["expr"].replace("$__rate_interval", "5m") for t in p["targets"]]
     path = tmp_path / "queries.yaml"
