@@ -31,8 +31,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import field_validator
 
-from components.spec.base import Spec, field
 from components.monitoring.scrape import Metrics
+from components.spec.base import Spec, field
 from components.versions import ARGO_CD
 
 from .base import Addon, gitops_metadata

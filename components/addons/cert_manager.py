@@ -23,9 +23,9 @@ from typing import Any, Optional
 import pulumi_kubernetes_cert_manager as cm
 from pydantic import ValidationInfo, model_validator
 
+from components.monitoring.scrape import Metrics
 from components.spec import deep_merge
 from components.spec.base import Spec, field
-from components.monitoring.scrape import Metrics
 from components.versions import CERT_MANAGER
 
 from .base import Addon

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.spec.base import Spec, field
 from components.monitoring.scrape import Metrics
+from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
 
 from .base import Addon

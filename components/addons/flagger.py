@@ -23,8 +23,8 @@ from typing import Any
 
 import pulumi_kubernetes as k8s
 
-from components.spec.base import Spec, field
 from components.monitoring.scrape import Metrics
+from components.spec.base import Spec, field
 from components.versions import FLAGGER, LOADTESTER
 
 from .base import Addon

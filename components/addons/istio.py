@@ -24,8 +24,8 @@ from typing import Any
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
-from components.spec.base import Spec, field
 from components.monitoring.scrape import Metrics, Monitor
+from components.spec.base import Spec, field
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 
 from .base import Addon

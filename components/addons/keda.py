@@ -17,8 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
-from components.spec import Service
 from components.monitoring.scrape import Metrics
+from components.spec import Service
 from components.versions import KEDA
 
 from .base import Addon

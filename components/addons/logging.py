@@ -37,9 +37,9 @@ import pulumi_aws as aws
 from pydantic import model_validator
 
 from components.aws import iam
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
-from components.monitoring.scrape import Metrics
 from components.versions import LOKI, OPENTELEMETRY_COLLECTOR
 
 from .base import Addon

@@ -12,10 +12,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.monitoring import alertmanager, delivery, grafana, rules
-from components.spec.base import Spec, field
-from components.monitoring import scrape
+from components.monitoring import alertmanager, delivery, grafana, rules, scrape
 from components.monitoring.scrape import Metrics, Monitor
+from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
 
 from .base import Addon

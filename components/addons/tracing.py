@@ -33,9 +33,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
-from components.monitoring.scrape import Metrics
 from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR
 
 from .base import Addon

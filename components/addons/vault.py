@@ -21,8 +21,8 @@ import pulumi_aws as aws
 from pydantic import field_validator
 
 from components.aws import iam
-from components.spec.base import Spec, field
 from components.monitoring.scrape import Metrics
+from components.spec.base import Spec, field
 from components.versions import VAULT
 
 from .base import Addon
