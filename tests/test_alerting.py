@@ -144,3 +144,16 @@ def test_a_receiver_declares_exactly_one_kind(scratch):
 
 def test_a_budget_is_all_or_nothing(scratch):
     refused(scratch, lambda d: d["teams"]["web"].pop("pods"), r"teams.web: .*set all three or none")
+
+
+# -- the tools are never skipped silently -----------------------------------------------------------
+def test_a_missing_tool_skips_locally_and_fails_under_require_tools(monkeypatch):
+    import tools
+
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    monkeypatch.delenv("PLATFORM_REQUIRE_TOOLS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"amtool is not installed \(Debian: apt-get install --no-install-recommends prometheus-alertmanager\)"):
+        tools.require("amtool")
+    monkeypatch.setenv("PLATFORM_REQUIRE_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match="PLATFORM_REQUIRE_TOOLS=1 forbids skipping"):
+        tools.require("promtool")

@@ -210,7 +210,7 @@ class Service(Spec):
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
     canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
-    slo: Slo = field("Service level objectives; by default those of the service's tier (serviceDefaults.slos).")
+    slo: Slo = field("Service level objectives; what is not declared comes from the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
@@ -241,10 +241,11 @@ class Service(Spec):
     @classmethod
     def _inherit_slo(cls, data: Any, info: ValidationInfo) -> Any:
         tiers = (info.context or {}).get("slos")
-        if isinstance(data, dict) and "slo" not in data and tiers is not None:
-            tier = data.get("tier", "standard")
-            if tier in tiers:
-                data = {**data, "slo": tiers[tier]}
+        if isinstance(data, dict) and tiers is not None and data.get("tier", "standard") in tiers:
+            declared = data.get("slo", {})
+            # A service may declare only what differs from its tier (e.g. just `availability`).
+            if isinstance(declared, dict):
+                data = {**data, "slo": {**tiers[data.get("tier", "standard")], **declared}}
         return data
 
     @model_validator(mode="after")
