@@ -236,3 +236,24 @@ def test_a_failed_canary_pages_its_team_with_the_service_named(tmp_path):
         ],
     }])
     assert routes_to(config_file(recorded("prod"), tmp_path), alertname="CanaryRollbackFailed", severity="critical", **labels) == "checkout-pager"
+
+
+def test_no_5xx_yet_is_a_zero_error_ratio_and_no_traffic_is_none(tmp_path):
+    """Envoy creates the 5xx series at the first 5xx: until then the ratio is 0, not missing; an idle
+    service has no ratio at all (not NaN, which would poison the 30-day budget)."""
+    svc = next(s for s in load("dev", ROOT).services if s.name == "inventory")
+    spec = prometheus_rules(recorded("dev"))[f"{svc.team}/{svc.name}"]
+    rules_file = write_rules(tmp_path, svc.name, spec)
+    dest = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload="{svc.name}"'
+    labels = 'slo:sli_error:ratio_rate5m{namespace="catalog", service="inventory", slo="availability", team="catalog"}'
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+100x20 2000x20"}],
+        "promql_expr_test": [
+            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 0}]},
+            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "35m", "exp_samples": []},
+        ],
+    }]}))
+    proc = run("promtool", "test", "rules", path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -47,13 +47,15 @@ def record(objective: str, window: str) -> str:
 
 def sli(svc: Service, objective: str, window: str) -> str:
     sel = workload(svc)
+    # No traffic in the window gives no ratio (not NaN, which would poison the 30-day average);
+    # no 5xx series yet (Envoy creates one at the first 5xx) gives 0.
     if objective == "availability":
-        return (f'sum(rate(istio_requests_total{{{sel}, response_code=~"5.."}}[{window}])) '
-                f"/ sum(rate(istio_requests_total{{{sel}}}[{window}]))")
+        return (f'(sum(rate(istio_requests_total{{{sel}, response_code=~"5.."}}[{window}])) or vector(0)) '
+                f"/ (sum(rate(istio_requests_total{{{sel}}}[{window}])) > 0)")
     # Prometheus 3 writes bucket bounds as floats ("500.0"); older servers and exporters as "500".
     le = f'le=~"{svc.slo.latency_ms}(\\\\.0)?"'
     return (f"1 - sum(rate(istio_request_duration_milliseconds_bucket{{{sel}, {le}}}[{window}])) "
-            f"/ sum(rate(istio_request_duration_milliseconds_count{{{sel}}}[{window}]))")
+            f"/ (sum(rate(istio_request_duration_milliseconds_count{{{sel}}}[{window}])) > 0)")
 
 
 def labels(svc: Service, objective: str) -> dict[str, str]:
