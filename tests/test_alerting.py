@@ -16,6 +16,8 @@ from tools import run
 
 from components.monitoring import alertmanager
 from components.spec import SpecError, load
+from components.versions import KUBE_PROMETHEUS_STACK
+from engine import chart_values
 
 STACKS = ("dev", "prod")
 
@@ -157,3 +159,11 @@ def test_a_missing_tool_skips_locally_and_fails_under_require_tools(monkeypatch)
     monkeypatch.setenv("PLATFORM_REQUIRE_TOOLS", "1")
     with pytest.raises(pytest.fail.Exception, match="PLATFORM_REQUIRE_TOOLS=1 forbids skipping"):
         tools.require("promtool")
+
+
+def test_message_templates_reach_alertmanager_verbatim(stack):
+    # The Slack title and text are Alertmanager templates: Helm must not expand them (tplConfig off).
+    assert chart_values.defaults(KUBE_PROMETHEUS_STACK)["alertmanager"]["tplConfig"] is False
+    assert "tplConfig" not in values(stack)["alertmanager"]
+    slack = [c for r in rendered(stack)["receivers"] for c in r.get("slack_configs", [])]
+    assert slack and all("{{ .CommonLabels.alertname }}" in c["title"] for c in slack)

@@ -82,6 +82,13 @@ def test_every_addon_says_whether_it_has_metrics():
         type("Undeclared", (Addon,), {"name": "undeclared-test", "namespace": "x", "install": lambda self: None})
 
 
+def test_prometheus_monitors_itself():
+    # Prometheus declares no chart values of its own: the chart's self-monitoring is on by default.
+    defaults = chart_values.defaults(CHARTS["kube-prometheus-stack"])
+    assert defaults["prometheus"]["serviceMonitor"]["selfMonitor"] and defaults["alertmanager"]["serviceMonitor"]["selfMonitor"]
+    assert defaults["kube-state-metrics"]["prometheus"]["monitor"]["enabled"] and defaults["prometheus-node-exporter"]["prometheus"]["monitor"]["enabled"]
+
+
 def test_the_issues_list_is_covered_by_declarations():
     declared = {n for n, cls in discover().items() if cls.metrics is not None}
     assert MUST_BE_SCRAPED <= declared
