@@ -15,6 +15,7 @@ from engine import chart_values
 from engine.conformance import errors
 
 POLICY = "aws:iam/rolePolicy:RolePolicy"
+ALERTING = load("prod", ROOT).spec.alerting
 
 
 def job(rec) -> dict:
@@ -89,8 +90,8 @@ def test_role_may_only_put_snapshots_with_the_backup_key(stack):
 
 def test_no_vault_no_snapshot_alerts():
     spec = BackupSpec.model_validate({"retention": "30d"})
-    assert not [r for r in alerts.rules(spec, "velero", {}, vault=False) if r["alert"].startswith("Vault")]
-    assert len([r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"].startswith("Vault")]) == 2
+    assert not [r for r in alerts.rules(spec, "velero", {}, vault=False, alerting=ALERTING) if r["alert"].startswith("Vault")]
+    assert len([r for r in alerts.rules(spec, "velero", {}, vault=True, alerting=ALERTING) if r["alert"].startswith("Vault")]) == 2
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -126,5 +127,5 @@ def test_too_old_means_two_missed_runs(stack):
 @pytest.mark.parametrize("schedule, seconds", [("0 * * * *", 7200), ("30 1 * * 1", 14 * 86400)])
 def test_thresholds_follow_the_schedule(schedule, seconds):
     spec = BackupSpec.model_validate({"retention": "30d", "schedules": {"vaultSnapshot": schedule}})
-    [rule] = [r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"] == "VaultSnapshotTooOld"]
+    [rule] = [r for r in alerts.rules(spec, "velero", {}, vault=True, alerting=ALERTING) if r["alert"] == "VaultSnapshotTooOld"]
     assert rule["expr"].endswith(f"> {seconds}")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import limits
-from .base import CpuQuantity, MemoryQuantity, Spec, field
+from .base import DNS_LABEL, CpuQuantity, MemoryQuantity, Spec, field
 from .problems import short
+from .secrets import SealedSecretRef, SecretRef
+from .slo import Slo, TierSlos
 
 Tier = Literal["critical", "standard", "batch"]
-DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
 IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 
@@ -91,70 +90,6 @@ class Expose(Spec):
     path: str = field("URL path prefix.", default="/", pattern=r"^/")
 
 
-class SecretRef(Spec):
-    name: str = field("Name of the Kubernetes Secret the values land in.", pattern=DNS_LABEL)
-    vault_path: str = field("Vault KV path the values are read from.", pattern=r"^[a-z0-9][a-z0-9_/\-]*$")
-    keys: list[str] = field("Keys at the path, exposed to the container as environment variables of the same name.", min_length=1)
-
-    @field_validator("keys")
-    @classmethod
-    def _keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            problem = limits.env_name_problem(key)
-            if problem:
-                raise ValueError(problem)
-        dupes = limits.duplicate(keys)
-        if dupes:
-            raise ValueError(f"{dupes} listed twice; each key becomes one environment variable")
-        return keys
-
-
-class SealedSecretRef(Spec):
-    name: str = field("Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL)
-    encrypted_data: dict[str, str] = field(
-        "Environment variable name -> ciphertext printed by `kubeseal --raw` for this stack's cluster (strict scope: "
-        "sealed for this name and the team's namespace). Ciphertext only, never the plain value.", min_length=1)
-
-    @field_validator("encrypted_data")
-    @classmethod
-    def _ciphertexts(cls, data: dict[str, str]) -> dict[str, str]:
-        for key, text in data.items():
-            problem = limits.env_name_problem(key)
-            if problem:
-                raise ValueError(problem)
-            problem = _ciphertext_problem(text)
-            if problem:
-                raise ValueError(f"{key}: {problem}; paste the output of `kubeseal --raw`, never the plain value")
-        problem = limits.object_data_problem("unsealed Secret", sum(len(k.encode()) + _plaintext_bytes(t) for k, t in data.items()))
-        if problem:
-            raise ValueError(problem)
-        return data
-
-
-# kubeseal's hybrid encryption: a 2-byte length, the RSA-OAEP-encrypted session key (the key size:
-# 2048 to 8192 bits, 4096 by default), then the AES-GCM ciphertext with its 16-byte tag.
-RSA_CIPHERTEXT_BYTES = range(256, 1025)
-GCM_TAG_BYTES = 16
-
-
-def _ciphertext_problem(text: str) -> Optional[str]:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return "not base64"
-    rsa_bytes = int.from_bytes(raw[:2], "big")
-    if rsa_bytes not in RSA_CIPHERTEXT_BYTES or len(raw) < 2 + rsa_bytes + GCM_TAG_BYTES:
-        return f"{len(raw)} bytes that are not a sealed value (too short, or no RSA session key)"
-    return None
-
-
-def _plaintext_bytes(text: str) -> int:
-    """The size of the value a (well-formed) sealed value unseals to: what is left after the
-    length prefix, the RSA-encrypted session key and the GCM tag."""
-    raw = base64.b64decode(text)
-    return len(raw) - 2 - int.from_bytes(raw[:2], "big") - GCM_TAG_BYTES
-
-
 class Probes(Spec):
     path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
     readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
@@ -192,6 +127,7 @@ class ServiceDefaults(Spec):
     replicas: Replicas = field("Default replica range.", default_factory=lambda: Replicas(min=2, max=4))
     resources: Resources = field("Default requests and limits.", default_factory=Resources)
     canary: Canary = field("Default canary analysis settings.", default_factory=Canary)
+    slos: TierSlos = field("Service level objectives per tier, for services that declare none.", default_factory=TierSlos)
 
 
 class Service(Spec):
@@ -208,7 +144,8 @@ class Service(Spec):
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
-    canary: Canary = field("Progressive delivery settings.")
+    canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
+    slo: Slo = field("Service level objectives; what is not declared comes from the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
@@ -235,9 +172,26 @@ class Service(Spec):
             raise ValueError(f"duplicate entries in {deps}")
         return deps
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_slo(cls, data: Any, info: ValidationInfo) -> Any:
+        tiers = (info.context or {}).get("slos")
+        if isinstance(data, dict) and tiers is not None and data.get("tier", "standard") in tiers:
+            declared = data.get("slo", {})
+            # A service may declare only what differs from its tier (e.g. just `availability`).
+            if isinstance(declared, dict):
+                data = {**data, "slo": {**tiers[data.get("tier", "standard")], **declared}}
+        return data
+
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
+        if self.canary.success_rate < self.slo.availability:
+            raise ValueError(f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
+                             f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO")
+        if self.canary.max_latency_ms > self.slo.latency_ms:
+            raise ValueError(f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's "
+                             f"threshold slo.latencyMs {self.slo.latency_ms}ms")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
