@@ -109,6 +109,9 @@ def test_alerts_cover_failed_old_and_failing_backups(stack):
     for rule in (r for group in found.values() for r in group):
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        # Routed to the platform team; one runbook, the restore runbook, covers every backup alert.
+        assert rule["labels"]["team"] == ALERTING.platform_team
+        assert rule["annotations"]["runbook_url"] == f"{ALERTING.repository_url}/docs/runbooks/restore.md"
     assert "velero_backup_failure_total" in found["VeleroBackupFailed"][0]["expr"]
     assert 'kube_job_status_failed{namespace="velero", job_name=~"vault-snapshot-.*"}' in found["VaultSnapshotJobFailing"][0]["expr"]
     assert errors(stack.manifest("PrometheusRule", "backup", "monitoring"), "1.35") == []
