@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from conftest import ROOT
 from test_declarations import refused
@@ -69,7 +71,8 @@ def test_team_must_be_a_dns_label(scratch, team):
 def test_ordinary_team_name_loads(scratch):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(team="kubernetes-fans"))
     for stack in ("dev", "prod"):
-        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"].update({"kubernetes-fans": {"cpu": "8", "memory": "8Gi", "pods": 24}}))
+        # The budget and alert routes of an existing team, under the new name.
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"].update({"kubernetes-fans": copy.deepcopy(d["teams"]["checkout"])}))
     assert {s.team for s in load("dev", scratch.root).services} >= {"kubernetes-fans"}
 
 

@@ -31,6 +31,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import field_validator
 
+from components.monitoring.scrape import Metrics
 from components.spec.base import Spec, field
 from components.workloads.kinds import PLATFORM_KINDS
 from components.versions import ARGO_CD
@@ -95,6 +96,9 @@ class ArgoCDSettings(Spec):
 class ArgoCD(Addon):
     name = "argocd"
     namespace = NAMESPACE
+    # Every Argo CD component's metrics Service and ServiceMonitor: sync status, app health, git and repo timings.
+    metrics = Metrics(charts={ARGO_CD.name: {c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
+                                             for c in ("controller", "server", "repoServer", "applicationSet")}})
     Settings = ArgoCDSettings
     describes_others = True
 

@@ -12,7 +12,7 @@ so every value that reaches a chart goes through `helm()` and is visible to the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +22,7 @@ from pulumi_kubernetes.core.v1 import ConfigMap, Namespace
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgsDict
 
 from components.contracts import Contracts, MonitoringContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec import catalog
 from components.spec.base import Spec
@@ -31,6 +32,10 @@ from components.versions import Chart
 
 class NoSettings(Spec):
     """This addon has no settings beyond its Helm values."""
+
+
+# The addon that brings Prometheus and the ServiceMonitor/PodMonitor CRDs.
+MONITORING_ADDON = "prometheus"
 
 
 @dataclass
@@ -70,6 +75,9 @@ class Addon(pulumi.ComponentResource):
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
 
+    # Every addon says whether it exposes metrics and how they are scraped (None: it exposes none).
+    metrics: ClassVar[Optional[Metrics]]
+
     registry: ClassVar[dict[str, type["Addon"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,6 +85,8 @@ class Addon(pulumi.ComponentResource):
         if "name" in cls.__dict__:
             if not callable(cls.__dict__.get("install")):
                 raise TypeError(f"addon {cls.__name__} must define install()")
+            if "metrics" not in cls.__dict__:
+                raise TypeError(f"addon {cls.__name__} must declare metrics: a Metrics saying how Prometheus scrapes it, or None if it exposes none")
             if cls.name in Addon.registry:
                 raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
             Addon.registry[cls.name] = cls
@@ -89,7 +99,7 @@ class Addon(pulumi.ComponentResource):
         self.settings: Any = self.validated(spec, ctx.environment)
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
-        self._after = [resource for r in self.requires for resource in ctx.installed[r].ready]
+        self._after = [resource for r in self.after(ctx.decl.spec.addon_enabled) for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
         self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels())
         self.install()
@@ -99,6 +109,15 @@ class Addon(pulumi.ComponentResource):
     def validated(cls, spec: AddonSpec, environment: str) -> Spec:
         # The environment is context: some settings are required only in prod.
         return cls.Settings.model_validate(spec.settings, context={"environment": environment})
+
+    @classmethod
+    def after(cls, enabled: Callable[[str], bool]) -> tuple[str, ...]:
+        """The addons installed before this one: what it requires, and Prometheus when the chart's monitors are on."""
+        return cls.requires + ((MONITORING_ADDON,) if cls.monitored_by_chart(enabled) and MONITORING_ADDON not in cls.requires else ())
+
+    @classmethod
+    def monitored_by_chart(cls, enabled: Callable[[str], bool]) -> bool:
+        return cls.metrics is not None and bool(cls.metrics.charts) and cls.name != MONITORING_ADDON and enabled(MONITORING_ADDON)
 
     # -- what subclasses implement: install(self) -> None, and optionally the rest -------------
     @classmethod
@@ -142,7 +161,9 @@ class Addon(pulumi.ComponentResource):
         )
 
     def values_for(self, chart: Chart, values: dict[str, Any]) -> dict[str, Any]:
-        """The addon's values with the stack's overrides merged over them."""
+        """The addon's values, with the chart's monitors turned on when Prometheus runs, and the stack's overrides merged over them."""
+        if self.metrics is not None and self.monitored_by_chart(self.ctx.decl.spec.addon_enabled):
+            values = deep_merge(values, self.metrics.charts.get(chart.name, {}))
         overrides = self._overrides.get(chart.name, {}) if self.multi_chart else self._overrides
         return deep_merge(values, overrides)
 

@@ -36,6 +36,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.contracts import ExternalSecretsContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
@@ -68,6 +69,8 @@ class ExternalSecretsSettings(Spec):
 class ExternalSecrets(Addon):
     name = "external-secrets"
     namespace = NAMESPACE
+    # Sync errors and provider calls of the controller (its metrics Service and ServiceMonitor).
+    metrics = Metrics(charts={EXTERNAL_SECRETS.name: {"metrics": {"service": {"enabled": True}}, "serviceMonitor": {"enabled": True}}})
     requires = ("vault",)
     Settings = ExternalSecretsSettings
     # The chart's pods (controller, webhook, cert controller) meet the restricted standard by default.

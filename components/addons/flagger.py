@@ -24,6 +24,7 @@ from typing import Any
 import pulumi_kubernetes as k8s
 
 from components.contracts import FlaggerContract, IstioContract, MonitoringContract, Pods
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import FLAGGER, LOADTESTER
@@ -59,6 +60,9 @@ class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
     extra_namespaces = (LOADTESTER_NAMESPACE,)
+    # flagger_canary_status and the canary counters feed CanaryRollbackFailed and the delivery dashboard.
+    # honorLabels: the canary's own `namespace` label, not the Flagger pod's, reaches the series.
+    metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True, "honorLabels": True}}})
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True
@@ -96,8 +100,6 @@ class Flagger(Addon):
             "crd": {"create": False},
             "leaderElection": {"enabled": s.replicas > 1, "replicaCount": s.replicas},
             "podDisruptionBudget": {"enabled": s.replicas > 1},
-            # flagger_canary_status feeds the platform's CanaryRollbackFailed alert.
-            "podMonitor": {"enabled": True},
             "podAnnotations": {"traffic.sidecar.istio.io/excludeInboundPorts": str(METRICS_PORT)},
         }
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.contracts import MonitoringContract
+from components.monitoring.scrape import Metrics
 from components.versions import KUBECOST
 
 from .base import Addon
@@ -39,6 +40,8 @@ SERVICE_ACCOUNT = SERVICE
 class Kubecost(Addon):
     name = "kubecost"
     namespace = NAMESPACE
+    # The cost model's own metrics (its recording rules read them through Prometheus).
+    metrics = Metrics(charts={KUBECOST.name: {"serviceMonitor": {"enabled": True}}})
     requires = ("prometheus",)
 
     def install(self) -> None:
@@ -50,7 +53,6 @@ class Kubecost(Addon):
             },
             # Kubecost reads the cluster's identity from here even with its own Prometheus off.
             "prometheus": {"server": {"global": {"external_labels": {"cluster_id": self.ctx.cluster_name}}}},
-            "serviceMonitor": {"enabled": True},
             "prometheusRule": {"enabled": True},
             "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
         }, release=RELEASE)

@@ -22,6 +22,7 @@ from pydantic import field_validator
 
 from components.aws import iam
 from components.contracts import VaultContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import VAULT
@@ -60,6 +61,8 @@ class VaultSettings(Spec):
 class Vault(Addon):
     name = "vault"
     namespace = NAMESPACE
+    # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config).
+    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True}}}})
     Settings = VaultSettings
 
     @classmethod
@@ -139,6 +142,15 @@ listener "tcp" {{
   tls_disable = 1
   address = "[::]:{PORT}"
   cluster_address = "[::]:8201"
+  # Prometheus scrapes /v1/sys/metrics without a Vault token.
+  telemetry {{
+    unauthenticated_metrics_access = true
+  }}
+}}
+
+telemetry {{
+  prometheus_retention_time = "30s"
+  disable_hostname = true
 }}
 
 storage "raft" {{

@@ -22,12 +22,20 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.aws.cluster import SYSTEM_NODE_LABEL
+from components.monitoring.scrape import Metrics, Monitor
 from components.spec import names
 from components.versions import KARPENTER, KARPENTER_CRD
 
 from .permissions import INTERRUPTION_EVENTS, NODE_POLICIES, QUEUE_RETENTION_SECONDS, controller_policies, queue_policy
 
 NAMESPACE = "kube-system"
+# The controller's metrics Service (the chart's <fullname>, port http-metrics): provisioning, disruption and
+# interruption-queue metrics. Karpenter is installed before Prometheus, so the prometheus addon creates the monitor.
+METRICS = Metrics(monitors=(Monitor("ServiceMonitor", "karpenter", {
+    "namespaceSelector": {"matchNames": [NAMESPACE]},
+    "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": "karpenter"}},
+    "endpoints": [{"port": "http-metrics", "interval": "30s"}],
+}),))
 SERVICE_ACCOUNT = "karpenter"
 
 

@@ -22,7 +22,7 @@ import fnmatch
 import functools
 import re
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pydantic import field_validator
 
@@ -230,3 +230,24 @@ class WorkloadBoundary(Spec):
             if problem:
                 raise ValueError(problem)
         return services
+
+
+def permissions_problem(permissions: Sequence[Any], aws: Mapping[str, Any]) -> Optional[str]:
+    """A service's awsPermissions against the IAM catalogue, the stack's region and account, and its
+    workload boundary; None when they pass."""
+    region, account, allowed = aws.get("region"), aws.get("account"), aws.get("services", ())
+    if not region or not account:
+        return ("awsPermissions: the stack must declare its account (policy.awsAccountId in stacks/<stack>.yaml) and "
+                "region (aws:region in Pulumi.<stack>.yaml); every ARN is checked against them")
+    for i, permission in enumerate(permissions):
+        outside = sorted({a.split(":")[0] for a in permission.actions} - set(allowed))
+        if outside:
+            return (f"awsPermissions[{i}].actions: service(s) {', '.join(outside)} are outside the stack's workload "
+                    f"permissions boundary (policy.workloadBoundary.services: {', '.join(allowed)})")
+        problems = statement_problems(permission.actions, permission.resources, region, account)
+        if problems:
+            return f"awsPermissions[{i}]: {'; '.join(problems)}"
+    paths = escalation_paths(a for p in permissions for pattern in p.actions for a in expand(pattern))
+    if paths:
+        return f"awsPermissions: the actions together open the published privilege-escalation path(s) {', '.join(paths)}"
+    return None

@@ -175,7 +175,8 @@ def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
 def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path,
                  addons: dict, reserved: tuple[str, ...]) -> tuple[list[Problem], tuple[Service, ...]]:
     """Every service as this stack sees it, then the rules across files: dependencies, names, hosts, placement, quotas."""
-    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
+    # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
+    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     context = {**_service_context(spec), "reserved_namespaces": reserved,
                "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services}}
     problems: list[Problem] = []
@@ -228,6 +229,7 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
         "domains": spec.ingress.domains,
+        "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }
 
 

@@ -2,23 +2,137 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import re
+from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import iam_actions, limits, secrets_scan, tenancy
-from .base import Spec, field
+from .base import DNS_LABEL, CpuQuantity, MemoryQuantity, Spec, field
 from .problems import short
-from .service_parts import (
-    DNS_LABEL, IMAGE, AwsPermission, Canary, Expose, Probes, Replicas, ResourceList, Resources, Scaling, SealedSecretRef, SecretRef,
-    SqsScaling, Tier, ServiceDefaults,
-)
+from .secrets import SealedSecretRef, SecretRef
+from .slo import Slo, TierSlos
 
-# The parts are imported from here by the rest of the platform.
-__all__ = [
-    "DNS_LABEL", "IMAGE", "AwsPermission", "Canary", "Expose", "Probes", "Replicas", "ResourceList", "Resources", "Scaling",
-    "SealedSecretRef", "SecretRef", "Service", "ServiceDefaults", "SqsScaling", "Tier",
-]
+Tier = Literal["critical", "standard", "batch"]
+# repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
+IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+class Replicas(Spec):
+    min: int = field("Fewest replicas (HPA minReplicas).", ge=1)
+    max: int = field("Most replicas (HPA maxReplicas).", ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class ResourceList(Spec):
+    cpu: Optional[CpuQuantity] = field("CPU, e.g. \"250m\".", default=None)
+    memory: Optional[MemoryQuantity] = field("Memory, e.g. \"256Mi\".", default=None)
+
+
+class Resources(Spec):
+    requests: ResourceList = field("What the scheduler reserves; cpu and memory are both required.", default_factory=lambda: ResourceList(cpu="100m", memory="128Mi"))
+    limits: ResourceList = field("Hard caps; memory is required, cpu is left unset to avoid throttling.", default_factory=lambda: ResourceList(memory="256Mi"))
+
+    @model_validator(mode="after")
+    def _check(self) -> "Resources":
+        if self.requests.cpu is None or self.requests.memory is None:
+            raise ValueError("requests needs both cpu and memory")
+        if self.limits.memory is None:
+            raise ValueError("limits.memory is required (an unbounded container can take the node down)")
+        return self
+
+
+class Canary(Spec):
+    enabled: Optional[bool] = field("Progressive delivery with Flagger; by default on in prod for exposed and critical services.", default=None)
+    interval_seconds: int = field("Seconds between canary analysis runs.", default=10, ge=5)
+    threshold: int = field("Failed checks before rollback.", default=3, ge=1)
+    step_weight: int = field("Traffic percentage added per successful step.", default=10, ge=1, le=50)
+    max_weight: int = field("Traffic percentage at which the canary is promoted.", default=50, ge=1, le=100)
+    success_rate: float = field("Minimum request success rate, in percent.", default=99.0, gt=0, le=100)
+    max_latency_ms: int = field("Maximum P99 request duration, in milliseconds.", default=500, ge=1)
+    progress_deadline_seconds: int = field("Seconds the canary Deployment may take to become ready before Flagger rolls back.", default=50, ge=10)
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> "Canary":
+        if self.step_weight > self.max_weight:
+            raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        bound = (info.context or {}).get("max_rollback_seconds")
+        if bound is not None and self.enabled is not False and self.rollback_seconds > bound:
+            raise ValueError(
+                f"worst-case rollback takes {self.rollback_seconds}s, over the stack's bound of {bound}s "
+                f"(max of intervalSeconds x (threshold + 1) = {self.interval_seconds * (self.threshold + 1)}s and "
+                f"progressDeadlineSeconds + intervalSeconds = {self.progress_deadline_seconds + self.interval_seconds}s); "
+                "lower intervalSeconds, threshold or progressDeadlineSeconds"
+            )
+        return self
+
+    @property
+    def rollback_seconds(self) -> int:
+        """Worst case from a bad canary to traffic back on the primary: Flagger needs `threshold`
+        failed checks, one per interval, after the interval that starts the analysis; a canary that
+        never gets ready is rolled back at the progress deadline, noticed on the next interval."""
+        return max(self.interval_seconds * (self.threshold + 1), self.progress_deadline_seconds + self.interval_seconds)
+
+    @property
+    def promotion_seconds(self) -> int:
+        """Best-case time to full promotion: one interval to start, one per weight step, one to promote."""
+        steps = -(-self.max_weight // self.step_weight)
+        return self.interval_seconds * (steps + 2)
+
+
+class Expose(Spec):
+    host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    path: str = field("URL path prefix.", default="/", pattern=r"^/")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str, info: ValidationInfo) -> str:
+        return tenancy.check_host(host, info.context)
+
+
+class Probes(Spec):
+    path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
+    readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
+    startup_seconds: Optional[int] = field("Allow this long for start-up before liveness checks begin (adds a startup probe).", default=None, ge=10, le=600)
+
+
+class AwsPermission(Spec):
+    actions: list[str] = field("IAM actions, e.g. s3:GetObject.", min_length=1)
+    resources: list[str] = field("Resource ARNs the actions apply to; `*` is refused.", min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AwsPermission":
+        for action in self.actions:
+            if not re.match(r"^[a-z0-9-]+:[A-Za-z*]+$", action) or action.endswith(":*"):
+                raise ValueError(f"action {short(action)} must be service:Action (no service-wide wildcard)")
+        for resource in self.resources:
+            if not resource.startswith("arn:"):
+                raise ValueError(f"resource {short(resource)} must be an ARN; wildcard-only resources are refused")
+            problem = limits.arn_problem(resource)
+            if problem:
+                raise ValueError(f"resources: {problem}")
+        return self
+
+
+class SqsScaling(Spec):
+    queue_name: str = field("SQS queue the worker consumes; KEDA scales on its depth.", pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    messages_per_replica: int = field("Target visible messages per replica.", default=5, ge=1)
+
+
+class Scaling(Spec):
+    sqs: Optional[SqsScaling] = field("Scale on an SQS queue's depth with KEDA instead of CPU with an HPA.", default=None)
+
+
+class ServiceDefaults(Spec):
+    replicas: Replicas = field("Default replica range.", default_factory=lambda: Replicas(min=2, max=4))
+    resources: Resources = field("Default requests and limits.", default_factory=Resources)
+    canary: Canary = field("Default canary analysis settings.", default_factory=Canary)
+    slos: TierSlos = field("Service level objectives per tier, for services that declare none.", default_factory=TierSlos)
 
 
 class Service(Spec):
@@ -35,7 +149,8 @@ class Service(Spec):
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
-    canary: Canary = field("Progressive delivery settings.")
+    canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
+    slo: Slo = field("Service level objectives; what is not declared comes from the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
@@ -67,9 +182,26 @@ class Service(Spec):
             raise ValueError(f"duplicate entries in {deps}")
         return deps
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_slo(cls, data: Any, info: ValidationInfo) -> Any:
+        tiers = (info.context or {}).get("slos")
+        if isinstance(data, dict) and tiers is not None and data.get("tier", "standard") in tiers:
+            declared = data.get("slo", {})
+            # A service may declare only what differs from its tier (e.g. just `availability`).
+            if isinstance(declared, dict):
+                data = {**data, "slo": {**tiers[data.get("tier", "standard")], **declared}}
+        return data
+
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
+        if self.canary.success_rate < self.slo.availability:
+            raise ValueError(f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
+                             f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO")
+        if self.canary.max_latency_ms > self.slo.latency_ms:
+            raise ValueError(f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's "
+                             f"threshold slo.latencyMs {self.slo.latency_ms}ms")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -108,28 +240,12 @@ class Service(Spec):
         self._check_sealed(secret_keys)
         aws = (info.context or {}).get("aws")
         if aws is not None and self.aws_permissions:
-            self._check_aws(aws)
+            problem = iam_actions.permissions_problem(self.aws_permissions, aws)
+            if problem:
+                raise ValueError(problem)
         if aws is not None and self.scaling.sqs and "sqs" not in aws.get("services", ()):
             raise ValueError("scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)")
         return self
-
-    def _check_aws(self, aws: dict[str, Any]) -> None:
-        """Against the IAM catalogue, the stack's region and account, and its workload boundary."""
-        region, account, allowed = aws.get("region"), aws.get("account"), aws.get("services", ())
-        if not region or not account:
-            raise ValueError("awsPermissions: the stack must declare its account (policy.awsAccountId in stacks/<stack>.yaml) and "
-                             "region (aws:region in Pulumi.<stack>.yaml); every ARN is checked against them")
-        for i, permission in enumerate(self.aws_permissions):
-            outside = sorted({a.split(":")[0] for a in permission.actions} - set(allowed))
-            if outside:
-                raise ValueError(f"awsPermissions[{i}].actions: service(s) {', '.join(outside)} are outside the stack's workload "
-                                 f"permissions boundary (policy.workloadBoundary.services: {', '.join(allowed)})")
-            problems = iam_actions.statement_problems(permission.actions, permission.resources, region, account)
-            if problems:
-                raise ValueError(f"awsPermissions[{i}]: {'; '.join(problems)}")
-        paths = iam_actions.escalation_paths(a for p in self.aws_permissions for pattern in p.actions for a in iam_actions.expand(pattern))
-        if paths:
-            raise ValueError(f"awsPermissions: the actions together open the published privilege-escalation path(s) {', '.join(paths)}")
 
     def _check_sealed(self, vault_keys: set[str]) -> None:
         seen: set[str] = set()

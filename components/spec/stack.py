@@ -14,6 +14,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
 from . import limits, tenancy
+from .alerting import AlertingSpec
 from .backup import BackupSpec
 from .base import Spec, field
 from .iam_actions import WorkloadBoundary
@@ -77,7 +78,8 @@ class StackSpec(Spec):
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
     ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
-    teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
+    teams: dict[str, TeamBudget] = field("Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict)
+    alerting: Optional[AlertingSpec] = field("Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None)
     backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
 
     @model_validator(mode="after")
@@ -133,6 +135,25 @@ class StackSpec(Spec):
                 raise ValueError(f"{dotted(('teams', team))}: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _alerting(self) -> "StackSpec":
+        alerting = self.alerting
+        if alerting is None:
+            if self.addon_enabled("prometheus"):
+                raise ValueError("alerting: required with the prometheus addon (receivers, platformTeam, deadMansSwitch, repositoryUrl); "
+                                 "without it Alertmanager sends every alert to its null receiver")
+            return self
+        if alerting.platform_team not in self.teams:
+            raise ValueError(f"alerting.platformTeam: {alerting.platform_team!r} is not under teams; declare it with its alerts")
+        for team, entry in self.teams.items():
+            if entry.alerts is None:
+                raise ValueError(f"teams.{team}.alerts: required when the stack has alerting (critical and warning receivers)")
+            for severity in ("critical", "warning"):
+                receiver = getattr(entry.alerts, severity)
+                if receiver not in alerting.receivers:
+                    raise ValueError(f"teams.{team}.alerts.{severity}: {receiver!r} is not a receiver; declared: {', '.join(sorted(alerting.receivers))}")
+        return self
+
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:
         usage: dict[str, TeamUsage] = {}
         for svc in services:
@@ -145,7 +166,7 @@ class StackSpec(Spec):
         for team, use in self.team_usage(services).items():
             budget = self.teams.get(team)
             names = ", ".join(use.services)
-            if budget is None:
+            if budget is None or budget.cpu is None or budget.memory is None or budget.pods is None:
                 problems.append(("teams", f"team {team!r} runs {names} but has no budget; add teams.{team} with cpu, memory and pods"))
                 continue
             over = [f"{what} {shown(need)} > {shown(have)}" for what, need, have, shown in (
@@ -176,6 +197,11 @@ class StackSpec(Spec):
                              f"{self.cluster.kubernetes_version}), whose Pod Security Admission would reject what the newer "
                              f"standard allows; use {self.cluster.kubernetes_version} or lower, or leave it unset")
         return self
+
+    def budget(self, team: str) -> Optional[TeamBudget]:
+        """The team's resource budget, if it declares one (the platform team may declare only alerts)."""
+        entry = self.teams.get(team)
+        return entry if entry is not None and entry.has_budget else None
 
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)

@@ -54,6 +54,7 @@ def offered(decl: Declarations, contracts: Contracts, cluster_name: str, region:
         otlp_endpoint=tracing.otlp_endpoint if tracing else None,
         sealed_secrets=contracts.get(SealedSecretsContract),
         critical=critical_placement(decl.spec.karpenter.node_pools),
+        alerting=decl.spec.alerting,
     )
 
 
@@ -84,7 +85,7 @@ class Workloads(pulumi.ComponentResource):
         chaos = chaos_mesh.experiments if chaos_mesh else None
         teams = {
             team: TeamNamespace(team, provider, mesh.mesh, istio.system_namespace if istio else None, opts=pulumi.ResourceOptions(parent=self),
-                                budget=decl.spec.teams.get(team), defaults=decl.spec.service_defaults.resources,
+                                budget=decl.spec.budget(team), defaults=decl.spec.service_defaults.resources,
                                 annotations=dict(chaos_mesh.inject_annotation) if chaos_mesh and chaos else None, secret_store=store(team))
             for team in sorted({s.team for s in decl.services})
         }

@@ -18,10 +18,12 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract, SealedSecretsContract
+from components.monitoring import slo
 from components.spec import Service, names
 from components.spec.placement import Placement
+from components.spec.alerting import AlertingSpec
 
-from . import alerts, dashboard, traffic
+from . import dashboard, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 
@@ -55,6 +57,8 @@ class Mesh:
     critical: Optional[Placement] = None
     # The platform-owned permissions boundary every workload role carries.
     boundary_arn: Optional[pulumi.Input[str]] = None
+    # Runbook links and the platform team, for the service's SLO alerts (set wherever monitoring is).
+    alerting: Optional[AlertingSpec] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -206,4 +210,6 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         })
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec=alerts.slo_rules(svc))
+        alerting = self.mesh_info.alerting
+        assert alerting is not None  # the stack model requires it with the prometheus addon
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting)})
