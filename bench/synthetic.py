@@ -23,13 +23,18 @@ def service(i: int, rng: random.Random) -> dict:
         "port": 8080,
         "tier": tier,
     }
+    if tier == "critical":
+        # The canary may not be looser than the critical tier's 99.9% availability objective.
+        decl["canary"] = {"successRate": 99.9}
     # Fan-out like the samples: a few calls to services declared before this one.
     if i:
         decl["dependsOn"] = sorted({f"svc-{rng.randrange(i):04d}" for _ in range(rng.choice([0, 1, 2, 3]))})
     if rng.random() < 0.1:
+        # Each stack serves its own domain (ingress.domains): prod example.com, dev dev.example.com.
         decl["expose"] = {"host": f"{name}.example.com"}
+        decl["envs"] = {"dev": {"expose": {"host": f"{name}.dev.example.com"}}}
     if rng.random() < 0.3:
-        decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"apps/{name}/db", "keys": ["DATABASE_URL"]}]
+        decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"{decl['team']}/{name}/db", "keys": ["DATABASE_URL"]}]
     if tier == "batch" and rng.random() < 0.5:
         decl["scaling"] = {"sqs": {"queueName": f"{name}-jobs"}}
         decl["replicas"] = {"min": 1, "max": 10}
@@ -52,11 +57,14 @@ def make_project(target: Path, n: int, seed: int = 7) -> Path:
     declared = [service(i, rng) for i in range(n)]
     for decl in declared:
         (services / f"{decl['name']}.yaml").write_text(yaml.safe_dump(decl, sort_keys=False))
-    # Every team needs a budget; a generous one, so quotas never stop a synthetic stack.
+    # Every team needs a budget; a generous one, so quotas never stop a synthetic stack. Alerts go to
+    # the sample stack's receivers; its platform team stays.
     teams = sorted({d["team"] for d in declared})
     for stack in ("dev", "prod"):
         path = target / "stacks" / f"{stack}.yaml"
         spec = yaml.safe_load(path.read_text())
-        spec["teams"] = {team: {"cpu": "1000", "memory": "4000Gi", "pods": 5000} for team in teams}
+        platform = spec["alerting"]["platformTeam"]
+        alerts = spec["teams"][platform]["alerts"]
+        spec["teams"] = {platform: spec["teams"][platform]} | {team: {"cpu": "1000", "memory": "4000Gi", "pods": 5000, "alerts": dict(alerts)} for team in teams}
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target

@@ -11,7 +11,7 @@ installs after it). Consumers, other addons and the workloads alike, read contra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
@@ -115,7 +115,16 @@ class VaultContract:
 
 @dataclass(frozen=True)
 class ExternalSecretsContract:
-    cluster_secret_store: str
+    # The SecretStore in every team namespace (what ExternalSecrets reference), and the service
+    # account it logs in to Vault as, in that namespace.
+    secret_store: str
+    team_service_account: str
+    # The Secret in every team namespace that holds Vault's CA (key `ca.crt`), which the store trusts;
+    # a cert-manager Certificate from the internal issuer writes it there.
+    team_ca_secret: str
+    # The store's spec for one team namespace, given Vault's contract: the team's own Vault role,
+    # whose policy reads only the team's prefix, over TLS to Vault's address.
+    team_store_spec: Callable[[str, VaultContract], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def team_quotas(decl: Declarations) -> list[str]:
              "full set while a canary is analysed (Flagger runs primary and canary), and the Istio sidecar's requests when the mesh is on.", "",
              "| team | services | cpu requested / quota | memory requested / quota | pods / quota |", "|---|---|---|---|---|"]
     for team, use in decl.spec.team_usage(decl.services).items():
-        budget = decl.spec.teams.get(team)
+        budget = decl.spec.budget(team)
         quota = (budget.cpu, budget.memory, str(budget.pods)) if budget else ("-", "-", "-")
         lines.append(f"| {team} | {', '.join(use.services)} | {format_cpu(use.cpu_millis)} / {quota[0]} "
                      f"| {format_memory(use.memory_bytes)} / {quota[1]} | {use.pods} / {quota[2]} |")

@@ -66,8 +66,33 @@ def test_one_locked_down_project_per_team(stack):
     for team, spec in projects.items():
         assert spec["sourceRepos"] == [REPO.format(team=team)]
         assert spec["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": team}]
-        assert spec["clusterResourceBlacklist"] == [{"group": "*", "kind": "*"}]
-        assert {"group": "networking.k8s.io", "kind": "NetworkPolicy"} in spec["namespaceResourceBlacklist"]
+        assert spec["clusterResourceBlacklist"] == [{"group": "*", "kind": "*"}] and spec["clusterResourceWhitelist"] == []
+        assert spec["namespaceResourceWhitelist"] == [{"group": "apps", "kind": "StatefulSet"}, {"group": "batch", "kind": "Job"}, {"group": "batch", "kind": "CronJob"}]
+
+
+def platform_kinds_in_team_namespaces(stack) -> set[tuple[str, str]]:
+    """Every (group, kind) the program registers in a team namespace, derived from the recording."""
+    found = set()
+    for r in stack.kubernetes_objects():
+        if r.metadata.get("namespace") in teams(stack):
+            group = r.inputs["apiVersion"].rpartition("/")[0] if "/" in r.inputs.get("apiVersion", "") else ""
+            found.add((group, r.kind))
+    return found
+
+
+def test_no_platform_created_kind_is_syncable_by_a_team(stack):
+    from components.workloads.kinds import PLATFORM_KINDS
+
+    created = platform_kinds_in_team_namespaces(stack)
+    assert {("networking.k8s.io", "NetworkPolicy"), ("external-secrets.io", "SecretStore"), ("", "ResourceQuota")} <= created
+    # The declared set covers everything the program creates there...
+    assert created <= PLATFORM_KINDS, f"kinds created in team namespaces but not in PLATFORM_KINDS: {sorted(created - PLATFORM_KINDS)}"
+    # ...and none of it is on any team's whitelist.
+    for project in (r.inputs["spec"] for r in stack.kubernetes_objects() if r.kind == "AppProject"):
+        syncable = {(k["group"], k["kind"]) for k in project["namespaceResourceWhitelist"]}
+        assert not syncable & created
+        assert not syncable & PLATFORM_KINDS
+        assert ("", "Secret") not in syncable and not any(g == "rbac.authorization.k8s.io" for g, _ in syncable)
 
 
 def test_application_set_yields_one_permitted_application_per_team(stack):
@@ -114,7 +139,8 @@ def test_cluster_secret_in_the_gitops_bridge_form(stack):
 
 def test_argocd_requires_nothing(stack):
     release = stack.named("argocd-argocd", RELEASE)
-    others = [r.urn for r in stack.of_type(RELEASE) if r.name != "argocd-argocd"]
+    # Only the monitor CRDs of kube-prometheus-stack: its ServiceMonitors are on (ArgoCD.metrics).
+    others = [r.urn for r in stack.of_type(RELEASE) if r.name not in ("argocd-argocd", "prometheus-kube-prometheus-stack")]
     assert argocd.ArgoCD.requires == () and not set(others) & set(release.dependencies)
 
 

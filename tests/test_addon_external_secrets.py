@@ -1,54 +1,112 @@
-"""External Secrets: one ClusterSecretStore on Vault KV v2 with Kubernetes auth, for the team namespaces only."""
+"""External Secrets: a SecretStore per team namespace on Vault KV v2, each reading only its team's prefix."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from conftest import ROOT
 
 from components.addons import external_secrets as eso
 from components.addons.vault import VAULT_ADDR
-from components.contracts import Pods, VaultContract
 from components.spec import SpecError, load
 from components.versions import EXTERNAL_SECRETS
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
-def test_store_reads_vault_kv2_with_kubernetes_auth_as_the_operator(stack):
+VAULT = "vault:kubernetes/authBackendRole:AuthBackendRole"
+
+
+def teams_of(stack) -> list[str]:
+    return sorted({s.team for s in load(stack.stack, ROOT).services})
+
+
+def store(stack, team: str) -> dict:
+    return stack.manifest("SecretStore", eso.SECRET_STORE, team)
+
+
+def test_each_team_namespace_has_its_own_store_on_vault_kv2(stack):
     release = stack.named("external-secrets-external-secrets", RELEASE)
     assert release.inputs["version"] == EXTERNAL_SECRETS.version and release.inputs["namespace"] == eso.NAMESPACE
-    store = stack.manifest("ClusterSecretStore", "vault")
-    assert store["apiVersion"] == "external-secrets.io/v1"
-    provider = store["spec"]["provider"]["vault"]
-    assert (provider["server"], provider["path"], provider["version"]) == (VAULT_ADDR, "secret", "v2")
-    auth = provider["auth"]["kubernetes"]
-    assert (auth["mountPath"], auth["role"]) == ("kubernetes", "external-secrets")
-    # The account the chart actually creates, in the operator's namespace, with tokens only Vault accepts.
-    assert auth["serviceAccountRef"] == {"name": release.inputs["values"]["serviceAccount"]["name"], "namespace": eso.NAMESPACE, "audiences": ["vault"]}
+    assert not [r for r in stack.kubernetes_objects() if r.kind == "ClusterSecretStore"], "no store may span namespaces"
+    for team in teams_of(stack):
+        spec = store(stack, team)
+        assert spec["apiVersion"] == "external-secrets.io/v1"
+        provider = spec["spec"]["provider"]["vault"]
+        assert (provider["server"], provider["path"], provider["version"]) == (VAULT_ADDR, "secret", "v2")
+        auth = provider["auth"]["kubernetes"]
+        # The team's own role, as the team namespace's own account (a SecretStore cannot name another namespace).
+        assert (auth["mountPath"], auth["role"]) == ("kubernetes", f"team-{team}")
+        assert auth["serviceAccountRef"] == {"name": eso.TEAM_SERVICE_ACCOUNT, "audiences": ["vault"]}
+        account = stack.manifest("ServiceAccount", eso.TEAM_SERVICE_ACCOUNT, team)
+        assert account["automountServiceAccountToken"] is False
 
 
-def test_store_is_created_after_vault_and_the_operators_webhook(stack):
-    store = next(r for r in stack.kubernetes_objects() if r.kind == "ClusterSecretStore")
-    assert stack.named("vault-vault", RELEASE).urn in store.dependencies
-    assert stack.named("external-secrets-external-secrets", RELEASE).urn in store.dependencies
+def test_vault_role_of_a_team_is_bound_to_its_namespace_and_reads_only_its_prefix(stack):
+    roles = {r.inputs["roleName"]: r.inputs for r in stack.of_type(VAULT)}
+    policies = {r.inputs["name"]: r.inputs["policy"] for r in stack.of_type("vault:index/policy:Policy")}
+    assert sorted(roles) == [f"team-{t}" for t in teams_of(stack)]
+    for team in teams_of(stack):
+        role = roles[f"team-{team}"]
+        assert role["boundServiceAccountNames"] == [eso.TEAM_SERVICE_ACCOUNT]
+        assert role["boundServiceAccountNamespaces"] == [team]
+        assert role["audience"] == "vault" and role["tokenPolicies"] == [f"team-{team}"]
+        paths = re.findall(r'path "([^"]+)"', policies[f"team-{team}"])
+        assert paths == [f"secret/data/{team}/*", f"secret/metadata/{team}/*"]
 
 
-def test_store_serves_team_namespaces_only(stack):
-    teams = sorted({s.team for s in load(stack.stack, ROOT).services})
-    assert teams and stack.manifest("ClusterSecretStore", "vault")["spec"]["conditions"] == [{"namespaces": teams}]
-    assert "external-secrets" not in teams and "vault" not in teams
+def test_vault_side_is_declared_after_the_vault_release(stack):
+    mount = stack.named("external-secrets-kv", "vault:index/mount:Mount")
+    assert (mount.inputs["path"], mount.inputs["type"], mount.inputs["options"]) == ("secret", "kv", {"version": "2"})
+    auth = stack.named("external-secrets-kubernetes-auth", "vault:index/authBackend:AuthBackend")
+    assert auth.inputs["type"] == "kubernetes" and auth.inputs["path"] == "kubernetes"
+    assert stack.named("vault-vault", RELEASE).urn in auth.dependencies
 
 
-def test_store_spec_for_no_services_matches_no_namespace():
-    vault = VaultContract(address=VAULT_ADDR, active_address=VAULT_ADDR, server=Pods("vault", {"app.kubernetes.io/name": "vault"}), port=8200, tls_secret="vault-tls", ca_key="ca.crt")
-    assert eso.store_spec([], vault)["conditions"] == [{"namespaces": []}]
+def team_can_read(policy: str, path: str) -> bool:
+    """Vault's glob match of a policy path against secret/data/<path> (a trailing * is a prefix)."""
+    wanted = f"secret/data/{path}"
+    return any(wanted.startswith(p[:-1]) if p.endswith("*") else wanted == p for p in re.findall(r'path "([^"]+)"', policy))
 
 
-def test_every_external_secret_uses_the_store(stack):
+def test_team_a_store_cannot_name_team_b_path(stack, scratch):
+    # Vault's side: checkout's policy reads checkout's paths, none of web's.
+    assert team_can_read(eso.team_policy("checkout"), "checkout/orders/db")
+    assert not team_can_read(eso.team_policy("checkout"), "web/storefront/session")
+    assert not team_can_read(eso.team_policy("checkout"), "checkout-admin/root")
+    # The loader's side: a checkout service naming web's path is refused, naming file and key.
+    scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath="web/storefront/session"))
+    with pytest.raises(SpecError) as err:
+        load("dev", scratch.root)
+    assert ("stacks/services/payment.yaml: secrets[0].vaultPath: 'web/storefront/session' is outside the team's Vault prefix; "
+            "team 'checkout' may only read paths under checkout/") in str(err.value)
+
+
+@pytest.mark.parametrize("path", ["checkout", "checkout-admin/db", "checkoutx/db", "checkout//db", "web/checkout/db"])
+def test_paths_outside_the_team_prefix_are_refused(scratch, path):
+    scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath=path))
+    with pytest.raises(SpecError, match="outside the team's Vault prefix"):
+        load("dev", scratch.root)
+
+
+def test_preview_refuses_another_teams_path(scratch, capsys):
+    from engine.preview import main as preview
+
+    scratch.edit("stacks/services/orders.yaml", lambda d: d["secrets"][0].update(vaultPath="messaging/notifications/token"))
+    assert preview(["dev", "--root", str(scratch.root), "--out", str(scratch.root / "out")]) == 2
+    assert "stacks/services/orders.yaml: secrets[0].vaultPath:" in capsys.readouterr().err
+
+
+def test_every_external_secret_uses_its_namespaces_store(stack):
     found = [r.inputs for r in stack.kubernetes_objects() if r.kind == "ExternalSecret"]
     declared = {s.name for s in load(stack.stack, ROOT).services if s.secrets}
     assert declared, "the sample services declare secrets"
     assert found and all(obj["spec"]["secretStoreRef"] == eso.STORE_REF for obj in found)
+    for obj in found:
+        team = obj["metadata"]["namespace"]
+        assert all(d["remoteRef"]["key"].startswith(team + "/") for d in obj["spec"]["data"])
+        store(stack, team)
 
 
 def test_controller_is_ha_in_prod_only(dev, prod):

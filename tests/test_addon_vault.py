@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 from components.addons import vault
-from components.addons.external_secrets import CLUSTER_SECRET_STORE
+from components.addons.external_secrets import SECRET_STORE
 from components.spec import SpecError, load
 from components.versions import VAULT
 
@@ -84,8 +84,8 @@ def test_external_secrets_reaches_the_chart_service():
 
 
 def test_store_points_at_vault_addr(stack):
-    store = stack.manifest("ClusterSecretStore", CLUSTER_SECRET_STORE)
-    assert store["spec"]["provider"]["vault"]["server"] == vault.VAULT_ADDR
+    stores = [r.inputs for r in stack.kubernetes_objects() if r.kind == "SecretStore" and r.metadata["name"] == SECRET_STORE]
+    assert stores and all(store["spec"]["provider"]["vault"]["server"] == vault.VAULT_ADDR for store in stores)
 
 
 def test_raft_config_lists_every_peer():

@@ -15,6 +15,7 @@ from engine import chart_values
 from engine.conformance import errors
 
 POLICY = "aws:iam/rolePolicy:RolePolicy"
+ALERTING = load("prod", ROOT).spec.alerting
 
 
 def job(rec) -> dict:
@@ -110,8 +111,8 @@ def test_role_may_only_put_snapshots_with_the_backup_key(stack):
 
 def test_no_vault_no_snapshot_alerts():
     spec = BackupSpec.model_validate({"retention": "30d"})
-    assert not [r for r in alerts.rules(spec, "velero", {}, vault=False) if r["alert"].startswith("Vault")]
-    assert len([r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"].startswith("Vault")]) == 2
+    assert not [r for r in alerts.rules(spec, "velero", {}, vault=False, alerting=ALERTING) if r["alert"].startswith("Vault")]
+    assert len([r for r in alerts.rules(spec, "velero", {}, vault=True, alerting=ALERTING) if r["alert"].startswith("Vault")]) == 2
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -129,6 +130,9 @@ def test_alerts_cover_failed_old_and_failing_backups(stack):
     for rule in (r for group in found.values() for r in group):
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        # Routed to the platform team; one runbook, the restore runbook, covers every backup alert.
+        assert rule["labels"]["team"] == ALERTING.platform_team
+        assert rule["annotations"]["runbook_url"] == f"{ALERTING.repository_url}/docs/runbooks/restore.md"
     assert "velero_backup_failure_total" in found["VeleroBackupFailed"][0]["expr"]
     assert 'kube_job_status_failed{namespace="velero", job_name=~"vault-snapshot-.*"}' in found["VaultSnapshotJobFailing"][0]["expr"]
     assert errors(stack.manifest("PrometheusRule", "backup", "monitoring"), "1.35") == []
@@ -147,5 +151,5 @@ def test_too_old_means_two_missed_runs(stack):
 @pytest.mark.parametrize("schedule, seconds", [("0 * * * *", 7200), ("30 1 * * 1", 14 * 86400)])
 def test_thresholds_follow_the_schedule(schedule, seconds):
     spec = BackupSpec.model_validate({"retention": "30d", "schedules": {"vaultSnapshot": schedule}})
-    [rule] = [r for r in alerts.rules(spec, "velero", {}, vault=True) if r["alert"] == "VaultSnapshotTooOld"]
+    [rule] = [r for r in alerts.rules(spec, "velero", {}, vault=True, alerting=ALERTING) if r["alert"] == "VaultSnapshotTooOld"]
     assert rule["expr"].endswith(f"> {seconds}")

@@ -11,6 +11,7 @@ from conftest import ROOT
 
 from components.spec import load
 from components.versions import KUBE_PROMETHEUS_STACK
+from components.monitoring import slo
 from components.workloads import dashboard
 from engine import chart_values
 
@@ -38,6 +39,10 @@ def expressions(board: dict) -> dict[str, list[str]]:
     return {p["title"]: [t["expr"] for t in p["targets"]] for p in board["panels"]}
 
 
+def budget_panels(svc) -> list[str]:
+    return [t for o in slo.OBJECTIVES for t in (f"Error budget left, {o} (30d)", f"Burn rate, {o}")]
+
+
 def test_every_service_has_a_dashboard_the_sidecar_loads(stack):
     sidecar = chart_values.defaults(KUBE_PROMETHEUS_STACK)["grafana"]["sidecar"]["dashboards"]
     # Team namespaces hold the dashboards: the sidecar must search every namespace.
@@ -57,7 +62,7 @@ def test_the_four_golden_signals_for_that_service_only(stack):
     for svc in services(stack):
         board = provisioned(stack, svc)["dashboard"]
         queries = expressions(board)
-        assert list(queries) == list(SIGNALS)
+        assert list(queries) == list(SIGNALS) + budget_panels(svc)
         for title, metric in SIGNALS.items():
             for expr in queries[title]:
                 assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
@@ -79,6 +84,19 @@ def test_slo_lines_come_from_the_declaration(stack):
         assert steps("Errors (5xx share)")[-1]["value"] == pytest.approx(1 - svc.canary.success_rate / 100)
         assert steps("Latency")[-1]["value"] == svc.canary.max_latency_ms
         assert "thresholds" not in panels["Requests per second"]["fieldConfig"]["defaults"]
+
+
+def test_error_budget_panels_read_the_services_slo_records(stack):
+    for svc in services(stack):
+        panels = {p["title"]: p for p in provisioned(stack, svc)["dashboard"]["panels"]}
+        for objective in slo.OBJECTIVES:
+            budget = svc.slo.budget(objective)
+            [left] = panels[f"Error budget left, {objective} (30d)"]["targets"]
+            assert left["expr"] == f"1 - {slo.record(objective, '30d')}{{{slo.selector(svc, objective)}}} / {budget}"
+            burn = panels[f"Burn rate, {objective}"]
+            assert [t["expr"] for t in burn["targets"]] == [f"{slo.record(objective, w)}{{{slo.selector(svc, objective)}}} / {budget}" for w in ("1h", "6h", "3d")]
+            # Red from the lowest burn rate that pages.
+            assert burn["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 6
 
 
 @pytest.mark.parametrize("workload, counted", [

@@ -9,7 +9,7 @@ import json
 import pytest
 from policy_samples import DEV, changed, cloud, deployment, findings
 
-from policy.rules.base import duration_seconds
+from policy.rules.base import Subject, duration_seconds
 
 CLUSTER = {
     "vpcConfig": {"endpointPrivateAccess": True, "endpointPublicAccess": False, "subnetIds": ["subnet-1"]},
@@ -27,6 +27,18 @@ NODE_POOL = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"
                                             "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}]}},
                       "limits": {"cpu": "64", "memory": "256Gi"}, "disruption": {"budgets": [{"nodes": "10%"}]}}}
 TLS_ONLY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Condition": {"Bool": {"aws:SecureTransport": False}}}]})
+
+
+def workload_iam(type_: str, props: dict, name: str = "orders-workload") -> Subject:
+    """An IAM resource registered under a service's component, as the program registers workload roles."""
+    return Subject(type_, f"urn:pulumi:prod::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice${type_}::{name}", props)
+
+
+def workload_policy(*statements: dict) -> Subject:
+    return workload_iam("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Version": "2012-10-17", "Statement": list(statements)})}, "orders-workload-inline")
+
+
+READ_QUEUE = {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"], "Resource": ["arn:aws:sqs:eu-west-1:123456789012:orders"]}
 QUEUE = cloud("aws:sqs/queue:Queue", {"name": "shop-prod", "sqsManagedSseEnabled": True}, "queue")
 
 
@@ -91,6 +103,11 @@ CASES = [
     ("canary-required", [deployment(labels=CRITICAL), canary()], [deployment(labels=CRITICAL), canary(target="other")],
      "has no Flagger Canary"),
     ("canary-rollback-time", canary("10s", 3.0), canary("1m", 5.0), "worst-case rollback takes 360s"),
+    ("workload-role-boundary",
+     [workload_iam("aws:iam/role:Role", {"permissionsBoundary": "arn:aws:iam::123456789012:policy/boundary"}), cloud("aws:iam/role:Role", {})],
+     workload_iam("aws:iam/role:Role", {}), "no permissionsBoundary"),
+    ("workload-iam-least-privilege", [workload_policy(READ_QUEUE), cloud("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]})})],
+     workload_policy(READ_QUEUE, {"Effect": "Allow", "Action": "iam:Pass*", "Resource": "arn:aws:iam::123456789012:role/admin"}), "iam:PassRole (an IAM write)"),
 ]
 
 
@@ -183,3 +200,19 @@ def test_only_critical_or_exposed_prod_deployments_need_a_canary():
     assert findings("canary-required", deployment(labels={"platform.io/tier": "standard"})) == []
     assert findings("canary-required", deployment(labels={"platform.io/exposed": "true"}))
     assert findings("canary-required", deployment(labels=CRITICAL), DEV) == []
+
+
+@pytest.mark.parametrize("statement, fragment", [
+    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}, "bare `*` is refused"),
+    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:*:123456789012:orders"}, "wildcard in its region"),
+    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:*:sqs:eu-west-1:123456789012:orders"}, "wildcard in its partition"),
+    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:eu-west-1:*:orders"}, "wildcard in its account"),
+    ({"Effect": "Allow", "Action": "s?s:AssumeRole*", "Resource": "arn:aws:iam::123456789012:role/admin"}, "sts:AssumeRole (returns credentials)"),
+    ({"Effect": "Allow", "Action": "s3:PutBucketPolicy", "Resource": "arn:aws:s3:::shop"}, "permissions management"),
+    ({"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "arn:aws:sqs:eu-west-1:123456789012:orders"}, "applies to none of the statement's resources"),
+    ({"Effect": "Allow", "Action": "lambda:UpdateFunctionCode", "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:f"}, "EditExistingLambdaFunctionWithRole"),
+    ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::shop"}, "NotAction/NotResource"),
+])
+def test_rendered_workload_policy_is_judged_like_a_declaration(statement, fragment):
+    messages = findings("workload-iam-least-privilege", workload_policy(READ_QUEUE, statement))
+    assert messages and any(fragment in m for m in messages), messages

@@ -40,6 +40,12 @@ def peer_auth(mode: str | None, namespace: str = "istio-system", **spec) -> dict
     return obj("security.istio.io/v1", "PeerAuthentication", "default", namespace, {**({"mtls": {"mode": mode}} if mode else {}), **spec})
 
 
+def external_secret(key: str, store: str = "SecretStore", namespace: str = NS) -> dict:
+    return obj("external-secrets.io/v1", "ExternalSecret", "web-db", namespace, {
+        "secretStoreRef": {"kind": store, "name": "vault"}, "target": {"name": "web-db"},
+        "data": [{"secretKey": "DATABASE_URL", "remoteRef": {"key": key, "property": "DATABASE_URL"}}]})
+
+
 ISTIOD = {"type": "kubernetes:helm.sh/v3:Release", "props": {"chart": "istiod", "version": "1.30.3", "namespace": "istio-system"}}
 SA_DEFAULT = changed(OK, lambda d: pod(d).pop("automountServiceAccountToken"))
 
@@ -72,7 +78,15 @@ CASES = [
     ("service-no-external-ips", service(), service(externalIPs=["203.0.113.7"]), "externalIPs 203.0.113.7"),
     ("service-no-public-loadbalancer", service("LoadBalancer", "istio-ingress"), service("LoadBalancer"), "internet-facing LoadBalancer"),
     ("mesh-mtls-strict", [peer_auth("STRICT"), peer_auth(None, NS)], [peer_auth("PERMISSIVE", NS)], "mtls.mode is PERMISSIVE"),
+    ("external-secret-team-prefix", external_secret(f"{NS}/web/db"), external_secret("payments/stripe/key"),
+     "reads Vault path 'payments/stripe/key', outside the team's prefix shop/"),
 ]
+
+
+def test_external_secrets_must_use_the_namespaces_own_store():
+    assert findings("external-secret-team-prefix", external_secret(f"{NS}/web/db", store="ClusterSecretStore")) == [
+        "secretStoreRef is a ClusterSecretStore; use the namespace's own SecretStore, which reads only the team's Vault prefix"]
+    assert findings("external-secret-team-prefix", external_secret(f"{NS}x/web/db"))
 
 
 @pytest.mark.parametrize("rule, good, bad, fragment", CASES, ids=[c[0] for c in CASES])

@@ -153,7 +153,7 @@ def test_a_team_without_a_budget_is_refused(scratch):
 @pytest.mark.parametrize("budget, problem", [
     ({"cpu": "lots", "memory": "4Gi", "pods": 10}, "teams.checkout.cpu: String should match pattern"),
     ({"cpu": "4", "memory": "4GB", "pods": 10}, "teams.checkout.memory: String should match pattern"),
-    ({"cpu": "4", "memory": "4Gi"}, "teams.checkout.pods: required key is missing"),
+    ({"cpu": "4", "memory": "4Gi"}, "teams.checkout: .*cpu, memory and pods make one budget: set all three or none"),
 ])
 def test_budget_shape(scratch, budget, problem):
     scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(checkout=budget))
@@ -162,6 +162,6 @@ def test_budget_shape(scratch, budget, problem):
 
 
 def test_a_budget_for_a_team_without_services_creates_nothing(scratch):
-    scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(search={"cpu": "1", "memory": "1Gi", "pods": 5}))
+    scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(search={"cpu": "1", "memory": "1Gi", "pods": 5, "alerts": dict(d["teams"]["web"]["alerts"])}))
     rec = run("dev", scratch.root)
     assert not [r for r in rec.kubernetes_objects() if r.metadata.get("namespace") == "search" or r.metadata.get("name") == "search"]

@@ -18,7 +18,7 @@ from conftest import ROOT, recorded
 from reachability import Endpoint, Network
 
 VPC = {"dev": "10.20", "prod": "10.10"}
-PORTS = (22, 53, 80, 443, 3100, 4317, 4318, 5432, 6443, 8080, 8085, 8089, 8200, 8201, 8888, 9003, 9090, 9100, 9402, 9443,
+PORTS = (22, 53, 80, 443, 587, 3100, 4317, 4318, 5432, 6443, 7979, 8080, 8085, 8089, 8200, 8201, 8888, 9003, 9090, 9100, 9402, 9443,
          10250, 15012, 15014, 15017, 15090, 16686)
 
 
@@ -35,6 +35,9 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
         "other-pod": pod("other-pod", "default", {"app": "stray"}),
         "prometheus": pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}),
         "grafana": pod("grafana", "monitoring", {"app.kubernetes.io/name": "grafana"}),
+        "alertmanager": pod("alertmanager", "monitoring", {"app.kubernetes.io/name": "alertmanager"}),
+        "external-dns": pod("external-dns", "external-dns", {"app.kubernetes.io/name": "external-dns"}),
+        "istio-cni": pod("istio-cni", "istio-cni", {"k8s-app": "istio-cni-node"}),
         "istiod": pod("istiod", "istio-system", {"app": "istiod"}),
         "gateway": pod("gateway", "istio-ingress", {"app": "istio-ingressgateway", "istio": "ingressgateway"}),
         "acme-solver": pod("acme-solver", "istio-ingress", {"acme.cert-manager.io/http01-solver": "true"}),
@@ -98,7 +101,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         add(name, "istiod", 15012)
         add(name, "collector", 4317, 4318)
     for name in ("cert-manager", "cert-manager-webhook", "istiod", "vault", "vault-injector", "external-secrets",
-                 "external-secrets-webhook", "flagger", "keda", "argocd", "loki", "prometheus", "grafana"):
+                 "external-secrets-webhook", "flagger", "keda", "argocd", "loki", "prometheus", "grafana", "alertmanager", "external-dns", "istio-cni"):
         add(name, API, 443)
     # Webhooks and aggregated APIs, called from the control plane (whose interfaces share the nodes' VPC).
     for src in ("control-plane", "node"):
@@ -117,6 +120,14 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         add(name, PUBLIC, 443)
         add(name, "pod-identity", 80)
     add("argocd", PUBLIC, 22, 443)
+    # ExternalDNS: Route 53 with Pod Identity credentials, scraped on its metrics port.
+    add("external-dns", PUBLIC, 443)
+    add("external-dns", "pod-identity", 80)
+    add("prometheus", "external-dns", 7979)
+    # The Istio CNI agent (pod network in sidecar mode): the API, scraped on its metrics port.
+    add("prometheus", "istio-cni", 15014)
+    # Alertmanager: the receivers (HTTPS, and the SMTP relay's submission port of the sample stacks).
+    add("alertmanager", PUBLIC, 443, 587)
     if decl.environment == "prod" and decl.spec.dns is not None:
         # DNS-01: Route 53 credentials, and the propagation check against the authoritative servers.
         add("cert-manager", "pod-identity", 80)
@@ -139,8 +150,10 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("grafana", "loki", 8080)
     add("collector", "jaeger", 4317)
     add("jaeger", "collector", 4317)
-    add("grafana", "prometheus", *PORTS)
-    add("prometheus", "grafana", *PORTS)
+    # One namespace: Prometheus, Alertmanager and Grafana call each other.
+    for a, b in (("grafana", "prometheus"), ("alertmanager", "prometheus"), ("alertmanager", "grafana")):
+        add(a, b, *PORTS)
+        add(b, a, *PORTS)
     # Prometheus: every pod's declared metrics ports, pods nobody governs, the nodes.
     add("prometheus", ["kube-dns", "other-pod"], *PORTS)
     add("prometheus", ["control-plane", "node"], 9100, 10250, 15014)
@@ -149,6 +162,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("prometheus", ["gateway", "acme-solver", "flagger", "loadtester"], 15090)
     add("prometheus", "flagger", 8080)
     add("prometheus", "collector", 8888)
+    add("prometheus", "external-secrets", 8080)
     add("prometheus", "loki", 3100, 8888)
     # Velero: the API, S3/KMS/EC2 with Pod Identity, scraped on its metrics port; its Vault snapshot job
     # reaches the raft leader over TLS and uploads to S3.
@@ -200,6 +214,16 @@ def test_reachability_matrix(stack):
     actual, wanted = matrix(stack), expected(stack)
     assert sorted(actual - wanted) == [], "allowed but not expected"
     assert sorted(wanted - actual) == [], "expected but denied"
+
+
+def test_team_secret_stores_reach_vault_only_through_the_operator(stack):
+    """Every team namespace has its own SecretStore, yet no team pod reaches Vault: the operator, in its
+    own namespace, logs in for the store; the teams' pods only read the Secrets it writes."""
+    reached = matrix(stack.stack)
+    assert ("external-secrets", "vault", 8200) in reached
+    services = [s.name for s in load(stack.stack, ROOT).services]
+    assert services and not [(s, p) for s in services for p in (8200, 8201) if (s, "vault", p) in reached]
+    assert [r for r in stack.kubernetes_objects() if r.kind == "SecretStore"]
 
 
 def test_every_namespace_has_default_deny(stack):

@@ -79,8 +79,8 @@ def test_sealing_key_and_controller_names_match():
 
 
 def test_alerts_named_in_the_runbook_exist(prod):
-    spec = load("prod", ROOT).spec.backup
-    alerts = {r["alert"] for r in rules(spec, velero.NAMESPACE, velero.SCHEDULES, vault=True)}
+    stack = load("prod", ROOT).spec
+    alerts = {r["alert"] for r in rules(stack.backup, velero.NAMESPACE, velero.SCHEDULES, vault=True, alerting=stack.alerting)}
     assert found(r"`((?:Velero|Vault)[A-Za-z]+)`") == alerts
 
 

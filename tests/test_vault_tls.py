@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
+from components.addons import external_secrets as eso
 from components.addons import vault
 from components.addons.cert_manager import CA_ISSUER
+from components.contracts import Pods, VaultContract
 from engine.render import manifest_files
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -45,10 +49,34 @@ def test_the_server_listens_with_the_certificate(stack):
     assert values["server"]["extraEnvironmentVars"]["VAULT_CACERT"] == f"{vault.TLS_DIR}/ca.crt"
 
 
-def test_external_secrets_verifies_vault_with_its_ca(stack):
-    provider = stack.manifest("ClusterSecretStore", "vault")["spec"]["provider"]["vault"]
-    assert provider["server"].startswith("https://")
-    assert provider["caProvider"] == {"type": "Secret", "name": vault.TLS_SECRET, "key": "ca.crt", "namespace": vault.NAMESPACE}
+def test_every_team_store_verifies_vault_with_its_ca(stack):
+    stores = [r for r in stack.kubernetes_objects() if r.kind == "SecretStore"]
+    assert stores, "the sample teams have stores"
+    for store in stores:
+        team = store.inputs["metadata"]["namespace"]
+        provider = store.inputs["spec"]["provider"]["vault"]
+        assert provider["server"].startswith("https://")
+        # A namespaced store reads its CA from its own namespace: a certificate of Vault's issuer there.
+        assert provider["caProvider"] == {"type": "Secret", "name": eso.TEAM_CA_SECRET, "key": "ca.crt"}
+        cert = stack.manifest("Certificate", eso.TEAM_CA_SECRET, team)["spec"]
+        assert cert["secretName"] == eso.TEAM_CA_SECRET
+        assert cert["issuerRef"] == {"name": CA_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"}
+        assert stack.named(f"{team}-vault-ca", "kubernetes:cert-manager.io/v1:Certificate").urn in store.dependencies
+
+
+def test_pulumi_vault_talks_to_vault_over_tls(stack):
+    provider = stack.named("external-secrets-vault", "pulumi:providers:vault")
+    assert provider.inputs["address"] == vault.VAULT_ADDR and provider.inputs["address"].startswith("https://")
+    assert provider.inputs.get("skipTlsVerify") in (False, "false")
+    # Everything pulumi-vault declares goes through that provider, none through an ambient default one.
+    declared = [r for r in stack.resources if r.type.startswith("vault:")]
+    assert declared and all(r.provider_urn == provider.urn for r in declared)
+
+
+def test_a_plain_http_vault_provider_address_is_refused():
+    server = VaultContract(address="http://vault.vault.svc:8200", active_address="", server=Pods("vault", {}), port=8200, tls_secret="t", ca_key="ca.crt")
+    with pytest.raises(ValueError, match="https"):
+        eso.provider_address(server)
 
 
 def test_no_plain_http_vault_address_remains(stack):

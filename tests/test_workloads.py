@@ -219,13 +219,14 @@ def test_observability(stack):
     monitor = stack.manifest("ServiceMonitor", "orders", "checkout")["spec"]
     assert monitor["endpoints"][0]["port"] == "metrics"
     assert stack.manifest("Service", "orders-metrics", "checkout")["spec"]["ports"][0]["port"] == 9090
-    rules = stack.manifest("PrometheusRule", "orders", "checkout")["spec"]["groups"][0]["rules"]
-    assert any(r["alert"] == "ServiceErrorRateHigh" and 'destination_workload=~"orders(-primary|-canary)?"' in r["expr"] for r in rules)
+    rules = [r for g in stack.manifest("PrometheusRule", "orders", "checkout")["spec"]["groups"] for r in g["rules"]]
+    assert any(r.get("record") == "slo:sli_error:ratio_rate5m" and 'destination_workload=~"orders(-primary)?"' in r["expr"] for r in rules)
+    assert any(r.get("alert") == "ServiceErrorBudgetFastBurn" for r in rules)
 
 
 def test_secrets_come_from_vault_through_external_secrets(stack):
     es = stack.manifest("ExternalSecret", "payment-provider", "checkout")["spec"]
-    assert es["secretStoreRef"]["kind"] == "ClusterSecretStore"
+    assert es["secretStoreRef"] == {"kind": "SecretStore", "name": "vault"}
     assert {d["remoteRef"]["key"] for d in es["data"]} == {"checkout/payment/provider"}
     env = {e["name"]: e for e in container(stack, "payment")["env"]}
     assert env["PROVIDER_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "payment-provider"

@@ -2,7 +2,7 @@
 
 - One AppProject per team (the teams of the stack's services): the team's repository only, its
   namespace (named after the team) on this cluster only, no cluster-scoped resources at all, and
-  none of the namespaced objects the platform owns (network and mesh policies, quotas).
+  in the namespace only a whitelist of kinds the platform does not create there (team_syncable).
 - One ApplicationSet: a matrix of the cluster generator (this cluster's secret, selected by its
   `environment` label) and the list of teams, so each team gets an Application syncing
   `<its repo>/<path for the environment>` with automated prune and self-heal.
@@ -31,7 +31,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import field_validator
 
+from components.monitoring.scrape import Metrics
 from components.spec.base import Spec, field
+from components.workloads.kinds import PLATFORM_KINDS
 from components.versions import ARGO_CD
 
 from . import flows as net
@@ -44,15 +46,24 @@ SERVER_SERVICE = f"{RELEASE}-server"
 CONTROLLER_SERVICE_ACCOUNT = f"{RELEASE}-application-controller"
 IN_CLUSTER = "https://kubernetes.default.svc"
 CLUSTER_SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
-# Namespaced kinds the platform manages in team namespaces (components/workloads): zero-trust
-# policies derived from dependsOn and resource limits must not be overridden from a team repo.
-PLATFORM_OWNED = [
-    {"group": "networking.k8s.io", "kind": "NetworkPolicy"},
-    {"group": "security.istio.io", "kind": "AuthorizationPolicy"},
-    {"group": "security.istio.io", "kind": "PeerAuthentication"},
-    {"group": "", "kind": "ResourceQuota"},
-    {"group": "", "kind": "LimitRange"},
+# Namespaced kinds a team's deploy repository may carry; what a team may actually sync is these less
+# every kind the platform creates in team namespaces (components/workloads/kinds.py), so a team repo
+# can neither replace nor prune the platform's objects (policies, quotas, stores, routes). Never on
+# this list: Secrets (values come from Vault), RBAC, and mesh or network policy kinds.
+TEAM_KIND_CANDIDATES = [
+    ("apps", "Deployment"), ("apps", "StatefulSet"), ("batch", "Job"), ("batch", "CronJob"),
+    ("", "ConfigMap"), ("", "Service"), ("", "ServiceAccount"),
+    ("autoscaling", "HorizontalPodAutoscaler"), ("policy", "PodDisruptionBudget"),
+    ("external-secrets.io", "ExternalSecret"), ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"),
+    ("keda.sh", "ScaledObject"),
 ]
+
+
+def team_syncable() -> list[dict[str, str]]:
+    """The AppProject whitelist: candidate kinds the platform does not create in team namespaces."""
+    return [{"group": group, "kind": kind} for group, kind in TEAM_KIND_CANDIDATES if (group, kind) not in PLATFORM_KINDS]
+
+
 # gitops-bridge annotation suffixes for the keys of an addon's outputs().
 ANNOTATION_SUFFIX = {"namespace": "namespace", "serviceAccount": "service_account", "iamRoleArn": "iam_role_arn"}
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -86,6 +97,9 @@ class ArgoCDSettings(Spec):
 class ArgoCD(Addon):
     name = "argocd"
     namespace = NAMESPACE
+    # Every Argo CD component's metrics Service and ServiceMonitor: sync status, app health, git and repo timings.
+    metrics = Metrics(charts={ARGO_CD.name: {c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
+                                             for c in ("controller", "server", "repoServer", "applicationSet")}})
     Settings = ArgoCDSettings
     describes_others = True
     pod_security = "baseline"
@@ -173,8 +187,10 @@ def project_spec(team: str, s: ArgoCDSettings) -> dict[str, Any]:
         "description": f"Team {team}: its deploy repository, into namespace {team} of this cluster only",
         "sourceRepos": [s.repo_url_template.replace("{team}", team)],
         "destinations": [{"server": IN_CLUSTER, "namespace": team}],
+        # No cluster-scoped object at all; in the namespace, only kinds the platform does not manage there.
+        "clusterResourceWhitelist": [],
         "clusterResourceBlacklist": [{"group": "*", "kind": "*"}],
-        "namespaceResourceBlacklist": PLATFORM_OWNED,
+        "namespaceResourceWhitelist": team_syncable(),
     }
 
 

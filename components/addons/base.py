@@ -12,7 +12,7 @@ so every value that reaches a chart goes through `helm()` and is visible to the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +22,7 @@ from pulumi_kubernetes.core.v1 import ConfigMap, Namespace
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgsDict
 
 from components.contracts import Contracts, IstioContract, MonitoringContract, TracingContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec import catalog
 from components.spec.base import Spec
@@ -33,6 +34,10 @@ from . import flows as net
 
 class NoSettings(Spec):
     """This addon has no settings beyond its Helm values."""
+
+
+# The addon that brings Prometheus and the ServiceMonitor/PodMonitor CRDs.
+MONITORING_ADDON = "prometheus"
 
 
 @dataclass
@@ -62,7 +67,8 @@ class AddonContext:
 class Addon(pulumi.ComponentResource):
     name: ClassVar[str]
     namespace: ClassVar[str]
-    # Namespaces the addon creates besides its own (the loader keeps team namespaces off all of them).
+    # Namespaces the addon creates besides its own (e.g. Istio's ingress namespace). Together with
+    # `namespace` they are reserved: no team may be named after them (components/spec/tenancy.py).
     extra_namespaces: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
@@ -74,6 +80,9 @@ class Addon(pulumi.ComponentResource):
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
 
+    # Every addon says whether it exposes metrics and how they are scraped (None: it exposes none).
+    metrics: ClassVar[Optional[Metrics]]
+
     registry: ClassVar[dict[str, type["Addon"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -81,11 +90,12 @@ class Addon(pulumi.ComponentResource):
         if "name" in cls.__dict__:
             if not callable(cls.__dict__.get("install")):
                 raise TypeError(f"addon {cls.__name__} must define install()")
+            if "metrics" not in cls.__dict__:
+                raise TypeError(f"addon {cls.__name__} must declare metrics: a Metrics saying how Prometheus scrapes it, or None if it exposes none")
             if cls.name in Addon.registry:
                 raise TypeError(f"addon name {cls.name!r} is used by both {Addon.registry[cls.name].__name__} and {cls.__name__}")
             Addon.registry[cls.name] = cls
-            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__,
-                                                (cls.namespace, *cls.extra_namespaces)))
+            catalog.register(catalog.AddonEntry(cls.name, cls.requires, cls.Settings, cls.__name__, cls.namespaces()))
 
     def __init__(self, ctx: AddonContext, spec: AddonSpec, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
@@ -94,9 +104,9 @@ class Addon(pulumi.ComponentResource):
         self.settings: Any = self.validated(spec, ctx.environment)
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
-        self._after = [resource for r in self.requires for resource in ctx.installed[r].ready]
+        self._after = [resource for r in self.after(ctx.decl.spec.addon_enabled) for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
-        self.namespaces: dict[str, Namespace] = {}
+        self.created_namespaces: dict[str, Namespace] = {}
         self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels())
         self.install()
         self.network_policies()
@@ -106,6 +116,15 @@ class Addon(pulumi.ComponentResource):
     def validated(cls, spec: AddonSpec, environment: str) -> Spec:
         # The environment is context: some settings are required only in prod.
         return cls.Settings.model_validate(spec.settings, context={"environment": environment})
+
+    @classmethod
+    def after(cls, enabled: Callable[[str], bool]) -> tuple[str, ...]:
+        """The addons installed before this one: what it requires, and Prometheus when the chart's monitors are on."""
+        return cls.requires + ((MONITORING_ADDON,) if cls.monitored_by_chart(enabled) and MONITORING_ADDON not in cls.requires else ())
+
+    @classmethod
+    def monitored_by_chart(cls, enabled: Callable[[str], bool]) -> bool:
+        return cls.metrics is not None and bool(cls.metrics.charts) and cls.name != MONITORING_ADDON and enabled(MONITORING_ADDON)
 
     # -- what subclasses implement: install(self) -> None, and optionally the rest -------------
     @classmethod
@@ -154,12 +173,12 @@ class Addon(pulumi.ComponentResource):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise TypeError(f"addon {self.name!r} declares flows {dupes} more than once")
-        for namespace, created in self.namespaces.items():
+        for namespace, created in self.created_namespaces.items():
             self.network_policy(namespace, "default-deny", net.default_deny(), created)
             self.network_policy(namespace, "allow-dns", net.dns(namespace).spec(), created)
         for f in declared:
             namespace = f.namespace or self.namespace
-            self.network_policy(namespace, f"allow-{f.name}", f.spec(), self.namespaces.get(namespace))
+            self.network_policy(namespace, f"allow-{f.name}", f.spec(), self.created_namespaces.get(namespace))
             if f.both_ends:
                 mirror = f.mirrored(self.namespace)
                 self.network_policy(mirror.namespace or self.namespace, f"allow-{self.name}-{f.name}", mirror.spec(), self.created_namespace(mirror.namespace))
@@ -167,8 +186,8 @@ class Addon(pulumi.ComponentResource):
     def created_namespace(self, namespace: Optional[str]) -> Optional[Namespace]:
         """The Namespace object of this addon or of one installed before it (a mirrored flow's peer)."""
         for addon in (self, *self.ctx.installed.values()):
-            if namespace in addon.namespaces:
-                return addon.namespaces[namespace]
+            if namespace in addon.created_namespaces:
+                return addon.created_namespaces[namespace]
         return None
 
     def network_policy(self, namespace: str, name: str, spec: Any, created: Optional[pulumi.Resource]) -> k8s.networking.v1.NetworkPolicy:
@@ -186,16 +205,25 @@ class Addon(pulumi.ComponentResource):
     def opts(self, depends_on: tuple = (), **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
+    @classmethod
+    def namespaces(cls) -> tuple[str, ...]:
+        return (cls.namespace, *cls.extra_namespaces)
+
     def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> Namespace:
-        self.namespaces[namespace] = k8s.core.v1.Namespace(
+        if namespace not in self.namespaces():
+            # An undeclared namespace would not be reserved, and a team could claim it.
+            raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
+        self.created_namespaces[namespace] = k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
-        return self.namespaces[namespace]
+        return self.created_namespaces[namespace]
 
     def values_for(self, chart: Chart, values: dict[str, Any]) -> dict[str, Any]:
-        """The addon's values with the stack's overrides merged over them."""
+        """The addon's values, with the chart's monitors turned on when Prometheus runs, and the stack's overrides merged over them."""
+        if self.metrics is not None and self.monitored_by_chart(self.ctx.decl.spec.addon_enabled):
+            values = deep_merge(values, self.metrics.charts.get(chart.name, {}))
         overrides = self._overrides.get(chart.name, {}) if self.multi_chart else self._overrides
         return deep_merge(values, overrides)
 

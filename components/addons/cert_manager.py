@@ -32,6 +32,7 @@ from pydantic import ValidationInfo, model_validator
 from components.aws import iam
 from components.aws.dns import zone_statements
 from components.contracts import CertManagerContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec.base import Spec, field
 from components.versions import CERT_MANAGER
@@ -103,6 +104,8 @@ class CertManagerSettings(Spec):
 class CertManager(Addon):
     name = "cert-manager"
     namespace = NAMESPACE
+    # The controller's certificate expiry and ACME metrics (chart: prometheus.servicemonitor).
+    metrics = Metrics(charts={CERT_MANAGER.name: {"prometheus": {"enabled": True, "servicemonitor": {"enabled": True}}}})
     Settings = CertManagerSettings
     # Every cert-manager pod ships a restricted security context (non-root, RuntimeDefault seccomp).
     pod_security = "restricted"

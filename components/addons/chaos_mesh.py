@@ -60,6 +60,9 @@ class ChaosMeshSettings(Spec):
 class ChaosMesh(Addon):
     name = "chaos-mesh"
     namespace = NAMESPACE
+    # Dev-only fault injection; its chart offers scraping by prometheus.io annotations only, which the
+    # Prometheus operator does not read. Experiments are visible as Schedule objects and in the dashboards they disturb.
+    metrics = None
     Settings = ChaosMeshSettings
     pod_security = "privileged"
     pod_security_reason = "chaos-daemon is privileged, with hostPath mounts of the container runtime socket and /sys"

@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.dns import zone_statements
+from components.monitoring.scrape import Metrics
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_DNS
 
@@ -42,6 +43,8 @@ class ExternalDnsSettings(Spec):
 class ExternalDns(Addon):
     name = "external-dns"
     namespace = NAMESPACE
+    # Record changes and Route 53 errors (chart: serviceMonitor, on the metrics port).
+    metrics = Metrics(charts={EXTERNAL_DNS.name: {"serviceMonitor": {"enabled": True}}})
     # Istio's Gateways are the source of the hosts.
     requires = ("istio",)
     Settings = ExternalDnsSettings
@@ -67,7 +70,6 @@ class ExternalDns(Addon):
             "txtOwnerId": self.ctx.cluster_name,
             "interval": s.interval,
             "env": [{"name": "AWS_DEFAULT_REGION", "value": self.ctx.region}],
-            "serviceMonitor": {"enabled": self.ctx.decl.spec.addon_enabled("prometheus")},
             "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
         }, release=RELEASE, depends_on=(identity,))
 

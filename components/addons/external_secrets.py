@@ -1,37 +1,45 @@
-"""External Secrets Operator with one ClusterSecretStore, "vault", reading Vault's KV v2 engine.
+"""External Secrets Operator, with one SecretStore per team namespace reading only that team's Vault paths.
 
-Services declare secrets by Vault path (`secrets[].vaultPath` in a service file); their
-ExternalSecrets point at CLUSTER_SECRET_STORE with `remoteRef.key` = that path (relative to the
-KV mount) and `remoteRef.property` = the key, and the operator writes the Kubernetes Secret. No
-secret value passes through Pulumi.
+Services declare secrets by Vault path (`secrets[].vaultPath` in a service file, always under
+`<team>/`, which the loader enforces); their ExternalSecrets point at the `vault` SecretStore of
+their own namespace with `remoteRef.key` = that path (relative to the KV mount) and
+`remoteRef.property` = the key, and the operator writes the Kubernetes Secret. No secret value
+passes through Pulumi.
 
-The store authenticates with Vault's Kubernetes auth method as the operator's own service account,
-with a token whose audience is "vault" (useless against the Kubernetes API if it leaks). The store
-only serves the team namespaces (`conditions`), not the platform's.
+Isolation is Vault's, not only ours: each team namespace's store logs in with Vault's Kubernetes
+auth method as the namespace's `vault-secrets` service account (a token with audience "vault",
+useless against the Kubernetes API if it leaks), to the Vault role `team-<team>`, which is bound to
+that account in that namespace only and carries the policy `team-<team>`: read on
+`secret/data/<team>/*` and nothing else. A namespaced SecretStore can only name a service account
+of its own namespace, so a team's store can never log in as another team, and the role's policy
+refuses every path outside the team's prefix even if a declaration slipped past the loader.
 
-What must exist inside Vault (Vault-internal state, set once by an operator with a Vault token;
-this program does not hold one):
-  vault secrets enable -path=secret kv-v2
-  vault auth enable kubernetes
-  vault write auth/kubernetes/config kubernetes_host=https://kubernetes.default.svc
-  vault policy write external-secrets - <<EOF
-  path "secret/data/*" { capabilities = ["read"] }
-  path "secret/metadata/*" { capabilities = ["read", "list"] }
-  EOF
-  vault write auth/kubernetes/role/external-secrets bound_service_account_names=external-secrets \\
-    bound_service_account_namespaces=external-secrets audience=vault policies=external-secrets ttl=15m
+The Vault side (KV v2 mount, Kubernetes auth method, per-team policies and roles) is declared here
+with pulumi-vault, so adding a team is a pull request, not a manual step. pulumi-vault rather than
+a templated policy on the service account's namespace: the policy then names each team's prefix
+literally (readable in review and in the diff), and no wildcard role spans all namespaces. The
+provider is explicit and talks TLS only: Vault's https address (or the stack config's
+platform:vaultAddress, https as well), verified with VAULT_CACERT, logged in with VAULT_TOKEN from
+the deploy pipeline's environment (Vault answers on the private network, like the cluster's private
+API endpoint). Each team store trusts Vault's CA through a Secret in its own namespace (a
+namespaced store reads no other), issued there by cert-manager from Vault's issuer; `vault operator init`, whose
+output is the root token and recovery keys, stays a one-time step outside Pulumi by design.
 Vault checks the tokens with the TokenReview API as its own service account, which the Vault
 chart binds to system:auth-delegator (server.authDelegator, on by default).
 
 helm.v3.Release: the chart installs its CRDs and a validating webhook, and the release waits for
-the webhook to be ready before the ClusterSecretStore is created.
+the webhook to be ready before any SecretStore (in the team namespaces) is created.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_vault as vault
+
 from components.contracts import ExternalSecretsContract, VaultContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
@@ -46,16 +54,24 @@ WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "external-secrets-webhook"}
 WEBHOOK_PORT = 10250
 RELEASE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
-CLUSTER_SECRET_STORE = "vault"
-# What an ExternalSecret's spec.secretStoreRef is set to.
-STORE_REF = {"kind": "ClusterSecretStore", "name": CLUSTER_SECRET_STORE}
+# The SecretStore in every team namespace, and what an ExternalSecret's spec.secretStoreRef is set to.
+SECRET_STORE = "vault"
+STORE_REF = {"kind": "SecretStore", "name": SECRET_STORE}
+# The account a team's store authenticates to Vault as, in the team's namespace.
+TEAM_SERVICE_ACCOUNT = "vault-secrets"
+# The Secret in every team namespace holding Vault's CA (cert-manager writes it from the internal issuer).
+TEAM_CA_SECRET = "vault-ca"
+# The controller's metrics port (chart: metrics.listen.port).
+METRICS_PORT = 8080
 # Vault's KV v2 mount: a service's vaultPath "checkout/orders/db" is secret/data/checkout/orders/db in Vault.
 KV_MOUNT = "secret"
 KV_VERSION = "v2"
-# Vault's Kubernetes auth method and the role the store logs in with (see the module docstring).
+# Vault's Kubernetes auth method (see the module docstring).
 VAULT_AUTH_MOUNT = "kubernetes"
-VAULT_ROLE = "external-secrets"
 TOKEN_AUDIENCE = "vault"
+KUBERNETES_HOST = "https://kubernetes.default.svc"
+# Vault tokens of a store live 15 minutes; the operator logs in again as needed.
+TOKEN_TTL_SECONDS = 900
 
 
 class ExternalSecretsSettings(Spec):
@@ -65,6 +81,8 @@ class ExternalSecretsSettings(Spec):
 class ExternalSecrets(Addon):
     name = "external-secrets"
     namespace = NAMESPACE
+    # Sync errors and provider calls of the controller (its metrics Service and ServiceMonitor).
+    metrics = Metrics(charts={EXTERNAL_SECRETS.name: {"metrics": {"service": {"enabled": True}}, "serviceMonitor": {"enabled": True}}})
     requires = ("vault",)
     Settings = ExternalSecretsSettings
     # The chart's pods (controller, webhook, cert controller) meet the restricted standard by default.
@@ -72,7 +90,8 @@ class ExternalSecrets(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> ExternalSecretsContract:
-        return ExternalSecretsContract(cluster_secret_store=CLUSTER_SECRET_STORE)
+        return ExternalSecretsContract(secret_store=SECRET_STORE, team_service_account=TEAM_SERVICE_ACCOUNT, team_ca_secret=TEAM_CA_SECRET,
+                                       team_store_spec=team_store_spec)
 
     def install(self) -> None:
         s: ExternalSecretsSettings = self.settings
@@ -83,37 +102,83 @@ class ExternalSecrets(Addon):
             "podDisruptionBudget": {"enabled": s.replicas > 1},
         }, release=RELEASE)
         teams = sorted({service.team for service in self.ctx.decl.services})
-        self.store = self.manifest("external-secrets.io/v1", "ClusterSecretStore", CLUSTER_SECRET_STORE, spec=store_spec(teams, self.ctx.contracts.require(VaultContract)))
+        self.vault_roles = self.declare_vault(teams)
+
+    def declare_vault(self, teams: list[str]) -> dict[str, vault.kubernetes.AuthBackendRole]:
+        """The Vault side: the KV v2 mount, the Kubernetes auth method, and per team a policy and a role."""
+        # Over TLS only: the listener's https address (or the deploy network's https name for it); the
+        # provider verifies it with VAULT_CACERT and logs in with VAULT_TOKEN from the pipeline's environment.
+        provider = vault.Provider(f"{self.name}-vault", address=provider_address(self.ctx.contracts.require(VaultContract)),
+                                  skip_tls_verify=False, opts=pulumi.ResourceOptions(parent=self))
+        # After the Vault release: the server must be running (and initialised) to be configured.
+        opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=self._after)
+        kv = vault.Mount(f"{self.name}-kv", path=KV_MOUNT, type="kv", options={"version": "2"}, description="Team secrets, one prefix per team", opts=opts)
+        auth = vault.AuthBackend(f"{self.name}-kubernetes-auth", type="kubernetes", path=VAULT_AUTH_MOUNT, opts=opts)
+        config = vault.kubernetes.AuthBackendConfig(f"{self.name}-kubernetes-auth", backend=auth.path, kubernetes_host=KUBERNETES_HOST, opts=opts)
+        roles = {}
+        for team in teams:
+            policy = vault.Policy(f"{self.name}-{team}", name=team_role(team), policy=team_policy(team), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[kv])))
+            roles[team] = vault.kubernetes.AuthBackendRole(
+                f"{self.name}-{team}", backend=auth.path, role_name=team_role(team),
+                bound_service_account_names=[TEAM_SERVICE_ACCOUNT], bound_service_account_namespaces=[team],
+                # Vault's `default` policy stays attached: it grants only the token's own lookup and
+                # renewal, which External Secrets uses to check a cached login.
+                audience=TOKEN_AUDIENCE, token_policies=[policy.name], token_ttl=TOKEN_TTL_SECONDS, token_max_ttl=TOKEN_TTL_SECONDS,
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[config])),
+            )
+        return roles
 
     def flows(self) -> list[net.Flow]:
-        vault = self.ctx.contracts.require(VaultContract)
+        server = self.ctx.contracts.require(VaultContract)
         return [
             net.api_server(self.vpc_cidr),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
-            net.flow("vault", "egress", [net.Peer.to(vault.server)], "the operator reads secrets from Vault",
-                     ports=(vault.port,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+            # Every team's SecretStore is served by this controller: the team namespaces need no path to Vault.
+            net.flow("vault", "egress", [net.Peer.to(server.server)], "the operator reads secrets from Vault",
+                     ports=(server.port,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+            *self.scraped((METRICS_PORT,), selector=CONTROLLER_POD_LABELS),
         ]
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "clusterSecretStore": CLUSTER_SECRET_STORE, "kvMount": KV_MOUNT}
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "secretStore": SECRET_STORE, "kvMount": KV_MOUNT}
 
 
-def store_spec(teams: list[str], vault: VaultContract) -> dict[str, Any]:
-    """The ClusterSecretStore: Vault KV v2 at KV_MOUNT, Kubernetes auth as the operator, team namespaces only."""
+def provider_address(server: VaultContract) -> str:
+    """Where pulumi-vault reaches Vault: the stack config's platform:vaultAddress, else the listener's address; https only."""
+    address = pulumi.Config("platform").get("vaultAddress") or server.address
+    if not address.startswith("https://"):
+        raise ValueError(f"platform:vaultAddress {address!r}: Vault serves TLS only; give an https:// address")
+    return address
+
+
+def team_role(team: str) -> str:
+    """The Vault role and policy name of a team."""
+    return f"team-{team}"
+
+
+def team_policy(team: str) -> str:
+    """Vault policy: read the team's KV v2 prefix, list its metadata; nothing else."""
+    return (
+        f'path "{KV_MOUNT}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\n'
+        f'path "{KV_MOUNT}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+    )
+
+
+def team_store_spec(team: str, server: VaultContract) -> dict[str, Any]:
+    """A team namespace's SecretStore: Vault KV v2 at KV_MOUNT over TLS, logged in as the namespace's own account and role."""
     return {
         "provider": {"vault": {
-            "server": vault.address,
-            # Vault's listener certificate chains to the platform CA, which cert-manager writes beside it.
-            "caProvider": {"type": "Secret", "name": vault.tls_secret, "key": vault.ca_key, "namespace": vault.server.namespace},
+            "server": server.address,
+            # Vault's listener certificate chains to the platform's internal CA; a namespaced store reads
+            # the CA from its own namespace (TEAM_CA_SECRET, issued there by the same issuer).
+            "caProvider": {"type": "Secret", "name": TEAM_CA_SECRET, "key": server.ca_key},
             "path": KV_MOUNT,
             "version": KV_VERSION,
             "auth": {"kubernetes": {
                 "mountPath": VAULT_AUTH_MOUNT,
-                "role": VAULT_ROLE,
-                "serviceAccountRef": {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE, "audiences": [TOKEN_AUDIENCE]},
+                "role": team_role(team),
+                # A SecretStore's account is always in the store's own namespace.
+                "serviceAccountRef": {"name": TEAM_SERVICE_ACCOUNT, "audiences": [TOKEN_AUDIENCE]},
             }},
         }},
-        # Team namespaces are named after the team (components/workloads). An empty list matches
-        # no namespace, so a stack without services exposes nothing.
-        "conditions": [{"namespaces": teams}],
     }

@@ -25,6 +25,7 @@ from typing import Any
 import pulumi_kubernetes as k8s
 
 from components.contracts import FlaggerContract, IstioContract, MonitoringContract, Pods
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
@@ -63,6 +64,9 @@ class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
     extra_namespaces = (LOADTESTER_NAMESPACE,)
+    # flagger_canary_status and the canary counters feed CanaryRollbackFailed and the delivery dashboard.
+    # honorLabels: the canary's own `namespace` label, not the Flagger pod's, reaches the series.
+    metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True, "honorLabels": True}}})
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True
@@ -115,8 +119,6 @@ class Flagger(Addon):
             "crd": {"create": False},
             "leaderElection": {"enabled": s.replicas > 1, "replicaCount": s.replicas},
             "podDisruptionBudget": {"enabled": s.replicas > 1},
-            # flagger_canary_status feeds the platform's CanaryRollbackFailed alert.
-            "podMonitor": {"enabled": True},
             "podAnnotations": {"traffic.sidecar.istio.io/excludeInboundPorts": str(METRICS_PORT)},
             # The chart's user (10001) with the restricted profile.
             "securityContext": {"enabled": True, "context": {**RESTRICTED_CONTAINER, "runAsUser": 10001}},

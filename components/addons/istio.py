@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
 from components.contracts import CertManagerContract, IstioContract, Pods, TracingContract
+from components.monitoring.scrape import Metrics, Monitor
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
@@ -96,6 +97,19 @@ class Istio(Addon):
     # istio-cni: injected pods need no NET_ADMIN/NET_RAW, so every namespace here and the teams'
     # can enforce the restricted Pod Security level.
     requires = ("cert-manager", "istio-cni")
+    # istiod's own metrics, and every Envoy's (sidecars and gateways): Flagger's analysis and the SLOs read istio_requests_total.
+    metrics = Metrics(monitors=(
+        Monitor("ServiceMonitor", "istiod", {
+            "namespaceSelector": {"matchNames": [SYSTEM_NAMESPACE]},
+            "selector": {"matchLabels": {"app": "istiod"}},
+            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
+        }),
+        Monitor("PodMonitor", "envoy-stats", {
+            "namespaceSelector": {"any": True},
+            "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
+            "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
+        }),
+    ))
     Settings = IstioSettings
     multi_chart = True
     pod_security = "restricted"

@@ -12,8 +12,8 @@ namespaces can then enforce `restricted`.
 A pod that lands on a node before the agent is ready there fails its validation; the agent's
 repair controller (on by default) finds such pods and recreates them.
 
-The agent is the one privileged piece: it runs on the host network and writes the plugin binary
-and chained config into the node's /opt/cni/bin and /etc/cni/net.d. It lives alone in its own
+The agent is the one privileged piece: it runs as root with NET_ADMIN, SYS_ADMIN and the like, and
+writes the plugin binary and chained config into the node's /opt/cni/bin and /etc/cni/net.d. It lives alone in its own
 namespace so that namespace, and only it, admits that (istio-system stays restricted).
 
 helm.v3.Release: the release waits for the DaemonSet, so istiod (which requires this addon) starts
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.monitoring.scrape import Metrics, Monitor
 from components.versions import ISTIO_CNI
 
 from . import flows as net
@@ -34,13 +35,26 @@ RELEASE = "istio-cni"
 # The EKS AMIs' CNI directories (the chart's defaults, spelled out: the agent writes into them).
 CNI_BIN_DIR = "/opt/cni/bin"
 CNI_CONF_DIR = "/etc/cni/net.d"
+# The agent's pods (the chart's DaemonSet labels) and its metrics port (named `metrics` in the DaemonSet).
+POD_LABELS = {"k8s-app": "istio-cni-node"}
+METRICS_PORT = 15014
 
 
 class IstioCni(Addon):
     name = "istio-cni"
     namespace = NAMESPACE
+    # The agent's own metrics (repairs, CNI plugin calls): the chart ships no monitor, so the prometheus
+    # addon creates this PodMonitor; the namespace lets Prometheus in on the metrics port.
+    metrics = Metrics(monitors=(
+        Monitor("PodMonitor", "istio-cni", {
+            "namespaceSelector": {"matchNames": [NAMESPACE]},
+            "selector": {"matchLabels": POD_LABELS},
+            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+        }),
+    ))
     pod_security = "privileged"
-    pod_security_reason = ("the node agent runs privileged on the host network and writes the CNI plugin and its chained config "
+    pod_security_reason = ("the node agent runs as root with NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE and DAC_OVERRIDE, and writes "
+                           "the CNI plugin and its chained config "
                            "into the node's /opt/cni/bin and /etc/cni/net.d (hostPath)")
 
     def install(self) -> None:
@@ -53,8 +67,10 @@ class IstioCni(Addon):
         }, release=RELEASE)
 
     def flows(self) -> list[net.Flow]:
-        # The agent runs on the host network, where NetworkPolicies do not apply; declared all the same.
-        return [net.api_server(self.vpc_cidr)]
+        # In sidecar mode (no ambient) the agent's pods are on the pod network (hostNetwork only with
+        # ambient's shared host namespace), so its namespace's policies govern them: the API, and
+        # Prometheus on the metrics port.
+        return [net.api_server(self.vpc_cidr), *self.scraped((METRICS_PORT,), selector=POD_LABELS)]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": RELEASE}

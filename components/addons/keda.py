@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
+from components.monitoring.scrape import Metrics
 from components.spec import Service
 from components.versions import KEDA
 
@@ -36,6 +37,9 @@ TRIGGER_AUTHENTICATION_SPEC = {"podIdentity": {"provider": "aws", "identityOwner
 class Keda(Addon):
     name = "keda"
     namespace = NAMESPACE
+    # Scaler errors and latencies of the operator, the metrics API server and the webhooks.
+    metrics = Metrics(charts={KEDA.name: {"prometheus": {c: {"enabled": True, "serviceMonitor": {"enabled": True}}
+                                                         for c in ("operator", "metricServer", "webhooks")}}})
     # The chart's pods drop all capabilities, run as non-root with RuntimeDefault seccomp.
     pod_security = "restricted"
 

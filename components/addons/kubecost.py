@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.contracts import MonitoringContract
+from components.monitoring.scrape import Metrics
 from components.versions import KUBECOST
 
 from . import flows as net
@@ -42,6 +43,8 @@ METRICS_PORT = 9003
 class Kubecost(Addon):
     name = "kubecost"
     namespace = NAMESPACE
+    # The cost model's own metrics (its recording rules read them through Prometheus).
+    metrics = Metrics(charts={KUBECOST.name: {"serviceMonitor": {"enabled": True}}})
     requires = ("prometheus",)
     pod_security = "baseline"
     pod_security_reason = ("cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
@@ -56,7 +59,6 @@ class Kubecost(Addon):
             },
             # Kubecost reads the cluster's identity from here even with its own Prometheus off.
             "prometheus": {"server": {"global": {"external_labels": {"cluster_id": self.ctx.cluster_name}}}},
-            "serviceMonitor": {"enabled": True},
             "prometheusRule": {"enabled": True},
             "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
         }, release=RELEASE)

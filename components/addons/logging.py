@@ -38,6 +38,7 @@ from pydantic import model_validator
 
 from components.aws import iam
 from components.contracts import LoggingContract, MonitoringContract, TracingContract
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
@@ -93,6 +94,9 @@ class LoggingSettings(Spec):
 class Logging(Addon):
     name = "logging"
     namespace = NAMESPACE
+    # Loki's components and the node agents (a collector per node).
+    metrics = Metrics(charts={LOKI.name: {"monitoring": {"serviceMonitor": {"enabled": True, "metricsInstance": {"enabled": False}}}},
+                              OPENTELEMETRY_COLLECTOR.name: {"podMonitor": {"enabled": True}}})
     # Grafana (the datasource) and the ServiceMonitor/PodMonitor CRDs.
     requires = ("prometheus",)
     Settings = LoggingSettings
@@ -194,7 +198,6 @@ class Logging(Addon):
             "ruler": {"enabled": False},
             "lokiCanary": {"enabled": False},
             "test": {"enabled": False},
-            "monitoring": {"serviceMonitor": {"enabled": True, "metricsInstance": {"enabled": False}}},
         }
 
     def outputs(self) -> dict[str, Any]:
@@ -221,7 +224,6 @@ def agent_values() -> dict[str, Any]:
         # No receivers on the network: no host ports on the nodes.
         "ports": {name: {"enabled": False} for name in ("otlp", "otlp-http", "jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")}
         | {"metrics": {"enabled": True}},
-        "podMonitor": {"enabled": True},
         "config": {
             # null removes a chart default; the preset adds the file log receiver to the logs pipeline.
             "receivers": {"otlp": None, "jaeger": None, "zipkin": None, "prometheus": None},

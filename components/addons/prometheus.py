@@ -5,12 +5,16 @@ helm.v3.Release: the chart's admission-webhook certificates are made by Helm hoo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import MonitoringContract, Pods
+from components.karpenter.controller import METRICS as KARPENTER_METRICS
+from components.monitoring import alertmanager, delivery, grafana, rules, scrape
+from components.monitoring.scrape import Metrics, Monitor
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
@@ -31,41 +35,16 @@ PROMETHEUS_SERVICE_ACCOUNT = PROMETHEUS_SERVICE
 # Grafana's sidecars (values grafana.sidecar.*): datasources from ConfigMaps with this label in Grafana's
 # namespace (no searchNamespace is set), dashboards from ConfigMaps in any namespace (searchNamespace ALL).
 GRAFANA_DATASOURCE_LABEL = {"grafana_datasource": "1"}
-GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
-# The datasource the chart provisions for its own Prometheus (grafana.sidecar.datasources.uid).
-PROMETHEUS_DATASOURCE_UID = "prometheus"
+GRAFANA_DASHBOARD_LABEL = grafana.DASHBOARD_LABEL
+PROMETHEUS_DATASOURCE_UID = grafana.PROMETHEUS_DATASOURCE_UID
 PROMETHEUS_PORT = 9090
 GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana"}
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
 # What Prometheus scrapes outside the pod network: the kubelets (cAdvisor), node-exporter and the
 # Istio CNI agent, all on the nodes' addresses.
 NODE_PORTS = (10250, 9100, 15014)
 # The operator's admission webhook for PrometheusRules.
 OPERATOR_WEBHOOK_PORT = 10250
-
-PLATFORM_RULES = [
-    {
-        "alert": "PodRestartingOften",
-        "expr": "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5",
-        "for": "10m",
-        "labels": {"severity": "warning"},
-        "annotations": {"summary": "{{ $labels.namespace }}/{{ $labels.pod }} restarts more than once every two minutes"},
-    },
-    {
-        "alert": "CanaryRollbackFailed",
-        # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back).
-        "expr": "max(flagger_canary_status) by (namespace, name) > 1",
-        "for": "1m",
-        "labels": {"severity": "critical"},
-        "annotations": {"summary": "Canary {{ $labels.namespace }}/{{ $labels.name }} failed its analysis and was rolled back"},
-    },
-    {
-        "alert": "KarpenterInterruptions",
-        "expr": "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0",
-        "for": "0m",
-        "labels": {"severity": "warning"},
-        "annotations": {"summary": "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced"},
-    },
-]
 
 
 class PrometheusSettings(Spec):
@@ -78,6 +57,9 @@ class PrometheusSettings(Spec):
 class Prometheus(Addon):
     name = "prometheus"
     namespace = NAMESPACE
+    # The chart monitors its own components (prometheus.serviceMonitor.selfMonitor and the like), node exporters
+    # and kube-state-metrics included; the monitors the other components declare are created here.
+    metrics = Metrics()
     Settings = PrometheusSettings
     pod_security = "privileged"
     pod_security_reason = "node-exporter runs on the host's network and PID namespace and reads /proc and /sys through hostPath volumes"
@@ -98,21 +80,35 @@ class Prometheus(Addon):
             f"{self.name}-grafana-admin", metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE}, type="Opaque",
             string_data={"admin-user": "admin", "admin-password": password}, opts=self.k8s,
         )
-        self.release = self.helm(KUBE_PROMETHEUS_STACK, self.chart_values(s), release=RELEASE, depends_on=(admin,))
-        # Istio's control plane and every Envoy sidecar: Flagger's analysis reads istio_requests_total.
-        self.manifest("monitoring.coreos.com/v1", "ServiceMonitor", "istiod", namespace=NAMESPACE, spec={
-            "namespaceSelector": {"matchNames": ["istio-system"]},
-            "selector": {"matchLabels": {"app": "istiod"}},
-            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
-        })
-        self.manifest("monitoring.coreos.com/v1", "PodMonitor", "envoy-stats", namespace=NAMESPACE, spec={
-            "namespaceSelector": {"any": True},
-            "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
-            "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
-        })
+        alerting = self.ctx.decl.spec.alerting
+        assert alerting is not None  # the stack model requires it with this addon
+        config = pulumi.Config("platform")
+        credentials: dict[str, Any] = {key: config.require_secret(key) for key in alertmanager.credentials(alerting)}
+        receivers = k8s.core.v1.Secret(
+            f"{self.name}-alertmanager-receivers", metadata={"name": alertmanager.SECRET_NAME, "namespace": NAMESPACE}, type="Opaque",
+            string_data=credentials, opts=self.k8s,
+        )
+        values = self.chart_values(s)
+        values["alertmanager"].update(config=alertmanager.config(self.ctx.decl.spec))
+        values["alertmanager"]["alertmanagerSpec"]["secrets"] = [alertmanager.SECRET_NAME]
+        self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
+        for monitor in self.monitors():
+            self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
-                      spec={"groups": [{"name": "platform", "rules": PLATFORM_RULES}]})
+                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
+        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE,
+                      spec={"groups": delivery.rules(self.ctx.decl.spec)})
+        k8s.core.v1.ConfigMap(
+            f"{self.name}-delivery-dashboard", opts=self.k8s,
+            metadata={"name": "platform-delivery-dashboard", "namespace": NAMESPACE, "labels": GRAFANA_DASHBOARD_LABEL},
+            data={f"{delivery.UID}.json": json.dumps(delivery.delivery_dashboard(self.ctx.decl.spec, PROMETHEUS_DATASOURCE_UID), indent=1)},
+        )
         self.grafana_host = s.grafana_host
+
+    def monitors(self) -> list[Monitor]:
+        """What components declare for this addon to create: Karpenter's (installed before any addon) and the enabled addons'."""
+        declared = [KARPENTER_METRICS] + [Addon.registry[n].metrics for n, a in self.ctx.decl.spec.addons.items() if a.enabled]
+        return [monitor for metrics in declared if metrics is not None for monitor in metrics.monitors]
 
     def chart_values(self, s: PrometheusSettings) -> dict[str, Any]:
         return {
@@ -142,6 +138,8 @@ class Prometheus(Addon):
                      selector=PROMETHEUS_POD_LABELS),
             net.flow("scrape-nodes", "egress", [net.Peer(cidr=self.vpc_cidr)], "kubelet, node-exporter and the CNI agent on the nodes",
                      ports=NODE_PORTS, selector=PROMETHEUS_POD_LABELS),
+            net.cloud("Alertmanager notifies the receivers (PagerDuty, Slack, webhooks, the dead man's switch, SMTP relays)",
+                      ports=alertmanager.receiver_ports(self.ctx.decl.spec.alerting), selector=ALERTMANAGER_POD_LABELS, name="notifications"),
         ]
 
     def outputs(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.contracts import SealedSecretsContract
+from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.backup import SEALING_KEY_RENEWAL
 from components.versions import SEALED_SECRETS
@@ -46,6 +47,8 @@ HTTP_PORT = 8080
 class SealedSecrets(Addon):
     name = "sealed-secrets"
     namespace = NAMESPACE
+    # Unseal errors (chart: metrics.serviceMonitor).
+    metrics = Metrics(charts={SEALED_SECRETS.name: {"metrics": {"serviceMonitor": {"enabled": True}}}})
     pod_security = "baseline"
     pod_security_reason = ("the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
                            "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)")

@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
 from components.contracts import IstioContract, LoggingContract, MonitoringContract, Pods, TracingContract
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
@@ -93,6 +94,8 @@ class TracingSettings(Spec):
 class Tracing(Addon):
     name = "tracing"
     namespace = NAMESPACE
+    # The OpenTelemetry collector's pipeline metrics (accepted, refused, exported spans).
+    metrics = Metrics(charts={OPENTELEMETRY_COLLECTOR.name: {"serviceMonitor": {"enabled": True}}})
     # Istio for the Telemetry API (and the spans worth having); Prometheus for Grafana and the
     # ServiceMonitor CRD.
     requires = ("istio", "prometheus")
@@ -151,7 +154,6 @@ class Tracing(Addon):
             "serviceAccount": {"automountServiceAccountToken": False},
             # OTLP only (the zipkin and jaeger receivers are the chart's defaults), plus its own metrics.
             "ports": {name: {"enabled": False} for name in ("jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")} | {"metrics": {"enabled": True}},
-            "serviceMonitor": {"enabled": True},
             "config": {
                 # null removes a chart default (values.yaml documents this for config).
                 "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},

@@ -22,6 +22,7 @@ from pydantic import field_validator
 
 from components.aws import iam
 from components.contracts import CertManagerContract, Pods, VaultContract
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
@@ -87,6 +88,10 @@ class Vault(Addon):
     namespace = NAMESPACE
     # The listener's certificate comes from cert-manager's internal CA.
     requires = ("cert-manager",)
+    # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config), over
+    # the TLS listener: the chart's ServiceMonitor then scrapes https, verifying the CA in TLS_SECRET.
+    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True, "tlsConfig": {
+        "ca": {"secret": {"name": TLS_SECRET, "key": CA_KEY}}, "serverName": f"{SERVICE}.{NAMESPACE}.svc"}}}}})
     Settings = VaultSettings
 
     @classmethod
@@ -189,6 +194,15 @@ listener "tcp" {{
   tls_key_file = "{TLS_DIR}/tls.key"
   tls_min_version = "tls12"
   cluster_address = "[::]:8201"
+  # Prometheus scrapes /v1/sys/metrics without a Vault token.
+  telemetry {{
+    unauthenticated_metrics_access = true
+  }}
+}}
+
+telemetry {{
+  prometheus_retention_time = "30s"
+  disable_hostname = true
 }}
 
 storage "raft" {{

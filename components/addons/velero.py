@@ -35,8 +35,10 @@ import pulumi_aws as aws
 from components.aws import iam
 from components.backup import alerts, storage, vault_snapshot
 from components.contracts import CertManagerContract, MonitoringContract, VaultContract
+from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
+from components.spec.alerting import AlertingSpec
 from components.spec.backup import BackupSpec
 from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
 
@@ -78,6 +80,8 @@ RUN_AS = 65532
 class Velero(Addon):
     name = "velero"
     namespace = NAMESPACE
+    # Backup and restore counts, durations and the last successful backup per schedule (the backup alerts read them).
+    metrics = Metrics(charts={VELERO.name: {"metrics": {"serviceMonitor": {"enabled": True, "autodetect": False}}}})
     # The chart's ServiceMonitor and the backup alerts need the Prometheus Operator CRDs.
     requires = ("prometheus",)
     pod_security = "restricted"
@@ -117,9 +121,10 @@ class Velero(Addon):
                                spec=vault_snapshot.ca_certificate(certs.internal_issuer), depends_on=tuple(self.ctx.installed["cert-manager"].ready))
             self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.opts((ca,)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket,
                                                                spec.image_mirror, vault.active_address)
+        alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=monitoring.prometheus.namespace, spec={"groups": [
-            {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None)}]})
+            {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None, alerting=alerting)}]})
 
     def flows(self) -> list[net.Flow]:
         found = [
@@ -217,7 +222,8 @@ def chart_values() -> dict[str, Any]:
         "configuration": {"backupStorageLocation": [], "volumeSnapshotLocation": [], "features": "EnableCSI", "logFormat": "json"},
         "snapshotsEnabled": True,
         "deployNodeAgent": False,
-        "metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "autodetect": False}},
+        # Its ServiceMonitor comes with `Velero.metrics`.
+        "metrics": {"enabled": True},
         "extraObjects": [{
             "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": SNAPSHOT_CLASS, "labels": {"velero.io/csi-volumesnapshot-class": "true"}},

@@ -38,6 +38,9 @@ class VpaSettings(Spec):
 class Vpa(Addon):
     name = "vpa"
     namespace = NAMESPACE
+    # The chart neither declares the recommender's metrics port nor offers a monitor; its recommendations are
+    # read from the VerticalPodAutoscaler objects, not from metrics.
+    metrics = None
     Settings = VpaSettings
     pod_security = "restricted"
 

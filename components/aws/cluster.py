@@ -22,6 +22,9 @@ LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 # Addons the nodes need before they can become Ready; the rest run on nodes and wait for them.
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+CNI_POLICY = "AmazonEKS_CNI_Policy"
+CNI_SERVICE_ACCOUNT = "aws-node"
+EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # metrics-server (an EKS community addon) feeds the HPAs and the VPA recommender.
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver", "metrics-server")
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
@@ -102,17 +105,23 @@ class Cluster(pulumi.ComponentResource):
                     policy_arn=ACCESS_POLICY + policy, access_scope={"type": "cluster"}, opts=child,
                 ))
 
-        before = [self._addon(name, cluster, spec, addon) for addon in BEFORE_NODES]
+        # The VPC CNI (aws-node) manages ENIs with its own Pod Identity role, not the node role, so
+        # no pod on a node inherits ENI rights through the instance profile.
+        cni_role = iam.pod_identity_role(f"{name}-vpc-cni", self, managed=[CNI_POLICY], description=f"VPC CNI of {spec.name}",
+                                         conditions=iam.pod_identity_conditions(cluster_name, "kube-system", CNI_SERVICE_ACCOUNT))
+        identities = {"vpc-cni": [{"role_arn": cni_role.arn, "service_account": CNI_SERVICE_ACCOUNT}]}
+        before = [self._addon(name, cluster, spec, addon, identity=identities.get(addon)) for addon in BEFORE_NODES]
         node_role = iam.role(
             f"{name}-system-nodes", "ec2.amazonaws.com", self,
-            managed=["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"],
+            managed=["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"],
             description=f"System node group of {spec.name}",
         )
         nodes = self._system_nodes(name, spec, cluster, node_role, private_subnet_ids, before)
-        ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}")
+        ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}",
+                                         conditions=iam.pod_identity_conditions(cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT))
         after = []
         for addon in AFTER_NODES:
-            identity = [{"role_arn": ebs_role.arn, "service_account": "ebs-csi-controller-sa"}] if addon == "aws-ebs-csi-driver" else None
+            identity = [{"role_arn": ebs_role.arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}] if addon == "aws-ebs-csi-driver" else None
             after.append(self._addon(name, cluster, spec, addon, depends_on=[nodes], identity=identity))
 
         self.name = cluster_name

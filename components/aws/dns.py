@@ -46,5 +46,7 @@ def zone_statements(zone_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     return [
         {"Effect": "Allow", "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
          "Resource": [zone_arn]},
-        {"Effect": "Allow", "Action": ["route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetChange"], "Resource": ["*"]},
+        {"Effect": "Allow", "Action": ["route53:ListHostedZones", "route53:ListHostedZonesByName"], "Resource": ["*"]},
+        # A change's status (DNS-01 waits for INSYNC): its own resource type, change/<id>.
+        {"Effect": "Allow", "Action": ["route53:GetChange"], "Resource": [f"arn:{iam.PARTITION}:route53:::change/*"]},
     ]

@@ -93,14 +93,21 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(self, name: str, cluster: str, vpc: aws.ec2.Vpc, retention: int) -> None:
         child = pulumi.ResourceOptions(parent=self)
         group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", name=f"/aws/vpc/{cluster}/flow-logs", retention_in_days=retention, opts=child)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
+        flow_log_arns = pulumi.Output.concat("arn:", iam.PARTITION, ":ec2:", region, ":", identity.account_id, ":vpc-flow-log/*")
         writer = iam.role(
             f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", self,
-            inline=[{
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"],
-                "Resource": [group.arn, pulumi.Output.concat(group.arn, ":*")],
-            }],
+            inline=[
+                # Stream actions on the group's streams; DescribeLogGroups applies to no resource, so it
+                # has a statement of its own on "*" rather than riding on an ARN it cannot apply to.
+                {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                 "Resource": [pulumi.Output.concat(group.arn, ":*")]},
+                {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
+            ],
             description=f"VPC flow logs of {cluster} to CloudWatch Logs",
+            # Only this account's flow logs may use the role (confused deputy).
+            conditions=iam.source_conditions(identity.account_id, flow_log_arns),
         )
         aws.ec2.FlowLog(f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs", log_destination=group.arn, iam_role_arn=writer.arn, max_aggregation_interval=60, opts=child)
 

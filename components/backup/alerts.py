@@ -1,7 +1,8 @@
 """Backup alerts: a failed backup, a backup older than its schedule allows, a failing snapshot job.
 
-They carry `severity` like the platform's other rules (components/addons/prometheus.py), so
-Alertmanager routes them the same way. "Older than expected" is twice the longest gap between two
+They take the shape of every platform alert (components/monitoring/rules.py): `severity`, the
+platform team's `team` label (Alertmanager routes them to it), a summary, a description and a
+`runbook_url` to docs/runbooks/restore.md, which covers them all. "Older than expected" is twice the longest gap between two
 runs of the schedule: one missed run is tolerated, two are not.
 """
 
@@ -9,42 +10,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.monitoring.rules import Severity, alert
+from components.spec.alerting import AlertingSpec
 from components.spec.backup import BackupSpec, longest_gap
 
 from . import vault_snapshot
 
-RUNBOOK = "docs/runbooks/restore.md"
+# docs/runbooks/restore.md: how to check, and restore from, every backup these alerts watch.
+RUNBOOK = "restore"
 # Velero labels its backup metrics with the Schedule's name; the chart names its Service (the
 # ServiceMonitor's job) after the release.
 VELERO_JOB = "velero"
 
 
-def _rule(alert: str, expr: str, severity: str, summary: str, description: str, wait: str = "0m") -> dict[str, Any]:
-    return {"alert": alert, "expr": expr, "for": wait, "labels": {"severity": severity},
-            "annotations": {"summary": summary, "description": description, "runbook": RUNBOOK}}
+def _rule(alerting: AlertingSpec, name: str, expr: str, severity: Severity, summary: str, description: str, wait: str = "0m") -> dict[str, Any]:
+    return alert(alerting, name, expr, wait, severity, summary, description, labels={"team": alerting.platform_team}, runbook=RUNBOOK)
 
 
 def max_age_seconds(expression: str) -> int:
     return int(2 * longest_gap(expression).total_seconds())
 
 
-def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bool) -> list[dict[str, Any]]:
+def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bool, alerting: AlertingSpec) -> list[dict[str, Any]]:
     """The rules for Velero in `namespace`, its `schedules` (settings key -> Schedule name), and the Vault snapshot job."""
     found = [
-        _rule("VeleroBackupFailed", 'sum by (schedule) (increase(velero_backup_failure_total{schedule!=""}[2h])) > 0', "critical",
+        _rule(alerting, "VeleroBackupFailed", 'sum by (schedule) (increase(velero_backup_failure_total{schedule!=""}[2h])) > 0', "critical",
               "Velero backup of schedule {{ $labels.schedule }} failed",
               "A backup of schedule {{ $labels.schedule }} ended Failed: its namespaces have no new restore point. "
               "Inspect it with `velero backup describe --details` and `velero backup logs`."),
-        _rule("VeleroBackupPartiallyFailed", 'sum by (schedule) (increase(velero_backup_partial_failure_total{schedule!=""}[2h])) > 0', "warning",
+        _rule(alerting, "VeleroBackupPartiallyFailed", 'sum by (schedule) (increase(velero_backup_partial_failure_total{schedule!=""}[2h])) > 0', "warning",
               "Velero backup of schedule {{ $labels.schedule }} partially failed",
               "Some items or volume snapshots of schedule {{ $labels.schedule }} were not backed up; `velero backup describe --details` lists them."),
-        _rule("VeleroDown", f'absent(up{{namespace="{namespace}", job="{VELERO_JOB}"}} == 1)', "critical",
+        _rule(alerting, "VeleroDown", f'absent(up{{namespace="{namespace}", job="{VELERO_JOB}"}} == 1)', "critical",
               "Velero is not running or not scraped", "No backup runs and no backup metric is reported while Velero is down.", wait="15m"),
     ]
     for key, name in schedules.items():
         limit = max_age_seconds(getattr(spec.schedules, key))
         found.append(_rule(
-            "VeleroBackupTooOld", f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}', "critical",
+            alerting, "VeleroBackupTooOld", f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}', "critical",
             f"The last successful backup of schedule {name} is older than {limit // 3600}h",
             f"Schedule {name} ({getattr(spec.schedules, key)}) has not completed a backup for two of its runs.",
         ))
@@ -52,10 +55,10 @@ def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bo
         job = vault_snapshot.NAME
         limit = max_age_seconds(spec.schedules.vault_snapshot)
         found += [
-            _rule("VaultSnapshotTooOld", f'time() - max(kube_cronjob_status_last_successful_time{{namespace="{namespace}", cronjob="{job}"}}) > {limit}',
+            _rule(alerting, "VaultSnapshotTooOld", f'time() - max(kube_cronjob_status_last_successful_time{{namespace="{namespace}", cronjob="{job}"}}) > {limit}',
                   "critical", f"The last Vault raft snapshot is older than {limit // 3600}h",
                   f"CronJob {namespace}/{job} ({spec.schedules.vault_snapshot}) has not succeeded for two of its runs; a lost Vault would lose every secret written since."),
-            _rule("VaultSnapshotJobFailing", f'max by (job_name) (kube_job_status_failed{{namespace="{namespace}", job_name=~"{job}-.*"}}) > 0', "warning",
+            _rule(alerting, "VaultSnapshotJobFailing", f'max by (job_name) (kube_job_status_failed{{namespace="{namespace}", job_name=~"{job}-.*"}}) > 0', "warning",
                   "Vault snapshot job {{ $labels.job_name }} failed",
                   f"A run of CronJob {namespace}/{job} failed: `kubectl -n {namespace} logs job/{{{{ $labels.job_name }}}} --all-containers`."),
         ]

@@ -98,7 +98,10 @@ def replicate(resource: str, source: Bucket, copy: CopyTarget, name: str, spec: 
     provider = aws.Provider(resource, region=copy.region, default_tags={"tags": tags},
                             assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=copy.role_arn, session_name="platform-backup-copy")],
                             opts=pulumi.ResourceOptions(parent=parent)) if copy.role_arn else None
-    role = iam.role(f"{resource}-replication", "s3.amazonaws.com", parent, description=f"S3 replication of {source.name} to {name}")
+    # Confused deputy: S3 may assume the role only to replicate this account's source bucket.
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
+    role = iam.role(f"{resource}-replication", "s3.amazonaws.com", parent, description=f"S3 replication of {source.name} to {name}",
+                    conditions=iam.source_conditions(account, source.arn))
     grants: list[dict[str, Any]] = []
     key_policy = None
     if copy.account:

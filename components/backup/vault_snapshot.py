@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import security
 from components.aws import iam
 from components.scheduling import priority_class_name
 from components.security import RESTRICTED_CONTAINER
@@ -58,15 +59,7 @@ def image(mirror: str, reference: str) -> str:
 
 def ca_certificate(issuer: str) -> dict[str, Any]:
     """A client certificate from Vault's issuer, made for the CA cert-manager puts beside it (the key pair is never used)."""
-    return {
-        "secretName": CA_SECRET,
-        "commonName": NAME,
-        "duration": "2160h",
-        "renewBefore": "360h",
-        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-        "usages": ["client auth", "digital signature"],
-        "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
-    }
+    return security.ca_certificate(CA_SECRET, NAME, issuer)
 
 
 def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespace: str, cluster: str, schedule: str,

@@ -22,12 +22,20 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.aws.cluster import SYSTEM_NODE_LABEL
+from components.monitoring.scrape import Metrics, Monitor
 from components.spec import names
 from components.versions import KARPENTER, KARPENTER_CRD
 
 from .permissions import INTERRUPTION_EVENTS, NODE_POLICIES, QUEUE_RETENTION_SECONDS, controller_policies, queue_policy
 
 NAMESPACE = "kube-system"
+# The controller's metrics Service (the chart's <fullname>, port http-metrics): provisioning, disruption and
+# interruption-queue metrics. Karpenter is installed before Prometheus, so the prometheus addon creates the monitor.
+METRICS = Metrics(monitors=(Monitor("ServiceMonitor", "karpenter", {
+    "namespaceSelector": {"matchNames": [NAMESPACE]},
+    "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": "karpenter"}},
+    "endpoints": [{"port": "http-metrics", "interval": "30s"}],
+}),))
 SERVICE_ACCOUNT = "karpenter"
 
 
@@ -63,7 +71,8 @@ class KarpenterController(pulumi.ComponentResource):
             rule = aws.cloudwatch.EventRule(f"{name}-{rule_name}", event_pattern=pulumi.Output.json_dumps(pattern), opts=child)
             aws.cloudwatch.EventTarget(f"{name}-{rule_name}", rule=rule.name, arn=queue.arn, target_id="KarpenterInterruptionQueueTarget", opts=child)
 
-        controller_role = iam.pod_identity_role(f"{name}-controller", self, description="Karpenter controller (Pod Identity)")
+        controller_role = iam.pod_identity_role(f"{name}-controller", self, description="Karpenter controller (Pod Identity)",
+                                                conditions=iam.pod_identity_conditions(cluster, NAMESPACE, SERVICE_ACCOUNT))
         documents = pulumi.Output.all(partition, region, account, cluster, node_role.arn, queue.arn).apply(lambda a: controller_policies(*a))
         attachments = []
         for policy_name in controller_policies("p", "r", "a", "c", "n", "q"):

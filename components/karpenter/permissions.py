@@ -21,7 +21,8 @@ INTERRUPTION_EVENTS: dict[str, Doc] = {
     "CapacityReservationInterruptionRule": {"source": ["aws.ec2"], "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"]},
 }
 QUEUE_RETENTION_SECONDS = 300
-NODE_POLICIES = ["AmazonEKS_CNI_Policy", "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"]
+# No AmazonEKS_CNI_Policy: the VPC CNI has its own Pod Identity role (components/aws/cluster.py).
+NODE_POLICIES = ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"]
 
 
 def controller_policies(partition: str, region: str, account: str, cluster: str, node_role_arn: str, queue_arn: str) -> dict[str, Doc]:

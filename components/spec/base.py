@@ -13,6 +13,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+# A team or service name: a DNS label, short enough for the names derived from it.
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+
 # Kubernetes' resource.Quantity grammar (apimachinery): a non-negative decimal with an optional
 # binary (Ki..Ei), decimal (n, u, m, k, M..E) or exponent suffix. A limit Kubernetes or Karpenter
 # cannot parse fails at apply time, so it fails here.

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, names, yamlsafe
+from . import catalog, names, placement, tenancy, yamlsafe
+from .pulumi_files import aws_region, plaintext_secrets
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import StackSpec
@@ -58,17 +59,20 @@ def load(stack: str, root: Path) -> Declarations:
         known = ", ".join(stacks) or "none"
         raise SpecError([*problems, Problem(_rel(root / STACKS_DIR / f"{stack}{SUFFIX}", root), "", f"no declaration for stack {short(stack)}; declared stacks: {known}")])
     addons = catalog.discover()
+    # Every namespace an addon may create, enabled here or not: no team may take one.
+    reserved = tenancy.reserved_namespaces(addons.values())
     specs: dict[str, StackSpec] = {}
     for name in [stack, *(s for s in stacks if s != stack)]:
+        problems += plaintext_secrets(name, root)
         try:
-            specs[name] = _load_stack(name, root, addons)
+            specs[name] = _load_stack(name, root, addons, reserved)
         except SpecError as err:
             problems += err.problems
     files, failed = _read_services(root, stacks, problems)
     seen: set[Problem] = set()
     services: tuple[Service, ...] = ()
     for name, spec in specs.items():
-        found, loaded = _check_stack(name, spec, files, failed, root, addons)
+        found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved)
         if name == stack:
             services = loaded
         for p in found:
@@ -116,11 +120,11 @@ def _misnamed_files(root: Path) -> list[Problem]:
     return found
 
 
-def _load_stack(stack: str, root: Path, addons: dict) -> StackSpec:
+def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...]) -> StackSpec:
     path = _stack_file(root, stack)
     rel = _rel(path, root)
     raw = read_yaml(path, root)
-    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}})
+    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved})
     problems: list[Problem] = []
     for name, addon in spec.addons.items():
         # The environment is context: some settings are required only in prod.
@@ -169,10 +173,12 @@ def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
 
 
 def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path,
-                 addons: dict) -> tuple[list[Problem], tuple[Service, ...]]:
-    """Every service as this stack sees it, then the rules across files: dependencies, names, quotas."""
-    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True)
-    context = _service_context(spec)
+                 addons: dict, reserved: tuple[str, ...]) -> tuple[list[Problem], tuple[Service, ...]]:
+    """Every service as this stack sees it, then the rules across files: dependencies, names, hosts, placement, quotas."""
+    # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
+    defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
+    context = {**_service_context(spec), "reserved_namespaces": reserved,
+               "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services}}
     problems: list[Problem] = []
     failed = set(failed)
     declared: dict[str, tuple[Service, str]] = {}
@@ -200,8 +206,10 @@ def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed:
             elif dep not in active:
                 problems.append(Problem(rel, f"dependsOn[{i}]", f"service {dep!r} is disabled in stack {stack!r}; enable it or drop the dependency"))
     loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
+    problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
     rel = _rel(_stack_file(root, stack), root)
     problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))
+    problems += [Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])]
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
     return problems, tuple(svc for svc, _ in loaded)
@@ -221,6 +229,8 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
         "zone": spec.dns.zone if spec.dns else None,
+        "domains": spec.ingress.domains,
+        "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field as dataclass_field
+from typing import Optional
+
+from pydantic import model_validator
+
+from .alerting import TeamAlerts
 
 from .base import CpuQuantity, MemoryQuantity, Spec, field
 from .problems import short
@@ -18,9 +23,20 @@ ROLLOUT_SURGE = 0.25
 
 
 class TeamBudget(Spec):
-    cpu: CpuQuantity = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\".")
-    memory: MemoryQuantity = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".")
-    pods: int = field("Most pods in the team's namespace at once (ResourceQuota pods).", ge=1)
+    cpu: Optional[CpuQuantity] = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\"; a team that runs services needs it.", default=None)
+    memory: Optional[MemoryQuantity] = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", default=None)
+    pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
+    alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TeamBudget":
+        if len({self.cpu is None, self.memory is None, self.pods is None}) > 1:
+            raise ValueError("cpu, memory and pods make one budget: set all three or none")
+        return self
+
+    @property
+    def has_budget(self) -> bool:
+        return self.cpu is not None
 
 
 @dataclass

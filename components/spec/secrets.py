@@ -1,4 +1,4 @@
-"""The secrets a service declares: Vault paths (External Secrets) and kubeseal ciphertexts (Sealed Secrets)."""
+"""A service's secrets: Vault paths read through External Secrets, or values sealed with kubeseal."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Optional
 from pydantic import field_validator
 
 from . import limits
-from .base import Spec, field
-
-DNS_LABEL = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+from .base import DNS_LABEL, Spec, field
 
 
 class SecretRef(Spec):

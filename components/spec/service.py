@@ -7,11 +7,12 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from . import limits
-from .base import CpuQuantity, MemoryQuantity, Spec, field
+from . import iam_actions, limits, secrets_scan, tenancy
+from .base import DNS_LABEL, CpuQuantity, MemoryQuantity, Spec, field
 from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
-from .secrets import DNS_LABEL, SealedSecretRef, SecretRef
+from .secrets import SealedSecretRef, SecretRef
+from .slo import Slo, TierSlos
 
 Tier = Literal["critical", "standard", "batch"]
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
@@ -89,6 +90,11 @@ class Expose(Spec):
     host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     path: str = field("URL path prefix.", default="/", pattern=r"^/")
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str, info: ValidationInfo) -> str:
+        return tenancy.check_host(host, info.context)
+
 
 class Probes(Spec):
     path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
@@ -127,6 +133,7 @@ class ServiceDefaults(Spec):
     replicas: Replicas = field("Default replica range.", default_factory=lambda: Replicas(min=2, max=4))
     resources: Resources = field("Default requests and limits.", default_factory=Resources)
     canary: Canary = field("Default canary analysis settings.", default_factory=Canary)
+    slos: TierSlos = field("Service level objectives per tier, for services that declare none.", default_factory=TierSlos)
 
 
 class Service(Spec):
@@ -143,7 +150,8 @@ class Service(Spec):
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
-    canary: Canary = field("Progressive delivery settings.")
+    canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
+    slo: Slo = field("Service level objectives; what is not declared comes from the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
@@ -162,6 +170,11 @@ class Service(Spec):
             raise ValueError(f"image {short(image)} uses the mutable tag latest; pin a version or digest")
         return image
 
+    @field_validator("team")
+    @classmethod
+    def _team(cls, team: str, info: ValidationInfo) -> str:
+        return tenancy.check_team(team, info.context)
+
     @field_validator("depends_on")
     @classmethod
     def _deps(cls, deps: list[str], info: ValidationInfo) -> list[str]:
@@ -171,9 +184,26 @@ class Service(Spec):
             raise ValueError(f"duplicate entries in {deps}")
         return deps
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_slo(cls, data: Any, info: ValidationInfo) -> Any:
+        tiers = (info.context or {}).get("slos")
+        if isinstance(data, dict) and tiers is not None and data.get("tier", "standard") in tiers:
+            declared = data.get("slo", {})
+            # A service may declare only what differs from its tier (e.g. just `availability`).
+            if isinstance(declared, dict):
+                data = {**data, "slo": {**tiers[data.get("tier", "standard")], **declared}}
+        return data
+
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
+        if self.canary.success_rate < self.slo.availability:
+            raise ValueError(f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
+                             f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO")
+        if self.canary.max_latency_ms > self.slo.latency_ms:
+            raise ValueError(f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's "
+                             f"threshold slo.latencyMs {self.slo.latency_ms}ms")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -182,10 +212,15 @@ class Service(Spec):
             problem = limits.port_problem(port)
             if problem:
                 raise ValueError(f"{key}: {problem}")
-        for key in self.env:
+        for key, value in self.env.items():
             problem = limits.env_name_problem(key)
             if problem:
                 raise ValueError(f"env: {problem}")
+            found = secrets_scan.credential_types(key, value)
+            if found:
+                # Never the value: the message ends up in CI logs and PR comments.
+                raise ValueError(f"env.{key}: the value looks like a credential ({', '.join(found)}; value not shown); env lands in a "
+                                 "plain ConfigMap: read it from Vault with `secrets` or commit it sealed with `sealedSecrets`")
         problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
         if problem:
             raise ValueError(f"env: {problem}")
@@ -195,6 +230,10 @@ class Service(Spec):
         zone = (info.context or {}).get("zone")
         if zone and self.expose and not (self.expose.host == zone or self.expose.host.endswith(f".{zone}")):
             raise ValueError(f"expose.host: {self.expose.host!r} is outside the stack's DNS zone {zone!r}; its record and certificate could not be made")
+        for i, secret in enumerate(self.secrets):
+            problem = tenancy.vault_path_problem(self.team, secret.vault_path)
+            if problem:
+                raise ValueError(f"secrets[{i}].vaultPath: {problem}")
         vault_keys = [k for s in self.secrets for k in s.keys]
         dupes = limits.duplicate(vault_keys)
         if dupes:
@@ -204,6 +243,13 @@ class Service(Spec):
         if clash:
             raise ValueError(f"env: {sorted(clash)} also come from secrets; declare each variable once")
         self._check_sealed(secret_keys)
+        aws = (info.context or {}).get("aws")
+        if aws is not None and self.aws_permissions:
+            problem = iam_actions.permissions_problem(self.aws_permissions, aws)
+            if problem:
+                raise ValueError(problem)
+        if aws is not None and self.scaling.sqs and "sqs" not in aws.get("services", ()):
+            raise ValueError("scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)")
         return self
 
     def _check_sealed(self, vault_keys: set[str]) -> None:

@@ -13,10 +13,13 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 
-from . import limits
+from . import limits, tenancy
+from .alerting import AlertingSpec
 from .backup import BackupSpec
 from .base import Spec, field
+from .iam_actions import WorkloadBoundary
 from .problems import dotted, short
+from .tenancy import IngressSpec
 from .cluster import (
     LOG_RETENTION_DAYS, WORLD, AccessSpec, ClusterSpec, DisruptionBudget, EndpointSpec, ExistingNetwork, KarpenterSpec, NetworkSpec,
     NodePoolSpec, SystemNodesSpec,
@@ -54,6 +57,8 @@ class DnsSpec(Spec):
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
+    aws_account_id: Optional[str] = field("The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$")
+    workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
     pod_security_version: Optional[str] = field(
         "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.33\"), "
         f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} up to the cluster's version. Default: the newest the "
@@ -79,8 +84,10 @@ class StackSpec(Spec):
     addons: dict[str, AddonSpec] = field("Platform addons by name, with per-stack Helm overrides.", default_factory=dict)
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
+    ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
     dns: Optional[DnsSpec] = field("Public DNS of the exposed hosts: ExternalDNS writes their records, cert-manager answers DNS-01 in it.", default=None)
-    teams: dict[str, TeamBudget] = field("Resource budget per team namespace (a ResourceQuota and LimitRange); every team with services needs one.", default_factory=dict)
+    teams: dict[str, TeamBudget] = field("Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict)
+    alerting: Optional[AlertingSpec] = field("Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None)
     backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
 
     @model_validator(mode="after")
@@ -133,10 +140,32 @@ class StackSpec(Spec):
         return self
 
     @model_validator(mode="after")
-    def _teams(self) -> "StackSpec":
+    def _teams(self, info: ValidationInfo) -> "StackSpec":
         for team in self.teams:
             if not re.match(DNS_LABEL, team):
                 raise ValueError(f"{dotted(('teams', team))}: not a team name (a DNS label, as in a service's `team`)")
+            problem = tenancy.team_problem(team, (info.context or {}).get("reserved_namespaces", ()))
+            if problem:
+                raise ValueError(f"{dotted(('teams', team))}: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _alerting(self) -> "StackSpec":
+        alerting = self.alerting
+        if alerting is None:
+            if self.addon_enabled("prometheus"):
+                raise ValueError("alerting: required with the prometheus addon (receivers, platformTeam, deadMansSwitch, repositoryUrl); "
+                                 "without it Alertmanager sends every alert to its null receiver")
+            return self
+        if alerting.platform_team not in self.teams:
+            raise ValueError(f"alerting.platformTeam: {alerting.platform_team!r} is not under teams; declare it with its alerts")
+        for team, entry in self.teams.items():
+            if entry.alerts is None:
+                raise ValueError(f"teams.{team}.alerts: required when the stack has alerting (critical and warning receivers)")
+            for severity in ("critical", "warning"):
+                receiver = getattr(entry.alerts, severity)
+                if receiver not in alerting.receivers:
+                    raise ValueError(f"teams.{team}.alerts.{severity}: {receiver!r} is not a receiver; declared: {', '.join(sorted(alerting.receivers))}")
         return self
 
     def team_usage(self, services: tuple[Service, ...]) -> dict[str, TeamUsage]:
@@ -151,7 +180,7 @@ class StackSpec(Spec):
         for team, use in self.team_usage(services).items():
             budget = self.teams.get(team)
             names = ", ".join(use.services)
-            if budget is None:
+            if budget is None or budget.cpu is None or budget.memory is None or budget.pods is None:
                 problems.append(("teams", f"team {team!r} runs {names} but has no budget; add teams.{team} with cpu, memory and pods"))
                 continue
             over = [f"{what} {shown(need)} > {shown(have)}" for what, need, have, shown in (
@@ -182,6 +211,11 @@ class StackSpec(Spec):
                              f"{self.cluster.kubernetes_version}), whose Pod Security Admission would reject what the newer "
                              f"standard allows; use {self.cluster.kubernetes_version} or lower, or leave it unset")
         return self
+
+    def budget(self, team: str) -> Optional[TeamBudget]:
+        """The team's resource budget, if it declares one (the platform team may declare only alerts)."""
+        entry = self.teams.get(team)
+        return entry if entry is not None and entry.has_budget else None
 
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)

@@ -1,11 +1,12 @@
-"""One Grafana dashboard per service, generated from its declaration: the four golden signals.
+"""One Grafana dashboard per service, generated from its declaration: the four golden signals and
+its error budgets.
 
 Traffic, errors and latency come from the Envoy sidecars (istio_requests_total and
 istio_request_duration_milliseconds_bucket, reported by the destination); saturation from the
 kubelet's cAdvisor (container CPU and memory) against the declared requests and limits
 (kube-state-metrics). Requests are selected by workload, `<name>` or `<name>-primary`, so a
 Flagger canary's primary and canary pods are both counted; containers by their name, which is
-the service's.
+the service's. The error budgets read the SLO recording rules (components/monitoring/slo.py).
 
 The dashboard is a ConfigMap in the team's namespace labelled for Grafana's dashboard sidecar
 (kube-prometheus-stack searches every namespace), created with the service's other objects.
@@ -13,12 +14,13 @@ The dashboard is a ConfigMap in the team's namespace labelled for Grafana's dash
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
+from components.monitoring import grafana, slo
+from components.monitoring.grafana import GREEN, RED, YELLOW, panel, steps
 from components.spec import Service
 
-# Grafana's dashboard uid limit.
-UID_MAX = 40
+UID_MAX = grafana.UID_MAX
 
 
 def uid(svc: Service) -> str:
@@ -27,23 +29,18 @@ def uid(svc: Service) -> str:
 
 def selectors(svc: Service) -> tuple[str, str]:
     """PromQL label matchers for the service's requests (as their destination) and its containers."""
-    requests = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload=~"{svc.name}(-primary)?"'
-    containers = f'namespace="{svc.team}", container="{svc.name}"'
-    return requests, containers
+    return slo.workload(svc), f'namespace="{svc.team}", container="{svc.name}"'
 
 
-def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
-    """The dashboard, its queries on the Prometheus datasource `datasource_uid`."""
+def golden_signals(svc: Service, source: str) -> list[dict[str, Any]]:
     requests, containers = selectors(svc)
-    source = {"type": "prometheus", "uid": datasource_uid}
     rate = lambda extra="": f"sum(rate(istio_requests_total{{{requests}{extra}}}[$__rate_interval]))"
     latency = lambda q: (f"histogram_quantile({q}, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{requests}}}[$__rate_interval])))", f"p{round(q * 100)}")
     resource = lambda kind, name: f'max(kube_pod_container_resource_{kind}{{{containers}, resource="{name}"}})'
     errors = rate(', response_code=~"5.."')
-    error_budget = round(1 - svc.canary.success_rate / 100, 6)
-    panels = [
+    return [
         panel("Requests per second", "reqps", source, [(f"sum by (response_code) (rate(istio_requests_total{{{requests}}}[$__rate_interval]))", "{{response_code}}")]),
-        panel("Errors (5xx share)", "percentunit", source, [(f"{errors} / {rate()}", "5xx")], threshold=error_budget),
+        panel("Errors (5xx share)", "percentunit", source, [(f"{errors} / {rate()}", "5xx")], threshold=round(1 - svc.canary.success_rate / 100, 6)),
         panel("Latency", "ms", source, [latency(0.5), latency(0.95), latency(0.99)], threshold=svc.canary.max_latency_ms),
         panel("CPU (cores)", "short", source, [
             (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[$__rate_interval]))", "{{pod}}"),
@@ -55,33 +52,23 @@ def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
             (resource("limits", "memory"), "limit"),
         ]),
     ]
-    for i, p in enumerate(panels):
-        p["id"] = i + 1
-        p["gridPos"] = {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8}
-    return {
-        "uid": uid(svc),
-        "title": f"{svc.team} / {svc.name}",
-        "tags": ["platform", "service", svc.team, svc.tier],
-        "timezone": "utc",
-        "editable": False,
-        "refresh": "30s",
-        "time": {"from": "now-6h", "to": "now"},
-        "schemaVersion": 39,
-        "panels": panels,
-    }
 
 
-def panel(title: str, unit: str, source: dict[str, str], queries: list[tuple[str, str]], threshold: Optional[float] = None) -> dict[str, Any]:
-    """A time series panel; `threshold` draws the service's SLO line (red above it)."""
-    defaults: dict[str, Any] = {"unit": unit}
-    if threshold is not None:
-        defaults["thresholds"] = {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": threshold}]}
-        defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
-    return {
-        "type": "timeseries",
-        "title": title,
-        "datasource": source,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "targets": [{"refId": chr(ord("A") + i), "datasource": source, "expr": expr, "legendFormat": legend}
-                    for i, (expr, legend) in enumerate(queries)],
-    }
+def error_budgets(svc: Service, source: str) -> list[dict[str, Any]]:
+    """Per objective: what is left of the 30-day budget, and how fast it burns (1 = exactly on budget)."""
+    panels = []
+    for objective in slo.OBJECTIVES:
+        sel, budget = slo.selector(svc, objective), svc.slo.budget(objective)
+        panels.append(panel(f"Error budget left, {objective} (30d)", "percentunit", source,
+                            [(f"1 - {slo.record(objective, slo.BUDGET_WINDOW)}{{{sel}}} / {budget}", "left")],
+                            kind="stat", thresholds=steps((RED, None), (YELLOW, 0), (GREEN, 0.25))))
+        panels.append(panel(f"Burn rate, {objective}", "short", source,
+                            [(f"{slo.record(objective, w)}{{{sel}}} / {budget}", w) for w in ("1h", "6h", "3d")],
+                            thresholds=steps((GREEN, None), (YELLOW, 1), (RED, min(burn for burn, _, _ in slo.PAGE)))))
+    return panels
+
+
+def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
+    """The dashboard, its queries on the Prometheus datasource `datasource_uid`."""
+    return grafana.dashboard(uid(svc), f"{svc.team} / {svc.name}", ["platform", "service", svc.team, svc.tier],
+                             golden_signals(svc, datasource_uid) + error_budgets(svc, datasource_uid))

@@ -18,9 +18,12 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract, SealedSecretsContract
+from components.monitoring import slo
 from components.spec import Service, names
+from components.spec.placement import Placement
+from components.spec.alerting import AlertingSpec
 
-from . import alerts, dashboard, egress, traffic
+from . import dashboard, egress, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 
@@ -55,6 +58,12 @@ class Mesh:
     vpc_cidr: str = ""
     prefix_lists: Optional[dict[str, Any]] = None
     egress_gateway: Optional[tuple[str, dict[str, str], int]] = None
+    # Where critical-tier pods run: the nodeSelector and tolerations of the stack's critical pool.
+    critical: Optional[Placement] = None
+    # The platform-owned permissions boundary every workload role carries.
+    boundary_arn: Optional[pulumi.Input[str]] = None
+    # Runbook links and the platform team, for the service's SLO alerts (set wherever monitoring is).
+    alerting: Optional[AlertingSpec] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -84,7 +93,7 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": selector(svc)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
             "revisionHistoryLimit": 5,
-            "template": pod_template(svc, mesh.environment, names.config_map(svc.name), mesh.otlp_endpoint),
+            "template": pod_template(svc, mesh.environment, names.config_map(svc.name), mesh.otlp_endpoint, mesh.critical),
         }
         if fixed:
             spec["replicas"] = svc.replicas.min
@@ -152,7 +161,8 @@ class Microservice(pulumi.ComponentResource):
         # The value never passes through Pulumi: External Secrets copies it from Vault into the cluster.
         return self.custom("external-secrets.io/v1", "ExternalSecret", f"secret-{name}", name=name, spec={
             "refreshInterval": "1h",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": self.mesh_info.secret_store},
+            # The store of the service's own namespace: it can read only the team's Vault prefix.
+            "secretStoreRef": {"kind": "SecretStore", "name": self.mesh_info.secret_store},
             "target": {"name": name, "creationPolicy": "Owner"},
             "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
         })
@@ -192,7 +202,10 @@ class Microservice(pulumi.ComponentResource):
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
-        role = iam.pod_identity_role(names.workload_role(svc.name), self, inline=statements, description=f"{svc.team}/{svc.name} workload identity")
+        # Workloads creates the boundary whenever a service has an AWS identity.
+        role = iam.pod_identity_role(names.workload_role(svc.name), self, inline=statements, description=f"{svc.team}/{svc.name} workload identity",
+                                     permissions_boundary=mesh.boundary_arn,
+                                     conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name))
         aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
                                        role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
@@ -208,4 +221,6 @@ class Microservice(pulumi.ComponentResource):
             "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
         })
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec=alerts.slo_rules(svc))
+        alerting = self.mesh_info.alerting
+        assert alerting is not None  # the stack model requires it with the prometheus addon
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting)})

@@ -9,12 +9,11 @@ from typing import Any, Optional
 from components.scheduling import priority_class_name
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Service
+from components.spec.placement import Placement
 
 # Flagger renames the `app.kubernetes.io/name` selector of the primary Deployment it creates
 # (<name>-primary), so everything that must match primary and canary pods alike selects on this.
 SERVICE_LABEL = "platform.io/service"
-CRITICAL_TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "high-perf", "effect": "NoSchedule"}
-CRITICAL_NODE_SELECTOR = {"service-tier": "critical"}
 RUN_AS = 65532  # an unprivileged UID that images built for non-root use by convention
 
 
@@ -71,7 +70,8 @@ def tracing_env(svc: Service, otlp_endpoint: str) -> list[dict[str, str]]:
     ]
 
 
-def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint: Optional[str] = None) -> dict[str, Any]:
+def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint: Optional[str] = None,
+                 critical: Optional[Placement] = None) -> dict[str, Any]:
     probe = lambda path: {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
     container: dict[str, Any] = {
         "name": svc.name,
@@ -114,8 +114,12 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
         "terminationGracePeriodSeconds": 30,
     }
     if svc.tier == "critical":
-        pod["tolerations"] = [CRITICAL_TOLERATION]
-        pod["nodeSelector"] = CRITICAL_NODE_SELECTOR
+        # The loader refuses a stack with critical services and no pool for them.
+        if critical is None:
+            raise ValueError(f"service {svc.name} is tier critical but the stack has no service-tier: critical node pool")
+        pod["nodeSelector"] = dict(critical.node_selector)
+        if critical.tolerations:
+            pod["tolerations"] = [dict(t) for t in critical.tolerations]
     return {
         "metadata": {
             "labels": versioned_labels(svc, environment),

@@ -8,11 +8,13 @@ The loader has already checked that the declared services fit the quota at their
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.security import ca_certificate
 from components.spec.service import Resources
 from components.spec.stack import TeamBudget
 
@@ -22,11 +24,24 @@ POD_SECURITY = {level: "restricted" for level in (
     "pod-security.kubernetes.io/enforce", "pod-security.kubernetes.io/warn", "pod-security.kubernetes.io/audit")}
 
 
+@dataclass(frozen=True)
+class SecretStore:
+    """A team namespace's External Secrets store: its name, the account it logs in as, its spec, and
+    the Secret holding Vault's CA (key ca.crt) that the spec trusts, issued by `ca_issuer`."""
+
+    name: str
+    service_account: str
+    spec: dict[str, Any]
+    ca_secret: str
+    ca_issuer: str
+
+
 class TeamNamespace(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
 
     def __init__(self, team: str, provider: k8s.Provider, mesh: bool, istio_namespace: Optional[str], opts: Optional[pulumi.ResourceOptions] = None,
-                 budget: Optional[TeamBudget] = None, defaults: Optional[Resources] = None, annotations: Optional[dict[str, str]] = None):
+                 budget: Optional[TeamBudget] = None, defaults: Optional[Resources] = None, annotations: Optional[dict[str, str]] = None,
+                 secret_store: Optional["SecretStore"] = None):
         super().__init__("platform:workloads:TeamNamespace", team, None, opts)
         labels = {**POD_SECURITY, "platform.io/team": team}
         if mesh:
@@ -57,6 +72,21 @@ class TeamNamespace(pulumi.ComponentResource):
             k8s.core.v1.ResourceQuota(f"{team}-quota", metadata={"name": "team-budget", "namespace": team}, spec=quota_spec(budget), opts=in_ns)
         if defaults is not None:
             k8s.core.v1.LimitRange(f"{team}-limits", metadata={"name": "container-defaults", "namespace": team}, spec=limit_range_spec(defaults), opts=in_ns)
+        if secret_store is not None:
+            # The team's own door into Vault: its store logs in as this account, bound to this namespace.
+            account = k8s.core.v1.ServiceAccount(f"{team}-vault-secrets", metadata={"name": secret_store.service_account, "namespace": team},
+                                                 automount_service_account_token=False, opts=in_ns)
+            # Vault's CA in this namespace: a namespaced store reads its caProvider Secret from its own namespace.
+            ca = k8s.apiextensions.CustomResource(
+                f"{team}-vault-ca", api_version="cert-manager.io/v1", kind="Certificate",
+                metadata={"name": secret_store.ca_secret, "namespace": team, "labels": {"platform.io/team": team}},
+                spec=ca_certificate(secret_store.ca_secret, f"{team}-vault-ca", secret_store.ca_issuer), opts=in_ns,
+            )
+            k8s.apiextensions.CustomResource(
+                f"{team}-secret-store", api_version="external-secrets.io/v1", kind="SecretStore",
+                metadata={"name": secret_store.name, "namespace": team, "labels": {"platform.io/team": team}}, spec=secret_store.spec,
+                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[account, ca])),
+            )
         self.register_outputs({"namespace": team})
 
 

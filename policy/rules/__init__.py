@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import availability, aws, delivery, karpenter, network, pss_baseline, pss_restricted, workload
+from . import availability, aws, delivery, iam, karpenter, network, pss_baseline, pss_restricted, tenancy, workload
 from .base import Rule, Settings, Subject
 
-MODULES = (pss_baseline, pss_restricted, workload, availability, network, aws, karpenter, delivery)
+MODULES = (pss_baseline, pss_restricted, workload, tenancy, availability, network, aws, iam, karpenter, delivery)
 # (title, rules): the title is the first sentence of the module docstring, up to its colon.
 GROUPS = [((m.__doc__ or "").split(":")[0].strip(), m.RULES) for m in MODULES]
 RULES: list[Rule] = [rule for _, rules in GROUPS for rule in rules]

@@ -98,7 +98,12 @@ def secret_like(name: str, value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).replace("-", "_").replace(".", "_").upper()
-    return bool(SECRET_NAME.search(words) or CREDENTIAL_URL.search(value))
+    if SECRET_NAME.search(words) or CREDENTIAL_URL.search(value):
+        return True
+    # detect-secrets' detectors on the value (imported here: only this rule needs them).
+    from components.spec.secrets_scan import credential_types
+
+    return bool(credential_types(name, value))
 
 
 def _plaintext_secrets(s: Subject, settings: Settings) -> Iterator[str]:

@@ -1,0 +1,58 @@
+"""The platform's own alert rules, and the one shape every alert the program renders takes.
+
+Every alert is actionable: a `severity` label (critical pages, warning opens a ticket), a
+`summary`, a `description` and a `runbook_url` to docs/runbooks/<alert>.md in this repository,
+addressed through the stack's `alerting.repositoryUrl`. Alerts about a service keep `team`,
+`namespace` and `service` through their aggregations, so Alertmanager routes them as they fire.
+
+The chart's own alerts (defaultRules) stay on, crash-loop detection (KubePodCrashLooping) included;
+they link to the upstream runbooks the chart sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from components.spec.alerting import AlertingSpec
+
+Severity = Literal["critical", "warning"]
+# The team whose namespace an alert is about is the namespace's name (components/workloads).
+TEAM_FROM_NAMESPACE = ('label_replace(', ', "team", "$1", "namespace", "(.*)")')
+
+
+def alert(alerting: AlertingSpec, name: str, expr: str, for_: str, severity: Severity, summary: str, description: str,
+          labels: Optional[dict[str, str]] = None, runbook: Optional[str] = None) -> dict[str, Any]:
+    """An alert whose runbook is docs/runbooks/<runbook or the alert's name>.md (a page may serve several alerts)."""
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **(labels or {})},
+        "annotations": {"summary": summary, "description": description, "runbook_url": alerting.runbook(runbook or name)},
+    }
+
+
+def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
+    owned_by_namespace = lambda expr: f"{TEAM_FROM_NAMESPACE[0]}{expr}{TEAM_FROM_NAMESPACE[1]}"
+    return [
+        # The design document's restart alert, verbatim. No team label: the namespace routes it to the team that owns the pod.
+        alert(alerting, "HighPodRestartRate",
+              "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5", "10m", "critical",
+              "Pod {{ $labels.namespace }}/{{ $labels.pod }} is restarting too often",
+              "The containers of {{ $labels.pod }} in {{ $labels.namespace }} together restarted more than 0.5 times per second "
+              "over 5 minutes, for 10 minutes. The kubelet's crash-loop back-off keeps one container well below that rate, so "
+              "this is a storm across many containers; single crash loops are KubePodCrashLooping's (see the runbook)."),
+        alert(alerting, "CanaryRollbackFailed",
+              # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back). The canary is named after its service.
+              owned_by_namespace('label_replace(max by (namespace, name) (flagger_canary_status) > 1, "service", "$1", "name", "(.*)")'),
+              "1m", "critical",
+              "Canary {{ $labels.namespace }}/{{ $labels.service }} failed its analysis and was rolled back",
+              "Flagger rolled the new version of {{ $labels.service }} back: its request success rate or latency missed the "
+              "canary thresholds. Traffic is on the previous version; the release needs a fix before it is retried."),
+        alert(alerting, "KarpenterInterruptions",
+              "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0", "0m", "warning",
+              "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced",
+              "EC2 sent {{ $labels.message_type }} messages in the last 10 minutes to the interruption queue; Karpenter "
+              "drains and replaces the affected nodes. Many at once mean spot capacity is scarce in the pools' instance types.",
+              labels={"team": alerting.platform_team}),
+    ]

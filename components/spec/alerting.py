@@ -1,0 +1,115 @@
+"""Who gets paged: Alertmanager receivers and each team's routes, in `stacks/<stack>.yaml`.
+
+Credentials are never written in a declaration: a receiver names the Pulumi secret config key that
+holds its routing key, API URL, token or password (`pulumi config set --secret <key>`). Plain text
+where a credential belongs is refused by the model (a credential is `{config: <key>}`, not a string).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+from urllib.parse import urlsplit
+
+from pydantic import model_validator
+
+from .base import Spec, field
+
+# Alertmanager's receiver for alerts that must go nowhere (the chart's InfoInhibitor).
+NULL_RECEIVER = "null"
+RECEIVER_NAME = r"^[a-z][a-z0-9-]{0,62}$"
+
+
+class SecretConfig(Spec):
+    """A credential held in the stack's encrypted Pulumi config, never in Git."""
+
+    config: str = field("Name of the Pulumi secret config key in the `platform` namespace (`pulumi config set --secret <key>`).",
+                        pattern=r"^[a-z][A-Za-z0-9]{2,62}$")
+
+
+class PagerDuty(Spec):
+    routing_key: SecretConfig = field("The PagerDuty Events API v2 integration (routing) key.")
+
+
+class Slack(Spec):
+    api_url: SecretConfig = field("The Slack incoming-webhook URL (it embeds the token, so it is a secret).")
+    channel: str = field("Channel the messages are posted to, e.g. \"#checkout-alerts\".", pattern=r"^[#@][a-z0-9][a-z0-9_.-]{0,79}$")
+
+
+class Webhook(Spec):
+    url: str = field("HTTPS endpoint receiving Alertmanager's JSON; no credentials in it (use bearerToken).")
+    bearer_token: Optional[SecretConfig] = field("Token sent as `Authorization: Bearer`, for endpoints that require one.", default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Webhook":
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"url {self.url!r} must be an https:// URL")
+        if parts.username or parts.password or parts.query:
+            raise ValueError(f"url {self.url!r} carries credentials (user info or a query string); put the token in bearerToken")
+        return self
+
+
+class Email(Spec):
+    to: str = field("Recipient address.", pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+    sender: str = field("From address.", pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+    smarthost: str = field("SMTP relay as host:port (STARTTLS is required).", pattern=r"^[a-z0-9.-]+:[0-9]{2,5}$")
+    auth_username: Optional[str] = field("SMTP user; needs authPassword.", default=None)
+    auth_password: Optional[SecretConfig] = field("SMTP password; needs authUsername.", default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Email":
+        if (self.auth_username is None) != (self.auth_password is None):
+            raise ValueError("authUsername and authPassword must be set together")
+        return self
+
+
+class Receiver(Spec):
+    pagerduty: Optional[PagerDuty] = field("Page through PagerDuty.", default=None)
+    slack: Optional[Slack] = field("Post to a Slack channel.", default=None)
+    webhook: Optional[Webhook] = field("POST to a generic webhook (also the usual dead-man's-switch service).", default=None)
+    email: Optional[Email] = field("Send e-mail.", default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Receiver":
+        kinds = [k for k in ("pagerduty", "slack", "webhook", "email") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"declare exactly one of pagerduty, slack, webhook, email (got {kinds or 'none'})")
+        return self
+
+    def secrets(self) -> list[SecretConfig]:
+        found = [self.pagerduty and self.pagerduty.routing_key, self.slack and self.slack.api_url,
+                 self.webhook and self.webhook.bearer_token, self.email and self.email.auth_password]
+        return [s for s in found if s]
+
+
+class TeamAlerts(Spec):
+    critical: str = field("Receiver of the team's critical alerts (pages).", pattern=RECEIVER_NAME)
+    warning: str = field("Receiver of the team's warning alerts (tickets).", pattern=RECEIVER_NAME)
+
+
+class AlertingSpec(Spec):
+    repository_url: str = field("Web address of this repository's default branch (e.g. https://github.com/acme/platform/blob/main); "
+                                "runbook links are <repositoryUrl>/docs/runbooks/<alert>.md.", pattern=r"^https://[^\s?#]+[^/\s?#]$")
+    platform_team: str = field("The team (under `teams:`) that receives the platform's own alerts and everything no other team owns.")
+    dead_mans_switch: str = field("Receiver of the always-firing Watchdog heartbeat; the service behind it pages when the heartbeat stops.",
+                                  pattern=RECEIVER_NAME)
+    receivers: dict[str, Receiver] = field("Receivers by name; teams and the dead man's switch refer to them.", min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AlertingSpec":
+        for name in self.receivers:
+            if not re.match(RECEIVER_NAME, name) or name == NULL_RECEIVER:
+                raise ValueError(f"receivers.{name}: receiver names are lowercase DNS-style names, and {NULL_RECEIVER!r} is reserved")
+        if self.dead_mans_switch not in self.receivers:
+            raise ValueError(f"deadMansSwitch: {self.dead_mans_switch!r} is not a declared receiver; declared: {', '.join(sorted(self.receivers))}")
+        keys: dict[str, str] = {}
+        for name, receiver in self.receivers.items():
+            for secret in receiver.secrets():
+                if keys.setdefault(secret.config, name) != name:
+                    raise ValueError(f"receivers.{name}: config key {secret.config!r} is also used by receivers.{keys[secret.config]}; one key per credential")
+        return self
+
+    def runbook(self, alert: str) -> str:
+        return f"{self.repository_url}/docs/runbooks/{alert}.md"
+

@@ -1,0 +1,52 @@
+"""What the loader reads from the Pulumi project files: `Pulumi.yaml` and `Pulumi.<stack>.yaml`.
+
+They hold provider settings and encrypted secrets; the environment's shape lives in stacks/. They are
+read with the same safe reader as every declaration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from . import yamlsafe
+from .problems import Problem, SpecError
+
+
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def pulumi_config(stack: str, root: Path) -> dict[str, Any]:
+    """The `config` map of Pulumi.<stack>.yaml (empty when the file is absent)."""
+    path = Path(root) / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return {}
+    config = yamlsafe.read(path, _rel(path, Path(root))).get("config") or {}
+    if not isinstance(config, dict):
+        raise SpecError([Problem(_rel(path, Path(root)), "config", f"expected a mapping, got {type(config).__name__}")])
+    return config
+
+
+def plaintext_secrets(stack: str, root: Path) -> list[Problem]:
+    """Config values Pulumi.yaml declares `secret: true` must be stored encrypted (`secure:`) in
+    Pulumi.<stack>.yaml; the value itself is never repeated in the message."""
+    project_file = Path(root) / "Pulumi.yaml"
+    if not project_file.is_file():
+        return []
+    project = yamlsafe.read(project_file, "Pulumi.yaml")
+    declared = project.get("config") or {}
+    secret = {name for name, schema in declared.items() if isinstance(schema, dict) and schema.get("secret") is True}
+    rel = f"Pulumi.{stack}.yaml"
+    problems = []
+    for key, value in pulumi_config(stack, root).items():
+        name = key.split(":", 1)[1] if key.startswith(f"{project.get('name')}:") else key
+        if name in secret and not (isinstance(value, dict) and set(value) == {"secure"}):
+            problems.append(Problem(rel, f"config.{key}", f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
+                                                           f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value"))
+    return problems
+
+
+def aws_region(stack: str, root: Path) -> Optional[str]:
+    region = pulumi_config(stack, root).get("aws:region")
+    return region if isinstance(region, str) else None
