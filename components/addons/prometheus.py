@@ -94,8 +94,10 @@ class Prometheus(Addon):
         self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
         for monitor in self.monitors():
             self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
+        enabled = self.ctx.decl.spec.addon_enabled
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
-                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
+                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting) + rules.zero_trust_rules(
+                          alerting, enabled("external-dns"), enabled("istio-cni"))}]})
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE,
                       spec={"groups": delivery.rules(self.ctx.decl.spec)})
         k8s.core.v1.ConfigMap(
