@@ -31,6 +31,11 @@ class CertManagerContract:
     public_issuer: str
     # The IngressClass cert-manager's HTTP-01 solver uses; the mesh's gateway must serve it.
     solver_ingress_class: str
+    # The ClusterIssuer of the platform's internal CA (in-cluster TLS, e.g. Vault's listener).
+    internal_issuer: str
+    # The labels and port of the HTTP-01 solver pods cert-manager starts in the gateway's namespace.
+    solver_pod_labels: Mapping[str, str]
+    solver_port: int
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,15 @@ class IstioContract:
     ingress: Pods
     # What services' VirtualServices put in `gateways` (namespace/name).
     gateway: str
+    # istiod, where every proxy fetches config and certificates (xDS) on `xds_port`.
+    istiod: Pods
+    xds_port: int
+    # Envoy's stats port on every proxy (scraped by Prometheus).
+    envoy_stats_port: int
+    # The egress gateway every declared external host is reached through: its pods, host and port.
+    egress: Pods
+    egress_host: str
+    egress_port: int
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,8 @@ class MonitoringContract:
 
     prometheus: Pods
     prometheus_url: str
+    prometheus_port: int
+    grafana: Pods
     # Grafana's sidecars load datasources from ConfigMaps with this label in `grafana_namespace`, and
     # dashboards from ConfigMaps with `dashboard_label` in any namespace.
     grafana_namespace: str
@@ -86,6 +102,15 @@ class LoggingContract:
 @dataclass(frozen=True)
 class VaultContract:
     address: str
+    # The raft leader only (the chart's active service): where snapshots are taken.
+    active_address: str
+    # The server pods and their TLS API port (NetworkPolicies of Vault's clients).
+    server: Pods
+    port: int
+    # The Secret (in the server's namespace) holding the listener's key pair and, under `ca_key`,
+    # the CA it chains to: what Vault's clients trust.
+    tls_secret: str
+    ca_key: str
 
 
 @dataclass(frozen=True)
@@ -94,9 +119,12 @@ class ExternalSecretsContract:
     # account it logs in to Vault as, in that namespace.
     secret_store: str
     team_service_account: str
-    # The store's spec for one team namespace, given Vault's address: the team's own Vault role,
-    # whose policy reads only the team's prefix.
-    team_store_spec: Callable[[str, str], Mapping[str, Any]]
+    # The Secret in every team namespace that holds Vault's CA (key `ca.crt`), which the store trusts;
+    # a cert-manager Certificate from the internal issuer writes it there.
+    team_ca_secret: str
+    # The store's spec for one team namespace, given Vault's contract: the team's own Vault role,
+    # whose policy reads only the team's prefix, over TLS to Vault's address.
+    team_store_spec: Callable[[str, VaultContract], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)

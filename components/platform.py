@@ -8,6 +8,7 @@ import pulumi_aws as aws
 from components.addons import AddonContext
 from components.addons import install as install_addons
 from components.aws.cluster import Cluster
+from components.aws.dns import DnsZone
 from components.aws.network import Network
 from components.karpenter import KarpenterController, NodePools
 from components.scheduling import PriorityClasses
@@ -34,13 +35,17 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         scoped = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
-        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped)
+        aws_apis = tuple(sorted({api for svc in decl.services for api in svc.aws_apis}))
+        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped,
+                               aws_apis=aws_apis, region=region)
         self.cluster = Cluster(f"{name}-cluster", spec.cluster, region, self.network.private_subnet_ids, opts=scoped)
         provider = self.cluster.provider
         self.karpenter = KarpenterController(f"{name}-karpenter", self.cluster.name, provider, opts=scoped)
         self.node_pools = NodePools(f"{name}-node-pools", spec.karpenter, spec.cluster.name, self.karpenter.node_role_name, provider, self.karpenter.release, opts=scoped)
         self.priorities = PriorityClasses(f"{name}-priorities", provider, opts=scoped)
-        ctx = AddonContext(decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn)
+        zone = DnsZone(f"{name}-dns", spec.dns, spec.cluster.name, protect=spec.cluster.protect, opts=scoped) if spec.dns else None
+        ctx = AddonContext(decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn,
+                           dns_zone=zone)
         # Addons go after the node pools: their pods need nodes to land on.
         self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
         # Services start once the addons they use (CRDs, mesh, secret store) are installed.

@@ -1,6 +1,10 @@
 """The restricted Pod Security Standard's container settings, in one place: services' containers
 and every addon chart that lets us set its containers' security context use this."""
 
+from __future__ import annotations
+
+from typing import Any
+
 RESTRICTED_CONTAINER = {
     "runAsNonRoot": True,
     "allowPrivilegeEscalation": False,
@@ -8,3 +12,17 @@ RESTRICTED_CONTAINER = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+
+def ca_certificate(secret_name: str, common_name: str, issuer: str) -> dict[str, Any]:
+    """A cert-manager Certificate whose Secret carries `ca.crt`, the CA of the ClusterIssuer `issuer`: how a
+    namespace gets the internal CA (Vault's listener chains to it); its own key pair is never used."""
+    return {
+        "secretName": secret_name,
+        "commonName": common_name,
+        "duration": "2160h",
+        "renewBefore": "360h",
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["client auth", "digital signature"],
+        "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }

@@ -37,6 +37,7 @@ CERT_MANAGER = Chart("cert-manager", "v1.21.1", "https://charts.jetstack.io")
 ISTIO_BASE = Chart("base", "1.30.3", "https://istio-release.storage.googleapis.com/charts", reference="istio-base")
 ISTIOD = Chart("istiod", "1.30.3", "https://istio-release.storage.googleapis.com/charts", reference="istio-istiod")
 ISTIO_GATEWAY = Chart("gateway", "1.30.3", "https://istio-release.storage.googleapis.com/charts", reference="istio-gateway")
+ISTIO_CNI = Chart("cni", "1.30.3", "https://istio-release.storage.googleapis.com/charts", reference="istio-cni")
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts")
 FLAGGER = Chart("flagger", "1.44.0", "https://flagger.app")
 LOADTESTER = Chart("loadtester", "0.38.0", "https://flagger.app")
@@ -59,14 +60,15 @@ OPENTELEMETRY_COLLECTOR = Chart("opentelemetry-collector", "0.170.0", "https://o
 # the Kubernetes distribution, with OTLP, the k8s attributes processor and the file log receiver.
 OPENTELEMETRY_COLLECTOR_IMAGE = "otel/opentelemetry-collector-k8s"
 JAEGER = Chart("jaeger", "4.11.1", "https://jaegertracing.github.io/helm-charts")
+EXTERNAL_DNS = Chart("external-dns", "1.21.1", "https://kubernetes-sigs.github.io/external-dns/")
 LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
 VELERO = Chart("velero", "12.1.0", "https://vmware-tanzu.github.io/helm-charts")
 
 CHARTS = {c.name: c for c in (
-    KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, KUBE_PROMETHEUS_STACK,
+    KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, ISTIO_CNI, KUBE_PROMETHEUS_STACK,
     FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
     SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
-    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI, VELERO,
+    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI, VELERO, EXTERNAL_DNS,
 )}
 
 

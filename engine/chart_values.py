@@ -36,6 +36,26 @@ FREE_FORM_ANYWHERE = {
 FREE_FORM: dict[str, dict[str, str]] = {
     "istiod": {
         "meshConfig": "Istio's MeshConfig, passed through whole; values.yaml points at istio.mesh.v1alpha1 for all available options",
+        "seccompProfile": "istiod's container seccompProfile (a Kubernetes SeccompProfile), rendered with toYaml; default {}",
+        "global.proxy.seccompProfile": "the injected containers' seccompProfile (a Kubernetes SeccompProfile); default {}",
+        "gateways.seccompProfile": "templated gateways' seccompProfile (a Kubernetes SeccompProfile); values.yaml: 'Set to `type: RuntimeDefault`'",
+    },
+    "gateway": {
+        "securityContext": "the gateway pods' PodSecurityContext, rendered with toYaml; values.yaml: 'Define the security context for the pod'",
+    },
+    "flagger": {
+        "securityContext.context": "the Flagger container's SecurityContext, rendered with toYaml when securityContext.enabled",
+    },
+    "loadtester": {
+        "securityContext.context": "the load tester container's SecurityContext, rendered with toYaml when securityContext.enabled",
+        "podSecurityContext.context": "the load tester pod's PodSecurityContext, rendered with toYaml when podSecurityContext.enabled",
+    },
+    "vault": {
+        "server.statefulSet.securityContext.pod": "the server pod's PodSecurityContext; a non-empty value replaces the chart's default",
+        "server.statefulSet.securityContext.container": "the server container's SecurityContext; a non-empty value replaces the chart's default",
+        "injector.securityContext.pod": "the injector pod's PodSecurityContext; a non-empty value replaces the chart's default",
+        "injector.securityContext.container": "the injector container's SecurityContext; a non-empty value replaces the chart's default",
+        "server.extraEnvironmentVars": "environment variables of the server container, rendered name: value; values.yaml: 'extraEnvironmentVars is a list of extra environment variables to set with the stateful set'",
     },
     "opentelemetry-collector": {
         "config": "the Collector's own configuration (receivers, processors, exporters, pipelines); values.yaml: "

@@ -135,11 +135,18 @@ def _eks_child(kind: str) -> Callable:
     return handler
 
 
+def _route53_zone(m, name, phys, inputs):
+    zone_id = "Z" + _hex(name, 20).upper()
+    servers = [f"ns-{int(_hex(name + str(i), 3), 16) % 2048}.awsdns-{i:02d}.{tld}" for i, tld in enumerate(("com", "net", "org", "co.uk"))]
+    return zone_id, {"zoneId": zone_id, "nameServers": servers, "arn": f"arn:{PARTITION}:route53:::hostedzone/{zone_id}"}
+
+
 def _event_rule(m, name, phys, inputs):
     return phys, {"name": phys, "arn": _arn("events", m.region, f"rule/{phys}")}
 
 
 AWS_TYPES: dict[str, Callable] = {
+    "aws:route53/zone:Zone": _route53_zone,
     "aws:ec2/vpc:Vpc": _vpc,
     "aws:ec2/subnet:Subnet": _prefixed("subnet"),
     "aws:ec2/internetGateway:InternetGateway": _prefixed("igw", kind="internet-gateway"),
@@ -193,7 +200,15 @@ def _addon_version(m, args):
     return {"addonName": name, "kubernetesVersion": args["kubernetesVersion"], "version": ADDON_VERSIONS[name], "id": name}
 
 
+def _prefix_list(m, args):
+    # The shape of AWS's managed prefix lists for S3 and DynamoDB (a few public ranges per region).
+    name = args.get("name") or "com.amazonaws.eu-west-1.s3"
+    seed = int(_hex(name, 4), 16) % 200 + 16
+    return {"id": f"pl-{_hex(name, 8)}", "name": name, "cidrBlocks": [f"52.{seed}.0.0/17", f"3.5.{seed}.0/24"], "filters": [], "tags": {}}
+
+
 CALLS: dict[str, Callable] = {
+    "aws:ec2/getPrefixList:getPrefixList": _prefix_list,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:index/getRegion:getRegion": _region,
     "aws:index/getPartition:getPartition": _partition,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.addons.cert_manager import (
-    ACME_PROD_ISSUER, ACME_STAGING_ISSUER, CA_ISSUER, CA_SECRET, COMPONENT_TYPE, SELF_SIGNED_ISSUER, chart_values, issuer_for,
+    ACME_PROD_ISSUER, ACME_STAGING_ISSUER, CA_ISSUER, CA_SECRET, COMPONENT_TYPE, SELF_SIGNED_ISSUER, CertManager, chart_values, issuer_for,
 )
 from components.spec import SpecError, load
 from components.versions import CERT_MANAGER
@@ -110,20 +110,23 @@ def test_dev_issuers_are_created_in_order_after_cert_manager(dev):
 
 def test_prod_uses_lets_encrypt_staging_and_production(prod):
     found = issuers(prod)
-    assert set(found) == {ACME_STAGING_ISSUER, ACME_PROD_ISSUER}
+    # Let's Encrypt for the public gateway; the internal CA for in-cluster TLS (Vault's listener).
+    assert set(found) == {ACME_STAGING_ISSUER, ACME_PROD_ISSUER, SELF_SIGNED_ISSUER, CA_ISSUER}
+    found = {name: issuer for name, issuer in found.items() if name.startswith("letsencrypt")}
     servers = {name: spec["spec"]["acme"]["server"] for name, spec in found.items()}
     assert servers == {ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
                        ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory"}
     for name, issuer in found.items():
         acme = issuer["spec"]["acme"]
-        assert acme["email"] == "platform@example.com"
+        assert acme["email"] == "platform-team@acme-shop.com"
         assert acme["privateKeySecretRef"] == {"name": f"{name}-account"}
         assert component(prod).urn in prod.named(f"cert-manager-clusterissuer-{name}", ISSUER).dependencies
 
 
-def test_http01_is_solved_through_the_istio_ingress_without_a_sidecar(prod):
-    for issuer in issuers(prod).values():
-        [solver] = issuer["spec"]["acme"]["solvers"]
+def test_http01_is_solved_through_the_istio_ingress_without_a_sidecar():
+    # Without a DNS zone in the stack, ACME challenges are answered over HTTP through the gateway.
+    for issuer in (CertManager.acme(name, "ops@acme-shop.com") for name in (ACME_STAGING_ISSUER, ACME_PROD_ISSUER)):
+        [solver] = issuer["acme"]["solvers"]
         ingress = solver["http01"]["ingress"]
         assert ingress["ingressClassName"] == "istio"
         assert ingress["podTemplate"]["metadata"]["labels"] == {"sidecar.istio.io/inject": "false"}

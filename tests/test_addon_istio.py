@@ -19,11 +19,12 @@ def releases(rec) -> dict[str, object]:
     return {r.inputs["name"]: r for r in rec.of_type(RELEASE) if "$platform:addons:Istio$" in r.urn}
 
 
-def test_three_pinned_releases_in_their_namespaces(stack):
+def test_four_pinned_releases_in_their_namespaces(stack):
     found = releases(stack)
-    assert set(found) == {"istio-base", "istiod", "istio-ingressgateway"}
+    assert set(found) == {"istio-base", "istiod", "istio-ingressgateway", "istio-egressgateway"}
     for name, chart, namespace in (("istio-base", ISTIO_BASE, "istio-system"), ("istiod", ISTIOD, "istio-system"),
-                                   ("istio-ingressgateway", ISTIO_GATEWAY, "istio-ingress")):
+                                   ("istio-ingressgateway", ISTIO_GATEWAY, "istio-ingress"),
+                                   ("istio-egressgateway", ISTIO_GATEWAY, "istio-egress")):
         inputs = found[name].inputs
         assert (inputs["chart"], inputs["version"], inputs["namespace"]) == (chart.name, "1.30.3", namespace)
 
@@ -155,4 +156,10 @@ def test_no_exposed_service_means_no_gateway_or_certificate(scratch):
         with pytest.raises(KeyError):
             rec.manifest(kind, name, istio.INGRESS_NAMESPACE)
     assert rec.manifest("PeerAuthentication", "default", "istio-system")
-    assert {"istio-base", "istiod", "istio-ingressgateway"} == set(releases(rec))
+    assert {"istio-base", "istiod", "istio-ingressgateway", "istio-egressgateway"} == set(releases(rec))
+
+
+def test_egress_gateway_is_internal_only(stack):
+    values = releases(stack)["istio-egressgateway"].inputs["values"]
+    assert values["service"]["type"] == "ClusterIP"
+    assert values["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

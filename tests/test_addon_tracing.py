@@ -220,8 +220,8 @@ def test_bad_settings_are_rejected(scratch, settings, message):
 
 def test_tracing_requires_istio(scratch):
     def edit(d):
-        # Flagger needs Istio too, and its requirement is reported first.
-        for name in ("istio", "flagger"):
+        # Flagger and external-dns need Istio too, and their requirements are reported first.
+        for name in ("istio", "flagger", "external-dns"):
             d["addons"][name]["enabled"] = False
 
     scratch.edit("stacks/dev.yaml", edit)
@@ -244,4 +244,5 @@ def test_turning_tracing_off_takes_it_out_of_istio_and_the_services(scratch, dev
     assert "derivedFields" not in loki["jsonData"]
     removed = {r.urn for r in dev} - {r.urn for r in without}
     outside = [urn for urn in removed if "platform:addons:Tracing" not in urn]
-    assert outside and all(urn.endswith("-telemetry") for urn in outside), outside
+    # The services' telemetry policies and the meshed addon namespaces' span flows (allow-traces).
+    assert outside and all(urn.endswith(("-telemetry", "-allow-traces")) for urn in outside), outside

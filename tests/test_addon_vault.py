@@ -30,7 +30,7 @@ def test_raft_ha_with_three_voters_in_prod_and_one_in_dev(dev, prod):
         assert 'storage "raft"' in config and 'path = "/vault/data"' in config
         # Every voter can find the others by their stable pod names.
         assert config.count("retry_join") == replicas
-        assert [f"http://vault-{i}.vault-internal:8200" in config for i in range(replicas)] == [True] * replicas
+        assert [f"https://vault-{i}.vault-internal:8200" in config for i in range(replicas)] == [True] * replicas
     # A budget of floor((n-1)/2) would be 0 for a single pod and block every node drain.
     assert values(dev)["server"]["ha"]["disruptionBudget"] == {"enabled": False}
     assert values(prod)["server"]["ha"]["disruptionBudget"] == {"enabled": True}
@@ -80,7 +80,7 @@ def test_injector_on_and_ui_only_inside_the_cluster(stack):
 
 
 def test_external_secrets_reaches_the_chart_service():
-    assert vault.VAULT_ADDR == "http://vault.vault.svc:8200"
+    assert vault.VAULT_ADDR == "https://vault.vault.svc:8200"
 
 
 def test_store_points_at_vault_addr(stack):

@@ -153,11 +153,18 @@ def test_schedules_cover_teams_platform_state_and_sealing_keys(stack):
 
 def test_metrics_are_scraped_and_only_prometheus_may_reach_velero(stack):
     assert values(stack)["metrics"]["serviceMonitor"] == {"enabled": True, "autodetect": False}
+    # The addon base's default-deny (ingress and egress), and the flows velero declares over it.
     deny = stack.manifest("NetworkPolicy", "default-deny", "velero")["spec"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
-    allow = stack.manifest("NetworkPolicy", "allow-prometheus", "velero")["spec"]
-    assert allow["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    allow = stack.manifest("NetworkPolicy", "allow-scrape", "velero")["spec"]
+    assert allow["podSelector"] == {"matchLabels": velero.POD_LABELS}
+    assert allow["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
                                  "ports": [{"port": 8085, "protocol": "TCP"}]}]
+    policies = {o.inputs["metadata"]["name"] for o in stack.kubernetes_objects() if o.kind == "NetworkPolicy" and o.inputs["metadata"]["namespace"] == "velero"}
+    # No hand-made policy of its own any more: only what the base renders.
+    assert "allow-prometheus" not in policies
+    assert {"default-deny", "allow-dns", "allow-api-server", "allow-cloud-apis", "allow-pod-identity", "allow-vault"} <= policies
     assert stack.manifest("Namespace", "velero")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # What the restricted level demands of the chart's pods (server, CRD upgrade job) and the plugin.
     v = values(stack)

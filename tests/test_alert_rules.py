@@ -146,6 +146,35 @@ def test_restart_alert_fires_on_a_restart_storm_and_not_on_a_restart(tmp_path):
     }])
 
 
+def test_networking_addon_alerts_fire_on_a_stale_sync_and_a_missing_cni_agent(tmp_path):
+    spec = prometheus_rules(recorded("dev"))["monitoring/platform"]
+    rules_file = write_rules(tmp_path, "platform", spec)
+    dns = expected(rule_named(spec, "ExternalDnsSyncStale"), {})
+    cni = rule_named(spec, "IstioCniAgentUnavailable")
+    cni_firing = {"exp_labels": cni["labels"], "exp_annotations": {**cni["annotations"], "summary": "The Istio CNI agent is unavailable on 1 node(s)"}}
+    unavailable = 'kube_daemonset_status_number_unavailable{namespace="istio-cni", daemonset="istio-cni-node"}'
+    promtool_test(tmp_path, rules_file, [{
+        "interval": "1m",
+        # The last sync stays at t=0; one node loses its agent at t=0.
+        "input_series": [{"series": "external_dns_controller_last_sync_timestamp_seconds", "values": "0x40"},
+                         {"series": unavailable, "values": "1x40"}],
+        "alert_rule_test": [
+            {"eval_time": "10m", "alertname": "ExternalDnsSyncStale", "exp_alerts": []},
+            {"eval_time": "25m", "alertname": "ExternalDnsSyncStale", "exp_alerts": [dns]},
+            {"eval_time": "10m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": []},
+            {"eval_time": "20m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": [cni_firing]},
+        ],
+    }])
+
+
+def test_networking_alerts_follow_their_addons(scratch):
+    from engine.runtime import run as run_stack
+
+    scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["external-dns"].update(enabled=False))
+    names = {r["alert"] for _, r in alerts(run_stack("dev", scratch.root))}
+    assert "IstioCniAgentUnavailable" in names and "ExternalDnsSyncStale" not in names
+
+
 def outage_minutes(budget: float, burn: float = 14.4) -> int:
     """Minutes of total failure after which the 1h window burns faster than `burn`, plus the 2m `for` and slack."""
     return math.ceil(60 * burn * budget) + 5

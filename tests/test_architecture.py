@@ -19,8 +19,9 @@ from components.spec import load
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "components"
 ADDONS = "components.addons"
-# The addon package's machinery, which every addon builds on; every other module there is an addon.
-ADDON_MACHINERY = {"components.addons", "components.addons.base", "components.addons.registry"}
+# The addon package's machinery, which every addon builds on (flows: the NetworkPolicy vocabulary
+# addons declare their traffic in); every other module there is an addon.
+ADDON_MACHINERY = {"components.addons", "components.addons.base", "components.addons.registry", "components.addons.flows"}
 
 
 def module_name(path: Path) -> str:
@@ -133,6 +134,16 @@ def test_no_addon_module_imports_another():
     _, statements = graph()
     offending = [f"{name}:{line} imports {target}" for name in sorted(addons)
                  for target, line, _ in statements[name] if target in addons and target != name]
+    assert offending == []
+
+
+def test_the_addon_machinery_imports_no_addon_module():
+    """base, registry and flows read other addons through contracts (or the class registry), never by import."""
+    known = modules()
+    addons = addon_modules(known)
+    assert "components.addons.flows" not in addons
+    _, statements = graph()
+    offending = [f"{name}:{line} imports {target}" for name in sorted(ADDON_MACHINERY) for target, line, _ in statements[name] if target in addons]
     assert offending == []
 
 

@@ -45,10 +45,31 @@ def test_snapshot_is_taken_with_a_short_lived_vault_audience_token(stack):
     script = snapshot["command"][-1]
     assert "auth/kubernetes/login role=vault-snapshot jwt=@/var/run/secrets/vault/token" in script
     assert script.endswith("vault operator raft snapshot save /snapshot/vault.snap")
-    assert {"name": "VAULT_ADDR", "value": "http://vault-active.vault.svc:8200"} in snapshot["env"]
+    assert {"name": "VAULT_ADDR", "value": "https://vault-active.vault.svc:8200"} in snapshot["env"]
     [token] = [v for v in spec["volumes"] if v["name"] == "vault-token"]
     source = token["projected"]["sources"][0]["serviceAccountToken"]
     assert source["audience"] == "vault" and source["expirationSeconds"] <= 600
+
+
+def test_snapshot_talks_tls_to_vault_and_trusts_only_its_ca(stack):
+    """Vault listens on TLS only: the job verifies it against the CA of the issuer that signs Vault's
+    listener, carried (ca.crt) by a certificate from that issuer in the job's own namespace."""
+    spec = pod(stack)
+    [snapshot] = spec["initContainers"]
+    env = {e["name"]: e["value"] for e in snapshot["env"]}
+    assert env["VAULT_ADDR"].startswith("https://") and env["VAULT_CACERT"] == f"{vault_snapshot.CA_DIR}/ca.crt"
+    assert {"name": "vault-ca", "mountPath": vault_snapshot.CA_DIR, "readOnly": True} in snapshot["volumeMounts"]
+    [ca] = [v for v in spec["volumes"] if v["name"] == "vault-ca"]
+    # Only the CA enters the pod, never the certificate's private key.
+    assert ca["secret"]["secretName"] == vault_snapshot.CA_SECRET and ca["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    cert = stack.manifest("Certificate", vault_snapshot.CA_SECRET, "velero")["spec"]
+    listener = stack.manifest("Certificate", "vault-tls", "vault")["spec"]
+    assert cert["secretName"] == vault_snapshot.CA_SECRET and cert["issuerRef"] == listener["issuerRef"]
+    assert errors(stack.manifest("Certificate", vault_snapshot.CA_SECRET, "velero"), "1.35") == []
+    # The job's pod starts after the certificate exists (its Secret is a volume).
+    cronjob = next(r for r in stack.kubernetes_objects() if r.kind == "CronJob" and r.inputs["metadata"]["name"] == vault_snapshot.NAME)
+    certificate = next(r for r in stack.kubernetes_objects() if r.kind == "Certificate" and r.inputs["metadata"]["name"] == vault_snapshot.CA_SECRET)
+    assert certificate.urn in cronjob.dependencies
 
 
 def test_snapshot_goes_to_the_backup_bucket_under_its_key(stack):

@@ -68,7 +68,7 @@ def test_vault_commands_match_the_job():
     assert f"vault write auth/kubernetes/role/{vault_snapshot.VAULT_ROLE} bound_service_account_names={vault_snapshot.SERVICE_ACCOUNT}" in TEXT
     assert f"bound_service_account_namespaces={velero.NAMESPACE} audience={vault_snapshot.TOKEN_AUDIENCE} policies={vault_snapshot.VAULT_POLICY}" in TEXT
     assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT
-    assert f"svc/{vault_snapshot.VAULT_ACTIVE_ADDR.split('//')[1].split('.')[0]}" in TEXT
+    assert f"svc/{vault.ACTIVE_SERVICE}" in TEXT
     assert "vault operator raft snapshot restore -force" in TEXT
 
 

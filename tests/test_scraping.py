@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import ROOT
 
-from components.addons import cert_manager, discover, prometheus
+from components.addons import cert_manager, discover, prometheus, vault
 from components.addons.base import Addon
 from components.karpenter import controller as karpenter
 from components.monitoring.scrape import Metrics
@@ -109,7 +109,7 @@ def test_a_monitor_turned_off_is_caught(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["vault"].setdefault("values", {}).update(
         serverTelemetry={"serviceMonitor": {"enabled": False}}))
     rec = run("dev", scratch.root)
-    assert unscraped(rec) == ["vault: vault values do not turn its monitors on ({'serverTelemetry': {'serviceMonitor': {'enabled': True}}})"]
+    assert unscraped(rec) == [f"vault: vault values do not turn its monitors on ({vault.Vault.metrics.charts['vault']})"]
 
 
 def test_without_prometheus_no_monitor_is_requested(scratch):
@@ -121,8 +121,17 @@ def test_without_prometheus_no_monitor_is_requested(scratch):
         d.pop("backup", None)
     scratch.edit("stacks/dev.yaml", off)
     rec = run("dev", scratch.root)
-    vault = addon_releases(rec, "vault")["vault"].values
-    assert "serverTelemetry" not in vault
+    values = addon_releases(rec, "vault")["vault"].values
+    assert "serverTelemetry" not in values
+
+
+def test_vault_is_scraped_over_tls_with_its_ca(stack):
+    monitor = addon_releases(stack, "vault")["vault"].values["serverTelemetry"]["serviceMonitor"]
+    assert monitor["tlsConfig"] == {"ca": {"secret": {"name": vault.TLS_SECRET, "key": "ca.crt"}}, "serverName": "vault.vault.svc"}
+
+
+def test_new_zero_trust_addons_are_scraped():
+    assert discover()["external-dns"].metrics is not None and discover()["istio-cni"].metrics is not None
 
 
 def test_vault_serves_metrics_without_a_token(stack):

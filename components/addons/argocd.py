@@ -36,6 +36,7 @@ from components.spec.base import Spec, field
 from components.workloads.kinds import PLATFORM_KINDS
 from components.versions import ARGO_CD
 
+from . import flows as net
 from .base import Addon, gitops_metadata
 
 NAMESPACE = "argocd"
@@ -101,6 +102,9 @@ class ArgoCD(Addon):
                                              for c in ("controller", "server", "repoServer", "applicationSet")}})
     Settings = ArgoCDSettings
     describes_others = True
+    pod_security = "baseline"
+    pod_security_reason = ("the HA mode's redis-ha subchart (prod) sets only readOnlyRootFilesystem on its redis, sentinel and "
+                           "haproxy containers: no seccomp profile, capability drop or allowPrivilegeEscalation")
 
     def install(self) -> None:
         s: ArgoCDSettings = self.settings
@@ -115,6 +119,13 @@ class ArgoCD(Addon):
         if self.teams:
             self.manifest("argoproj.io/v1alpha1", "ApplicationSet", "team-deployments", namespace=NAMESPACE,
                           spec=application_set_spec(self.teams, self.ctx.environment, s), depends_on=(*projects, self.cluster_secret))
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="server, repo server, controllers, Redis and Dex call each other"),
+            net.cloud("the repo server and ApplicationSet controller fetch the teams' Git repositories (HTTPS, SSH)", ports=(443, 22), name="git"),
+        ]
 
     def chart_values(self, s: ArgoCDSettings) -> dict[str, Any]:
         # The chart's documented HA mode without autoscaling; one application controller, since

@@ -21,13 +21,15 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core.v1 import ConfigMap, Namespace
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgsDict
 
-from components.contracts import Contracts, MonitoringContract
+from components.contracts import Contracts, IstioContract, MonitoringContract, TracingContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec import catalog
 from components.spec.base import Spec
 from components.spec.stack import AddonSpec
 from components.versions import Chart
+
+from . import flows as net
 
 
 class NoSettings(Spec):
@@ -50,6 +52,8 @@ class AddonContext:
     installed: dict[str, "Addon"] = field(default_factory=dict)
     # What the enabled addons publish for the others (components/contracts.py), set before any installs.
     contracts: Contracts = field(default_factory=Contracts)
+    # The stack's public zone (components/aws/dns.py) when it declares `dns`.
+    dns_zone: Any = None
 
     @property
     def environment(self) -> str:
@@ -68,9 +72,10 @@ class Addon(pulumi.ComponentResource):
     extra_namespaces: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Spec]] = NoSettings
-    # The Pod Security Standard enforced on the addon's namespace; only addons that genuinely
-    # need host access (node exporters) may lower it.
-    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "baseline"
+    # The Pod Security Standard enforced on the addon's namespaces: restricted unless its pods
+    # cannot pass it, and then `pod_security_reason` says why (a test fails on a lower level without one).
+    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "restricted"
+    pod_security_reason: ClassVar[str] = ""
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
@@ -101,8 +106,10 @@ class Addon(pulumi.ComponentResource):
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
         self._after = [resource for r in self.after(ctx.decl.spec.addon_enabled) for resource in ctx.installed[r].ready]
         self.ready: list[pulumi.Resource] = []
+        self.created_namespaces: dict[str, Namespace] = {}
         self.namespace_resource = self.create_namespace(self.namespace, self.namespace_labels())
         self.install()
+        self.network_policies()
         self.register_outputs(self.outputs())
 
     @classmethod
@@ -138,6 +145,58 @@ class Addon(pulumi.ComponentResource):
         """Outputs for the stack's gitops metadata: namespace, service account, IAM role."""
         return {"namespace": self.namespace}
 
+    def flows(self) -> list[net.Flow]:
+        """What the addon's pods must reach and be reached by (components/addons/flows.py); every
+        namespace of the addon denies everything else, and may resolve names."""
+        return []
+
+    @property
+    def vpc_cidr(self) -> str:
+        return self.ctx.decl.spec.network.cidr
+
+    def scraped(self, ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None,
+                name: str = "scrape") -> list[net.Flow]:
+        """Prometheus scrapes these ports, when the stack has Prometheus (its contract names its pods)."""
+        monitoring = self.ctx.contracts.get(MonitoringContract)
+        return [net.scraped(monitoring.prometheus, ports, selector, namespace, name)] if monitoring else []
+
+    def sidecar(self, namespace: str) -> list[net.Flow]:
+        """The flows of a namespace whose pods get Istio's sidecar (read from the mesh's contracts)."""
+        monitoring = self.ctx.contracts.get(MonitoringContract)
+        return net.sidecar(namespace, self.ctx.contracts.require(IstioContract), monitoring.prometheus if monitoring else None,
+                           self.ctx.contracts.get(TracingContract))
+
+    def network_policies(self) -> None:
+        """Default-deny in each of the addon's namespaces, then one allow per declared flow."""
+        declared = self.flows()
+        names = [(f.namespace or self.namespace, f.name) for f in declared]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise TypeError(f"addon {self.name!r} declares flows {dupes} more than once")
+        for namespace, created in self.created_namespaces.items():
+            self.network_policy(namespace, "default-deny", net.default_deny(), created)
+            self.network_policy(namespace, "allow-dns", net.dns(namespace).spec(), created)
+        for f in declared:
+            namespace = f.namespace or self.namespace
+            self.network_policy(namespace, f"allow-{f.name}", f.spec(), self.created_namespaces.get(namespace))
+            if f.both_ends:
+                mirror = f.mirrored(self.namespace)
+                self.network_policy(mirror.namespace or self.namespace, f"allow-{self.name}-{f.name}", mirror.spec(), self.created_namespace(mirror.namespace))
+
+    def created_namespace(self, namespace: Optional[str]) -> Optional[Namespace]:
+        """The Namespace object of this addon or of one installed before it (a mirrored flow's peer)."""
+        for addon in (self, *self.ctx.installed.values()):
+            if namespace in addon.created_namespaces:
+                return addon.created_namespaces[namespace]
+        return None
+
+    def network_policy(self, namespace: str, name: str, spec: Any, created: Optional[pulumi.Resource]) -> k8s.networking.v1.NetworkPolicy:
+        metadata: Any = {"name": name, "namespace": namespace}
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self.name}-{namespace}-{name}", metadata=metadata, spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider, depends_on=[created] if created else list(self._after)),
+        )
+
     # -- helpers -------------------------------------------------------------------------------
     @property
     def k8s(self) -> pulumi.ResourceOptions:
@@ -154,11 +213,12 @@ class Addon(pulumi.ComponentResource):
         if namespace not in self.namespaces():
             # An undeclared namespace would not be reserved, and a team could claim it.
             raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
-        return k8s.core.v1.Namespace(
+        self.created_namespaces[namespace] = k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
             metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
+        return self.created_namespaces[namespace]
 
     def values_for(self, chart: Chart, values: dict[str, Any]) -> dict[str, Any]:
         """The addon's values, with the chart's monitors turned on when Prometheus runs, and the stack's overrides merged over them."""

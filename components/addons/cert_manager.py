@@ -1,4 +1,8 @@
-"""cert-manager and the platform's ClusterIssuers: a self-signed CA in dev, Let's Encrypt in prod.
+"""cert-manager and the platform's ClusterIssuers: an internal CA everywhere, Let's Encrypt in prod.
+
+The internal CA (a self-signed root, `platform-ca`) signs in-cluster TLS (Vault's listener) in every
+environment, and the public gateway's certificate outside prod; prod's public certificate comes
+from Let's Encrypt.
 
 Installed through `pulumi_kubernetes_cert_manager.CertManager`, a multi-language component that
 wraps one helm.v3.Release: Helm hooks run (the chart's `startupapicheck` post-install Job waits
@@ -20,15 +24,20 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes_cert_manager as cm
 from pydantic import ValidationInfo, model_validator
 
+from components.aws import iam
+from components.aws.dns import zone_statements
 from components.contracts import CertManagerContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec.base import Spec, field
 from components.versions import CERT_MANAGER
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "cert-manager"
@@ -36,6 +45,15 @@ RELEASE = "cert-manager"
 COMPONENT_TYPE = "kubernetes-cert-manager:index:CertManager"
 # The chart names the controller's service account after the release.
 SERVICE_ACCOUNT = RELEASE
+
+# The chart's pod labels and ports: the webhook serves on 10250, every component's metrics on 9402.
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}
+WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/component": "webhook"}
+WEBHOOK_PORT = 10250
+METRICS_PORT = 9402
+# The HTTP-01 solver pods cert-manager starts in the gateway's namespace, and their port.
+SOLVER_POD_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
+SOLVER_PORT = 8089
 
 SELF_SIGNED_ISSUER = "selfsigned"
 CA_ISSUER = "platform-ca"
@@ -47,6 +65,9 @@ ACME_SERVERS = {
     ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
     ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory",
 }
+# Documentation-only domains (RFC 2606, RFC 6761): an ACME contact there reaches nobody.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
 # The IngressClass the HTTP-01 solver's Ingress uses; the istio addon creates it.
 SOLVER_INGRESS_CLASS = "istio"
 
@@ -70,8 +91,13 @@ class CertManagerSettings(Spec):
 
     @model_validator(mode="after")
     def _prod_needs_email(self, info: ValidationInfo) -> "CertManagerSettings":
-        if (info.context or {}).get("environment") == "prod" and not self.acme_email:
-            raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
+        if (info.context or {}).get("environment") == "prod":
+            if not self.acme_email:
+                raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
+            domain = self.acme_email.rsplit("@", 1)[1].lower()
+            if domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS)) or domain.rsplit(".", 1)[-1] in RESERVED_TLDS:
+                raise ValueError(f"acmeEmail {self.acme_email!r} is a placeholder (reserved domain {domain}); give the address "
+                                 "that must receive Let's Encrypt's expiry and policy notices")
         return self
 
 
@@ -86,7 +112,8 @@ class CertManager(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> CertManagerContract:
-        return CertManagerContract(public_issuer=issuer_for(decl.environment), solver_ingress_class=SOLVER_INGRESS_CLASS)
+        return CertManagerContract(public_issuer=issuer_for(decl.environment), solver_ingress_class=SOLVER_INGRESS_CLASS,
+                                   internal_issuer=CA_ISSUER, solver_pod_labels=SOLVER_POD_LABELS, solver_port=SOLVER_PORT)
 
     def install(self) -> None:
         s: CertManagerSettings = self.settings
@@ -101,11 +128,24 @@ class CertManager(Addon):
         )
         # Not made by self.helm(), so added by hand: whatever requires cert-manager waits for it.
         self.ready.append(self.release)
+        zone = self.ctx.dns_zone
+        self.role: Optional[aws.iam.Role] = None
         if self.ctx.prod:
+            dns01 = None
+            if zone is not None:
+                # DNS-01 in the stack's zone: certificates issue before the host resolves, and for any host in it.
+                dns01 = {"zone": zone.name, "zoneId": zone.zone_id, "region": self.ctx.region}
+                self.ready.append(self.route53_identity(zone))
             for issuer in (ACME_STAGING_ISSUER, ACME_PROD_ISSUER):
-                self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", issuer, self.acme(issuer, s.acme_email or "")))
-        else:
-            self.bootstrap_ca()
+                self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", issuer, self.acme(issuer, s.acme_email or "", dns01)))
+        self.bootstrap_ca()
+
+    def route53_identity(self, zone: Any) -> pulumi.Resource:
+        """The controller's Pod Identity role: TXT records in the stack's zone and nothing else."""
+        role = self.role = iam.pod_identity_role(f"{self.name}-route53", self, inline=zone_statements(zone.arn),
+                                                 description=f"cert-manager: ACME DNS-01 records in {zone.name} only (Pod Identity)")
+        return aws.eks.PodIdentityAssociation(f"{self.name}-identity", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
+                                              service_account=SERVICE_ACCOUNT, role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
 
     @staticmethod
     def release_values(s: CertManagerSettings) -> dict[str, Any]:
@@ -128,7 +168,12 @@ class CertManager(Addon):
         self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", CA_ISSUER, {"ca": {"secretName": CA_SECRET}}))
 
     @staticmethod
-    def acme(issuer: str, email: str) -> dict[str, Any]:
+    def acme(issuer: str, email: str, dns01: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        if dns01 is not None:
+            # Ambient credentials (Pod Identity) for Route 53; only names in the zone use this solver.
+            solvers = [{"selector": {"dnsZones": [dns01["zone"]]},
+                        "dns01": {"route53": {"region": dns01["region"], "hostedZoneID": dns01["zoneId"]}}}]
+            return {"acme": {"server": ACME_SERVERS[issuer], "email": email, "privateKeySecretRef": {"name": f"{issuer}-account"}, "solvers": solvers}}
         return {"acme": {
             "server": ACME_SERVERS[issuer],
             "email": email,
@@ -141,5 +186,22 @@ class CertManager(Addon):
             }}}],
         }}
 
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls cert-manager's admission webhook", selector=WEBHOOK_POD_LABELS),
+            # ACME: the Let's Encrypt API on 443, and the HTTP-01 self-check against the public host on 80.
+            net.cloud("ACME directory and the HTTP-01 self-check through the public load balancer", ports=(80, 443), selector=CONTROLLER_POD_LABELS),
+            *self.scraped((METRICS_PORT,)),
+            # DNS-01 (prod with a zone): Route 53 credentials from the Pod Identity agent, and the propagation
+            # check that asks the zone's authoritative name servers directly.
+            *([net.pod_identity(CONTROLLER_POD_LABELS),
+               net.flow("dns01-check", "egress", [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
+                        "DNS-01 propagation check against the zone's authoritative name servers", ports=(53,),
+                        selector=CONTROLLER_POD_LABELS, protocols=("UDP", "TCP"))]
+              if self.ctx.prod and self.ctx.dns_zone is not None else []),
+        ]
+
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "issuer": issuer_for(self.ctx.environment)}
+        found = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "issuer": issuer_for(self.ctx.environment)}
+        return found | ({"iamRoleArn": self.role.arn} if self.role is not None else {})

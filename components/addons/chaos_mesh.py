@@ -36,6 +36,7 @@ from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import CHAOS_MESH
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "chaos-mesh"
@@ -44,6 +45,8 @@ API_VERSION = "chaos-mesh.org/v1alpha1"
 CONTROLLER_SERVICE_ACCOUNT = "chaos-controller-manager"
 # With enableFilterNamespace, Chaos Mesh only injects into namespaces annotated like this.
 INJECT_ANNOTATION = {"chaos-mesh.org/inject": "enabled"}
+# The controller's webhook port (the chart's WEBHOOK_PORT), reachable from the control plane.
+WEBHOOK_PORT = 10250
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 
 
@@ -61,8 +64,8 @@ class ChaosMesh(Addon):
     # Prometheus operator does not read. Experiments are visible as Schedule objects and in the dashboards they disturb.
     metrics = None
     Settings = ChaosMeshSettings
-    # chaos-daemon is privileged, with hostPath mounts of the container runtime socket and /sys.
     pod_security = "privileged"
+    pod_security_reason = "chaos-daemon is privileged, with hostPath mounts of the container runtime socket and /sys"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> ChaosMeshContract:
@@ -86,6 +89,13 @@ class ChaosMesh(Addon):
             # DNSChaos is not used; its CoreDNS fork would only be another deployment to run.
             "dnsServer": {"create": False},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the controller drives the daemons (gRPC); the dashboard calls the controller"),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the controller's admission webhooks"),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}

@@ -18,8 +18,11 @@ The Vault side (KV v2 mount, Kubernetes auth method, per-team policies and roles
 with pulumi-vault, so adding a team is a pull request, not a manual step. pulumi-vault rather than
 a templated policy on the service account's namespace: the policy then names each team's prefix
 literally (readable in review and in the diff), and no wildcard role spans all namespaces. The
-provider reads VAULT_ADDR and VAULT_TOKEN from the deploy pipeline's environment (Vault answers
-on the private network, like the cluster's private API endpoint); `vault operator init`, whose
+provider is explicit and talks TLS only: Vault's https address (or the stack config's
+platform:vaultAddress, https as well), verified with VAULT_CACERT, logged in with VAULT_TOKEN from
+the deploy pipeline's environment (Vault answers on the private network, like the cluster's private
+API endpoint). Each team store trusts Vault's CA through a Secret in its own namespace (a
+namespaced store reads no other), issued there by cert-manager from Vault's issuer; `vault operator init`, whose
 output is the root token and recovery keys, stays a one-time step outside Pulumi by design.
 Vault checks the tokens with the TokenReview API as its own service account, which the Vault
 chart binds to system:auth-delegator (server.authDelegator, on by default).
@@ -35,15 +38,20 @@ from typing import Any
 import pulumi
 import pulumi_vault as vault
 
-from components.contracts import ExternalSecretsContract
+from components.contracts import ExternalSecretsContract, VaultContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import EXTERNAL_SECRETS
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "external-secrets"
+# The chart's controller and its webhook (port 10250, called by the API server).
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/name": "external-secrets"}
+WEBHOOK_POD_LABELS = {"app.kubernetes.io/name": "external-secrets-webhook"}
+WEBHOOK_PORT = 10250
 RELEASE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
 # The SecretStore in every team namespace, and what an ExternalSecret's spec.secretStoreRef is set to.
@@ -51,6 +59,10 @@ SECRET_STORE = "vault"
 STORE_REF = {"kind": "SecretStore", "name": SECRET_STORE}
 # The account a team's store authenticates to Vault as, in the team's namespace.
 TEAM_SERVICE_ACCOUNT = "vault-secrets"
+# The Secret in every team namespace holding Vault's CA (cert-manager writes it from the internal issuer).
+TEAM_CA_SECRET = "vault-ca"
+# The controller's metrics port (chart: metrics.listen.port).
+METRICS_PORT = 8080
 # Vault's KV v2 mount: a service's vaultPath "checkout/orders/db" is secret/data/checkout/orders/db in Vault.
 KV_MOUNT = "secret"
 KV_VERSION = "v2"
@@ -78,7 +90,8 @@ class ExternalSecrets(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> ExternalSecretsContract:
-        return ExternalSecretsContract(secret_store=SECRET_STORE, team_service_account=TEAM_SERVICE_ACCOUNT, team_store_spec=team_store_spec)
+        return ExternalSecretsContract(secret_store=SECRET_STORE, team_service_account=TEAM_SERVICE_ACCOUNT, team_ca_secret=TEAM_CA_SECRET,
+                                       team_store_spec=team_store_spec)
 
     def install(self) -> None:
         s: ExternalSecretsSettings = self.settings
@@ -93,8 +106,12 @@ class ExternalSecrets(Addon):
 
     def declare_vault(self, teams: list[str]) -> dict[str, vault.kubernetes.AuthBackendRole]:
         """The Vault side: the KV v2 mount, the Kubernetes auth method, and per team a policy and a role."""
+        # Over TLS only: the listener's https address (or the deploy network's https name for it); the
+        # provider verifies it with VAULT_CACERT and logs in with VAULT_TOKEN from the pipeline's environment.
+        provider = vault.Provider(f"{self.name}-vault", address=provider_address(self.ctx.contracts.require(VaultContract)),
+                                  skip_tls_verify=False, opts=pulumi.ResourceOptions(parent=self))
         # After the Vault release: the server must be running (and initialised) to be configured.
-        opts = pulumi.ResourceOptions(parent=self, depends_on=self._after)
+        opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=self._after)
         kv = vault.Mount(f"{self.name}-kv", path=KV_MOUNT, type="kv", options={"version": "2"}, description="Team secrets, one prefix per team", opts=opts)
         auth = vault.AuthBackend(f"{self.name}-kubernetes-auth", type="kubernetes", path=VAULT_AUTH_MOUNT, opts=opts)
         config = vault.kubernetes.AuthBackendConfig(f"{self.name}-kubernetes-auth", backend=auth.path, kubernetes_host=KUBERNETES_HOST, opts=opts)
@@ -111,8 +128,27 @@ class ExternalSecrets(Addon):
             )
         return roles
 
+    def flows(self) -> list[net.Flow]:
+        server = self.ctx.contracts.require(VaultContract)
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
+            # Every team's SecretStore is served by this controller: the team namespaces need no path to Vault.
+            net.flow("vault", "egress", [net.Peer.to(server.server)], "the operator reads secrets from Vault",
+                     ports=(server.port,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+            *self.scraped((METRICS_PORT,), selector=CONTROLLER_POD_LABELS),
+        ]
+
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "secretStore": SECRET_STORE, "kvMount": KV_MOUNT}
+
+
+def provider_address(server: VaultContract) -> str:
+    """Where pulumi-vault reaches Vault: the stack config's platform:vaultAddress, else the listener's address; https only."""
+    address = pulumi.Config("platform").get("vaultAddress") or server.address
+    if not address.startswith("https://"):
+        raise ValueError(f"platform:vaultAddress {address!r}: Vault serves TLS only; give an https:// address")
+    return address
 
 
 def team_role(team: str) -> str:
@@ -128,11 +164,14 @@ def team_policy(team: str) -> str:
     )
 
 
-def team_store_spec(team: str, vault_address: str) -> dict[str, Any]:
-    """A team namespace's SecretStore: Vault KV v2 at KV_MOUNT, logged in as the namespace's own account and role."""
+def team_store_spec(team: str, server: VaultContract) -> dict[str, Any]:
+    """A team namespace's SecretStore: Vault KV v2 at KV_MOUNT over TLS, logged in as the namespace's own account and role."""
     return {
         "provider": {"vault": {
-            "server": vault_address,
+            "server": server.address,
+            # Vault's listener certificate chains to the platform's internal CA; a namespaced store reads
+            # the CA from its own namespace (TEAM_CA_SECRET, issued there by the same issuer).
+            "caProvider": {"type": "Secret", "name": TEAM_CA_SECRET, "key": server.ca_key},
             "path": KV_MOUNT,
             "version": KV_VERSION,
             "auth": {"kubernetes": {

@@ -12,9 +12,10 @@ issue #239), and an out-of-mesh Flagger would need mTLS turned off for the load 
 that runs the commands it is sent. Instead the load tester accepts only Flagger's identity.
 Prometheus, outside the mesh, scrapes Flagger's metrics port, which is excluded from the sidecar.
 
-Both namespaces are labelled for sidecar injection. Injected pods run istio-init, which needs
-NET_ADMIN and NET_RAW; no other Pod Security level than privileged admits that without the Istio
-CNI plugin, which this platform does not install.
+Both namespaces are labelled for sidecar injection and enforce the restricted Pod Security level:
+with the istio-cni addon the injected init container needs no capabilities, istiod gives injected
+containers the RuntimeDefault seccomp profile, and both charts' containers get the restricted
+security context here (the charts' own contexts only set the user and a read-only root).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import FlaggerContract, IstioContract, MonitoringContract, Pods
 from components.monitoring.scrape import Metrics
+from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import FLAGGER, LOADTESTER
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "flagger-system"
@@ -45,6 +48,7 @@ LOADTESTER_RELEASE = "flagger-loadtester"
 # (port 80 -> 8080); its pods carry app=<chart name>.
 LOADTESTER_URL = f"http://{LOADTESTER_RELEASE}.{LOADTESTER_NAMESPACE}/"
 LOADTESTER_POD_LABELS = {"app": "loadtester"}
+LOADTESTER_PORT = 8080
 # Ours, without an API token: the load tester only sends traffic.
 LOADTESTER_SERVICE_ACCOUNT = LOADTESTER_RELEASE
 # The identity the canaries' AuthorizationPolicies allow for load-test traffic.
@@ -66,7 +70,7 @@ class Flagger(Addon):
     requires = ("istio", "prometheus")
     Settings = FlaggerSettings
     multi_chart = True
-    pod_security = "privileged"
+    pod_security = "restricted"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> FlaggerContract:
@@ -92,6 +96,21 @@ class Flagger(Addon):
             "rules": [{"from": [{"source": {"principals": [PRINCIPAL]}}]}],
         })
 
+    def flows(self) -> list[net.Flow]:
+        monitoring = self.ctx.contracts.require(MonitoringContract)
+        return [
+            net.api_server(self.vpc_cidr),
+            *self.sidecar(NAMESPACE),
+            *self.scraped((METRICS_PORT,), selector=POD_LABELS),
+            net.flow("prometheus", "egress", [net.Peer.to(monitoring.prometheus)], "canary analysis queries Prometheus",
+                     ports=(monitoring.prometheus_port,), selector=POD_LABELS, both_ends=True),
+            net.flow("loadtester", "egress", [net.Peer.of(LOADTESTER_NAMESPACE, LOADTESTER_POD_LABELS)], "Flagger runs its webhooks on the load tester",
+                     ports=(LOADTESTER_PORT,), selector=POD_LABELS, both_ends=True),
+            *self.sidecar(LOADTESTER_NAMESPACE),
+            net.flow("canaries", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "smoke and load tests call the canaries (their policies pick the port)",
+                     selector=LOADTESTER_POD_LABELS, namespace=LOADTESTER_NAMESPACE),
+        ]
+
     @staticmethod
     def flagger_values(s: FlaggerSettings, prometheus_url: str) -> dict[str, Any]:
         return {
@@ -101,6 +120,8 @@ class Flagger(Addon):
             "leaderElection": {"enabled": s.replicas > 1, "replicaCount": s.replicas},
             "podDisruptionBudget": {"enabled": s.replicas > 1},
             "podAnnotations": {"traffic.sidecar.istio.io/excludeInboundPorts": str(METRICS_PORT)},
+            # The chart's user (10001) with the restricted profile.
+            "securityContext": {"enabled": True, "context": {**RESTRICTED_CONTAINER, "runAsUser": 10001}},
         }
 
     @staticmethod
@@ -109,6 +130,10 @@ class Flagger(Addon):
             "replicaCount": s.loadtester_replicas,
             "serviceAccountName": LOADTESTER_SERVICE_ACCOUNT,
             "podDisruptionBudget": {"enabled": s.loadtester_replicas > 1},
+            # The chart's user and group (off by default there) with the restricted profile; hey and curl
+            # write nothing, so the root filesystem stays read-only.
+            "securityContext": {"enabled": True, "context": {**RESTRICTED_CONTAINER, "runAsUser": 100, "runAsGroup": 101}},
+            "podSecurityContext": {"enabled": True, "context": {"fsGroup": 101, "seccompProfile": {"type": "RuntimeDefault"}}},
         }
 
     def outputs(self) -> dict[str, Any]:

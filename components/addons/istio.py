@@ -30,6 +30,7 @@ from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 
+from . import flows as net
 from .base import Addon
 
 SYSTEM_NAMESPACE = "istio-system"
@@ -49,6 +50,27 @@ GATEWAY_NAME = "public"
 GATEWAY = f"{INGRESS_NAMESPACE}/{GATEWAY_NAME}"
 HTTP_GATEWAY = f"{INGRESS_NAMESPACE}/public-http"
 TLS_SECRET = "public-tls"
+RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
+ISTIOD_POD_LABELS = {"app": "istiod"}
+# The gateway chart's own pod default (the sysctl that lets Envoy bind 80 and 443 as UID 1337) plus
+# the seccomp profile the restricted level requires.
+GATEWAY_POD_CONTEXT = {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}], "seccompProfile": RUNTIME_DEFAULT}
+# istiod: xDS and certificates for proxies (TLS), the injection and validation webhooks, its metrics.
+XDS_PORT = 15012
+WEBHOOK_PORT = 15017
+MONITORING_PORT = 15014
+# Envoy's stats, scraped by the prometheus addon's PodMonitor on every proxy.
+ENVOY_STATS_PORT = 15090
+# The gateway chart's container ports behind the Service's 80 and 443 (bound unprivileged by sysctl).
+GATEWAY_PORTS = (80, 443)
+# The egress gateway: every call from the mesh to a declared external host leaves through it
+# (components/workloads/egress.py), mTLS from the sidecar, so it knows the caller's identity.
+EGRESS_NAMESPACE = "istio-egress"
+EGRESS_RELEASE = "istio-egressgateway"
+EGRESS_SERVICE = EGRESS_RELEASE
+EGRESS_HOST = f"{EGRESS_SERVICE}.{EGRESS_NAMESPACE}.svc.cluster.local"
+EGRESS_POD_LABELS = {"app": EGRESS_RELEASE, "istio": EGRESS_RELEASE.removeprefix("istio-")}
+EGRESS_PORT = 443
 # Handled by the EKS cloud provider: an NLB spreading each connection over all zones' targets.
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
@@ -71,7 +93,10 @@ class IstioSettings(Spec):
 class Istio(Addon):
     name = "istio"
     namespace = SYSTEM_NAMESPACE
-    extra_namespaces = (INGRESS_NAMESPACE,)
+    extra_namespaces = (INGRESS_NAMESPACE, EGRESS_NAMESPACE)
+    # istio-cni: injected pods need no NET_ADMIN/NET_RAW, so every namespace here and the teams'
+    # can enforce the restricted Pod Security level.
+    requires = ("cert-manager", "istio-cni")
     # istiod's own metrics, and every Envoy's (sidecars and gateways): Flagger's analysis and the SLOs read istio_requests_total.
     metrics = Metrics(monitors=(
         Monitor("ServiceMonitor", "istiod", {
@@ -85,22 +110,27 @@ class Istio(Addon):
             "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
         }),
     ))
-    requires = ("cert-manager",)
     Settings = IstioSettings
     multi_chart = True
+    pod_security = "restricted"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> IstioContract:
         return IstioContract(system_namespace=SYSTEM_NAMESPACE, injection_label=INJECTION_LABEL, gateway=GATEWAY,
-                             ingress=Pods(INGRESS_NAMESPACE, INGRESS_POD_LABELS, INGRESS_SERVICE_ACCOUNT))
+                             ingress=Pods(INGRESS_NAMESPACE, INGRESS_POD_LABELS, INGRESS_SERVICE_ACCOUNT),
+                             istiod=Pods(SYSTEM_NAMESPACE, ISTIOD_POD_LABELS, "istiod"), xds_port=XDS_PORT, envoy_stats_port=ENVOY_STATS_PORT,
+                             egress=Pods(EGRESS_NAMESPACE, EGRESS_POD_LABELS, EGRESS_RELEASE), egress_host=EGRESS_HOST, egress_port=EGRESS_PORT)
 
     def install(self) -> None:
         s: IstioSettings = self.settings
         certs = self.ctx.contracts.require(CertManagerContract)
         ingress_ns = self.create_namespace(INGRESS_NAMESPACE, INJECTION_LABEL)
         base = self.helm(ISTIO_BASE, {}, release="istio-base")
-        istiod = self.helm(ISTIOD, self.istiod_values(s, certs.solver_ingress_class, self.tracing_mesh_config()), release="istiod", depends_on=(base,))
+        istiod = self.helm(ISTIOD, self.istiod_values(s, certs.solver_ingress_class, self.tracing_mesh_config(), self.ctx.prod),
+                           release="istiod", depends_on=(base,))
         self.helm(ISTIO_GATEWAY, self.gateway_values(s), release=INGRESS_RELEASE, namespace=INGRESS_NAMESPACE, depends_on=(istiod, ingress_ns))
+        egress_ns = self.create_namespace(EGRESS_NAMESPACE, INJECTION_LABEL)
+        self.helm(ISTIO_GATEWAY, egress_gateway_values(s), release=EGRESS_RELEASE, namespace=EGRESS_NAMESPACE, depends_on=(istiod, egress_ns))
         # Istio serves Ingresses of this class on the gateway pods (meshConfig.ingressSelector):
         # how cert-manager's HTTP-01 solver is reached from the internet.
         k8s.networking.v1.IngressClass(
@@ -120,11 +150,20 @@ class Istio(Addon):
         return dict(tracing.mesh_config) if tracing else {}
 
     @staticmethod
-    def istiod_values(s: IstioSettings, solver_ingress_class: str, tracing: dict[str, Any]) -> dict[str, Any]:
+    def istiod_values(s: IstioSettings, solver_ingress_class: str, tracing: dict[str, Any], prod: bool = False) -> dict[str, Any]:
         return {
             "autoscaleMin": s.istiod_replicas,
             # The chart's PDB (minAvailable 1) would block every drain of a single replica's node.
-            "global": {"defaultPodDisruptionBudget": {"enabled": s.istiod_replicas > 1}},
+            "global": {
+                "defaultPodDisruptionBudget": {"enabled": s.istiod_replicas > 1},
+                # Injected containers (istio-validation, istio-proxy) carry the restricted profile's seccomp.
+                "proxy": {"seccompProfile": RUNTIME_DEFAULT},
+            },
+            # The istio-cni addon redirects traffic on the node: the sidecar template then injects the
+            # unprivileged istio-validation init container instead of istio-init (NET_ADMIN, NET_RAW).
+            "cni": {"enabled": True},
+            "seccompProfile": RUNTIME_DEFAULT,
+            "gateways": {"seccompProfile": RUNTIME_DEFAULT},
             "meshConfig": {
                 # Istio's defaults, spelled out because cert-manager's solver depends on them.
                 "ingressClass": solver_ingress_class,
@@ -132,6 +171,8 @@ class Istio(Addon):
                 "ingressSelector": INGRESS_SELECTOR,
                 # Apps start once their sidecar is ready, so their first calls are not refused.
                 "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+                # Prod sidecars send only to what the registry knows (services, declared ServiceEntries).
+                "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY" if prod else "ALLOW_ANY"},
                 **tracing,
             },
         }
@@ -141,6 +182,7 @@ class Istio(Addon):
         return {
             # Local keeps the client's source IP; the NLB only targets nodes running a gateway pod.
             "service": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "annotations": NLB_ANNOTATIONS},
+            "securityContext": GATEWAY_POD_CONTEXT,
             "autoscaling": {"minReplicas": s.gateway_replicas, "maxReplicas": s.gateway_max_replicas},
             "podDisruptionBudget": {"minAvailable": 1} if s.gateway_replicas > 1 else {},
             "topologySpreadConstraints": [{
@@ -174,6 +216,48 @@ class Istio(Addon):
             "http": [{"name": "https-redirect", "redirect": {"scheme": "https", "redirectCode": 301}}],
         })
 
+    def flows(self) -> list[net.Flow]:
+        gateway = INGRESS_POD_LABELS
+        certs = self.ctx.contracts.require(CertManagerContract)
+        solver, solver_port = dict(certs.solver_pod_labels), certs.solver_port
+        found = [
+            net.api_server(self.vpc_cidr),
+            net.flow("xds", "ingress", [net.Peer()], "every proxy in the cluster fetches config and certificates", ports=(XDS_PORT,), selector=ISTIOD_POD_LABELS),
+            net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "sidecar injection and config validation", selector=ISTIOD_POD_LABELS),
+            *self.scraped((MONITORING_PORT,), selector=ISTIOD_POD_LABELS),
+            # The public gateway: the internet in (the NLB keeps client addresses), services and ACME solvers out.
+            *self.sidecar(INGRESS_NAMESPACE),
+            net.flow("public", "ingress", [net.Peer(cidr=net.WORLD)], "public HTTPS and the HTTP redirect through the NLB",
+                     ports=GATEWAY_PORTS, selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("services", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "routes to the exposed services (their own policies pick the port)",
+                     selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("acme-solver-out", "egress", [net.Peer.of(INGRESS_NAMESPACE, solver)], "ACME HTTP-01 challenges",
+                     ports=(solver_port,), selector=gateway, namespace=INGRESS_NAMESPACE),
+            net.flow("acme-solver-in", "ingress", [net.Peer.of(INGRESS_NAMESPACE, gateway)], "ACME HTTP-01 challenges",
+                     ports=(solver_port,), selector=solver, namespace=INGRESS_NAMESPACE),
+            # The egress gateway: declaring services' sidecars in (their policies say who), declared hosts out.
+            *self.sidecar(EGRESS_NAMESPACE),
+            net.flow("mesh-egress", "ingress", [net.Peer(namespace_key=net.TEAM_LABEL)], "sidecars of services that declare external hosts",
+                     ports=(EGRESS_PORT,), selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE),
+        ]
+        ports = tuple(sorted({port for svc in self.ctx.decl.services for _, port in svc.external_hosts}))
+        if ports:
+            found.append(net.flow("external-hosts", "egress", [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
+                                  "the declared external hosts (the AuthorizationPolicies say who may reach which)",
+                                  ports=ports, selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE))
+        return found
+
     def outputs(self) -> dict[str, Any]:
         return {"namespace": SYSTEM_NAMESPACE, "serviceAccount": "istiod", "ingressNamespace": INGRESS_NAMESPACE,
                 "gateway": GATEWAY, "hosts": self.hosts}
+
+
+def egress_gateway_values(s: IstioSettings) -> dict[str, Any]:
+    """The egress gateway: in-cluster only (ClusterIP), two replicas where the ingress has more than one."""
+    replicas = 2 if s.gateway_replicas > 1 else 1
+    return {
+        "service": {"type": "ClusterIP"},
+        "autoscaling": {"minReplicas": replicas, "maxReplicas": max(replicas, 3)},
+        "podDisruptionBudget": {"minAvailable": 1} if replicas > 1 else {},
+        "securityContext": GATEWAY_POD_CONTEXT,
+    }

@@ -21,11 +21,15 @@ from components.monitoring.scrape import Metrics
 from components.spec import Service
 from components.versions import KEDA
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "keda"
 RELEASE = "keda"
 OPERATOR_SERVICE_ACCOUNT = "keda-operator"
+OPERATOR_POD_LABELS = {"app": "keda-operator"}
+# The admission webhooks and the external metrics API server (an APIService), both called by the API server.
+CONTROL_PLANE_PORTS = (9443, 6443)
 # The spec of a TriggerAuthentication that makes a scaler use the operator's Pod Identity role.
 TRIGGER_AUTHENTICATION_SPEC = {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
 
@@ -61,6 +65,15 @@ class Keda(Addon):
             "clusterName": self.ctx.cluster_name,
             "serviceAccount": {"operator": {"create": True, "name": OPERATOR_SERVICE_ACCOUNT}},
         }, release=RELEASE, depends_on=tuple(ready))
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the metrics API server asks the operator for trigger values (gRPC)"),
+            net.webhook("control-plane", self.vpc_cidr, CONTROL_PLANE_PORTS, "admission webhooks and the external metrics API"),
+            net.cloud("queue depth from SQS", selector=OPERATOR_POD_LABELS),
+            net.pod_identity(OPERATOR_POD_LABELS),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": OPERATOR_SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "sqsQueues": self.queues}

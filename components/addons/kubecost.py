@@ -27,6 +27,7 @@ from components.contracts import MonitoringContract
 from components.monitoring.scrape import Metrics
 from components.versions import KUBECOST
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "kubecost"
@@ -35,6 +36,8 @@ RELEASE = "kubecost"
 SERVICE = f"{RELEASE}-cost-analyzer"
 URL = f"http://{SERVICE}.{NAMESPACE}:9090"
 SERVICE_ACCOUNT = SERVICE
+# cost-model's metrics, scraped through the chart's ServiceMonitor.
+METRICS_PORT = 9003
 
 
 class Kubecost(Addon):
@@ -43,6 +46,9 @@ class Kubecost(Addon):
     # The cost model's own metrics (its recording rules read them through Prometheus).
     metrics = Metrics(charts={KUBECOST.name: {"serviceMonitor": {"enabled": True}}})
     requires = ("prometheus",)
+    pod_security = "baseline"
+    pod_security_reason = ("cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
+                           "or allowPrivilegeEscalation, and its values offer no container security context for them")
 
     def install(self) -> None:
         self.prometheus_url = self.ctx.contracts.require(MonitoringContract).prometheus_url
@@ -56,6 +62,17 @@ class Kubecost(Addon):
             "prometheusRule": {"enabled": True},
             "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        monitoring = self.ctx.contracts.require(MonitoringContract)
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the frontend calls cost-model"),
+            net.flow("prometheus", "egress", [net.Peer.to(monitoring.prometheus)], "costs computed from Prometheus metrics",
+                     ports=(monitoring.prometheus_port,), both_ends=True),
+            net.cloud("AWS list prices (the pricing API)"),
+            *self.scraped((METRICS_PORT,)),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "url": URL, "prometheusUrl": self.prometheus_url}

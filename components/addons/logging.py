@@ -37,13 +37,14 @@ import pulumi_aws as aws
 from pydantic import model_validator
 
 from components.aws import iam
-from components.contracts import LoggingContract, TracingContract
+from components.contracts import LoggingContract, MonitoringContract, TracingContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import LOKI, OPENTELEMETRY_COLLECTOR, OPENTELEMETRY_COLLECTOR_IMAGE
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "logging"
@@ -56,6 +57,10 @@ LOKI_URL = f"http://{LOKI_GATEWAY}.{NAMESPACE}.svc.cluster.local"
 # The OTLP/HTTP exporter appends /v1/logs.
 LOKI_OTLP_ENDPOINT = f"{LOKI_URL}/otlp"
 LOKI_DATASOURCE_UID = "loki"
+# The gateway's nginx listens on 8080 behind Service port 80; Loki serves HTTP (and its metrics) on 3100.
+LOKI_GATEWAY_PORT = 8080
+LOKI_HTTP_PORT = 3100
+AGENT_METRICS_PORT = 8888
 # The index label Loki derives from the OTLP resource attribute service.name.
 LOKI_SERVICE_LABEL = "service_name"
 AGENT_RELEASE = "otel-agent"
@@ -97,6 +102,7 @@ class Logging(Addon):
     Settings = LoggingSettings
     multi_chart = True
     pod_security = "privileged"
+    pod_security_reason = "the log agent reads the nodes' /var/log/pods through hostPath volumes, as UID 0 (kubelet writes the files 0640 root)"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> LoggingContract:
@@ -144,6 +150,19 @@ class Logging(Addon):
         identity = aws.eks.PodIdentityAssociation(f"{self.name}-loki", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
                                                   service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child)
         return (*guards, policy, identity)
+
+    def flows(self) -> list[net.Flow]:
+        grafana = self.ctx.contracts.require(MonitoringContract).grafana
+        found = [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="the agents write to Loki's gateway; Loki's targets talk to each other (HTTP, gRPC, memberlist)"),
+            *self.scraped((LOKI_HTTP_PORT, AGENT_METRICS_PORT)),
+            net.flow("grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Loki datasource, through the gateway",
+                     ports=(LOKI_GATEWAY_PORT,), both_ends=True),
+        ]
+        if self.settings.scalable:
+            found += [net.cloud("chunks and index in S3"), net.pod_identity()]
+        return found
 
     def loki_values(self, s: LoggingSettings, bucket: Optional[str]) -> dict[str, Any]:
         store = "s3" if s.scalable else "filesystem"

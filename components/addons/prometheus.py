@@ -19,6 +19,7 @@ from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import KUBE_PROMETHEUS_STACK
 
+from . import flows as net
 from .base import Addon
 
 RELEASE = "kube-prometheus-stack"
@@ -36,6 +37,14 @@ PROMETHEUS_SERVICE_ACCOUNT = PROMETHEUS_SERVICE
 GRAFANA_DATASOURCE_LABEL = {"grafana_datasource": "1"}
 GRAFANA_DASHBOARD_LABEL = grafana.DASHBOARD_LABEL
 PROMETHEUS_DATASOURCE_UID = grafana.PROMETHEUS_DATASOURCE_UID
+PROMETHEUS_PORT = 9090
+GRAFANA_POD_LABELS = {"app.kubernetes.io/name": "grafana"}
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+# What Prometheus scrapes outside the pod network: the kubelets (cAdvisor), node-exporter and the
+# Istio CNI agent, all on the nodes' addresses.
+NODE_PORTS = (10250, 9100, 15014)
+# The operator's admission webhook for PrometheusRules.
+OPERATOR_WEBHOOK_PORT = 10250
 
 
 class PrometheusSettings(Spec):
@@ -52,13 +61,14 @@ class Prometheus(Addon):
     # and kube-state-metrics included; the monitors the other components declare are created here.
     metrics = Metrics()
     Settings = PrometheusSettings
-    # node-exporter needs the host's network, PID namespace and /proc: the one privileged namespace.
     pod_security = "privileged"
+    pod_security_reason = "node-exporter runs on the host's network and PID namespace and reads /proc and /sys through hostPath volumes"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> MonitoringContract:
         return MonitoringContract(
             prometheus=Pods(NAMESPACE, PROMETHEUS_POD_LABELS, PROMETHEUS_SERVICE_ACCOUNT), prometheus_url=PROMETHEUS_URL,
+            prometheus_port=PROMETHEUS_PORT, grafana=Pods(NAMESPACE, GRAFANA_POD_LABELS),
             grafana_namespace=NAMESPACE, datasource_label=GRAFANA_DATASOURCE_LABEL, dashboard_label=GRAFANA_DASHBOARD_LABEL,
             prometheus_datasource_uid=PROMETHEUS_DATASOURCE_UID,
         )
@@ -84,8 +94,10 @@ class Prometheus(Addon):
         self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
         for monitor in self.monitors():
             self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
+        enabled = self.ctx.decl.spec.addon_enabled
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
-                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting)}]})
+                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting) + rules.zero_trust_rules(
+                          alerting, enabled("external-dns"), enabled("istio-cni"))}]})
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE,
                       spec={"groups": delivery.rules(self.ctx.decl.spec)})
         k8s.core.v1.ConfigMap(
@@ -117,6 +129,20 @@ class Prometheus(Addon):
                 }}},
             }},
         }
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, reason="Prometheus, Alertmanager, Grafana, the operator and kube-state-metrics call each other"),
+            net.webhook("webhook", self.vpc_cidr, (OPERATOR_WEBHOOK_PORT,), "the API server calls the operator's PrometheusRule webhook",
+                        selector={"app": f"{RELEASE}-operator"}),
+            net.flow("scrape-pods", "egress", [net.Peer()], "Prometheus scrapes pods in every namespace (their policies pick the ports)",
+                     selector=PROMETHEUS_POD_LABELS),
+            net.flow("scrape-nodes", "egress", [net.Peer(cidr=self.vpc_cidr)], "kubelet, node-exporter and the CNI agent on the nodes",
+                     ports=NODE_PORTS, selector=PROMETHEUS_POD_LABELS),
+            net.cloud("Alertmanager notifies the receivers (PagerDuty, Slack, webhooks, the dead man's switch, SMTP relays)",
+                      ports=alertmanager.receiver_ports(self.ctx.decl.spec.alerting), selector=ALERTMANAGER_POD_LABELS, name="notifications"),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": f"{RELEASE}-prometheus", "prometheusUrl": PROMETHEUS_URL, "grafanaHost": self.grafana_host}

@@ -30,6 +30,7 @@ from components.spec import Declarations
 from components.spec.backup import SEALING_KEY_RENEWAL
 from components.versions import SEALED_SECRETS
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "sealed-secrets"
@@ -39,6 +40,8 @@ CONTROLLER_NAME = "sealed-secrets-controller"
 SERVICE_ACCOUNT = CONTROLLER_NAME
 API_VERSION = "bitnami.com/v1alpha1"
 KIND = "SealedSecret"
+# kubeseal fetches the public certificate through the API server's service proxy, on the controller's HTTP port.
+HTTP_PORT = 8080
 
 
 class SealedSecrets(Addon):
@@ -46,9 +49,9 @@ class SealedSecrets(Addon):
     namespace = NAMESPACE
     # Unseal errors (chart: metrics.serviceMonitor).
     metrics = Metrics(charts={SEALED_SECRETS.name: {"metrics": {"serviceMonitor": {"enabled": True}}}})
-    # The chart's container context drops all capabilities and runs read-only as non-root, but it
-    # sets neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values).
     pod_security = "baseline"
+    pod_security_reason = ("the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
+                           "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)")
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> SealedSecretsContract:
@@ -61,6 +64,12 @@ class SealedSecrets(Addon):
             # The chart's default (30 days) made explicit: the backup schedule of the keys is checked against it.
             "keyrenewperiod": f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h",
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            net.webhook("cert", self.vpc_cidr, (HTTP_PORT,), "kubeseal reads the certificate through the API server's service proxy"),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}

@@ -33,13 +33,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import model_validator
 
-from components.contracts import IstioContract, LoggingContract, Pods, TracingContract
+from components.contracts import IstioContract, LoggingContract, MonitoringContract, Pods, TracingContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import JAEGER, OPENTELEMETRY_COLLECTOR, OPENTELEMETRY_COLLECTOR_IMAGE
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "tracing"
@@ -60,8 +61,13 @@ OTLP_PROTOCOL = "http/protobuf"
 JAEGER_RELEASE = "jaeger"
 JAEGER_SERVICE = JAEGER_RELEASE
 JAEGER_OTLP = f"{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:{OTLP_GRPC_PORT}"
-JAEGER_QUERY_URL = f"http://{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:16686"
+JAEGER_QUERY_PORT = 16686
+# The jaeger chart's selector labels (its name; the instance is the release).
+JAEGER_POD_LABELS = {"app.kubernetes.io/name": "jaeger", "app.kubernetes.io/instance": JAEGER_RELEASE}
+JAEGER_QUERY_URL = f"http://{JAEGER_SERVICE}.{NAMESPACE}.svc.cluster.local:{JAEGER_QUERY_PORT}"
 JAEGER_DATASOURCE_UID = "jaeger"
+# The collector's own metrics (its ServiceMonitor).
+COLLECTOR_METRICS_PORT = 8888
 BADGER_CLAIM = "jaeger-badger"
 BADGER_PATH = "/badger"
 
@@ -165,6 +171,17 @@ class Tracing(Addon):
                 "labelSelector": {"matchLabels": COLLECTOR_POD_LABELS},
             }]
         return values
+
+    def flows(self) -> list[net.Flow]:
+        grafana = self.ctx.contracts.require(MonitoringContract).grafana
+        return [
+            *net.within(NAMESPACE, ports=(OTLP_GRPC_PORT,), reason="the collector exports spans to Jaeger"),
+            net.flow("otlp", "ingress", [net.Peer()], "spans from every proxy and service SDK (their own policies say who sends)",
+                     ports=OTLP_PORTS, selector=COLLECTOR_POD_LABELS),
+            *self.scraped((COLLECTOR_METRICS_PORT,), selector=COLLECTOR_POD_LABELS),
+            net.flow("grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Jaeger datasource",
+                     ports=(JAEGER_QUERY_PORT,), selector=JAEGER_POD_LABELS, both_ends=True),
+        ]
 
     def outputs(self) -> dict[str, Any]:
         s: TracingSettings = self.settings

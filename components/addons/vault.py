@@ -21,12 +21,14 @@ import pulumi_aws as aws
 from pydantic import field_validator
 
 from components.aws import iam
-from components.contracts import VaultContract
+from components.contracts import CertManagerContract, Pods, VaultContract
 from components.monitoring.scrape import Metrics
+from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.versions import VAULT
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "vault"
@@ -35,11 +37,34 @@ RELEASE = "vault"
 SERVICE = RELEASE
 SERVICE_ACCOUNT = RELEASE
 PORT = 8200
-# TLS is off in the chart by default (global.tlsDisable); traffic stays inside the cluster.
-VAULT_ADDR = f"http://{SERVICE}.{NAMESPACE}.svc:{PORT}"
+# TLS on the listener (API and raft peers), with a certificate from the platform's internal CA.
+VAULT_ADDR = f"https://{SERVICE}.{NAMESPACE}.svc:{PORT}"
+TLS_SECRET = "vault-tls"
+TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"
+# cert-manager writes the issuing CA next to the key pair: what clients of Vault trust.
+CA_KEY = "ca.crt"
+INTERNAL_SERVICE = f"{RELEASE}-internal"
+# The chart's service selecting the raft leader only (server.service.active).
+ACTIVE_SERVICE = f"{RELEASE}-active"
+ACTIVE_ADDR = f"https://{ACTIVE_SERVICE}.{NAMESPACE}.svc:{PORT}"
+DNS_NAMES = [
+    SERVICE, f"{SERVICE}.{NAMESPACE}", f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
+    f"{ACTIVE_SERVICE}.{NAMESPACE}.svc", f"{RELEASE}-standby.{NAMESPACE}.svc",
+    f"*.{INTERNAL_SERVICE}", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc.cluster.local",
+]
 # The UI is served on its own ClusterIP service; reach it with `kubectl port-forward`.
 UI_SERVICE = f"{RELEASE}-ui"
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "vault", "component": "server"}
+INJECTOR_POD_LABELS = {"app.kubernetes.io/name": "vault-agent-injector"}
+CLUSTER_PORT = 8201
+INJECTOR_PORT = 8080
 KMS_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
+# The chart's pod defaults (user 100, group 1000) with the restricted profile's seccomp; a non-empty
+# value replaces the chart's default, so the user and group are repeated. The server's root stays
+# writable: its start command copies the config to /tmp to fill in the pod's address.
+POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": 100, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+INJECTOR_CONTEXT = {"pod": POD_CONTEXT, "container": RESTRICTED_CONTAINER}
+SERVER_CONTEXT = {"pod": POD_CONTEXT, "container": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False}}
 
 
 class VaultSettings(Spec):
@@ -61,13 +86,18 @@ class VaultSettings(Spec):
 class Vault(Addon):
     name = "vault"
     namespace = NAMESPACE
-    # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config).
-    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True}}}})
+    # The listener's certificate comes from cert-manager's internal CA.
+    requires = ("cert-manager",)
+    # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config), over
+    # the TLS listener: the chart's ServiceMonitor then scrapes https, verifying the CA in TLS_SECRET.
+    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True, "tlsConfig": {
+        "ca": {"secret": {"name": TLS_SECRET, "key": CA_KEY}}, "serverName": f"{SERVICE}.{NAMESPACE}.svc"}}}}})
     Settings = VaultSettings
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> VaultContract:
-        return VaultContract(address=VAULT_ADDR)
+        return VaultContract(address=VAULT_ADDR, active_address=ACTIVE_ADDR, server=Pods(NAMESPACE, SERVER_POD_LABELS, SERVICE_ACCOUNT), port=PORT,
+                             tls_secret=TLS_SECRET, ca_key=CA_KEY)
 
     def install(self) -> None:
         s: VaultSettings = self.settings
@@ -90,8 +120,10 @@ class Vault(Addon):
             f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
             role_arn=self.role.arn, opts=pulumi.ResourceOptions(parent=self),
         )
+        # Issued before the pods start: they mount the key pair and refuse to start without it.
+        certificate = self.manifest("cert-manager.io/v1", "Certificate", TLS_SECRET, namespace=NAMESPACE, spec=certificate_spec(self.ctx.contracts.require(CertManagerContract).internal_issuer))
         # The pods must find their credentials and key on first start, or they cannot unseal.
-        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity))
+        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity, certificate))
 
     def chart_values(self, s: VaultSettings) -> dict[str, Any]:
         return {
@@ -99,9 +131,17 @@ class Vault(Addon):
                 "enabled": True,
                 "replicas": 2 if s.ha else 1,
                 "podDisruptionBudget": {"maxUnavailable": 1} if s.ha else {},
+                "securityContext": INJECTOR_CONTEXT,
             },
+            # HTTPS everywhere: the probes, the injector's agent address and the UI service follow this.
+            "global": {"tlsDisable": False},
             "server": {
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "volumes": [{"name": TLS_SECRET, "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}}],
+                "volumeMounts": [{"name": TLS_SECRET, "mountPath": TLS_DIR, "readOnly": True}],
+                # The vault CLI in the pods (operator init, raft commands) verifies the listener.
+                "extraEnvironmentVars": {"VAULT_CACERT": f"{TLS_DIR}/{CA_KEY}"},
+                "statefulSet": {"securityContext": SERVER_CONTEXT},
                 "dataStorage": {"enabled": True, "size": f"{s.storage_gib}Gi", "storageClass": "gp3"},
                 "ha": {
                     "enabled": True,
@@ -122,6 +162,15 @@ class Vault(Addon):
             "ui": {"enabled": True, "serviceType": "ClusterIP", "activeVaultPodOnly": True},
         }
 
+    def flows(self) -> list[net.Flow]:
+        return [
+            net.api_server(self.vpc_cidr),
+            *net.within(NAMESPACE, ports=(PORT, CLUSTER_PORT), reason="raft peers: the API (joins, forwarding) and the cluster port"),
+            net.webhook("injector", self.vpc_cidr, (INJECTOR_PORT,), "the API server calls the agent injector's webhook", selector=INJECTOR_POD_LABELS),
+            net.cloud("auto-unseal with AWS KMS", selector=SERVER_POD_LABELS),
+            net.pod_identity(SERVER_POD_LABELS),
+        ]
+
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "address": VAULT_ADDR, "uiService": UI_SERVICE}
 
@@ -133,14 +182,17 @@ def unseal_alias(cluster: str) -> str:
 def raft_config(replicas: int, region: str, key: str) -> str:
     """Vault's server config (HCL): raft storage joined through every peer's stable pod DNS name,
     and the awskms seal, which unseals with the Pod Identity credentials on every start."""
-    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "http://{RELEASE}-{i}.{RELEASE}-internal:{PORT}"\n  }}' for i in range(replicas))
+    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{INTERNAL_SERVICE}:{PORT}"\n    leader_ca_cert_file = "{TLS_DIR}/{CA_KEY}"\n  }}'
+                    for i in range(replicas))
     return f'''ui = true
 # Raft keeps its data on disk and pods run without IPC_LOCK; HashiCorp recommends this for raft.
 disable_mlock = true
 
 listener "tcp" {{
-  tls_disable = 1
   address = "[::]:{PORT}"
+  tls_cert_file = "{TLS_DIR}/tls.crt"
+  tls_key_file = "{TLS_DIR}/tls.key"
+  tls_min_version = "tls12"
   cluster_address = "[::]:8201"
   # Prometheus scrapes /v1/sys/metrics without a Vault token.
   telemetry {{
@@ -164,3 +216,19 @@ seal "awskms" {{
 
 service_registration "kubernetes" {{}}
 '''
+
+
+def certificate_spec(issuer: str) -> dict[str, Any]:
+    """The listener's certificate: every name clients and raft peers use, and localhost for the CLI in
+    the pod; client auth too, since raft peers present it to each other. Rotated a fortnight ahead."""
+    return {
+        "secretName": TLS_SECRET,
+        "commonName": f"{SERVICE}.{NAMESPACE}.svc",
+        "dnsNames": DNS_NAMES + ["localhost"],
+        "ipAddresses": ["127.0.0.1"],
+        "duration": "2160h",
+        "renewBefore": "360h",
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+        "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+    }

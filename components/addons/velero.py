@@ -31,11 +31,10 @@ from typing import Any, Optional, cast
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.backup import alerts, storage, vault_snapshot
-from components.contracts import MonitoringContract
+from components.contracts import CertManagerContract, MonitoringContract, VaultContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
@@ -43,6 +42,7 @@ from components.spec.alerting import AlertingSpec
 from components.spec.backup import BackupSpec
 from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "velero"
@@ -112,20 +112,40 @@ class Velero(Addon):
         self.schedules = {SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
                           for key, body in schedule_specs(self.ctx.decl, spec).items()}
         monitoring = self.ctx.contracts.require(MonitoringContract)
-        k8s.networking.v1.NetworkPolicy(f"{self.name}-default-deny", metadata={"name": "default-deny", "namespace": NAMESPACE},
-                                        spec={"podSelector": {}, "policyTypes": ["Ingress"]}, opts=self.k8s)
-        k8s.networking.v1.NetworkPolicy(f"{self.name}-allow-metrics", metadata={"name": "allow-prometheus", "namespace": NAMESPACE}, opts=self.k8s, spec={
-            "podSelector": {"matchLabels": POD_LABELS}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": monitoring.prometheus.namespace}}}],
-                         "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]}],
-        })
+        vault = self.ctx.contracts.get(VaultContract)
         self.snapshot_job = None
-        if self.ctx.decl.spec.addon_enabled("vault"):
-            self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.k8s, NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror)
+        if vault is not None:
+            # Vault's listener is TLS from cert-manager's internal CA (vault requires cert-manager).
+            certs = self.ctx.contracts.require(CertManagerContract)
+            ca = self.manifest("cert-manager.io/v1", "Certificate", vault_snapshot.CA_SECRET, namespace=NAMESPACE,
+                               spec=vault_snapshot.ca_certificate(certs.internal_issuer), depends_on=tuple(self.ctx.installed["cert-manager"].ready))
+            self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.opts((ca,)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket,
+                                                               spec.image_mirror, vault.active_address)
         alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
         self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=monitoring.prometheus.namespace, spec={"groups": [
             {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None, alerting=alerting)}]})
+
+    def flows(self) -> list[net.Flow]:
+        found = [
+            # Every pod here: the server and the chart's CRD-upgrade hook Job (kubectl) both call the API.
+            net.api_server(self.vpc_cidr),
+            *self.scraped((METRICS_PORT,), selector=POD_LABELS),
+            # S3 (the bucket), KMS (its key) and EC2 (EBS snapshots), with Pod Identity credentials.
+            net.cloud("backups in S3, their KMS key and EBS snapshots (EC2)", selector=POD_LABELS),
+            net.pod_identity(POD_LABELS),
+        ]
+        vault = self.ctx.contracts.get(VaultContract)
+        if vault is not None:
+            job = {"app.kubernetes.io/name": vault_snapshot.NAME}
+            found += [
+                net.flow("vault", "egress", [net.Peer.to(vault.server)], "the snapshot job saves a raft snapshot from the leader (TLS)",
+                         ports=(vault.port,), selector=job, both_ends=True),
+                net.cloud("the snapshot job uploads to S3 under the bucket's KMS key", selector=job, name="snapshot-upload"),
+                net.flow("snapshot-identity", "egress", [net.Peer(cidr=net.POD_IDENTITY_AGENT)], "the snapshot job's AWS credentials (Pod Identity agent)",
+                         ports=(80,), selector=job),
+            ]
+        return found
 
     def outputs(self) -> dict[str, Any]:
         out = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "bucket": self.bucket.name,

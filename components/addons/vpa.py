@@ -22,6 +22,7 @@ from components.security import RESTRICTED_CONTAINER
 from components.spec.base import Spec, field
 from components.versions import VPA
 
+from . import flows as net
 from .base import Addon
 
 NAMESPACE = "vpa"
@@ -60,6 +61,10 @@ class Vpa(Addon):
             "updater": {"enabled": False},
             "admissionController": {"enabled": False},
         }, release=RELEASE)
+
+    def flows(self) -> list[net.Flow]:
+        # The recommender reads usage from the metrics API, through the API server.
+        return [net.api_server(self.vpc_cidr)]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": RECOMMENDER_SERVICE_ACCOUNT, "updateMode": "Off"}

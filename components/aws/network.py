@@ -1,4 +1,11 @@
-"""The VPC the cluster lives in, or an existing one brought by the stack."""
+"""The VPC the cluster lives in, or an existing one brought by the stack.
+
+VPC endpoints are made on demand for the AWS APIs the services declare (`egress: [{aws: [...]}]`):
+an interface endpoint with private DNS per API (the API's usual name resolves to addresses in the
+private subnets, so pods reach it on the VPC's CIDR and their NetworkPolicy never opens the
+internet), and a gateway endpoint for S3 and DynamoDB (routes in the private route tables to the
+API's prefix list). A brought-in VPC is not modified: its owner provides the endpoints.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import operator
 import pulumi
 import pulumi_aws as aws
 
+from components.spec.service import AWS_ENDPOINTS
 from components.spec.stack import NetworkSpec
 
 from . import iam
@@ -18,8 +26,11 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, spec: NetworkSpec, cluster_name: str, protect: bool, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, spec: NetworkSpec, cluster_name: str, protect: bool, opts: pulumi.ResourceOptions | None = None,
+                 aws_apis: tuple[str, ...] = (), region: str = ""):
         super().__init__("platform:aws:Network", name, None, opts)
+        self.endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
+        self._apis, self._region = tuple(sorted(set(aws_apis))), region
         if spec.existing is not None:
             # Brought-in networks are referenced, never modified: their tags are the owner's job.
             self.vpc_id = pulumi.Output.from_input(spec.existing.vpc_id)
@@ -45,7 +56,7 @@ class Network(pulumi.ComponentResource):
         igw = aws.ec2.InternetGateway(name, vpc_id=vpc.id, tags={"Name": cluster}, opts=child)
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], tags={"Name": f"{cluster}-public"}, opts=child)
 
-        public, private, nats = [], [], []
+        public, private, nats, private_tables = [], [], [], []
         for i in range(spec.availability_zones):
             az = zones.names.apply(operator.itemgetter(i))
             pub = aws.ec2.Subnet(
@@ -69,9 +80,12 @@ class Network(pulumi.ComponentResource):
             rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}], tags={"Name": f"{cluster}-private-{i}"}, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=priv.id, route_table_id=rt.id, opts=child)
             private.append(priv)
+            private_tables.append(rt)
 
         if spec.flow_logs:
             self._flow_logs(name, cluster, vpc, spec.flow_log_retention_days)
+        if self._apis:
+            self._endpoints(name, cluster, vpc, spec.cidr, private, private_tables)
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
@@ -96,3 +110,28 @@ class Network(pulumi.ComponentResource):
             conditions=iam.source_conditions(identity.account_id, flow_log_arns),
         )
         aws.ec2.FlowLog(f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs", log_destination=group.arn, iam_role_arn=writer.arn, max_aggregation_interval=60, opts=child)
+
+    def _endpoints(self, name: str, cluster: str, vpc: aws.ec2.Vpc, cidr: str, subnets: list, tables: list) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        interface = [api for api in self._apis if AWS_ENDPOINTS[api] == "Interface"]
+        group = None
+        if interface:
+            # HTTPS from the VPC (nodes and pods: the VPC CNI gives pods VPC addresses) and nothing else.
+            group = aws.ec2.SecurityGroup(
+                f"{name}-endpoints", vpc_id=vpc.id, description=f"VPC endpoints of {cluster}: HTTPS from the VPC",
+                ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr], "description": "HTTPS from the VPC"}],
+                egress=[], tags={"Name": f"{cluster}-endpoints"}, opts=child,
+            )
+        for api in self._apis:
+            service = f"com.amazonaws.{self._region}.{api}"
+            if AWS_ENDPOINTS[api] == "Gateway":
+                self.endpoints[api] = aws.ec2.VpcEndpoint(
+                    f"{name}-{api}", vpc_id=vpc.id, service_name=service, vpc_endpoint_type="Gateway",
+                    route_table_ids=[t.id for t in tables], tags={"Name": f"{cluster}-{api}"}, opts=child,
+                )
+            else:
+                self.endpoints[api] = aws.ec2.VpcEndpoint(
+                    f"{name}-{api}", vpc_id=vpc.id, service_name=service, vpc_endpoint_type="Interface",
+                    private_dns_enabled=True, subnet_ids=[s.id for s in subnets], security_group_ids=[group.id] if group else [],
+                    tags={"Name": f"{cluster}-{api}"}, opts=child,
+                )

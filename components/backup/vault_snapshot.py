@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import security
 from components.aws import iam
 from components.scheduling import priority_class_name
 from components.security import RESTRICTED_CONTAINER
@@ -41,8 +42,10 @@ VAULT_POLICY = NAME
 SNAPSHOT_PATH = "sys/storage/raft/snapshot"
 SNAPSHOT_PREFIX = "vault-snapshots"
 TOKEN_AUDIENCE = "vault"
-# The chart's service that selects the raft leader only (server.service.active): a snapshot is taken there.
-VAULT_ACTIVE_ADDR = "http://vault-active.vault.svc:8200"
+# Vault's CA for the job: cert-manager writes the issuing CA into every certificate's Secret (ca.crt), so a
+# certificate from the issuer that signs Vault's listener, in the job's namespace, carries the CA the job trusts.
+CA_SECRET = f"{NAME}-vault-ca"
+CA_DIR = "/vault/ca"
 # The label that says which namespace's state a job backs up: what the coverage check reads.
 BACKS_UP = "platform.io/backs-up"
 # A UID no image assigns: the AWS CLI image would otherwise run as root.
@@ -54,8 +57,13 @@ def image(mirror: str, reference: str) -> str:
     return mirror + reference.split("/", 1)[1] if mirror else reference
 
 
+def ca_certificate(issuer: str) -> dict[str, Any]:
+    """A client certificate from Vault's issuer, made for the CA cert-manager puts beside it (the key pair is never used)."""
+    return security.ca_certificate(CA_SECRET, NAME, issuer)
+
+
 def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespace: str, cluster: str, schedule: str,
-                 bucket: Bucket, mirror: str) -> tuple[k8s.batch.v1.CronJob, aws.iam.Role]:
+                 bucket: Bucket, mirror: str, vault_address: str) -> tuple[k8s.batch.v1.CronJob, aws.iam.Role]:
     child = pulumi.ResourceOptions(parent=parent)
     role = iam.pod_identity_role(f"{NAME}", parent, description="Vault snapshot job: put raft snapshots in the backup bucket (Pod Identity)")
     policy = aws.iam.RolePolicy(NAME, role=role.id, opts=child, policy=iam.document([
@@ -73,7 +81,7 @@ def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespac
         "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
         "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
         "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 86400,
-                                 "template": pod_template(namespace, bucket, mirror)}},
+                                 "template": pod_template(namespace, bucket, mirror, vault_address)}},
     }
     job = k8s.batch.v1.CronJob(
         NAME, metadata={"name": NAME, "namespace": namespace, "labels": {"app.kubernetes.io/name": NAME, BACKS_UP: "vault"}},
@@ -83,7 +91,7 @@ def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespac
     return job, role
 
 
-def pod_template(namespace: str, bucket: Bucket, mirror: str) -> dict[str, Any]:
+def pod_template(namespace: str, bucket: Bucket, mirror: str, vault_address: str) -> dict[str, Any]:
     resources = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     login = (f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
              "&& vault operator raft snapshot save /snapshot/vault.snap")
@@ -101,8 +109,11 @@ def pod_template(namespace: str, bucket: Bucket, mirror: str) -> dict[str, Any]:
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "initContainers": [{
                 "name": "snapshot", "image": image(mirror, VAULT_IMAGE), "command": ["/bin/sh", "-ec", login],
-                "env": [{"name": "VAULT_ADDR", "value": VAULT_ACTIVE_ADDR}, {"name": "HOME", "value": "/tmp"}],
-                "volumeMounts": [*scratch, {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True}],
+                # TLS to the leader, verified against the platform CA (the Vault CLI reads VAULT_CACERT).
+                "env": [{"name": "VAULT_ADDR", "value": vault_address}, {"name": "VAULT_CACERT", "value": f"{CA_DIR}/ca.crt"},
+                        {"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [*scratch, {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True},
+                                 {"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True}],
                 "securityContext": RESTRICTED_CONTAINER, "resources": resources,
             }],
             "containers": [{
@@ -117,6 +128,8 @@ def pod_template(namespace: str, bucket: Bucket, mirror: str) -> dict[str, Any]:
                 {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                 {"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {
                     "audience": TOKEN_AUDIENCE, "expirationSeconds": 600, "path": "token"}}]}},
+                # Only the CA: the certificate's key pair stays out of the pod.
+                {"name": "vault-ca", "secret": {"secretName": CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}], "defaultMode": 0o444}},
             ],
         },
     }

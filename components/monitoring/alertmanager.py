@@ -16,7 +16,8 @@ silence is noticed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from components.spec.alerting import NULL_RECEIVER, AlertingSpec, Receiver, SecretConfig
 from components.spec.stack import StackSpec
@@ -35,6 +36,17 @@ def secret_file(secret: SecretConfig) -> str:
 def credentials(alerting: AlertingSpec) -> list[str]:
     """The secret config keys the receivers read, each a key of the Secret."""
     return sorted({s.config for r in alerting.receivers.values() for s in r.secrets()})
+
+
+def receiver_ports(alerting: Optional[AlertingSpec]) -> tuple[int, ...]:
+    """The ports Alertmanager's notifications leave on: HTTPS (PagerDuty, Slack), each webhook's and each SMTP relay's."""
+    ports = {443}
+    for r in (alerting.receivers.values() if alerting else ()):
+        if r.webhook:
+            ports.add(urlsplit(r.webhook.url).port or 443)
+        if r.email:
+            ports.add(int(r.email.smarthost.rsplit(":", 1)[1]))
+    return tuple(sorted(ports))
 
 
 def receiver(name: str, r: Receiver) -> dict[str, Any]:

@@ -32,6 +32,28 @@ def alert(alerting: AlertingSpec, name: str, expr: str, for_: str, severity: Sev
     }
 
 
+def zero_trust_rules(alerting: AlertingSpec, external_dns: bool, istio_cni: bool) -> list[dict[str, Any]]:
+    """The alerts of the networking addons, when they are on: stale public records, and nodes where
+    meshed pods cannot start because the CNI agent is missing."""
+    platform = {"team": alerting.platform_team}
+    found = []
+    if external_dns:
+        found.append(alert(alerting, "ExternalDnsSyncStale",
+                           "time() - max(external_dns_controller_last_sync_timestamp_seconds) > 900", "5m", "warning",
+                           "ExternalDNS has not synced the public records for over 15 minutes",
+                           "The exposed hosts' Route 53 records are no longer reconciled: a new or moved host gets no record "
+                           "until ExternalDNS syncs again (Route 53 errors, its Pod Identity role, or its Pod is down).",
+                           labels=platform))
+    if istio_cni:
+        found.append(alert(alerting, "IstioCniAgentUnavailable",
+                           'max(kube_daemonset_status_number_unavailable{namespace="istio-cni", daemonset="istio-cni-node"}) > 0',
+                           "15m", "critical",
+                           "The Istio CNI agent is unavailable on {{ $value }} node(s)",
+                           "Meshed pods scheduled on a node without the CNI agent fail their istio-validation init container "
+                           "and cannot start there.", labels=platform))
+    return found
+
+
 def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
     owned_by_namespace = lambda expr: f"{TEAM_FROM_NAMESPACE[0]}{expr}{TEAM_FROM_NAMESPACE[1]}"
     return [

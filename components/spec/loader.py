@@ -228,6 +228,7 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "environment": spec.environment,
         "max_rollback_seconds": spec.policy.max_rollback_seconds,
         "addons": sorted(name for name, addon in spec.addons.items() if addon.enabled),
+        "zone": spec.dns.zone if spec.dns else None,
         "domains": spec.ingress.domains,
         "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }

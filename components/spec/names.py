@@ -36,6 +36,8 @@ config_map = _suffixed("config")  # the service's `env`
 dashboard_config_map = _suffixed("dashboard")
 metrics_service = _suffixed("metrics")
 telemetry_policy = _suffixed("telemetry")
+# Egress beyond the mesh (components/workloads/egress.py).
+egress_policy = _suffixed("egress")
 keda_auth = _suffixed("aws")
 # The logical name of a service's Pod Identity role (auto-named by Pulumi).
 workload_role = _suffixed("workload")
@@ -105,6 +107,8 @@ def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
         names += [("ConfigMap", dashboard_config_map(n), "name", f"the dashboard {of}"), ("Service", metrics_service(n), "name", f"the metrics Service {of}")]
     if stack.tracing:
         names.append(("NetworkPolicy", telemetry_policy(n), "name", f"the telemetry egress policy {of}"))
+    if svc.egress or svc.aws_permissions or svc.scaling.sqs is not None:
+        names.append(("NetworkPolicy", egress_policy(n), "egress", f"the egress policy {of}"))
     if svc.scaling.sqs is not None:
         names.append(("TriggerAuthentication", keda_auth(n), "scaling.sqs", f"the KEDA authentication {of}"))
     secrets = [(s.name, f"secrets[{i}].name") for i, s in enumerate(svc.secrets)]

@@ -9,6 +9,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import iam_actions, limits, secrets_scan, tenancy
 from .base import DNS_LABEL, CpuQuantity, MemoryQuantity, Spec, field
+from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
 from .slo import Slo, TierSlos
@@ -156,6 +157,7 @@ class Service(Spec):
     sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
     env: dict[str, str] = field("Plain (non-secret) environment variables, delivered through a ConfigMap.", default_factory=dict)
     scaling: Scaling = field("How the service scales.", default_factory=Scaling)
+    egress: list[Egress] = field("Destinations outside the mesh the service may reach; nothing else is reachable.", default_factory=list)
     envs: dict[str, dict[str, Any]] = field("Per-stack overrides, deep-merged over this file, keyed by stack name.", default_factory=dict)
 
     @field_validator("image")
@@ -225,6 +227,9 @@ class Service(Spec):
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))
+        zone = (info.context or {}).get("zone")
+        if zone and self.expose and not (self.expose.host == zone or self.expose.host.endswith(f".{zone}")):
+            raise ValueError(f"expose.host: {self.expose.host!r} is outside the stack's DNS zone {zone!r}; its record and certificate could not be made")
         for i, secret in enumerate(self.secrets):
             problem = tenancy.vault_path_problem(self.team, secret.vault_path)
             if problem:
@@ -268,10 +273,25 @@ class Service(Spec):
             ("scaling.sqs", self.scaling.sqs is not None, "keda"),
             ("expose", self.expose is not None, "istio"),
             ("canary", self.canary_enabled(environment or ""), "flagger"),
+            ("egress", any(e.host for e in self.egress), "istio"),
         ]
         for key, used, addon in needs:
             if used and addon not in addons:
                 raise ValueError(f"{key}: needs the {addon} addon, which is not enabled in this stack")
+
+    @property
+    def aws_apis(self) -> list[str]:
+        """The AWS APIs the service reaches: those declared, and SQS for a queue worker."""
+        declared = {api for e in self.egress for api in e.aws}
+        return sorted(declared | ({"sqs"} if self.scaling.sqs else set()))
+
+    @property
+    def external_hosts(self) -> list[tuple[str, int]]:
+        return sorted({(e.host, e.port) for e in self.egress if e.host and e.port})
+
+    @property
+    def private_networks(self) -> list[tuple[str, int]]:
+        return sorted({(e.cidr, e.port) for e in self.egress if e.cidr and e.port})
 
     def canary_enabled(self, environment: str) -> bool:
         if self.canary.enabled is not None:

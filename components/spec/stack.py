@@ -47,6 +47,13 @@ class AddonSpec(Spec):
     values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict)
 
 
+class DnsSpec(Spec):
+    zone: str = field("The public Route 53 zone of this stack's hosts, e.g. shop.example.com; every exposed host lies in it.",
+                      pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    zone_id: Optional[str] = field("ID of an existing hosted zone for `zone`; unset: the zone is created (delegate it to the exported name servers).",
+                                   default=None, pattern=r"^Z[A-Z0-9]{1,32}$")
+
+
 class PolicySpec(Spec):
     allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
@@ -78,6 +85,7 @@ class StackSpec(Spec):
     service_defaults: ServiceDefaults = field("Defaults every service declaration starts from.", default_factory=ServiceDefaults)
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
     ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
+    dns: Optional[DnsSpec] = field("Public DNS of the exposed hosts: ExternalDNS writes their records, cert-manager answers DNS-01 in it.", default=None)
     teams: dict[str, TeamBudget] = field("Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict)
     alerting: Optional[AlertingSpec] = field("Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None)
     backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
@@ -123,6 +131,12 @@ class StackSpec(Spec):
             if clash:
                 raise ValueError(f"cluster.endpoint.privateAccessCidrs: {', '.join(clash)} overlap the VPC's own network.cidr "
                                  f"{self.network.cidr}; a network routed to the VPC (peering, transit gateway, VPN) cannot share its addresses")
+        return self
+
+    @model_validator(mode="after")
+    def _dns(self) -> "StackSpec":
+        if self.addon_enabled("external-dns") and self.dns is None:
+            raise ValueError("dns: the external-dns addon needs the stack's zone (dns.zone, and dns.zoneId for an existing one)")
         return self
 
     @model_validator(mode="after")

@@ -11,14 +11,16 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import (
-    ChaosMeshContract, Contracts, ExternalSecretsContract, FlaggerContract, IstioContract, MonitoringContract, Pods,
+    CertManagerContract, ChaosMeshContract, Contracts, ExternalSecretsContract, FlaggerContract, IstioContract, MonitoringContract, Pods,
     SealedSecretsContract, TracingContract, VaultContract,
 )
 from components.spec import Declarations
+from components.spec.service import AWS_ENDPOINTS
 from components.spec.iam_actions import boundary_statements
 from components.spec.placement import critical_placement
 
 from .chaos import ChaosSchedules
+from .egress import EgressRoutes
 from .microservice import Mesh, Microservice
 from .team import SecretStore, TeamNamespace
 from .traffic import Graph, Peer, Platform
@@ -53,6 +55,8 @@ def offered(decl: Declarations, contracts: Contracts, cluster_name: str, region:
         vpa=decl.spec.addon_enabled("vpa"),
         otlp_endpoint=tracing.otlp_endpoint if tracing else None,
         sealed_secrets=contracts.get(SealedSecretsContract),
+        vpc_cidr=decl.spec.network.cidr,
+        egress_gateway=(istio.egress.namespace, dict(istio.egress.labels), istio.egress_port) if istio else None,
         critical=critical_placement(decl.spec.karpenter.node_pools),
         alerting=decl.spec.alerting,
     )
@@ -65,21 +69,28 @@ class Workloads(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        # The addresses of the AWS APIs reached through gateway endpoints (S3, DynamoDB): their prefix lists.
+        gateway_apis = sorted({api for s in decl.services for api in s.aws_apis if AWS_ENDPOINTS[api] == "Gateway"})
+        prefix_lists = {api: aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{region}.{api}", opts=pulumi.InvokeOptions(parent=self)).cidr_blocks
+                        for api in gateway_apis}
         boundary = None
         if any(s.aws_permissions or s.scaling.sqs for s in decl.services):
             # The ceiling of every workload role: even a permission the checks missed cannot exceed it.
             boundary = aws.iam.Policy(f"{name}-boundary", description=f"Permissions boundary of {cluster_name} workload roles (platform-owned)",
                                       policy=iam.document(boundary_statements(decl.spec.policy.workload_boundary.services)),
                                       opts=pulumi.ResourceOptions(parent=self))
-        mesh = dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account, boundary_arn=boundary.arn if boundary else None)
+        mesh = dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account, prefix_lists=prefix_lists, boundary_arn=boundary.arn if boundary else None)
         istio = contracts.get(IstioContract)
         chaos_mesh = contracts.get(ChaosMeshContract)
         secrets, vault = contracts.get(ExternalSecretsContract), contracts.get(VaultContract)
+        # Vault's listener certificate is from cert-manager's internal issuer (vault requires cert-manager).
+        certs = contracts.get(CertManagerContract)
 
         def store(team: str) -> Optional[SecretStore]:
-            if secrets is None or vault is None:
+            if secrets is None or vault is None or certs is None:
                 return None
-            return SecretStore(secrets.secret_store, secrets.team_service_account, dict(secrets.team_store_spec(team, vault.address)))
+            return SecretStore(secrets.secret_store, secrets.team_service_account, dict(secrets.team_store_spec(team, vault)),
+                               secrets.team_ca_secret, certs.internal_issuer)
 
         # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
         chaos = chaos_mesh.experiments if chaos_mesh else None
@@ -94,6 +105,8 @@ class Workloads(pulumi.ComponentResource):
             s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
             for s in decl.services
         }
+        if istio and any(s.external_hosts for s in decl.services):
+            EgressRoutes(list(decl.services), provider, istio, opts=pulumi.ResourceOptions(parent=self))
         if chaos_mesh and chaos:
             for s in decl.services:
                 if s.tier == "critical":

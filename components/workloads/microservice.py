@@ -23,7 +23,7 @@ from components.spec import Service, names
 from components.spec.placement import Placement
 from components.spec.alerting import AlertingSpec
 
-from . import dashboard, traffic
+from . import dashboard, egress, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 
@@ -53,6 +53,11 @@ class Mesh:
     # The SealedSecret resource type, when the sealed-secrets addon is on (the stack model requires it
     # for services that declare sealed secrets).
     sealed_secrets: Optional[SealedSecretsContract] = None
+    # Declared egress: the VPC's CIDR (interface endpoints), the AWS prefix lists' CIDRs of gateway
+    # endpoints by API, and the egress gateway's pods (namespace, labels, port) when Istio is on.
+    vpc_cidr: str = ""
+    prefix_lists: Optional[dict[str, Any]] = None
+    egress_gateway: Optional[tuple[str, dict[str, str], int]] = None
     # Where critical-tier pods run: the nodeSelector and tolerations of the stack's critical pool.
     critical: Optional[Placement] = None
     # The platform-owned permissions boundary every workload role carries.
@@ -118,7 +123,13 @@ class Microservice(pulumi.ComponentResource):
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
             self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=names.telemetry_policy(svc.name), spec=traffic.telemetry_egress(svc, mesh.peers.collector))
+        beyond = egress.network_policy(svc, mesh.vpc_cidr, mesh.prefix_lists or {}, mesh.egress_gateway)
+        if beyond is not None:
+            self.obj(k8s.networking.v1.NetworkPolicy, "netpol-egress", name=names.egress_policy(svc.name), spec=beyond)
         if mesh.mesh:
+            for i, (cidr, port) in enumerate(svc.private_networks):
+                self.custom("networking.istio.io/v1", "ServiceEntry", f"egress-{i}", egress.private_service_entry(svc, cidr, port),
+                            name=f"{svc.name}-egress-{egress.slug(cidr, port)}")
             self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, graph, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
         if canary:

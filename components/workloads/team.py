@@ -14,24 +14,26 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.security import ca_certificate
 from components.spec.service import Resources
 from components.spec.stack import TeamBudget
 
-# Istio's init container needs NET_ADMIN and NET_RAW, which Pod Security admission would refuse
-# without the Istio CNI plugin; the restricted profile is therefore audited and warned here, and
-# enforced before merge by the policy pack on what teams declare.
+# Enforced: with the istio-cni addon (which istio requires) the injected init container is the
+# unprivileged istio-validation, so every pod here, sidecar included, passes the restricted level.
+POD_SECURITY = {level: "restricted" for level in (
+    "pod-security.kubernetes.io/enforce", "pod-security.kubernetes.io/warn", "pod-security.kubernetes.io/audit")}
 
 
 @dataclass(frozen=True)
 class SecretStore:
-    """A team namespace's External Secrets store: its name, the account it logs in as, its spec."""
+    """A team namespace's External Secrets store: its name, the account it logs in as, its spec, and
+    the Secret holding Vault's CA (key ca.crt) that the spec trusts, issued by `ca_issuer`."""
 
     name: str
     service_account: str
     spec: dict[str, Any]
-
-
-POD_SECURITY = {"pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted"}
+    ca_secret: str
+    ca_issuer: str
 
 
 class TeamNamespace(pulumi.ComponentResource):
@@ -74,10 +76,16 @@ class TeamNamespace(pulumi.ComponentResource):
             # The team's own door into Vault: its store logs in as this account, bound to this namespace.
             account = k8s.core.v1.ServiceAccount(f"{team}-vault-secrets", metadata={"name": secret_store.service_account, "namespace": team},
                                                  automount_service_account_token=False, opts=in_ns)
+            # Vault's CA in this namespace: a namespaced store reads its caProvider Secret from its own namespace.
+            ca = k8s.apiextensions.CustomResource(
+                f"{team}-vault-ca", api_version="cert-manager.io/v1", kind="Certificate",
+                metadata={"name": secret_store.ca_secret, "namespace": team, "labels": {"platform.io/team": team}},
+                spec=ca_certificate(secret_store.ca_secret, f"{team}-vault-ca", secret_store.ca_issuer), opts=in_ns,
+            )
             k8s.apiextensions.CustomResource(
                 f"{team}-secret-store", api_version="external-secrets.io/v1", kind="SecretStore",
                 metadata={"name": secret_store.name, "namespace": team, "labels": {"platform.io/team": team}}, spec=secret_store.spec,
-                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[account])),
+                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[account, ca])),
             )
         self.register_outputs({"namespace": team})
 

@@ -89,10 +89,7 @@ def network_policy(svc: Service, graph: Graph, platform: Platform, canary: bool)
         {"to": [service_peer(services[dep]).network_peer()], "ports": [{"port": services[dep].port, "protocol": "TCP"}]}
         for dep in svc.depends_on
     ]
-    if svc.aws_permissions or svc.scaling.sqs:
-        # AWS APIs over HTTPS, and the EKS Pod Identity agent on its link-local address.
-        egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}], "ports": [{"port": 443, "protocol": "TCP"}]})
-        egress.append({"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]})
+    # Destinations beyond the mesh (declared `egress`, AWS APIs) are a policy of their own: workloads/egress.py.
     return {
         "podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}},
         "policyTypes": ["Ingress", "Egress"],
