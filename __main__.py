@@ -19,8 +19,10 @@ region = pulumi.Config("aws").require("region")
 # before anything is registered.
 copy = declarations.spec.backup.copy_to if declarations.spec.backup else None
 if copy is not None and copy.region == region:
-    raise pulumi.RunError(f"invalid stack declarations:\nstacks/{pulumi.get_stack()}.yaml: backup.copyTo.region: {region} is the stack's own region; "
-                          "the copy must be in another region to survive losing this one")
+    raise pulumi.RunError(
+        f"invalid stack declarations:\nstacks/{pulumi.get_stack()}.yaml: backup.copyTo.region: {region} is the stack's own region; "
+        "the copy must be in another region to survive losing this one"
+    )
 platform = Platform("platform", declarations, region)
 cluster, network = platform.cluster, platform.network
 
@@ -40,7 +42,11 @@ if "argocd" in addons:
     pulumi.export("argocdHost", addons["argocd"].outputs()["host"])
 if "prometheus" in addons:
     pulumi.export("grafanaHost", addons["prometheus"].outputs()["grafanaHost"])
-pulumi.export("canaries", {
-    name: {"rollbackSeconds": svc.rollback_seconds, "promotionSeconds": svc.promotion_seconds}
-    for name, svc in platform.workloads.services.items() if svc.rollback_seconds is not None
-})
+pulumi.export(
+    "canaries",
+    {
+        name: {"rollbackSeconds": svc.rollback_seconds, "promotionSeconds": svc.promotion_seconds}
+        for name, svc in platform.workloads.services.items()
+        if svc.rollback_seconds is not None
+    },
+)

@@ -56,8 +56,7 @@ def register(record: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Res
         if kind.startswith("kubernetes:"):
             fields = {k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
             return k8s.apiextensions.CustomResource(name, api_version=inputs["apiVersion"], kind=inputs["kind"], opts=opts, **fields)
-        return (pulumi.CustomResource(kind, name, inputs, opts) if record["custom"]
-                else pulumi.ComponentResource(kind, name, inputs, opts, remote=True))
+        return pulumi.CustomResource(kind, name, inputs, opts) if record["custom"] else pulumi.ComponentResource(kind, name, inputs, opts, remote=True)
     params = parameters(cls)
     return cls(name, opts=opts, **{params.get(k.lower(), k): v for k, v in inputs.items()})
 
@@ -67,6 +66,7 @@ by_urn: dict[str, pulumi.Resource] = {}
 # Parents before children: a URN's type chain is its ancestry.
 for record in sorted(records, key=lambda r: r["urn"].split("::")[2].count("$")):
     provider = by_urn.get((record["provider"] or "").rsplit("::", 1)[0])
-    opts = pulumi.ResourceOptions(parent=by_urn.get(record["parent"] or ""), protect=record["protect"],
-                                  provider=provider if isinstance(provider, pulumi.ProviderResource) else None)
+    opts = pulumi.ResourceOptions(
+        parent=by_urn.get(record["parent"] or ""), protect=record["protect"], provider=provider if isinstance(provider, pulumi.ProviderResource) else None
+    )
     by_urn[record["urn"]] = register(record, opts)

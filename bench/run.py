@@ -41,12 +41,17 @@ def bench(n: int, work: Path, repeat: int) -> dict:
     # The program alone (what `pulumi up` runs), recording its resources for the floor.
     program = measure(["-m", "bench.program", STACK, str(project), str(record)], repeat=repeat)
     count = len(json.loads(record.read_text()))
-    floor = measure(["-m", "bench.program", STACK, str(project), "-", str(ROOT / "bench" / "floor.py")],
-                    env={"PLATFORM_FLOOR_RESOURCES": str(record)}, repeat=repeat)
+    floor = measure(
+        ["-m", "bench.program", STACK, str(project), "-", str(ROOT / "bench" / "floor.py")], env={"PLATFORM_FLOOR_RESOURCES": str(record)}, repeat=repeat
+    )
     preview = measure(["-m", "engine.preview", STACK, "--root", str(project), "--out", str(work / f"n{n}-build")], repeat=1)
     return {
-        "services": n, "resources": count, "resources_per_service": round(count / n, 1),
-        "program": program, "floor": floor, "preview": preview,
+        "services": n,
+        "resources": count,
+        "resources_per_service": round(count / n, 1),
+        "program": program,
+        "floor": floor,
+        "preview": preview,
         "ratio": round(program["seconds"] / floor["seconds"], 3),
         "ms_per_service": round(1000 * program["seconds"] / n, 1),
     }
@@ -63,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [bench(n, Path(tmp), args.repeat) for n in args.sizes]
     print(f"{'N':>5} {'resources':>9} {'res/svc':>7} {'program s':>9} {'floor s':>8} {'ratio':>6} {'ms/svc':>7} {'preview s':>9} {'peak MiB':>8}")
     for r in rows:
-        print(f"{r['services']:>5} {r['resources']:>9} {r['resources_per_service']:>7} {r['program']['seconds']:>9} {r['floor']['seconds']:>8} "
-              f"{r['ratio']:>6} {r['ms_per_service']:>7} {r['preview']['seconds']:>9} {max(r['program']['peak_mib'], r['preview']['peak_mib']):>8}")
+        print(
+            f"{r['services']:>5} {r['resources']:>9} {r['resources_per_service']:>7} {r['program']['seconds']:>9} {r['floor']['seconds']:>8} "
+            f"{r['ratio']:>6} {r['ms_per_service']:>7} {r['preview']['seconds']:>9} {max(r['program']['peak_mib'], r['preview']['peak_mib']):>8}"
+        )
     if len(rows) >= 2:
         last, prev = rows[-1], rows[-2]
         print(f"time per service at N={last['services']} is {last['ms_per_service'] / prev['ms_per_service']:.2f}x that at N={prev['services']}")

@@ -65,6 +65,8 @@ def make_project(target: Path, n: int, seed: int = 7) -> Path:
         spec = yaml.safe_load(path.read_text())
         platform = spec["alerting"]["platformTeam"]
         alerts = spec["teams"][platform]["alerts"]
-        spec["teams"] = {platform: spec["teams"][platform]} | {team: {"cpu": "1000", "memory": "4000Gi", "pods": 5000, "alerts": dict(alerts)} for team in teams}
+        spec["teams"] = {platform: spec["teams"][platform]} | {
+            team: {"cpu": "1000", "memory": "4000Gi", "pods": 5000, "alerts": dict(alerts)} for team in teams
+        }
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target

@@ -30,25 +30,37 @@ class Platform(pulumi.ComponentResource):
         spec = decl.spec
         # One explicit AWS provider, inherited by every child, so default tags reach every resource.
         aws_provider = aws.Provider(
-            f"{name}-aws", region=region,
+            f"{name}-aws",
+            region=region,
             default_tags={"tags": {"platform/stack": decl.stack, "platform/cluster": spec.cluster.name, "managed-by": "pulumi"}},
             opts=pulumi.ResourceOptions(parent=self),
         )
         scoped = pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider})
         aws_apis = tuple(sorted({api for svc in decl.services for api in svc.aws_apis}))
-        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped,
-                               aws_apis=aws_apis, region=region)
+        self.network = Network(f"{name}-network", spec.network, spec.cluster.name, protect=spec.cluster.protect, opts=scoped, aws_apis=aws_apis, region=region)
         self.cluster = Cluster(f"{name}-cluster", spec.cluster, region, self.network.private_subnet_ids, opts=scoped)
         provider = self.cluster.provider
         self.karpenter = KarpenterController(f"{name}-karpenter", self.cluster.name, provider, opts=scoped)
-        self.node_pools = NodePools(f"{name}-node-pools", spec.karpenter, spec.cluster.name, self.karpenter.node_role_name, provider, self.karpenter.release, opts=scoped)
+        self.node_pools = NodePools(
+            f"{name}-node-pools", spec.karpenter, spec.cluster.name, self.karpenter.node_role_name, provider, self.karpenter.release, opts=scoped
+        )
         self.priorities = PriorityClasses(f"{name}-priorities", provider, opts=scoped)
         zone = DnsZone(f"{name}-dns", spec.dns, spec.cluster.name, protect=spec.cluster.protect, opts=scoped) if spec.dns else None
-        ctx = AddonContext(decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn,
-                           dns_zone=zone)
+        ctx = AddonContext(
+            decl=decl, region=region, cluster_name=spec.cluster.name, provider=provider, oidc_provider_arn=self.cluster.oidc_provider_arn, dns_zone=zone
+        )
         # Addons go after the node pools: their pods need nodes to land on.
         self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
         # Services start once the addons they use (CRDs, mesh, secret store) are installed.
-        self.workloads = Workloads(f"{name}-workloads", decl, ctx.contracts, spec.cluster.name, region, provider,
-                                   opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]))
-        self.register_outputs({"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)})
+        self.workloads = Workloads(
+            f"{name}-workloads",
+            decl,
+            ctx.contracts,
+            spec.cluster.name,
+            region,
+            provider,
+            opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]),
+        )
+        self.register_outputs(
+            {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}
+        )

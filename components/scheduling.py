@@ -29,8 +29,13 @@ class PriorityClasses(pulumi.ComponentResource):
         self.names = {}
         for tier, (class_name, value, preemption, description) in PRIORITY_CLASSES.items():
             k8s.scheduling.v1.PriorityClass(
-                f"{name}-{class_name}", metadata={"name": class_name}, value=value, preemption_policy=preemption,
-                global_default=False, description=description, opts=pulumi.ResourceOptions(parent=self, provider=provider),
+                f"{name}-{class_name}",
+                metadata={"name": class_name},
+                value=value,
+                preemption_policy=preemption,
+                global_default=False,
+                description=description,
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
             self.names[tier] = class_name
         self.register_outputs({"names": self.names})

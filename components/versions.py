@@ -64,12 +64,34 @@ EXTERNAL_DNS = Chart("external-dns", "1.21.1", "https://kubernetes-sigs.github.i
 LOKI = Chart("loki", "7.3.0", "https://grafana.github.io/helm-charts")
 VELERO = Chart("velero", "12.1.0", "https://vmware-tanzu.github.io/helm-charts")
 
-CHARTS = {c.name: c for c in (
-    KARPENTER_CRD, KARPENTER, CERT_MANAGER, ISTIO_BASE, ISTIOD, ISTIO_GATEWAY, ISTIO_CNI, KUBE_PROMETHEUS_STACK,
-    FLAGGER, LOADTESTER, ARGO_CD, VAULT, EXTERNAL_SECRETS, KEDA,
-    SEALED_SECRETS, VPA, CHAOS_MESH, KUBECOST,
-    OPENTELEMETRY_COLLECTOR, JAEGER, LOKI, VELERO, EXTERNAL_DNS,
-)}
+CHARTS = {
+    c.name: c
+    for c in (
+        KARPENTER_CRD,
+        KARPENTER,
+        CERT_MANAGER,
+        ISTIO_BASE,
+        ISTIOD,
+        ISTIO_GATEWAY,
+        ISTIO_CNI,
+        KUBE_PROMETHEUS_STACK,
+        FLAGGER,
+        LOADTESTER,
+        ARGO_CD,
+        VAULT,
+        EXTERNAL_SECRETS,
+        KEDA,
+        SEALED_SECRETS,
+        VPA,
+        CHAOS_MESH,
+        KUBECOST,
+        OPENTELEMETRY_COLLECTOR,
+        JAEGER,
+        LOKI,
+        VELERO,
+        EXTERNAL_DNS,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -85,15 +107,18 @@ class KubernetesVersion:
 # The EKS release calendar (Amazon EKS user guide, "Understand the Kubernetes version lifecycle on
 # EKS"; the same dates on endoflife.date/amazon-eks). A version missing here is not offered by EKS
 # (too old, or not released yet); add a row when EKS announces one.
-EKS_VERSIONS = {v.version: v for v in (
-    KubernetesVersion("1.29", date(2025, 3, 23), date(2026, 3, 23)),
-    KubernetesVersion("1.30", date(2025, 7, 23), date(2026, 7, 23)),
-    KubernetesVersion("1.31", date(2025, 11, 26), date(2026, 11, 26)),
-    KubernetesVersion("1.32", date(2026, 3, 23), date(2027, 3, 23)),
-    KubernetesVersion("1.33", date(2026, 7, 29), date(2027, 7, 29)),
-    KubernetesVersion("1.34", date(2026, 12, 2), date(2027, 12, 2)),
-    KubernetesVersion("1.35", date(2027, 3, 27), date(2028, 3, 27)),
-)}
+EKS_VERSIONS = {
+    v.version: v
+    for v in (
+        KubernetesVersion("1.29", date(2025, 3, 23), date(2026, 3, 23)),
+        KubernetesVersion("1.30", date(2025, 7, 23), date(2026, 7, 23)),
+        KubernetesVersion("1.31", date(2025, 11, 26), date(2026, 11, 26)),
+        KubernetesVersion("1.32", date(2026, 3, 23), date(2027, 3, 23)),
+        KubernetesVersion("1.33", date(2026, 7, 29), date(2027, 7, 29)),
+        KubernetesVersion("1.34", date(2026, 12, 2), date(2027, 12, 2)),
+        KubernetesVersion("1.35", date(2027, 3, 27), date(2028, 3, 27)),
+    )
+}
 # Images the platform runs itself (outside any chart's defaults).
 # Velero's AWS plugin: v1.14.x is the line built for Velero 1.18 (chart velero-12.1.0 runs v1.18.1).
 VELERO_PLUGIN_FOR_AWS = "docker.io/velero/velero-plugin-for-aws:v1.14.2"

@@ -80,9 +80,15 @@ def _escaped_path(text: str) -> str:
 
 
 KUBERNETES_LIBRARIES: dict[str, Callable[..., Any]] = {
-    "find": _find, "findAll": _find_all,
-    "isURL": _is_url, "url": _url, "getScheme": _scheme, "getHost": _host, "getHostname": _hostname,
-    "getPort": _port, "getEscapedPath": _escaped_path,
+    "find": _find,
+    "findAll": _find_all,
+    "isURL": _is_url,
+    "url": _url,
+    "getScheme": _scheme,
+    "getHost": _host,
+    "getHostname": _hostname,
+    "getPort": _port,
+    "getEscapedPath": _escaped_path,
 }
 
 

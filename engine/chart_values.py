@@ -40,12 +40,8 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "global.proxy.seccompProfile": "the injected containers' seccompProfile (a Kubernetes SeccompProfile); default {}",
         "gateways.seccompProfile": "templated gateways' seccompProfile (a Kubernetes SeccompProfile); values.yaml: 'Set to `type: RuntimeDefault`'",
     },
-    "gateway": {
-        "securityContext": "the gateway pods' PodSecurityContext, rendered with toYaml; values.yaml: 'Define the security context for the pod'",
-    },
-    "flagger": {
-        "securityContext.context": "the Flagger container's SecurityContext, rendered with toYaml when securityContext.enabled",
-    },
+    "gateway": {"securityContext": "the gateway pods' PodSecurityContext, rendered with toYaml; values.yaml: 'Define the security context for the pod'"},
+    "flagger": {"securityContext.context": "the Flagger container's SecurityContext, rendered with toYaml when securityContext.enabled"},
     "loadtester": {
         "securityContext.context": "the load tester container's SecurityContext, rendered with toYaml when securityContext.enabled",
         "podSecurityContext.context": "the load tester pod's PodSecurityContext, rendered with toYaml when podSecurityContext.enabled",
@@ -59,13 +55,11 @@ FREE_FORM: dict[str, dict[str, str]] = {
     },
     "opentelemetry-collector": {
         "config": "the Collector's own configuration (receivers, processors, exporters, pipelines); values.yaml: "
-                  "'Base collector configuration', values.schema.json types it as a bare object",
+        "'Base collector configuration', values.schema.json types it as a bare object"
     },
     "loki": {
-        "loki.storage_config": "Loki's storage_config section, rendered verbatim into config.yaml (templated toYaml); "
-                               "values.yaml: 'Additional storage config'",
-        "loki.limits_config": "Loki's limits_config section, rendered verbatim into config.yaml (templated toYaml); "
-                              "values.yaml lists a few limits as examples",
+        "loki.storage_config": "Loki's storage_config section, rendered verbatim into config.yaml (templated toYaml); values.yaml: 'Additional storage config'",
+        "loki.limits_config": "Loki's limits_config section, rendered verbatim into config.yaml (templated toYaml); values.yaml lists a few limits as examples",
     },
 }
 
@@ -96,8 +90,10 @@ def schema_errors(chart: Chart, values: dict[str, Any]) -> list[str]:
         return []
     merged = coalesce(defaults(chart), unmasked(values))
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)(schema)
-    return [f"{'.'.join(map(str, e.absolute_path)) or '(values)'}: {e.message[:300]}"
-            for e in sorted(validator.iter_errors(merged), key=lambda e: list(map(str, e.absolute_path)))]
+    return [
+        f"{'.'.join(map(str, e.absolute_path)) or '(values)'}: {e.message[:300]}"
+        for e in sorted(validator.iter_errors(merged), key=lambda e: list(map(str, e.absolute_path)))
+    ]
 
 
 def unknown_keys(chart: Chart, values: dict[str, Any]) -> list[str]:
@@ -140,8 +136,13 @@ def override_problems(decl: Declarations) -> list[Problem]:
                 for key, values in addon.values.items():
                     path: tuple[str, ...] = ("addons", name, "values", key)
                     if key not in {c.name for c in charts}:
-                        problems.append(Problem(rel, dotted(path), f"the {name} addon installs the charts {', '.join(c.name for c in charts)}; "
-                                                                  f"its values are keyed by chart name"))
+                        problems.append(
+                            Problem(
+                                rel,
+                                dotted(path),
+                                f"the {name} addon installs the charts {', '.join(c.name for c in charts)}; its values are keyed by chart name",
+                            )
+                        )
                     elif not isinstance(values, dict):
                         problems.append(Problem(rel, dotted(path), "expected a mapping of Helm values"))
                     else:
@@ -149,8 +150,14 @@ def override_problems(decl: Declarations) -> list[Problem]:
             for chart in charts:
                 if chart.name in per_chart:
                     chart_values, chart_path = per_chart[chart.name]
-                    problems += [Problem(rel, dotted((*chart_path, *key.split("."))), f"not a value of chart {chart.name} {chart.version}; "
-                                         "Helm would ignore it (see the chart's values.yaml)") for key in unknown_keys(chart, chart_values)]
+                    problems += [
+                        Problem(
+                            rel,
+                            dotted((*chart_path, *key.split("."))),
+                            f"not a value of chart {chart.name} {chart.version}; Helm would ignore it (see the chart's values.yaml)",
+                        )
+                        for key in unknown_keys(chart, chart_values)
+                    ]
     return problems
 
 

@@ -67,8 +67,7 @@ def load_manifests(paths: list[Path]) -> list[Subject]:
             metadata = obj.get("metadata")
             meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
             name = f"{meta['namespace']}/{meta.get('name', '?')}" if meta.get("namespace") else meta.get("name", "?")
-            subjects.append(Subject(kubernetes_type(obj["apiVersion"], obj["kind"]), f"{path}#{i + 1}", obj,
-                                    label=f"{path}: {obj['kind']} {name}"))
+            subjects.append(Subject(kubernetes_type(obj["apiVersion"], obj["kind"]), f"{path}#{i + 1}", obj, label=f"{path}: {obj['kind']} {name}"))
     return subjects
 
 

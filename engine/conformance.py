@@ -101,8 +101,7 @@ def _core_definitions(folder: str) -> Any:
 @functools.lru_cache(maxsize=1)
 def crd_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
     """(group, version, kind) -> the CRD's OpenAPI schema as published, from reference/crds/."""
-    return {(crd["group"], version, crd["kind"]): schema
-            for crd in reference.crds() for version, schema in crd["versions"].items()}
+    return {(crd["group"], version, crd["kind"]): schema for crd in reference.crds() for version, schema in crd["versions"].items()}
 
 
 @functools.lru_cache(maxsize=None)

@@ -74,13 +74,19 @@ class PlatformMocks(pulumi.runtime.Mocks):
 # Per-type state, keyed by Pulumi type token: (self, logical name, physical name, inputs) -> (id, extra state).
 def _vpc(m, name, phys, inputs):
     vid = f"vpc-{_hex(name)}"
-    return vid, {"id": vid, "arn": _arn("ec2", m.region, f"vpc/{vid}"), "defaultSecurityGroupId": f"sg-{_hex(name + 'default')}", "mainRouteTableId": f"rtb-{_hex(name + 'main')}"}
+    return vid, {
+        "id": vid,
+        "arn": _arn("ec2", m.region, f"vpc/{vid}"),
+        "defaultSecurityGroupId": f"sg-{_hex(name + 'default')}",
+        "mainRouteTableId": f"rtb-{_hex(name + 'main')}",
+    }
 
 
 def _prefixed(prefix: str, service: str = "ec2", kind: str = "") -> Callable:
     def handler(m, name, phys, inputs):
         ident = f"{prefix}-{_hex(name)}"
         return ident, {"arn": _arn(service, m.region, f"{kind or prefix}/{ident}")}
+
     return handler
 
 
@@ -88,6 +94,7 @@ def _iam(kind: str) -> Callable:
     def handler(m, name, phys, inputs):
         path = inputs.get("path", "/")
         return phys, {"name": phys, "arn": f"arn:{PARTITION}:iam::{ACCOUNT}:{kind}{path}{phys}", "uniqueId": "AROA" + _hex(name, 17).upper()}
+
     return handler
 
 
@@ -132,6 +139,7 @@ def _eks_child(kind: str) -> Callable:
     def handler(m, name, phys, inputs):
         cluster = inputs.get("clusterName", "cluster")
         return f"{cluster}:{phys}", {"arn": _arn("eks", m.region, f"{kind}/{cluster}/{phys}/{_hex(name, 8)}"), "status": "ACTIVE"}
+
     return handler
 
 
@@ -190,7 +198,15 @@ def _zones(m, args):
 
 
 # Real build strings have this shape; the number only has to be stable.
-ADDON_VERSIONS = {"vpc-cni": "v1.20.4-eksbuild.2", "coredns": "v1.12.4-eksbuild.1", "kube-proxy": "v1.35.0-eksbuild.2", "aws-ebs-csi-driver": "v1.52.1-eksbuild.1", "eks-pod-identity-agent": "v1.3.9-eksbuild.3", "metrics-server": "v0.8.0-eksbuild.2", "snapshot-controller": "v8.3.0-eksbuild.1"}
+ADDON_VERSIONS = {
+    "vpc-cni": "v1.20.4-eksbuild.2",
+    "coredns": "v1.12.4-eksbuild.1",
+    "kube-proxy": "v1.35.0-eksbuild.2",
+    "aws-ebs-csi-driver": "v1.52.1-eksbuild.1",
+    "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
+    "metrics-server": "v0.8.0-eksbuild.2",
+    "snapshot-controller": "v8.3.0-eksbuild.1",
+}
 
 
 def _addon_version(m, args):

@@ -47,8 +47,7 @@ def chart_values(chart: Chart) -> dict[str, Any]:
     """The chart's default values, as Helm sees them before any override."""
     path = chart_dir(chart) / VALUES
     if not path.is_file():
-        raise MissingReference(f"no reference for chart {chart.name} {chart.version} ({path.relative_to(PROJECT_ROOT)}); "
-                               "run `make reference SOURCE=<dir>`")
+        raise MissingReference(f"no reference for chart {chart.name} {chart.version} ({path.relative_to(PROJECT_ROOT)}); run `make reference SOURCE=<dir>`")
     return read_json(path)
 
 

@@ -77,10 +77,8 @@ def derive_crds(text: str) -> list[dict[str, Any]]:
         if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
             continue
         spec = doc["spec"]
-        versions = {v["name"]: strip_descriptions(v["schema"]["openAPIV3Schema"])
-                    for v in spec["versions"] if v.get("served", True) and v.get("schema")}
-        crds.append({"group": spec["group"], "kind": spec["names"]["kind"], "plural": spec["names"]["plural"],
-                     "scope": spec["scope"], "versions": versions})
+        versions = {v["name"]: strip_descriptions(v["schema"]["openAPIV3Schema"]) for v in spec["versions"] if v.get("served", True) and v.get("schema")}
+        crds.append({"group": spec["group"], "kind": spec["names"]["kind"], "plural": spec["names"]["plural"], "scope": spec["scope"], "versions": versions})
     return sorted(crds, key=lambda c: (c["group"], c["kind"]))
 
 
@@ -120,8 +118,14 @@ def chart_files(folder: Path, chart: Chart, names: list[str]) -> dict[str, str]:
         files[VALUES_SCHEMA] = dumps(read_json(schema))
     if (folder / "Chart.yaml").is_file():
         read["Chart.yaml"] = sha256((folder / "Chart.yaml").read_bytes())
-    provenance = {"kind": "chart", "repository": chart.repository, "charts": names, "version": chart.version,
-                  "upstream_sha256": read, "derived_sha256": {n: sha256(t.encode()) for n, t in files.items()}}
+    provenance = {
+        "kind": "chart",
+        "repository": chart.repository,
+        "charts": names,
+        "version": chart.version,
+        "upstream_sha256": read,
+        "derived_sha256": {n: sha256(t.encode()) for n, t in files.items()},
+    }
     files[PROVENANCE] = dumps(provenance)
     return {f"charts/{chart.reference_folder}/{n}": t for n, t in files.items()}
 
@@ -172,8 +176,7 @@ def build(source: Path, current: Path = REFERENCE) -> dict[str, str]:
 
 def differences(files: dict[str, str], current: Path) -> list[str]:
     on_disk = {str(p.relative_to(current)) for p in current.rglob("*") if p.is_file()}
-    diffs = [f"missing or different: {n}" for n, t in sorted(files.items())
-             if not (current / n).is_file() or (current / n).read_text(encoding="utf-8") != t]
+    diffs = [f"missing or different: {n}" for n, t in sorted(files.items()) if not (current / n).is_file() or (current / n).read_text(encoding="utf-8") != t]
     return diffs + [f"not generated (stale): {n}" for n in sorted(on_disk - set(files) - {"README.md"})]
 
 

@@ -19,7 +19,6 @@ from policy.rules.base import HELM_TYPES
 from .recording import Recording
 
 
-
 @contextlib.contextmanager
 def replacing(out: Path) -> Iterator[Path]:
     """A fresh folder beside `out` to write into, put in place of `out` only once complete: a run
@@ -88,14 +87,27 @@ def addons(recording: Recording) -> list[dict[str, str]]:
         release = r.inputs if r.type in HELM_TYPES else r.inputs.get("helmOptions") if r.remote else None
         if isinstance(release, dict):
             repo = (release.get("repositoryOpts") or {}).get("repo") or ""
-            rows.append({"name": r.name, "chart": release.get("chart", ""), "version": release.get("version", ""), "repository": repo, "namespace": release.get("namespace", "")})
+            rows.append(
+                {
+                    "name": r.name,
+                    "chart": release.get("chart", ""),
+                    "version": release.get("version", ""),
+                    "repository": repo,
+                    "namespace": release.get("namespace", ""),
+                }
+            )
     return rows
 
 
 def summary(recording: Recording, decl: Declarations) -> str:
     spec = decl.spec
-    lines = [f"# Stack `{decl.stack}` ({spec.environment})", "", f"Cluster `{spec.cluster.name}`, Kubernetes {spec.cluster.kubernetes_version}: "
-             f"{len(recording)} resources, {len(recording.kubernetes_objects())} Kubernetes objects.", ""]
+    lines = [
+        f"# Stack `{decl.stack}` ({spec.environment})",
+        "",
+        f"Cluster `{spec.cluster.name}`, Kubernetes {spec.cluster.kubernetes_version}: "
+        f"{len(recording)} resources, {len(recording.kubernetes_objects())} Kubernetes objects.",
+        "",
+    ]
     lines += ["## Resources by type", "", "| type | count |", "|---|---|"]
     for type_, n in sorted(Counter(r.type for r in recording).items()):
         lines.append(f"| `{type_}` | {n} |")
@@ -114,14 +126,22 @@ def summary(recording: Recording, decl: Declarations) -> str:
         lines += [f"| {a['name']} | {a['chart']} | {a['version']} | {a['repository']} | {a['namespace']} |" for a in rows]
     else:
         lines.append("No Helm addons in this stack.")
-    lines += ["", "## Services", "",
-              "Canary times are worst case to rollback and best case to full promotion, from the declared analysis settings.", "",
-              "| service | team | tier | replicas | canary | rollback | promotion | exposed | depends on |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Services",
+        "",
+        "Canary times are worst case to rollback and best case to full promotion, from the declared analysis settings.",
+        "",
+        "| service | team | tier | replicas | canary | rollback | promotion | exposed | depends on |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in decl.services:
         on = s.canary_enabled(spec.environment)
         timing = (f"{s.canary.rollback_seconds}s", f"{s.canary.promotion_seconds}s") if on else ("-", "-")
-        lines.append(f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} "
-                     f"| {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |")
+        lines.append(
+            f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} "
+            f"| {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |"
+        )
     lines += team_quotas(decl)
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
     lines += [f"| {k} | `{json.dumps(v)}` |" for k, v in sorted(recording.outputs.items())]
@@ -130,13 +150,21 @@ def summary(recording: Recording, decl: Declarations) -> str:
 
 def team_quotas(decl: Declarations) -> list[str]:
     """Each team's worst-case requests against its budget (the loader refuses a stack over it)."""
-    lines = ["", "## Team quotas", "",
-             "Worst case the ResourceQuota must admit: each service at max replicas plus the 25% rollout surge, a second "
-             "full set while a canary is analysed (Flagger runs primary and canary), and the Istio sidecar's requests when the mesh is on.", "",
-             "| team | services | cpu requested / quota | memory requested / quota | pods / quota |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Team quotas",
+        "",
+        "Worst case the ResourceQuota must admit: each service at max replicas plus the 25% rollout surge, a second "
+        "full set while a canary is analysed (Flagger runs primary and canary), and the Istio sidecar's requests when the mesh is on.",
+        "",
+        "| team | services | cpu requested / quota | memory requested / quota | pods / quota |",
+        "|---|---|---|---|---|",
+    ]
     for team, use in decl.spec.team_usage(decl.services).items():
         budget = decl.spec.budget(team)
         quota = (budget.cpu, budget.memory, str(budget.pods)) if budget else ("-", "-", "-")
-        lines.append(f"| {team} | {', '.join(use.services)} | {format_cpu(use.cpu_millis)} / {quota[0]} "
-                     f"| {format_memory(use.memory_bytes)} / {quota[1]} | {use.pods} / {quota[2]} |")
+        lines.append(
+            f"| {team} | {', '.join(use.services)} | {format_cpu(use.cpu_millis)} / {quota[0]} "
+            f"| {format_memory(use.memory_bytes)} / {quota[1]} | {use.pods} / {quota[2]} |"
+        )
     return lines

@@ -171,13 +171,16 @@ def _run(stack: str, root: Path, program: Path) -> Recording:
     pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=False, monitor=monitor)
     sys.path.insert(0, str(root))
     try:
+
         def main() -> None:
             runpy.run_path(str(program), run_name="__main__")
 
         _sync_await(run_pulumi_func(main))
         outputs = _resolve_outputs()
         if monitor.duplicates:
-            raise ProgramError("\n".join(f"duplicate resource URN {urn}: two resources share this type and name under one parent" for urn in monitor.duplicates))
+            raise ProgramError(
+                "\n".join(f"duplicate resource URN {urn}: two resources share this type and name under one parent" for urn in monitor.duplicates)
+            )
     except (pulumi.RunError, ProgramError) as err:
         raise ProgramError(str(err), list(monitor.records.values())) from None
     finally:

@@ -39,8 +39,7 @@ def cell(text: str) -> str:
 
 def table() -> str:
     count = sum(len(rules) for _, rules in GROUPS)
-    lines = [f"{count} rules. Enforcement level by environment and rule category:", "",
-             "| environment | security | availability |", "|---|---|---|"]
+    lines = [f"{count} rules. Enforcement level by environment and rule category:", "", "| environment | security | availability |", "|---|---|---|"]
     lines += [f"| {env} | {levels['security']} | {levels['availability']} |" for env, levels in ENFORCEMENT.items()]
     lines.append("")
     for title, rules in GROUPS:

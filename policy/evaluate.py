@@ -40,20 +40,26 @@ class Report:
         return bool(self.mandatory)
 
     def to_json(self) -> dict[str, Any]:
-        return {"environment": self.environment, "rules": self.rules, "resources": self.resources,
-                "mandatory": len(self.mandatory), "advisory": len(self.violations) - len(self.mandatory),
-                "violations": [asdict(v) for v in self.violations]}
+        return {
+            "environment": self.environment,
+            "rules": self.rules,
+            "resources": self.resources,
+            "mandatory": len(self.mandatory),
+            "advisory": len(self.violations) - len(self.mandatory),
+            "violations": [asdict(v) for v in self.violations],
+        }
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
     def text(self) -> str:
         advisory = len(self.violations) - len(self.mandatory)
-        lines = [f"policy: {len(self.mandatory)} mandatory and {advisory} advisory violation(s) "
-                 f"({self.rules} rules over {self.resources} resources, environment {self.environment})"]
+        lines = [
+            f"policy: {len(self.mandatory)} mandatory and {advisory} advisory violation(s) "
+            f"({self.rules} rules over {self.resources} resources, environment {self.environment})"
+        ]
         for v in self.violations:
-            lines += [f"  {v.enforcement.upper()} {v.rule} [{v.severity}] {v.resource}",
-                      f"      {v.message}", f"      fix: {v.remediation}"]
+            lines += [f"  {v.enforcement.upper()} {v.rule} [{v.severity}] {v.resource}", f"      {v.message}", f"      fix: {v.remediation}"]
         return "\n".join(lines)
 
 
@@ -62,10 +68,8 @@ def evaluate(subjects: Sequence[Subject], policy: StackPolicy, rules: Iterable[R
     rules = [r for r in rules if policy.level(r) != DISABLED]
     found: list[Violation] = []
     for rule in rules:
-        hits = rule.stack_violations(subjects, settings) if rule.stack else \
-            [(s, text) for s in subjects for text in rule.resource_violations(s, settings)]
-        found += [Violation(rule.id, policy.level(rule), rule.severity, rule.category, describe(s), s.urn, text, rule.remediation)
-                  for s, text in hits]
+        hits = rule.stack_violations(subjects, settings) if rule.stack else [(s, text) for s in subjects for text in rule.resource_violations(s, settings)]
+        found += [Violation(rule.id, policy.level(rule), rule.severity, rule.category, describe(s), s.urn, text, rule.remediation) for s, text in hits]
     return Report(settings.environment, len(rules), len(subjects), tuple(found))
 
 

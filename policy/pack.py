@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi_policy import (Policy, PolicyConfigSchema, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy,
-                           Severity, StackValidationArgs, StackValidationPolicy)
+from pulumi_policy import (
+    Policy,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from .rules import RULES, Rule, Subject
 from .settings import CONFIG_SCHEMA, from_config
@@ -27,12 +35,18 @@ def message(rule: Rule, text: str) -> str:
 
 
 def to_policy(rule: Rule) -> Policy:
-    common: dict[str, Any] = dict(name=rule.id, description=rule.description, config_schema=config_schema(rule),
-                                  severity=Severity(rule.severity), tags=[rule.category], remediation_steps=rule.remediation)
+    common: dict[str, Any] = dict(
+        name=rule.id,
+        description=rule.description,
+        config_schema=config_schema(rule),
+        severity=Severity(rule.severity),
+        tags=[rule.category],
+        remediation_steps=rule.remediation,
+    )
     if rule.stack:
+
         def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
-            subjects = [Subject(r.resource_type, r.urn, r.props, dependencies=tuple(d.urn for d in r.dependencies))
-                        for r in args.resources]
+            subjects = [Subject(r.resource_type, r.urn, r.props, dependencies=tuple(d.urn for d in r.dependencies)) for r in args.resources]
             for subject, text in rule.stack_violations(subjects, from_config(args.get_config())):
                 report(message(rule, text), subject.urn)
 

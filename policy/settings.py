@@ -29,14 +29,20 @@ ENFORCEMENT = {
 # Pack configuration keys, with the JSON schema the Pulumi CLI validates them against. Defaults
 # are the strict choice, so a pack run without configuration judges as prod.
 CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
-    "environment": {"type": "string", "enum": sorted(ENFORCEMENT), "default": "prod",
-                    "description": "The stack's environment; prod turns on the prod-only rules."},
-    "allowedRegistries": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                          "description": "Image reference prefixes workloads may pull from."},
-    "maxRollbackSeconds": {"type": "integer", "minimum": 10, "default": 60,
-                           "description": "Longest worst-case canary rollback allowed, in seconds."},
-    "podSecurityVersion": {"type": "string", "pattern": r"^1\.[0-9]+$", "default": "{}.{}".format(*POD_SECURITY_LATEST),
-                           "description": "The Pod Security Standards version the pss-* rules apply (the cluster's Kubernetes minor)."},
+    "environment": {
+        "type": "string",
+        "enum": sorted(ENFORCEMENT),
+        "default": "prod",
+        "description": "The stack's environment; prod turns on the prod-only rules.",
+    },
+    "allowedRegistries": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Image reference prefixes workloads may pull from."},
+    "maxRollbackSeconds": {"type": "integer", "minimum": 10, "default": 60, "description": "Longest worst-case canary rollback allowed, in seconds."},
+    "podSecurityVersion": {
+        "type": "string",
+        "pattern": r"^1\.[0-9]+$",
+        "default": "{}.{}".format(*POD_SECURITY_LATEST),
+        "description": "The Pod Security Standards version the pss-* rules apply (the cluster's Kubernetes minor).",
+    },
 }
 
 
@@ -53,15 +59,18 @@ class StackPolicy:
 
 def from_spec(spec: Any) -> StackPolicy:
     """The policy of a validated stack declaration (components.spec.StackSpec)."""
-    settings = Settings(environment=spec.environment, allowed_registries=tuple(spec.policy.allowed_registries),
-                        max_rollback_seconds=spec.policy.max_rollback_seconds,
-                        pod_security_version=spec.pod_security_version)
+    settings = Settings(
+        environment=spec.environment,
+        allowed_registries=tuple(spec.policy.allowed_registries),
+        max_rollback_seconds=spec.policy.max_rollback_seconds,
+        pod_security_version=spec.pod_security_version,
+    )
     table = ENFORCEMENT.get(spec.environment, ENFORCEMENT["prod"])
     return StackPolicy(settings, {rule.id: table[rule.category] for rule in RULES})
 
 
 def parse_version(text: str) -> tuple[int, int]:
-    """"1.35" -> (1, 35); the schema and the stack model have already checked the shape."""
+    """ "1.35" -> (1, 35); the schema and the stack model have already checked the shape."""
     major, minor = str(text).split(".")
     return int(major), int(minor)
 
@@ -72,10 +81,12 @@ def format_version(version: tuple[int, int]) -> str:
 
 def from_config(config: Mapping[str, Any]) -> Settings:
     """Settings from one policy's configuration as the Pulumi CLI hands it over (defaults filled in)."""
-    return Settings(environment=str(config.get("environment") or "prod"),
-                    allowed_registries=tuple(str(r) for r in config.get("allowedRegistries") or ()),
-                    max_rollback_seconds=int(config.get("maxRollbackSeconds") or 60),
-                    pod_security_version=parse_version(config.get("podSecurityVersion") or format_version(POD_SECURITY_LATEST)))
+    return Settings(
+        environment=str(config.get("environment") or "prod"),
+        allowed_registries=tuple(str(r) for r in config.get("allowedRegistries") or ()),
+        max_rollback_seconds=int(config.get("maxRollbackSeconds") or 60),
+        pod_security_version=parse_version(config.get("podSecurityVersion") or format_version(POD_SECURITY_LATEST)),
+    )
 
 
 def from_pack_config(document: Mapping[str, Any]) -> StackPolicy:
@@ -103,8 +114,12 @@ def for_stack(stack: str) -> StackPolicy:
 def pack_config(policy: StackPolicy) -> dict[str, Any]:
     """The --policy-pack-config document: each rule's enforcement level and the values it reads."""
     s = policy.settings
-    values = {"environment": s.environment, "allowedRegistries": list(s.allowed_registries), "maxRollbackSeconds": s.max_rollback_seconds,
-              "podSecurityVersion": format_version(s.pod_security_version)}
+    values = {
+        "environment": s.environment,
+        "allowedRegistries": list(s.allowed_registries),
+        "maxRollbackSeconds": s.max_rollback_seconds,
+        "podSecurityVersion": format_version(s.pod_security_version),
+    }
     return {rule.id: {"enforcementLevel": policy.level(rule), **{k: values[k] for k in rule.config_keys}} for rule in RULES}
 
 

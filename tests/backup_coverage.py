@@ -65,8 +65,13 @@ def uncovered(rec) -> dict[str, list[str]]:
     templates = [s["spec"]["template"] for s in schedules(rec)]
     in_schedules = {ns for t in templates for ns in t.get("includedNamespaces", [])}
     jobs = {o.metadata.get("labels", {}).get(BACKS_UP) for o in rec.kubernetes_objects() if o.kind == "CronJob"}
-    keys = [t for t in templates if SEALED_SECRETS in t.get("includedNamespaces", []) and "secrets" in t.get("includedResources", ["secrets"])
-            and any(e.get("key") == SEALING_KEY_LABEL for e in (t.get("labelSelector") or {}).get("matchExpressions", []))]
+    keys = [
+        t
+        for t in templates
+        if SEALED_SECRETS in t.get("includedNamespaces", [])
+        and "secrets" in t.get("includedResources", ["secrets"])
+        and any(e.get("key") == SEALING_KEY_LABEL for e in (t.get("labelSelector") or {}).get("matchExpressions", []))
+    ]
     missing: dict[str, list[str]] = {}
     for namespace, what in stateful(rec).items():
         for item in what:

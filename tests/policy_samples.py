@@ -31,16 +31,21 @@ def pod_spec() -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "priorityClassName": "standard",
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                                       "labelSelector": {"matchLabels": {"app": "web"}}}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app": "web"}},
+            }
+        ],
         "containers": [container()],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
 
 
 def deployment(name: str = "web", namespace: str = "shop", replicas: Any = 3, labels: dict | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}},
-                            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec()}}
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec()}}
     if replicas is not None:
         spec["replicas"] = replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": spec}
@@ -55,8 +60,7 @@ def workload(kind: str) -> dict[str, Any]:
     if kind == "ReplicationController":
         return {"apiVersion": "v1", "kind": kind, "metadata": meta, "spec": {"replicas": 2, "template": pod}}
     if kind == "CronJob":
-        return {"apiVersion": "batch/v1", "kind": kind, "metadata": meta,
-                "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": pod}}}}
+        return {"apiVersion": "batch/v1", "kind": kind, "metadata": meta, "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": pod}}}}
     api = "batch/v1" if kind == "Job" else "apps/v1"
     return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": pod}}
 

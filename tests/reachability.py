@@ -47,8 +47,12 @@ def selects(selector: Optional[dict[str, Any]], labels: dict[str, str]) -> bool:
             return False
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
-              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
         if not ok:
             return False
     return True
@@ -83,8 +87,13 @@ class Network:
         if pod.namespace is None:
             return True
         labels = dict(pod.labels)
-        selecting = [p for p in self.policies if p["metadata"].get("namespace", "default") == pod.namespace
-                     and direction in policy_types(p["spec"]) and selects(p["spec"].get("podSelector"), labels)]
+        selecting = [
+            p
+            for p in self.policies
+            if p["metadata"].get("namespace", "default") == pod.namespace
+            and direction in policy_types(p["spec"])
+            and selects(p["spec"].get("podSelector"), labels)
+        ]
         if not selecting:
             return True
         key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")

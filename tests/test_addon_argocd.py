@@ -67,7 +67,11 @@ def test_one_locked_down_project_per_team(stack):
         assert spec["sourceRepos"] == [REPO.format(team=team)]
         assert spec["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": team}]
         assert spec["clusterResourceBlacklist"] == [{"group": "*", "kind": "*"}] and spec["clusterResourceWhitelist"] == []
-        assert spec["namespaceResourceWhitelist"] == [{"group": "apps", "kind": "StatefulSet"}, {"group": "batch", "kind": "Job"}, {"group": "batch", "kind": "CronJob"}]
+        assert spec["namespaceResourceWhitelist"] == [
+            {"group": "apps", "kind": "StatefulSet"},
+            {"group": "batch", "kind": "Job"},
+            {"group": "batch", "kind": "CronJob"},
+        ]
 
 
 def platform_kinds_in_team_namespaces(stack) -> set[tuple[str, str]]:
@@ -165,15 +169,24 @@ def test_turning_an_addon_off_drops_its_metadata(scratch):
     assert not [k for k in meta["annotations"] if k.startswith("keda_")] and "vault_iam_role_arn" in meta["annotations"]
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"repoUrlTemplate": "https://github.com/acme-shop/deploy.git"}, "addons.argocd.settings.repoUrlTemplate: 'https://github.com/acme-shop/deploy.git' must contain {team}"),
-    ({"repoUrlTemplate": "https://github.com/{org}/{team}.git"}, "addons.argocd.settings.repoUrlTemplate: 'https://github.com/{org}/{team}.git': unknown placeholder(s) {org}; allowed: {team}"),
-    ({"repoUrlTemplate": "ftp://example.com/{team}.git"}, "addons.argocd.settings.repoUrlTemplate: 'ftp://example.com/{team}.git' is not a Git URL"),
-    ({"pathTemplate": "../{environment}"}, "addons.argocd.settings.pathTemplate: '../{environment}' must be a relative path inside the repository"),
-    ({"host": "Argo CD"}, "addons.argocd.settings.host: String should match pattern"),
-    ({"ha": "yes please"}, "addons.argocd.settings.ha: Input should be a valid boolean"),
-    ({"replicas": 2}, "addons.argocd.settings.replicas: unknown key 'replicas'; allowed keys: ha, host, pathTemplate, repoUrlTemplate, revision"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"repoUrlTemplate": "https://github.com/acme-shop/deploy.git"},
+            "addons.argocd.settings.repoUrlTemplate: 'https://github.com/acme-shop/deploy.git' must contain {team}",
+        ),
+        (
+            {"repoUrlTemplate": "https://github.com/{org}/{team}.git"},
+            "addons.argocd.settings.repoUrlTemplate: 'https://github.com/{org}/{team}.git': unknown placeholder(s) {org}; allowed: {team}",
+        ),
+        ({"repoUrlTemplate": "ftp://example.com/{team}.git"}, "addons.argocd.settings.repoUrlTemplate: 'ftp://example.com/{team}.git' is not a Git URL"),
+        ({"pathTemplate": "../{environment}"}, "addons.argocd.settings.pathTemplate: '../{environment}' must be a relative path inside the repository"),
+        ({"host": "Argo CD"}, "addons.argocd.settings.host: String should match pattern"),
+        ({"ha": "yes please"}, "addons.argocd.settings.ha: Input should be a valid boolean"),
+        ({"replicas": 2}, "addons.argocd.settings.replicas: unknown key 'replicas'; allowed keys: ha, host, pathTemplate, repoUrlTemplate, revision"),
+    ],
+)
 def test_bad_settings_are_refused(scratch, settings, message):
     scratch.edit("stacks/prod.yaml", lambda d: d["addons"]["argocd"]["settings"].update(settings))
     with pytest.raises(SpecError) as err:

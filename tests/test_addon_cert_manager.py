@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from components.addons.cert_manager import (
-    ACME_PROD_ISSUER, ACME_STAGING_ISSUER, CA_ISSUER, CA_SECRET, COMPONENT_TYPE, SELF_SIGNED_ISSUER, CertManager, chart_values, issuer_for,
+    ACME_PROD_ISSUER,
+    ACME_STAGING_ISSUER,
+    CA_ISSUER,
+    CA_SECRET,
+    COMPONENT_TYPE,
+    SELF_SIGNED_ISSUER,
+    CertManager,
+    chart_values,
+    issuer_for,
 )
 from components.spec import SpecError, load
 from components.versions import CERT_MANAGER
@@ -26,12 +34,18 @@ def issuers(rec) -> dict[str, dict]:
 
 # -- the component ----------------------------------------------------------------------------
 
+
 def test_component_is_pinned_to_the_reference_chart(stack):
     cm = component(stack)
     assert cm.remote
     helm = cm.inputs["helmOptions"]
     assert (helm["chart"], helm["version"], helm["repositoryOpts"], helm["namespace"], helm["name"]) == (
-        "cert-manager", "v1.21.1", {"repo": "https://charts.jetstack.io"}, "cert-manager", "cert-manager")
+        "cert-manager",
+        "v1.21.1",
+        {"repo": "https://charts.jetstack.io"},
+        "cert-manager",
+        "cert-manager",
+    )
     assert helm["version"] == CERT_MANAGER.version
 
 
@@ -87,6 +101,7 @@ def test_namespace_enforces_restricted_pod_security(stack):
 
 # -- issuers ----------------------------------------------------------------------------------
 
+
 def test_dev_bootstraps_a_self_signed_ca(dev):
     found = issuers(dev)
     assert set(found) == {SELF_SIGNED_ISSUER, CA_ISSUER}
@@ -114,8 +129,10 @@ def test_prod_uses_lets_encrypt_staging_and_production(prod):
     assert set(found) == {ACME_STAGING_ISSUER, ACME_PROD_ISSUER, SELF_SIGNED_ISSUER, CA_ISSUER}
     found = {name: issuer for name, issuer in found.items() if name.startswith("letsencrypt")}
     servers = {name: spec["spec"]["acme"]["server"] for name, spec in found.items()}
-    assert servers == {ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
-                       ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory"}
+    assert servers == {
+        ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
+        ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory",
+    }
     for name, issuer in found.items():
         acme = issuer["spec"]["acme"]
         assert acme["email"] == "platform-team@acme-shop.com"
@@ -143,6 +160,7 @@ def test_the_gateway_issuer_exists_in_each_stack(dev, prod):
 
 
 # -- settings ---------------------------------------------------------------------------------
+
 
 def test_prod_without_an_acme_email_is_rejected(scratch):
     scratch.edit("stacks/prod.yaml", lambda d: d["addons"]["cert-manager"]["settings"].pop("acmeEmail"))

@@ -79,8 +79,10 @@ def test_team_a_store_cannot_name_team_b_path(stack, scratch):
     scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath="web/storefront/session"))
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
-    assert ("stacks/services/payment.yaml: secrets[0].vaultPath: 'web/storefront/session' is outside the team's Vault prefix; "
-            "team 'checkout' may only read paths under checkout/") in str(err.value)
+    assert (
+        "stacks/services/payment.yaml: secrets[0].vaultPath: 'web/storefront/session' is outside the team's Vault prefix; "
+        "team 'checkout' may only read paths under checkout/"
+    ) in str(err.value)
 
 
 @pytest.mark.parametrize("path", ["checkout", "checkout-admin/db", "checkoutx/db", "checkout//db", "web/checkout/db"])
@@ -128,10 +130,13 @@ def test_requires_vault(scratch):
     assert "stacks/dev.yaml: addons.external-secrets: requires vault, which is not enabled in this stack" in str(err.value)
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"replicas": 0}, "addons.external-secrets.settings.replicas: Input should be greater than or equal to 1"),
-    ({"kvMount": "kv"}, "addons.external-secrets.settings.kvMount: unknown key 'kvMount'; allowed keys: replicas"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"replicas": 0}, "addons.external-secrets.settings.replicas: Input should be greater than or equal to 1"),
+        ({"kvMount": "kv"}, "addons.external-secrets.settings.kvMount: unknown key 'kvMount'; allowed keys: replicas"),
+    ],
+)
 def test_bad_settings_are_refused(scratch, settings, message):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["external-secrets"].update(settings=settings))
     with pytest.raises(SpecError) as err:

@@ -70,6 +70,7 @@ def test_flagger_waits_for_istio_and_prometheus(stack):
 
 # -- the load tester --------------------------------------------------------------------------
 
+
 def test_loadtester_release_and_the_url_canaries_call(stack):
     inputs = release(stack, flagger.LOADTESTER_RELEASE).inputs
     assert (inputs["chart"], inputs["version"], inputs["namespace"]) == ("loadtester", LOADTESTER.version, flagger.LOADTESTER_NAMESPACE)
@@ -108,6 +109,7 @@ def test_only_flagger_may_call_the_loadtester(stack):
 
 # -- requirements -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("missing", ["istio", "prometheus"])
 def test_flagger_without_a_requirement_is_rejected(scratch, missing):
     def edit(d):
@@ -116,7 +118,9 @@ def test_flagger_without_a_requirement_is_rejected(scratch, missing):
         d["addons"]["external-dns"].update(enabled=False)
 
     scratch.edit("stacks/dev.yaml", edit)
-    with pytest.raises(SpecError, match=rf"^stacks/dev.yaml: addons.flagger: requires {missing}, which is not enabled in this stack; enable it or turn flagger off$"):
+    with pytest.raises(
+        SpecError, match=rf"^stacks/dev.yaml: addons.flagger: requires {missing}, which is not enabled in this stack; enable it or turn flagger off$"
+    ):
         load("dev", scratch.root)
 
 

@@ -22,9 +22,12 @@ def releases(rec) -> dict[str, object]:
 def test_four_pinned_releases_in_their_namespaces(stack):
     found = releases(stack)
     assert set(found) == {"istio-base", "istiod", "istio-ingressgateway", "istio-egressgateway"}
-    for name, chart, namespace in (("istio-base", ISTIO_BASE, "istio-system"), ("istiod", ISTIOD, "istio-system"),
-                                   ("istio-ingressgateway", ISTIO_GATEWAY, "istio-ingress"),
-                                   ("istio-egressgateway", ISTIO_GATEWAY, "istio-egress")):
+    for name, chart, namespace in (
+        ("istio-base", ISTIO_BASE, "istio-system"),
+        ("istiod", ISTIOD, "istio-system"),
+        ("istio-ingressgateway", ISTIO_GATEWAY, "istio-ingress"),
+        ("istio-egressgateway", ISTIO_GATEWAY, "istio-egress"),
+    ):
         inputs = found[name].inputs
         assert (inputs["chart"], inputs["version"], inputs["namespace"]) == (chart.name, "1.30.3", namespace)
 
@@ -82,6 +85,7 @@ def test_gateway_max_below_min_is_rejected(scratch):
 
 # -- names other components rely on, checked against the gateway chart -----------------------
 
+
 def test_exported_names_follow_the_gateway_chart():
     defaults = chart_values.defaults(ISTIO_GATEWAY)
     # No name override and a created service account named after the release (gateway.name).
@@ -104,6 +108,7 @@ def test_ingress_solver_reaches_the_gateway_pods(stack):
 
 
 # -- mesh and public traffic ------------------------------------------------------------------
+
 
 def test_mesh_wide_strict_mtls(stack):
     peer = stack.manifest("PeerAuthentication", "default", "istio-system")

@@ -53,10 +53,18 @@ def test_scalers_authenticate_as_the_operator(stack):
 
 
 def test_every_declared_queue_is_granted(scratch):
-    scratch.write("stacks/services/mailer.yaml", {
-        "name": "mailer", "team": "messaging", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0",
-        "port": 8080, "tier": "batch", "scaling": {"sqs": {"queueName": "shop-mail"}}, "replicas": {"min": 1, "max": 5},
-    })
+    scratch.write(
+        "stacks/services/mailer.yaml",
+        {
+            "name": "mailer",
+            "team": "messaging",
+            "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0",
+            "port": 8080,
+            "tier": "batch",
+            "scaling": {"sqs": {"queueName": "shop-mail"}},
+            "replicas": {"min": 1, "max": 5},
+        },
+    )
     rec = run("dev", scratch.root)
     statement = json.loads(rec.named("keda-operator-sqs", POLICY).inputs["policy"])["Statement"][0]
     assert statement["Resource"] == [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:shop-mail", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:shop-notifications"]

@@ -42,6 +42,7 @@ def test_both_charts_are_pinned_into_the_logging_namespace(stack):
 
 # -- Loki -------------------------------------------------------------------------------------
 
+
 def test_dev_runs_one_loki_on_its_own_disk(dev):
     values = loki(dev)
     assert values["deploymentMode"] == "SingleBinary"
@@ -100,7 +101,12 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(prod):
     assert bucket.inputs["bucket"] == BUCKET and bucket.protect and not bucket.inputs.get("forceDestroy")
     guard = lambda kind: prod.named("logging-loki", f"aws:s3/{kind}").inputs
     assert guard("bucketPublicAccessBlock:BucketPublicAccessBlock") | {"bucket": None} == {
-        "bucket": None, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+        "bucket": None,
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
     [rule] = guard("bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")["rules"]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
     assert guard("bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
@@ -126,13 +132,16 @@ def test_loki_reaches_its_bucket_alone_through_pod_identity(prod):
     assert loki(prod)["serviceAccount"]["name"] == logs.SERVICE_ACCOUNT
     # The pods find their bucket, credentials and permissions on first start.
     deps = set(release(prod, logs.LOKI_RELEASE).dependencies)
-    for name, kind in (("logging-loki", "aws:eks/podIdentityAssociation:PodIdentityAssociation"),
-                       ("logging-loki-s3", "aws:iam/rolePolicy:RolePolicy"),
-                       ("logging-loki", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")):
+    for name, kind in (
+        ("logging-loki", "aws:eks/podIdentityAssociation:PodIdentityAssociation"),
+        ("logging-loki-s3", "aws:iam/rolePolicy:RolePolicy"),
+        ("logging-loki", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"),
+    ):
         assert prod.named(name, kind).urn in deps, name
 
 
 # -- the node agent ---------------------------------------------------------------------------
+
 
 def test_agent_values_pass_the_charts_schema(stack):
     merged = coalesce(chart_values.defaults(OPENTELEMETRY_COLLECTOR), agent(stack))
@@ -148,8 +157,7 @@ def test_agent_ships_every_nodes_container_logs_to_lokis_otlp_endpoint(stack):
     assert merged["presets"]["logsCollection"]["enabled"] and merged["presets"]["logsCollection"]["storeCheckpoints"]
     assert merged["presets"]["kubernetesAttributes"]["enabled"]
     # The preset appends the file log receiver; nothing else feeds the pipeline, nothing else runs.
-    assert merged["config"]["service"]["pipelines"] == {"logs": {
-        "receivers": [], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_http/loki"]}}
+    assert merged["config"]["service"]["pipelines"] == {"logs": {"receivers": [], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_http/loki"]}}
     assert merged["config"]["receivers"] == {} and set(merged["config"]["exporters"]) == {"otlp_http/loki"}
     # Loki 3's native OTLP ingestion is /otlp/v1/logs; the OTLP/HTTP exporter appends /v1/logs.
     endpoint = merged["config"]["exporters"]["otlp_http/loki"]["endpoint"]
@@ -174,6 +182,7 @@ def test_agent_reads_as_root_but_without_capabilities(stack):
 
 
 # -- Grafana ----------------------------------------------------------------------------------
+
 
 def datasource(rec, uid: str) -> dict:
     config = rec.manifest("ConfigMap", f"grafana-datasource-{uid}", prometheus.NAMESPACE)
@@ -209,13 +218,17 @@ def test_the_three_datasources_point_at_each_other(stack):
 
 # -- settings and switches --------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, message", [
-    ({"mode": "distributed"}, r"mode: Input should be 'single-binary' or 'simple-scalable'"),
-    ({"mode": "simple-scalable", "replicas": 2}, r"replicas: Input should be greater than or equal to 3"),
-    ({"replicas": 3}, r"replicas applies to mode simple-scalable only"),
-    ({"retentionDays": 0}, r"retentionDays: Input should be greater than or equal to 1"),
-    ({"bucketName": "Logs_Bucket"}, r"bucketName: String should match pattern"),
-])
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"mode": "distributed"}, r"mode: Input should be 'single-binary' or 'simple-scalable'"),
+        ({"mode": "simple-scalable", "replicas": 2}, r"replicas: Input should be greater than or equal to 3"),
+        ({"replicas": 3}, r"replicas applies to mode simple-scalable only"),
+        ({"retentionDays": 0}, r"retentionDays: Input should be greater than or equal to 1"),
+        ({"bucketName": "Logs_Bucket"}, r"bucketName: String should match pattern"),
+    ],
+)
 def test_bad_settings_are_rejected(scratch, settings, message):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["logging"]["settings"].update(settings))
     with pytest.raises(SpecError, match=r"stacks/dev.yaml: addons.logging.settings") as error:

@@ -67,7 +67,9 @@ def test_unsealed_secret_reaches_the_container_by_reference(stack):
 def test_a_new_ciphertext_rolls_the_pods(scratch, dev):
     before = dev.manifest("Deployment", "notifications", "messaging")["spec"]["template"]["metadata"]["annotations"]["platform.io/config-checksum"]
     scratch.edit(NOTIFICATIONS, lambda d: d["envs"]["dev"]["sealedSecrets"][0]["encryptedData"].update(WEBHOOK_TOKEN=ciphertext(41)))
-    after = run("dev", scratch.root).manifest("Deployment", "notifications", "messaging")["spec"]["template"]["metadata"]["annotations"]["platform.io/config-checksum"]
+    after = run("dev", scratch.root).manifest("Deployment", "notifications", "messaging")["spec"]["template"]["metadata"]["annotations"][
+        "platform.io/config-checksum"
+    ]
     assert before != after
 
 
@@ -85,11 +87,14 @@ def test_without_sealed_secrets_the_addon_can_be_off(scratch):
     assert sealed(rec) == [] and not [r for r in rec.of_type(RELEASE) if r.inputs["chart"] == "sealed-secrets"]
 
 
-@pytest.mark.parametrize("value, problem", [
-    ("hunter2-plain-token", "WEBHOOK_TOKEN: not base64"),
-    (base64.b64encode(b"a-plain-token-base64-encoded").decode(), "WEBHOOK_TOKEN: 28 bytes that are not a sealed value"),
-    (ciphertext(rsa_bytes=512)[:400], "WEBHOOK_TOKEN: 300 bytes that are not a sealed value"),
-])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("hunter2-plain-token", "WEBHOOK_TOKEN: not base64"),
+        (base64.b64encode(b"a-plain-token-base64-encoded").decode(), "WEBHOOK_TOKEN: 28 bytes that are not a sealed value"),
+        (ciphertext(rsa_bytes=512)[:400], "WEBHOOK_TOKEN: 300 bytes that are not a sealed value"),
+    ],
+)
 def test_plain_values_are_refused(scratch, value, problem):
     scratch.edit(NOTIFICATIONS, lambda d: d["envs"]["dev"]["sealedSecrets"][0]["encryptedData"].update(WEBHOOK_TOKEN=value))
     with pytest.raises(SpecError) as err:

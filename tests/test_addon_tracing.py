@@ -42,6 +42,7 @@ def dig(data: dict, dotted: str) -> Any:
 
 # -- releases and their values ----------------------------------------------------------------
 
+
 def test_both_charts_are_pinned_into_the_tracing_namespace(stack):
     for name, chart in ((tracing.JAEGER_RELEASE, JAEGER), (tracing.COLLECTOR_RELEASE, OPENTELEMETRY_COLLECTOR)):
         inputs = release(stack, name).inputs
@@ -72,8 +73,7 @@ def test_collector_is_an_otlp_gateway_exporting_to_jaeger(stack):
     config = merged["config"]
     assert set(config["receivers"]) == {"otlp"}
     assert config["receivers"]["otlp"]["protocols"].keys() == {"grpc", "http"}
-    assert config["service"]["pipelines"] == {"traces": {
-        "receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_grpc/jaeger"]}}
+    assert config["service"]["pipelines"] == {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_grpc/jaeger"]}}
     assert config["exporters"] == {"otlp_grpc/jaeger": {"endpoint": tracing.JAEGER_OTLP, "tls": {"insecure": True}}}
     # Only OTLP (and the collector's own metrics) on the Service.
     enabled = {name for name, port in merged["ports"].items() if port["enabled"]}
@@ -86,8 +86,7 @@ def test_collector_is_an_otlp_gateway_exporting_to_jaeger(stack):
 def test_service_names_and_labels_are_the_charts(stack):
     collector = release(stack, tracing.COLLECTOR_RELEASE).inputs
     assert collector["values"]["fullnameOverride"] == tracing.COLLECTOR_SERVICE == collector["name"]
-    assert tracing.COLLECTOR_POD_LABELS == {"app.kubernetes.io/name": OPENTELEMETRY_COLLECTOR.name,
-                                            "app.kubernetes.io/instance": collector["name"]}
+    assert tracing.COLLECTOR_POD_LABELS == {"app.kubernetes.io/name": OPENTELEMETRY_COLLECTOR.name, "app.kubernetes.io/instance": collector["name"]}
     assert tracing.OTLP_ENDPOINT == "http://otel-collector.tracing.svc.cluster.local:4318"
     # The Jaeger release name contains the chart name, so the chart names its Service after the release.
     jaeger = release(stack, tracing.JAEGER_RELEASE).inputs
@@ -134,12 +133,14 @@ def test_pods_run_restricted(stack):
 
 # -- Istio --------------------------------------------------------------------------------------
 
+
 def test_istiod_reports_to_the_collector(stack):
     values = release(stack, "istiod").inputs["values"]
     mesh = values["meshConfig"]
     assert mesh["enableTracing"] is True
-    assert mesh["extensionProviders"] == [{"name": tracing.MESH_PROVIDER, "opentelemetry": {
-        "service": "otel-collector.tracing.svc.cluster.local", "port": 4317}}]
+    assert mesh["extensionProviders"] == [
+        {"name": tracing.MESH_PROVIDER, "opentelemetry": {"service": "otel-collector.tracing.svc.cluster.local", "port": 4317}}
+    ]
     assert mesh["defaultProviders"] == {"tracing": [tracing.MESH_PROVIDER]}
     # What Istio had before is still there.
     assert mesh["ingressSelector"] == istio.INGRESS_SELECTOR
@@ -162,6 +163,7 @@ def test_telemetry_waits_for_the_collector(stack):
 
 # -- what services get ------------------------------------------------------------------------
 
+
 def service_env(rec, svc) -> dict[str, Any]:
     deployment = rec.manifest("Deployment", svc.name, svc.team)
     [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -172,8 +174,12 @@ def test_every_service_exports_traces_to_the_collector(stack):
     for svc in load(stack.stack, ROOT).services:
         env = service_env(stack, svc)
         assert {k: env[k] for k in OTEL_ENV} == {
-            "OTEL_SERVICE_NAME": svc.name, "OTEL_EXPORTER_OTLP_ENDPOINT": tracing.OTLP_ENDPOINT,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+            "OTEL_SERVICE_NAME": svc.name,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": tracing.OTLP_ENDPOINT,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
 
 
 def test_every_service_may_reach_the_collector_and_nothing_more_there(stack):
@@ -182,11 +188,17 @@ def test_every_service_may_reach_the_collector_and_nothing_more_there(stack):
         assert policy == {
             "podSelector": {"matchLabels": {"platform.io/service": svc.name}},
             "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tracing"}},
-                        "podSelector": {"matchLabels": tracing.COLLECTOR_POD_LABELS}}],
-                "ports": [{"port": 4317, "protocol": "TCP"}, {"port": 4318, "protocol": "TCP"}],
-            }],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tracing"}},
+                            "podSelector": {"matchLabels": tracing.COLLECTOR_POD_LABELS},
+                        }
+                    ],
+                    "ports": [{"port": 4317, "protocol": "TCP"}, {"port": 4318, "protocol": "TCP"}],
+                }
+            ],
         }, svc.name
         # The service's own policy stays its declared call graph.
         assert "tracing" not in json.dumps(stack.manifest("NetworkPolicy", svc.name, svc.team)["spec"])
@@ -205,12 +217,16 @@ def test_grafana_gets_a_jaeger_datasource_linked_to_loki(stack):
 
 # -- settings and switches --------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, message", [
-    ({"samplingPercent": 150}, r"samplingPercent: Input should be less than or equal to 100"),
-    ({"samplingPercent": 0.005}, r"samplingPercent 0.005: Istio samples in steps of 0.01 percent"),
-    ({"storage": "cassandra"}, r"storage: Input should be 'memory' or 'badger'"),
-    ({"retentionHours": 0}, r"retentionHours: Input should be greater than or equal to 1"),
-])
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"samplingPercent": 150}, r"samplingPercent: Input should be less than or equal to 100"),
+        ({"samplingPercent": 0.005}, r"samplingPercent 0.005: Istio samples in steps of 0.01 percent"),
+        ({"storage": "cassandra"}, r"storage: Input should be 'memory' or 'badger'"),
+        ({"retentionHours": 0}, r"retentionHours: Input should be greater than or equal to 1"),
+    ],
+)
 def test_bad_settings_are_rejected(scratch, settings, message):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["tracing"]["settings"].update(settings))
     with pytest.raises(SpecError, match=r"stacks/dev.yaml: addons.tracing.settings") as error:

@@ -95,11 +95,14 @@ def test_raft_config_lists_every_peer():
     assert "disable_mlock = true" in config and 'service_registration "kubernetes" {}' in config
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"replicas": 2}, "addons.vault.settings.replicas: 2 replicas: raft needs an odd number of voters"),
-    ({"replicas": 7}, "addons.vault.settings.replicas: Input should be less than or equal to 5"),
-    ({"replica": 3}, "addons.vault.settings.replica: unknown key 'replica'; allowed keys: replicas, storageGib"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"replicas": 2}, "addons.vault.settings.replicas: 2 replicas: raft needs an odd number of voters"),
+        ({"replicas": 7}, "addons.vault.settings.replicas: Input should be less than or equal to 5"),
+        ({"replica": 3}, "addons.vault.settings.replica: unknown key 'replica'; allowed keys: replicas, storageGib"),
+    ],
+)
 def test_bad_settings_are_refused(scratch, settings, message):
     scratch.edit("stacks/prod.yaml", lambda d: d["addons"]["vault"].update(settings=settings))
     with pytest.raises(SpecError) as err:

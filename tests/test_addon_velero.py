@@ -67,8 +67,12 @@ def test_credentials_come_from_pod_identity_only(stack):
     trust = json.loads(stack.named("velero-server", "aws:iam/role:Role").inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     deps = set(release(stack).dependencies)
-    for name, kind in (("velero-server", IDENTITY), ("velero-server", POLICY), ("velero-snapshot-controller", "aws:eks/addon:Addon"),
-                       ("velero-backups", f"{S3}bucketPolicy:BucketPolicy")):
+    for name, kind in (
+        ("velero-server", IDENTITY),
+        ("velero-server", POLICY),
+        ("velero-snapshot-controller", "aws:eks/addon:Addon"),
+        ("velero-backups", f"{S3}bucketPolicy:BucketPolicy"),
+    ):
         assert stack.named(name, kind).urn in deps, name
 
 
@@ -77,7 +81,14 @@ def test_role_is_limited_to_the_bucket_its_key_and_the_plugins_ec2_actions(stack
     found = statements(stack, "velero-server")
     key = stack.named("velero-backups", "aws:kms/key:Key")
     assert found[0] == {"Effect": "Allow", "Action": velero.EC2_ACTIONS, "Resource": "*"}
-    assert set(velero.EC2_ACTIONS) == {"ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:CreateVolume", "ec2:CreateSnapshot", "ec2:DeleteSnapshot"}
+    assert set(velero.EC2_ACTIONS) == {
+        "ec2:DescribeVolumes",
+        "ec2:DescribeSnapshots",
+        "ec2:CreateTags",
+        "ec2:CreateVolume",
+        "ec2:CreateSnapshot",
+        "ec2:DeleteSnapshot",
+    }
     assert found[1] == {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"}
     assert found[2]["Resource"] == f"arn:aws:s3:::{bucket}/velero/*" and "s3:PutObject" in found[2]["Action"]
     assert found[3]["Resource"].startswith("arn:aws:kms:") and ":key/" in found[3]["Resource"] and "kms:GenerateDataKey*" in found[3]["Action"]
@@ -91,12 +102,20 @@ def test_bucket_is_private_encrypted_versioned_tls_only_and_expires(stack):
     assert bucket.inputs["bucket"] == f"{spec.cluster.name}-backup-eu-west-1" and not bucket.inputs.get("forceDestroy")
     assert bucket.protect == (stack.stack == "prod")
     assert guard(stack, "bucketPublicAccessBlock:BucketPublicAccessBlock") | {"bucket": None} == {
-        "bucket": None, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+        "bucket": None,
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
     assert guard(stack, "bucketOwnershipControls:BucketOwnershipControls")["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
     [rule] = guard(stack, "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms" and rule["bucketKeyEnabled"] is True
     key = stack.named("velero-backups", "aws:kms/key:Key")
-    assert key.inputs["enableKeyRotation"] is True and key.urn in stack.named("velero-backups", f"{S3}bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").dependencies
+    assert (
+        key.inputs["enableKeyRotation"] is True
+        and key.urn in stack.named("velero-backups", f"{S3}bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").dependencies
+    )
     assert guard(stack, "bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
     [lifecycle] = guard(stack, "bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
     days = spec.backup.retention_hours // 24
@@ -143,8 +162,7 @@ def test_schedules_cover_teams_platform_state_and_sealing_keys(stack):
     platform = stack.manifest("Schedule", "platform", "velero")["spec"]
     assert platform["schedule"] == spec.schedules.platform
     assert {"vault", "argocd", "sealed-secrets", "monitoring"} <= set(platform["template"]["includedNamespaces"])
-    assert platform["template"]["includedNamespaces"] == sorted(
-        Addon.registry[a].namespace for a in velero.PLATFORM_STATE if decl.spec.addon_enabled(a))
+    assert platform["template"]["includedNamespaces"] == sorted(Addon.registry[a].namespace for a in velero.PLATFORM_STATE if decl.spec.addon_enabled(a))
     keys = stack.manifest("Schedule", "sealing-keys", "velero")["spec"]
     assert keys["schedule"] == spec.schedules.sealing_keys
     assert keys["template"]["includedNamespaces"] == ["sealed-secrets"] and keys["template"]["includedResources"] == ["secrets"]
@@ -158,9 +176,17 @@ def test_metrics_are_scraped_and_only_prometheus_may_reach_velero(stack):
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     allow = stack.manifest("NetworkPolicy", "allow-scrape", "velero")["spec"]
     assert allow["podSelector"] == {"matchLabels": velero.POD_LABELS}
-    assert allow["ingress"] == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-                                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
-                                 "ports": [{"port": 8085, "protocol": "TCP"}]}]
+    assert allow["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+            "ports": [{"port": 8085, "protocol": "TCP"}],
+        }
+    ]
     policies = {o.inputs["metadata"]["name"] for o in stack.kubernetes_objects() if o.kind == "NetworkPolicy" and o.inputs["metadata"]["namespace"] == "velero"}
     # No hand-made policy of its own any more: only what the base renders.
     assert "allow-prometheus" not in policies
@@ -195,8 +221,10 @@ def test_prod_replicates_to_a_second_region(prod):
     assert lifecycle["expiration"] == {"days": 31}
     [deny] = json.loads(guard(prod, "bucketPolicy:BucketPolicy", "velero-copy")["policy"])["Statement"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert {guard(prod, kind, "velero-copy").get("region") for kind in (
-        "bucketPolicy:BucketPolicy", "bucketVersioning:BucketVersioning", "bucketLifecycleConfiguration:BucketLifecycleConfiguration")} == {"eu-central-1"}
+    assert {
+        guard(prod, kind, "velero-copy").get("region")
+        for kind in ("bucketPolicy:BucketPolicy", "bucketVersioning:BucketVersioning", "bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    } == {"eu-central-1"}
     # Deletions by Velero's expiry reach the copy as delete markers; old versions stay there for a week.
     assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
     role = prod.named("velero-copy-replication", "aws:iam/role:Role")

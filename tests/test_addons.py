@@ -101,8 +101,9 @@ def test_turning_an_addon_off_removes_it_and_nothing_else(scratch, dev):
     dependents = {name for name, cls in addons.items() if spec.addon_enabled(name) and cls.requires}
     # An addon nothing else in the stack requires, and that no service feature needs.
     needed_by_services = {"external-secrets", "keda", "istio", "flagger"}
-    leaf = next(name for name in spec.addons if spec.addon_enabled(name) and name not in needed_by_services
-                and not any(name in addons[d].requires for d in dependents))
+    leaf = next(
+        name for name in spec.addons if spec.addon_enabled(name) and name not in needed_by_services and not any(name in addons[d].requires for d in dependents)
+    )
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"][leaf].update(enabled=False))
     without = run("dev", scratch.root)
     removed = {r.urn for r in dev} - {r.urn for r in without}

@@ -135,15 +135,21 @@ def test_restart_alert_fires_on_a_restart_storm_and_not_on_a_restart(tmp_path):
     storm = 'kube_pod_container_status_restarts_total{namespace="checkout", pod="orders-7d9f", container="orders"}'
     calm = 'kube_pod_container_status_restarts_total{namespace="web", pod="storefront-5c4b", container="storefront"}'
     firing = expected(rule_named(spec, "HighPodRestartRate"), {"namespace": "checkout", "pod": "orders-7d9f"})
-    promtool_test(tmp_path, rules_file, [{
-        "interval": "1m",
-        # One restart a second in one pod; one every five minutes in the other.
-        "input_series": [{"series": storm, "values": "0+60x40"}, {"series": calm, "values": "0+0.2x40"}],
-        "alert_rule_test": [
-            {"eval_time": "10m", "alertname": "HighPodRestartRate", "exp_alerts": []},  # pending: for 10m
-            {"eval_time": "20m", "alertname": "HighPodRestartRate", "exp_alerts": [firing]},
+    promtool_test(
+        tmp_path,
+        rules_file,
+        [
+            {
+                "interval": "1m",
+                # One restart a second in one pod; one every five minutes in the other.
+                "input_series": [{"series": storm, "values": "0+60x40"}, {"series": calm, "values": "0+0.2x40"}],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "HighPodRestartRate", "exp_alerts": []},  # pending: for 10m
+                    {"eval_time": "20m", "alertname": "HighPodRestartRate", "exp_alerts": [firing]},
+                ],
+            }
         ],
-    }])
+    )
 
 
 def test_networking_addon_alerts_fire_on_a_stale_sync_and_a_missing_cni_agent(tmp_path):
@@ -153,18 +159,26 @@ def test_networking_addon_alerts_fire_on_a_stale_sync_and_a_missing_cni_agent(tm
     cni = rule_named(spec, "IstioCniAgentUnavailable")
     cni_firing = {"exp_labels": cni["labels"], "exp_annotations": {**cni["annotations"], "summary": "The Istio CNI agent is unavailable on 1 node(s)"}}
     unavailable = 'kube_daemonset_status_number_unavailable{namespace="istio-cni", daemonset="istio-cni-node"}'
-    promtool_test(tmp_path, rules_file, [{
-        "interval": "1m",
-        # The last sync stays at t=0; one node loses its agent at t=0.
-        "input_series": [{"series": "external_dns_controller_last_sync_timestamp_seconds", "values": "0x40"},
-                         {"series": unavailable, "values": "1x40"}],
-        "alert_rule_test": [
-            {"eval_time": "10m", "alertname": "ExternalDnsSyncStale", "exp_alerts": []},
-            {"eval_time": "25m", "alertname": "ExternalDnsSyncStale", "exp_alerts": [dns]},
-            {"eval_time": "10m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": []},
-            {"eval_time": "20m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": [cni_firing]},
+    promtool_test(
+        tmp_path,
+        rules_file,
+        [
+            {
+                "interval": "1m",
+                # The last sync stays at t=0; one node loses its agent at t=0.
+                "input_series": [
+                    {"series": "external_dns_controller_last_sync_timestamp_seconds", "values": "0x40"},
+                    {"series": unavailable, "values": "1x40"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "ExternalDnsSyncStale", "exp_alerts": []},
+                    {"eval_time": "25m", "alertname": "ExternalDnsSyncStale", "exp_alerts": [dns]},
+                    {"eval_time": "10m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": []},
+                    {"eval_time": "20m", "alertname": "IstioCniAgentUnavailable", "exp_alerts": [cni_firing]},
+                ],
+            }
         ],
-    }])
+    )
 
 
 def test_networking_alerts_follow_their_addons(scratch):
@@ -193,39 +207,42 @@ def test_a_5xx_burst_pages_the_owning_team_and_healthy_traffic_is_silent(stack, 
     start, outage = 180, outage_minutes(budget)
     labels = {"team": svc.team, "namespace": svc.team, "service": svc.name, "slo": "availability"}
     fast, slow = (rule_named(spec, slo.ALERTS["availability"][s]) for s in ("critical", "warning"))
-    promtool_test(tmp_path, rules_file, [
-        {   # Healthy: 1000 requests a minute, a fifth of the budget failing.
-            "interval": "1m",
-            "input_series": [
-                {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+1000x400"},
-                {"series": f'istio_requests_total{{{dest}, response_code="503"}}', "values": f"0+{1000 * budget / 5}x400"},
-            ],
-            "alert_rule_test": [{"eval_time": f"{t}m", "alertname": a, "exp_alerts": []}
-                                for t in (60, 200, 400) for a in (fast["alert"], slow["alert"])],
-        },
-        {   # A total outage from minute `start`: every request a 5xx.
-            "interval": "1m",
-            "input_series": [
-                {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": f"0+1000x{start} {1000 * start}x{outage}"},
-                {"series": f'istio_requests_total{{{dest}, response_code="500"}}', "values": f"0x{start} 1000+1000x{outage}"},
-            ],
-            "alert_rule_test": [
-                {"eval_time": f"{start - 1}m", "alertname": fast["alert"], "exp_alerts": []},
-                {"eval_time": f"{start + outage}m", "alertname": fast["alert"], "exp_alerts": [expected(fast, labels)]},
-            ],
-        },
-        {   # A slow burn: five times the budget. A ticket after the 2h and 1d windows agree, never a page.
-            "interval": "1m",
-            "input_series": [
-                {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+1000x300"},
-                {"series": f'istio_requests_total{{{dest}, response_code="500"}}', "values": f"0+{round(1000 * budget * 5 / (1 - budget * 5), 6)}x300"},
-            ],
-            "alert_rule_test": [
-                {"eval_time": "240m", "alertname": fast["alert"], "exp_alerts": []},
-                {"eval_time": "240m", "alertname": slow["alert"], "exp_alerts": [expected(slow, labels)]},
-            ],
-        },
-    ])
+    promtool_test(
+        tmp_path,
+        rules_file,
+        [
+            {  # Healthy: 1000 requests a minute, a fifth of the budget failing.
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+1000x400"},
+                    {"series": f'istio_requests_total{{{dest}, response_code="503"}}', "values": f"0+{1000 * budget / 5}x400"},
+                ],
+                "alert_rule_test": [{"eval_time": f"{t}m", "alertname": a, "exp_alerts": []} for t in (60, 200, 400) for a in (fast["alert"], slow["alert"])],
+            },
+            {  # A total outage from minute `start`: every request a 5xx.
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": f"0+1000x{start} {1000 * start}x{outage}"},
+                    {"series": f'istio_requests_total{{{dest}, response_code="500"}}', "values": f"0x{start} 1000+1000x{outage}"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": f"{start - 1}m", "alertname": fast["alert"], "exp_alerts": []},
+                    {"eval_time": f"{start + outage}m", "alertname": fast["alert"], "exp_alerts": [expected(fast, labels)]},
+                ],
+            },
+            {  # A slow burn: five times the budget. A ticket after the 2h and 1d windows agree, never a page.
+                "interval": "1m",
+                "input_series": [
+                    {"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+1000x300"},
+                    {"series": f'istio_requests_total{{{dest}, response_code="500"}}', "values": f"0+{round(1000 * budget * 5 / (1 - budget * 5), 6)}x300"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "240m", "alertname": fast["alert"], "exp_alerts": []},
+                    {"eval_time": "240m", "alertname": slow["alert"], "exp_alerts": [expected(slow, labels)]},
+                ],
+            },
+        ],
+    )
     # The alert as it fires, labels and all, reaches the team's pager.
     receiver = load(stack, ROOT).spec.teams[svc.team].alerts.critical
     fired = {**labels, **fast["labels"], "alertname": fast["alert"]}
@@ -243,18 +260,24 @@ def test_slow_requests_burn_the_latency_budget(stack, name, tmp_path):
     start, outage = 180, outage_minutes(svc.slo.budget("latency"))
     labels = {"team": svc.team, "namespace": svc.team, "service": svc.name, "slo": "latency"}
     fast = rule_named(spec, slo.ALERTS["latency"]["critical"])
-    promtool_test(tmp_path, rules_file, [{
-        "interval": "1m",
-        # Prometheus 3 writes the bound as a float: the rule must match both spellings; this one is the float.
-        "input_series": [
-            {"series": bucket(f"{svc.slo.latency_ms}.0"), "values": f"0+1000x{start} {1000 * start}x{outage}"},
-            {"series": count, "values": f"0+1000x{start + outage}"},
+    promtool_test(
+        tmp_path,
+        rules_file,
+        [
+            {
+                "interval": "1m",
+                # Prometheus 3 writes the bound as a float: the rule must match both spellings; this one is the float.
+                "input_series": [
+                    {"series": bucket(f"{svc.slo.latency_ms}.0"), "values": f"0+1000x{start} {1000 * start}x{outage}"},
+                    {"series": count, "values": f"0+1000x{start + outage}"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": f"{start - 1}m", "alertname": fast["alert"], "exp_alerts": []},
+                    {"eval_time": f"{start + outage}m", "alertname": fast["alert"], "exp_alerts": [expected(fast, labels)]},
+                ],
+            }
         ],
-        "alert_rule_test": [
-            {"eval_time": f"{start - 1}m", "alertname": fast["alert"], "exp_alerts": []},
-            {"eval_time": f"{start + outage}m", "alertname": fast["alert"], "exp_alerts": [expected(fast, labels)]},
-        ],
-    }])
+    )
 
 
 def test_a_failed_canary_pages_its_team_with_the_service_named(tmp_path):
@@ -262,15 +285,21 @@ def test_a_failed_canary_pages_its_team_with_the_service_named(tmp_path):
     rules_file = write_rules(tmp_path, "platform", spec)
     status = lambda name, values: {"series": f'flagger_canary_status{{namespace="checkout", name="{name}"}}', "values": values}
     labels = {"namespace": "checkout", "name": "orders", "service": "orders", "team": "checkout"}
-    promtool_test(tmp_path, rules_file, [{
-        "interval": "1m",
-        # orders: running, then failed; payment: running, then promoted.
-        "input_series": [status("orders", "0x5 2x10"), status("payment", "0x5 1x10")],
-        "alert_rule_test": [
-            {"eval_time": "5m", "alertname": "CanaryRollbackFailed", "exp_alerts": []},
-            {"eval_time": "10m", "alertname": "CanaryRollbackFailed", "exp_alerts": [expected(rule_named(spec, "CanaryRollbackFailed"), labels)]},
+    promtool_test(
+        tmp_path,
+        rules_file,
+        [
+            {
+                "interval": "1m",
+                # orders: running, then failed; payment: running, then promoted.
+                "input_series": [status("orders", "0x5 2x10"), status("payment", "0x5 1x10")],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "CanaryRollbackFailed", "exp_alerts": []},
+                    {"eval_time": "10m", "alertname": "CanaryRollbackFailed", "exp_alerts": [expected(rule_named(spec, "CanaryRollbackFailed"), labels)]},
+                ],
+            }
         ],
-    }])
+    )
     assert routes_to(config_file(recorded("prod"), tmp_path), alertname="CanaryRollbackFailed", severity="critical", **labels) == "checkout-pager"
 
 
@@ -283,13 +312,23 @@ def test_no_5xx_yet_is_a_zero_error_ratio_and_no_traffic_is_none(tmp_path):
     dest = f'reporter="destination", destination_workload_namespace="{svc.team}", destination_workload="{svc.name}"'
     labels = 'slo:sli_error:ratio_rate5m{namespace="catalog", service="inventory", slo="availability", team="catalog"}'
     path = tmp_path / "test.yaml"
-    path.write_text(yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [{"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+100x20 2000x20"}],
-        "promql_expr_test": [
-            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 0}]},
-            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "35m", "exp_samples": []},
-        ],
-    }]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules_file.name],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [{"series": f'istio_requests_total{{{dest}, response_code="200"}}', "values": "0+100x20 2000x20"}],
+                        "promql_expr_test": [
+                            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "10m", "exp_samples": [{"labels": labels, "value": 0}]},
+                            {"expr": "slo:sli_error:ratio_rate5m", "eval_time": "35m", "exp_samples": []},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     proc = run("promtool", "test", "rules", path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -70,8 +70,9 @@ def test_grouping_and_inhibition(stack):
     config = rendered(stack)
     assert config["route"]["group_by"] == ["alertname", "namespace", "service"]
     same_service = [r for r in config["inhibit_rules"] if r["equal"] == ["namespace", "service"]]
-    assert same_service == [{"source_matchers": ['severity="critical"', 'service=~".+"'],
-                             "target_matchers": ['severity=~"warning|info"'], "equal": ["namespace", "service"]}]
+    assert same_service == [
+        {"source_matchers": ['severity="critical"', 'service=~".+"'], "target_matchers": ['severity=~"warning|info"'], "equal": ["namespace", "service"]}
+    ]
 
 
 def test_no_credential_in_values_or_rendered_output(stack):
@@ -110,18 +111,23 @@ def refused(scratch, edit, match):
 
 
 def test_a_plaintext_credential_is_refused(scratch):
-    refused(scratch, lambda d: d["alerting"]["receivers"]["web-pager"]["pagerduty"].update(routingKey="R0UT1NGKEY"),
-            r"stacks/dev.yaml: alerting.receivers.web-pager.pagerduty.routingKey: Input should be a valid dictionary")
+    refused(
+        scratch,
+        lambda d: d["alerting"]["receivers"]["web-pager"]["pagerduty"].update(routingKey="R0UT1NGKEY"),
+        r"stacks/dev.yaml: alerting.receivers.web-pager.pagerduty.routingKey: Input should be a valid dictionary",
+    )
 
 
 def test_a_webhook_url_with_a_token_is_refused(scratch):
-    refused(scratch, lambda d: d["alerting"]["receivers"]["heartbeat"]["webhook"].update(url="https://h.example.com/ping?token=abc"),
-            r"alerting.receivers.heartbeat.webhook: .*carries credentials")
+    refused(
+        scratch,
+        lambda d: d["alerting"]["receivers"]["heartbeat"]["webhook"].update(url="https://h.example.com/ping?token=abc"),
+        r"alerting.receivers.heartbeat.webhook: .*carries credentials",
+    )
 
 
 def test_a_team_route_to_an_undeclared_receiver_is_refused(scratch):
-    refused(scratch, lambda d: d["teams"]["web"]["alerts"].update(critical="web-phone"),
-            r"teams.web.alerts.critical: 'web-phone' is not a receiver")
+    refused(scratch, lambda d: d["teams"]["web"]["alerts"].update(critical="web-phone"), r"teams.web.alerts.critical: 'web-phone' is not a receiver")
 
 
 def test_a_team_without_routes_is_refused(scratch):
@@ -141,8 +147,11 @@ def test_the_platform_team_must_be_declared(scratch):
 
 
 def test_a_receiver_declares_exactly_one_kind(scratch):
-    refused(scratch, lambda d: d["alerting"]["receivers"]["web-pager"].update(email={"to": "a@b.co", "sender": "c@d.co", "smarthost": "smtp.x.io:587"}),
-            r"alerting.receivers.web-pager: .*exactly one of pagerduty, slack, webhook, email")
+    refused(
+        scratch,
+        lambda d: d["alerting"]["receivers"]["web-pager"].update(email={"to": "a@b.co", "sender": "c@d.co", "smarthost": "smtp.x.io:587"}),
+        r"alerting.receivers.web-pager: .*exactly one of pagerduty, slack, webhook, email",
+    )
 
 
 def test_a_budget_is_all_or_nothing(scratch):

@@ -88,7 +88,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str]:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -132,8 +132,7 @@ def test_no_addon_module_imports_another():
     addons = addon_modules(known)
     assert {"components.addons.istio", "components.addons.tracing", "components.addons.logging"} <= addons
     _, statements = graph()
-    offending = [f"{name}:{line} imports {target}" for name in sorted(addons)
-                 for target, line, _ in statements[name] if target in addons and target != name]
+    offending = [f"{name}:{line} imports {target}" for name in sorted(addons) for target, line, _ in statements[name] if target in addons and target != name]
     assert offending == []
 
 
@@ -149,8 +148,13 @@ def test_the_addon_machinery_imports_no_addon_module():
 
 def test_workloads_import_no_addon_module():
     _, statements = graph()
-    offending = [f"{name}:{line} imports {target}" for name, found in sorted(statements.items()) if name.startswith("components.workloads")
-                 for target, line, _ in found if target == ADDONS or target.startswith(f"{ADDONS}.")]
+    offending = [
+        f"{name}:{line} imports {target}"
+        for name, found in sorted(statements.items())
+        if name.startswith("components.workloads")
+        for target, line, _ in found
+        if target == ADDONS or target.startswith(f"{ADDONS}.")
+    ]
     assert offending == []
 
 
@@ -187,6 +191,10 @@ def test_enabled_addons_publish_their_contracts():
 
 def test_no_module_of_components_engine_or_policy_is_longer_than_300_lines():
     """Small rooms: a module past ~300 lines is doing more than one job (split it by concern)."""
-    long = {str(p.relative_to(ROOT)): n for top in ("components", "engine", "policy") for p in sorted((ROOT / top).rglob("*.py"))
-            if (n := len(p.read_text().splitlines())) > 300}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for top in ("components", "engine", "policy")
+        for p in sorted((ROOT / top).rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 300
+    }
     assert long == {}

@@ -31,6 +31,7 @@ def without_namespace(namespace: str):
         included = inputs["spec"]["template"]["includedNamespaces"]
         inputs["spec"]["template"]["includedNamespaces"] = [n for n in included if n != namespace]
         return inputs
+
     return change
 
 
@@ -60,8 +61,11 @@ def test_a_team_left_out_is_caught_once_it_holds_state(prod):
         return {**inputs, "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": team}}
 
     volume_in_team = edited(prod, "Schedule", "teams", lambda i: i)
-    volume_in_team.resources.append(dataclasses.replace(next(r for r in prod.kubernetes_objects() if r.kind == "ConfigMap"),
-                                                        urn="urn:test:data", inputs=claim({"apiVersion": "v1", "spec": {}})))
+    volume_in_team.resources.append(
+        dataclasses.replace(
+            next(r for r in prod.kubernetes_objects() if r.kind == "ConfigMap"), urn="urn:test:data", inputs=claim({"apiVersion": "v1", "spec": {}})
+        )
+    )
     volume_in_team.__post_init__()
     assert uncovered(volume_in_team) == {}
     assert uncovered(edited(volume_in_team, "Schedule", "teams", without_namespace(team))) == {team: ["PersistentVolumeClaim data"]}
@@ -78,6 +82,7 @@ def test_sealing_keys_need_their_schedule(stack):
     def any_secret(inputs):
         inputs["spec"]["template"].pop("labelSelector")
         return inputs
+
     assert uncovered(edited(stack, "Schedule", "sealing-keys", any_secret)) == {"sealed-secrets": ["sealing keys"]}
 
 

@@ -29,6 +29,7 @@ def test_prod_without_backups_is_refused(scratch):
     def drop(d):
         d.pop("backup")
         d["addons"].pop("velero")
+
     refused(scratch, "prod", drop, "backup: a prod stack must declare backups")
 
 
@@ -36,6 +37,7 @@ def test_dev_may_go_without_backups(scratch):
     def drop(d):
         d.pop("backup")
         d["addons"].pop("velero")
+
     scratch.edit("stacks/dev.yaml", drop)
     assert load("dev", scratch.root).spec.backup is None
 
@@ -48,19 +50,26 @@ def test_velero_without_backup_settings_is_refused(scratch):
     refused(scratch, "dev", lambda d: d.pop("backup"), "addons.velero: enabled without a `backup:` section")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("teams", "0 2 * *", "backup.schedules.teams: '0 2 * *' is not a cron expression of five fields"),
-    ("platform", "0 25 * * *", "backup.schedules.platform: '0 25 * * *' is not a cron expression"),
-    ("vaultSnapshot", "@hourly", "backup.schedules.vaultSnapshot: '@hourly' is not a cron expression of five fields"),
-    ("sealingKeys", "0 0 1 */2 *", "backup.schedules: sealingKeys: '0 0 1 */2 *' leaves"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("teams", "0 2 * *", "backup.schedules.teams: '0 2 * *' is not a cron expression of five fields"),
+        ("platform", "0 25 * * *", "backup.schedules.platform: '0 25 * * *' is not a cron expression"),
+        ("vaultSnapshot", "@hourly", "backup.schedules.vaultSnapshot: '@hourly' is not a cron expression of five fields"),
+        ("sealingKeys", "0 0 1 */2 *", "backup.schedules: sealingKeys: '0 0 1 */2 *' leaves"),
+    ],
+)
 def test_bad_schedules_are_refused(scratch, key, value, message):
     refused(scratch, "dev", lambda d: d["backup"]["schedules"].update({key: value}), message)
 
 
 def test_retention_must_outlive_two_runs(scratch):
-    refused(scratch, "dev", lambda d: d["backup"].update(retention="36h"),
-            "backup: retention 36h is shorter than two runs of schedules.teams ('0 2 * * *', up to 1d apart); keep backups at least 2d")
+    refused(
+        scratch,
+        "dev",
+        lambda d: d["backup"].update(retention="36h"),
+        "backup: retention 36h is shorter than two runs of schedules.teams ('0 2 * * *', up to 1d apart); keep backups at least 2d",
+    )
 
 
 @pytest.mark.parametrize("retention", ["30", "1w", "0d", "-3d"])
@@ -68,12 +77,21 @@ def test_retention_is_a_duration(scratch, retention):
     refused(scratch, "dev", lambda d: d["backup"].update(retention=retention), "backup.retention: String should match pattern")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["backup"].update(copyTo={"region": "Europe"}), "backup.copyTo.region: String should match pattern"),
-    (lambda d: d["backup"].update(copyTo={"region": "eu-central-1", "roleArn": "arn:aws:iam::12:role/x"}), "backup.copyTo.roleArn: String should match pattern"),
-    (lambda d: d["backup"].update(copyto={"region": "eu-central-1"}), "backup.copyto: unknown key 'copyto'"),
-    (lambda d: d["backup"].update(imageMirror="registry.example.com/mirror/"), "backup.imageMirror: 'registry.example.com/mirror/' is not under policy.allowedRegistries"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["backup"].update(copyTo={"region": "Europe"}), "backup.copyTo.region: String should match pattern"),
+        (
+            lambda d: d["backup"].update(copyTo={"region": "eu-central-1", "roleArn": "arn:aws:iam::12:role/x"}),
+            "backup.copyTo.roleArn: String should match pattern",
+        ),
+        (lambda d: d["backup"].update(copyto={"region": "eu-central-1"}), "backup.copyto: unknown key 'copyto'"),
+        (
+            lambda d: d["backup"].update(imageMirror="registry.example.com/mirror/"),
+            "backup.imageMirror: 'registry.example.com/mirror/' is not under policy.allowedRegistries",
+        ),
+    ],
+)
 def test_bad_copy_targets_and_mirrors_are_refused(scratch, edit, message):
     refused(scratch, "dev", edit, message)
 

@@ -77,7 +77,7 @@ def test_snapshot_goes_to_the_backup_bucket_under_its_key(stack):
     env = {e["name"]: e["value"] for e in upload["env"]}
     assert env["BUCKET"] == bucket(stack) and env["KMS_KEY_ARN"].startswith("arn:aws:kms:eu-west-1:")
     script = upload["command"][-1]
-    assert 's3://${BUCKET}/vault-snapshots/' in script and '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}"' in script
+    assert "s3://${BUCKET}/vault-snapshots/" in script and '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}"' in script
 
 
 def test_pods_are_restricted(stack):
@@ -117,6 +117,7 @@ def test_no_vault_no_snapshot_alerts():
 
 # -- alerts -------------------------------------------------------------------------------------
 
+
 def rules(rec) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     for rule in rec.manifest("PrometheusRule", "backup", "monitoring")["spec"]["groups"][0]["rules"]:
@@ -126,7 +127,14 @@ def rules(rec) -> dict[str, list[dict]]:
 
 def test_alerts_cover_failed_old_and_failing_backups(stack):
     found = rules(stack)
-    assert set(found) == {"VeleroBackupFailed", "VeleroBackupPartiallyFailed", "VeleroDown", "VeleroBackupTooOld", "VaultSnapshotTooOld", "VaultSnapshotJobFailing"}
+    assert set(found) == {
+        "VeleroBackupFailed",
+        "VeleroBackupPartiallyFailed",
+        "VeleroDown",
+        "VeleroBackupTooOld",
+        "VaultSnapshotTooOld",
+        "VaultSnapshotJobFailing",
+    }
     for rule in (r for group in found.values() for r in group):
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]

@@ -30,7 +30,11 @@ def test_every_critical_service_gets_a_pod_kill(dev):
     for name in critical("dev"):
         spec = found[f"{name}-pod-kill"]["spec"]
         assert spec["type"] == "PodChaos" and spec["schedule"] == "0 */4 * * *" and spec["concurrencyPolicy"] == "Forbid"
-        assert spec["podChaos"] == {"action": "pod-kill", "mode": "one", "selector": {"namespaces": ["checkout"], "labelSelectors": {"platform.io/service": name}}}
+        assert spec["podChaos"] == {
+            "action": "pod-kill",
+            "mode": "one",
+            "selector": {"namespaces": ["checkout"], "labelSelectors": {"platform.io/service": name}},
+        }
     assert not [n for n in found if n.startswith(("storefront", "inventory", "notifications"))]
 
 
@@ -40,10 +44,13 @@ def test_latency_targets_the_dependencies_pods(dev):
     chaos = spec["networkChaos"]
     assert chaos["action"] == "delay" and chaos["direction"] == "to" and chaos["mode"] == "one"
     assert chaos["selector"] == {"namespaces": ["checkout"], "labelSelectors": {"platform.io/service": "orders"}}
-    assert chaos["target"] == {"mode": "all", "selector": {
-        "namespaces": ["catalog", "checkout", "messaging"],
-        "expressionSelectors": [{"key": "platform.io/service", "operator": "In", "values": ["inventory", "notifications", "payment"]}],
-    }}
+    assert chaos["target"] == {
+        "mode": "all",
+        "selector": {
+            "namespaces": ["catalog", "checkout", "messaging"],
+            "expressionSelectors": [{"key": "platform.io/service", "operator": "In", "values": ["inventory", "notifications", "payment"]}],
+        },
+    }
     assert chaos["delay"]["latency"] == "200ms" and chaos["duration"] == "5m"
     # payment calls nothing in the cluster: a pod kill only.
     assert "payment-latency" not in schedules(dev)

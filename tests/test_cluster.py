@@ -56,7 +56,11 @@ def test_access_entries_only(prod):
     cluster = one(prod, CLUSTER)
     assert cluster.inputs["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
     entries = {r.inputs["principalArn"]: r for r in prod.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "STANDARD"}
-    assert set(entries) == {"arn:aws:iam::444455556666:role/platform-admin", "arn:aws:iam::444455556666:role/platform-deploy", "arn:aws:iam::444455556666:role/sre-readonly"}
+    assert set(entries) == {
+        "arn:aws:iam::444455556666:role/platform-admin",
+        "arn:aws:iam::444455556666:role/platform-deploy",
+        "arn:aws:iam::444455556666:role/sre-readonly",
+    }
     policies = {r.inputs["principalArn"]: r.inputs["policyArn"] for r in prod.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
     assert policies["arn:aws:iam::444455556666:role/platform-admin"].endswith("/AmazonEKSClusterAdminPolicy")
     assert policies["arn:aws:iam::444455556666:role/sre-readonly"].endswith("/AmazonEKSAdminViewPolicy")
@@ -161,8 +165,12 @@ def test_default_security_group_denies_everything(stack):
 
 
 def test_existing_network_is_used_as_is(scratch):
-    scratch.edit("stacks/dev.yaml", lambda d: d["network"].update(existing={
-        "vpcId": "vpc-0abc1234def567890", "privateSubnetIds": ["subnet-a", "subnet-b"], "publicSubnetIds": ["subnet-c"]}))
+    scratch.edit(
+        "stacks/dev.yaml",
+        lambda d: d["network"].update(
+            existing={"vpcId": "vpc-0abc1234def567890", "privateSubnetIds": ["subnet-a", "subnet-b"], "publicSubnetIds": ["subnet-c"]}
+        ),
+    )
     rec = run("dev", scratch.root)
     assert rec.of_type("aws:ec2/vpc:Vpc") == [] and rec.of_type("aws:ec2/subnet:Subnet") == []
     assert one(rec, CLUSTER).inputs["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
@@ -186,16 +194,19 @@ def test_no_kubernetes_resource_uses_the_default_provider(stack):
         assert r.provider_urn == provider.urn, r.urn
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["cluster"]["endpoint"].update(publicAccess=True, publicAccessCidrs=["0.0.0.0/0"]), "a prod API endpoint must not be open to the world"),
-    (lambda d: d["cluster"]["endpoint"].update(publicAccess=True, publicAccessCidrs=[]), "publicAccess is on but publicAccessCidrs is empty"),
-    (lambda d: d["cluster"].update(protect=False), "cluster.protect: must be true in prod"),
-    (lambda d: d["network"].update(flowLogs=False), "network.flowLogs: must be true in prod"),
-    (lambda d: d["network"].update(availabilityZones=2), "network.availabilityZones: prod must span 3 AZs"),
-    (lambda d: d["cluster"].update(logRetentionDays=42), "logRetentionDays 42 is not a CloudWatch retention period"),
-    (lambda d: d["cluster"]["access"].update(admins=["root"]), "'root' is not an IAM role or user ARN"),
-    (lambda d: d["cluster"]["endpoint"].update(privateAccessCidrs=["0.0.0.0/0"]), "must be the CIDR of a network routed to the VPC"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["cluster"]["endpoint"].update(publicAccess=True, publicAccessCidrs=["0.0.0.0/0"]), "a prod API endpoint must not be open to the world"),
+        (lambda d: d["cluster"]["endpoint"].update(publicAccess=True, publicAccessCidrs=[]), "publicAccess is on but publicAccessCidrs is empty"),
+        (lambda d: d["cluster"].update(protect=False), "cluster.protect: must be true in prod"),
+        (lambda d: d["network"].update(flowLogs=False), "network.flowLogs: must be true in prod"),
+        (lambda d: d["network"].update(availabilityZones=2), "network.availabilityZones: prod must span 3 AZs"),
+        (lambda d: d["cluster"].update(logRetentionDays=42), "logRetentionDays 42 is not a CloudWatch retention period"),
+        (lambda d: d["cluster"]["access"].update(admins=["root"]), "'root' is not an IAM role or user ARN"),
+        (lambda d: d["cluster"]["endpoint"].update(privateAccessCidrs=["0.0.0.0/0"]), "must be the CIDR of a network routed to the VPC"),
+    ],
+)
 def test_prod_hardening_violations_are_rejected(scratch, edit, message):
     scratch.edit("stacks/prod.yaml", edit)
     with pytest.raises(SpecError) as err:
@@ -220,7 +231,10 @@ def test_dev_differs_from_prod_only_through_declarations(scratch, prod):
 
     def shape(rec):
         # The stack name itself differs (URNs, the stack tag on the AWS provider); nothing else may.
-        return sorted(json.dumps({**r.to_json(), "urn": r.urn.split("::", 2)[2], "parent": None, "provider": None, "dependencies": None}, sort_keys=True)
-                      for r in rec if r.type != "pulumi:providers:aws")
+        return sorted(
+            json.dumps({**r.to_json(), "urn": r.urn.split("::", 2)[2], "parent": None, "provider": None, "dependencies": None}, sort_keys=True)
+            for r in rec
+            if r.type != "pulumi:providers:aws"
+        )
 
     assert shape(as_dev) == shape(prod)

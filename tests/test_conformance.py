@@ -12,10 +12,12 @@ NODEPOOL = {
     "kind": "NodePool",
     "metadata": {"name": "general"},
     "spec": {
-        "template": {"spec": {
-            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
-        }},
+        "template": {
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}],
+            }
+        },
         "limits": {"cpu": "10"},
     },
 }
@@ -45,7 +47,13 @@ def test_custom_resource_unknown_field_fails():
 
 
 def test_custom_resource_enum_fails():
-    bad = {**NODEPOOL, "spec": {**NODEPOOL["spec"], "template": {"spec": {**NODEPOOL["spec"]["template"]["spec"], "requirements": [{"key": "k", "operator": "Maybe", "values": []}]}}}}
+    bad = {
+        **NODEPOOL,
+        "spec": {
+            **NODEPOOL["spec"],
+            "template": {"spec": {**NODEPOOL["spec"]["template"]["spec"], "requirements": [{"key": "k", "operator": "Maybe", "values": []}]}},
+        },
+    }
     assert conformance.errors(bad, "1.35")
 
 
@@ -75,6 +83,7 @@ def test_every_rendered_file_validates_as_written(stack):
 
 # -- CEL rules (x-kubernetes-validations) ----------------------------------------------------------
 
+
 def test_cel_rule_of_a_crd_rejects_what_the_api_server_would():
     bad = copy.deepcopy(NODEPOOL)
     bad["spec"]["template"]["spec"]["requirements"] = [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []}]
@@ -85,16 +94,22 @@ def test_cel_rule_of_a_crd_rejects_what_the_api_server_would():
 
 
 def test_cel_sees_defaults_applied_first():
-    schema = {"type": "object", "properties": {"mode": {"type": "string", "default": "strict"}, "exceptions": {"type": "array", "items": {"type": "string"}}},
-              "x-kubernetes-validations": [{"rule": "self.mode != 'strict' || !has(self.exceptions)", "message": "strict takes no exceptions"}]}
+    schema = {
+        "type": "object",
+        "properties": {"mode": {"type": "string", "default": "strict"}, "exceptions": {"type": "array", "items": {"type": "string"}}},
+        "x-kubernetes-validations": [{"rule": "self.mode != 'strict' || !has(self.exceptions)", "message": "strict takes no exceptions"}],
+    }
     assert cel_rules.errors({"exceptions": ["a"]}, schema) == ["(object): strict takes no exceptions (rule `self.mode != 'strict' || !has(self.exceptions)`)"]
     assert cel_rules.errors({"mode": "lenient", "exceptions": ["a"]}, schema) == []
 
 
 def test_service_entry_rules_of_the_istio_crd():
-    entry = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "db", "namespace": "a"},
-             "spec": {"hosts": ["db.internal"], "ports": [{"number": 5432, "name": "tcp", "protocol": "TCP"}],
-                      "endpoints": [{"address": "10.0.0.1"}]}}
+    entry = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "db", "namespace": "a"},
+        "spec": {"hosts": ["db.internal"], "ports": [{"number": 5432, "name": "tcp", "protocol": "TCP"}], "endpoints": [{"address": "10.0.0.1"}]},
+    }
     # Without a resolution the rule reads it as NONE, and NONE may not list endpoints.
     assert any("endpoints" in e for e in conformance.errors(entry, "1.35"))
     entry["spec"]["resolution"] = "STATIC"
@@ -110,8 +125,11 @@ def test_values_reach_cel_typed_as_the_api_server_types_them():
     ratio = {"type": "number", "x-kubernetes-validations": [{"rule": "self <= 1.0"}]}
     assert cel_rules.errors(1, ratio) == []
     # A null is not validated, and a null in a non-nullable field is dropped before the rules run.
-    named = {"type": "object", "properties": {"a": {"type": "string", "x-kubernetes-validations": [{"rule": "self == 'x'"}]}},
-             "x-kubernetes-validations": [{"rule": "!has(self.a)"}]}
+    named = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "x-kubernetes-validations": [{"rule": "self == 'x'"}]}},
+        "x-kubernetes-validations": [{"rule": "!has(self.a)"}],
+    }
     assert cel_rules.errors({"a": None}, named) == []
 
 
@@ -132,8 +150,13 @@ def test_cel_runs_after_non_blocking_schema_errors_only():
 
 
 def test_kubernetes_cel_libraries():
-    assert cel_rules.errors({"k": "karpenter.sh/foo"}, {"type": "object", "properties": {"k": {
-        "type": "string", "x-kubernetes-validations": [{"rule": "self.find('^([^/]+)') == 'karpenter.sh'"}]}}}) == []
+    assert (
+        cel_rules.errors(
+            {"k": "karpenter.sh/foo"},
+            {"type": "object", "properties": {"k": {"type": "string", "x-kubernetes-validations": [{"rule": "self.find('^([^/]+)') == 'karpenter.sh'"}]}}},
+        )
+        == []
+    )
     url = {"type": "string", "x-kubernetes-validations": [{"rule": "isURL(self) && url(self).getScheme() in ['https']", "message": "https only"}]}
     assert cel_rules.errors("https://a.example", url) == []
     assert cel_rules.errors("http://a.example", url) == ["(object): https only (rule `isURL(self) && url(self).getScheme() in ['https']`)"]

@@ -94,15 +94,23 @@ def test_error_budget_panels_read_the_services_slo_records(stack):
             [left] = panels[f"Error budget left, {objective} (30d)"]["targets"]
             assert left["expr"] == f"1 - {slo.record(objective, '30d')}{{{slo.selector(svc, objective)}}} / {budget}"
             burn = panels[f"Burn rate, {objective}"]
-            assert [t["expr"] for t in burn["targets"]] == [f"{slo.record(objective, w)}{{{slo.selector(svc, objective)}}} / {budget}" for w in ("1h", "6h", "3d")]
+            assert [t["expr"] for t in burn["targets"]] == [
+                f"{slo.record(objective, w)}{{{slo.selector(svc, objective)}}} / {budget}" for w in ("1h", "6h", "3d")
+            ]
             # Red from the lowest burn rate that pages.
             assert burn["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 6
 
 
-@pytest.mark.parametrize("workload, counted", [
-    ("orders", True), ("orders-primary", True),  # a canary's two Deployments
-    ("orders-history", False), ("orders-primary-2", False), ("my-orders", False),  # other services
-])
+@pytest.mark.parametrize(
+    "workload, counted",
+    [
+        ("orders", True),
+        ("orders-primary", True),  # a canary's two Deployments
+        ("orders-history", False),
+        ("orders-primary-2", False),
+        ("my-orders", False),  # other services
+    ],
+)
 def test_workload_matcher_counts_canary_and_primary_but_no_other_service(workload, counted):
     # PromQL anchors regex matchers at both ends, like re.fullmatch.
     svc = next(s for s in load("dev", ROOT).services if s.name == "orders")

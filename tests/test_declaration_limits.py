@@ -34,6 +34,7 @@ def service(scratch, name: str, team: str, **extra) -> None:
 
 # -- every stack, every run ---------------------------------------------------------------------
 
+
 def test_a_prod_only_mistake_fails_the_dev_preview(scratch, capsys):
     scratch.edit(STOREFRONT, lambda d: d["envs"]["prod"].update(replicas={"min": "two", "max": 3}))
     err = scratch.rejected(capsys, "dev")
@@ -58,6 +59,7 @@ def test_all_stacks_are_kept_on_the_declarations():
 
 # -- one error per root cause -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("broken", ["name: payment\nteam: [checkout\n", "name: payment\nteam: checkout\ntier: gold\n"])
 def test_a_broken_file_causes_no_follow_on_errors(scratch, broken):
     scratch.write(PAYMENT, broken)
@@ -79,11 +81,14 @@ def test_an_unknown_dependency_is_still_reported(scratch):
 
 # -- derived names ------------------------------------------------------------------------------
 
+
 def test_two_declarations_deriving_one_kubernetes_name(scratch, capsys):
     service(scratch, "orders-metrics", "checkout")
     err = scratch.rejected(capsys)
-    assert (f"{ORDERS}: name: the metrics Service of service orders and the Service of service orders-metrics, declared in "
-            "stacks/services/orders-metrics.yaml (name), would both be the Service 'orders-metrics' in namespace checkout; rename one of them") in err
+    assert (
+        f"{ORDERS}: name: the metrics Service of service orders and the Service of service orders-metrics, declared in "
+        "stacks/services/orders-metrics.yaml (name), would both be the Service 'orders-metrics' in namespace checkout; rename one of them"
+    ) in err
 
 
 def test_a_team_named_like_an_addon_namespace(scratch, capsys):
@@ -101,7 +106,9 @@ def test_a_team_named_like_a_namespace_kubernetes_reserves(scratch):
 
 def test_one_secret_name_from_two_services(scratch):
     scratch.edit(ORDERS, lambda d: d["secrets"].append({"name": "payment-provider", "vaultPath": "checkout/orders/x", "keys": ["X_KEY"]}))
-    assert f"{PAYMENT}: secrets[0].name: a Secret of service payment and a Secret of service orders, declared in {ORDERS} (secrets[1].name)" in problems(scratch)
+    assert f"{PAYMENT}: secrets[0].name: a Secret of service payment and a Secret of service orders, declared in {ORDERS} (secrets[1].name)" in problems(
+        scratch
+    )
 
 
 def test_a_name_only_prod_derives_fails_the_dev_preview(scratch):
@@ -112,10 +119,14 @@ def test_a_name_only_prod_derives_fails_the_dev_preview(scratch):
 
 
 def test_length_limits_name_the_declaration():
-    derived = [names.Derived("aws", "IAM role", names.karpenter_node_role("c" * 50), names.IAM_ROLE_LIMIT, "stacks/dev.yaml", "cluster.name", "Karpenter's node role")]
+    derived = [
+        names.Derived("aws", "IAM role", names.karpenter_node_role("c" * 50), names.IAM_ROLE_LIMIT, "stacks/dev.yaml", "cluster.name", "Karpenter's node role")
+    ]
     assert [str(p) for p in names.problems(derived)] == [
-        "stacks/dev.yaml: cluster.name: Karpenter's node role would be named 'KarpenterNodeRole-" + "c" * 50
-        + "', 68 characters; the limit for a IAM role name is 64; shorten the name"]
+        "stacks/dev.yaml: cluster.name: Karpenter's node role would be named 'KarpenterNodeRole-"
+        + "c" * 50
+        + "', 68 characters; the limit for a IAM role name is 64; shorten the name"
+    ]
     assert names.problems(derived[:0]) == []
 
 
@@ -127,6 +138,7 @@ def test_the_components_use_the_derived_names(prod):
 
 
 # -- deploy-time limits -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key, port", [("port", 15001), ("metricsPort", 15090), ("port", 15021)])
 def test_ports_the_sidecar_reserves(scratch, capsys, key, port):
@@ -158,14 +170,17 @@ def test_sealed_secret_over_the_object_size_limit(scratch, capsys):
     load("dev", scratch.root)
 
 
-@pytest.mark.parametrize("version, policy, today, ok", [
-    ("1.35", "STANDARD", date(2026, 11, 30), True),
-    ("1.28", "STANDARD", date(2026, 11, 30), False),
-    ("1.31", "EXTENDED", date(2026, 11, 30), False),
-    ("1.31", "STANDARD", date(2026, 1, 1), False),
-    ("1.31", "EXTENDED", date(2026, 1, 1), True),
-    ("1.36", "STANDARD", date(2026, 11, 30), False),
-])
+@pytest.mark.parametrize(
+    "version, policy, today, ok",
+    [
+        ("1.35", "STANDARD", date(2026, 11, 30), True),
+        ("1.28", "STANDARD", date(2026, 11, 30), False),
+        ("1.31", "EXTENDED", date(2026, 11, 30), False),
+        ("1.31", "STANDARD", date(2026, 1, 1), False),
+        ("1.31", "EXTENDED", date(2026, 1, 1), True),
+        ("1.36", "STANDARD", date(2026, 11, 30), False),
+    ],
+)
 def test_kubernetes_versions_eks_offers(scratch, monkeypatch, version, policy, today, ok):
     monkeypatch.setattr(limits, "today", lambda: today)
     scratch.edit("stacks/dev.yaml", lambda d: d["cluster"].update(kubernetesVersion=version, upgradePolicy=policy))
@@ -175,12 +190,15 @@ def test_kubernetes_versions_eks_offers(scratch, monkeypatch, version, policy, t
         assert "stacks/dev.yaml: cluster: kubernetesVersion: Kubernetes " + version in problems(scratch)
 
 
-@pytest.mark.parametrize("arn, fragment", [
-    ("arn:aws:iam::1234:role/admin", "the account '1234' is not a 12-digit AWS account ID"),
-    ("arn:aws-moon:iam::111122223333:role/admin", "unknown partition 'aws-moon'"),
-    ("arn:aws:sts::111122223333:assumed-role/admin/me", "is not an IAM role or user ARN"),
-    ("arn:aws:iam::111122223333:role/", "is not an IAM role or user ARN"),
-])
+@pytest.mark.parametrize(
+    "arn, fragment",
+    [
+        ("arn:aws:iam::1234:role/admin", "the account '1234' is not a 12-digit AWS account ID"),
+        ("arn:aws-moon:iam::111122223333:role/admin", "unknown partition 'aws-moon'"),
+        ("arn:aws:sts::111122223333:assumed-role/admin/me", "is not an IAM role or user ARN"),
+        ("arn:aws:iam::111122223333:role/", "is not an IAM role or user ARN"),
+    ],
+)
 def test_malformed_admin_arns(scratch, capsys, arn, fragment):
     scratch.edit("stacks/dev.yaml", lambda d: d["cluster"]["access"].update(admins=[arn]))
     err = scratch.rejected(capsys)
@@ -205,11 +223,14 @@ def test_permission_resources_are_arns(scratch):
     assert f"{ORDERS}: awsPermissions[0]: resources: 'arn:aws:sqs:eu-west-1:42:q': the account '42' is not a 12-digit" in problems(scratch)
 
 
-@pytest.mark.parametrize("key, cidrs, fragment", [
-    ("privateAccessCidrs", ["10.200.0.0/24", "10.200.0.0/24"], "privateAccessCidrs lists 10.200.0.0/24 more than once"),
-    ("publicAccessCidrs", ["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"], "publicAccessCidrs lists 203.0.113.0/24 more than once"),
-    ("privateAccessCidrs", ["10.20.8.0/24"], "10.20.8.0/24 overlap the VPC's own network.cidr 10.20.0.0/16"),
-])
+@pytest.mark.parametrize(
+    "key, cidrs, fragment",
+    [
+        ("privateAccessCidrs", ["10.200.0.0/24", "10.200.0.0/24"], "privateAccessCidrs lists 10.200.0.0/24 more than once"),
+        ("publicAccessCidrs", ["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"], "publicAccessCidrs lists 203.0.113.0/24 more than once"),
+        ("privateAccessCidrs", ["10.20.8.0/24"], "10.20.8.0/24 overlap the VPC's own network.cidr 10.20.0.0/16"),
+    ],
+)
 def test_cidr_lists_aws_would_refuse(scratch, capsys, key, cidrs, fragment):
     scratch.edit("stacks/dev.yaml", lambda d: d["cluster"]["endpoint"].update({key: cidrs}))
     err = scratch.rejected(capsys)
@@ -242,7 +263,8 @@ def test_helm_values_of_a_multi_chart_addon(scratch):
     assert override_problems(load("dev", scratch.root)) == []
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["istio"].update(values={"istiodd": {}}))
     assert [str(p) for p in override_problems(load("dev", scratch.root))] == [
-        "stacks/dev.yaml: addons.istio.values.istiodd: the istio addon installs the charts base, gateway, istiod; its values are keyed by chart name"]
+        "stacks/dev.yaml: addons.istio.values.istiodd: the istio addon installs the charts base, gateway, istiod; its values are keyed by chart name"
+    ]
 
 
 def test_every_addon_names_the_charts_its_values_are_checked_against():
@@ -252,14 +274,19 @@ def test_every_addon_names_the_charts_its_values_are_checked_against():
         assert addon.multi_chart == (len(charts) > 1), name
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    (lambda d: d["secrets"][0].update(keys=["db-url"]), "secrets[0].keys: 'db-url' is not a valid environment variable name"),
-    (lambda d: d["secrets"][0].update(keys=["DATABASE_URL", "DATABASE_URL"]), "secrets[0].keys: ['DATABASE_URL'] listed twice"),
-    (lambda d: d["secrets"].append({"name": "orders-db2", "vaultPath": "checkout/x", "keys": ["DATABASE_URL"]}),
-     "secrets: ['DATABASE_URL'] come from more than one Vault path"),
-    (lambda d: d["env"].update(OTEL_SERVICE_NAME="x"), "env: OTEL_SERVICE_NAME is set by the platform in every container"),
-    (lambda d: d["env"].update(DATABASE_URL="x"), "env: ['DATABASE_URL'] also come from secrets"),
-])
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda d: d["secrets"][0].update(keys=["db-url"]), "secrets[0].keys: 'db-url' is not a valid environment variable name"),
+        (lambda d: d["secrets"][0].update(keys=["DATABASE_URL", "DATABASE_URL"]), "secrets[0].keys: ['DATABASE_URL'] listed twice"),
+        (
+            lambda d: d["secrets"].append({"name": "orders-db2", "vaultPath": "checkout/x", "keys": ["DATABASE_URL"]}),
+            "secrets: ['DATABASE_URL'] come from more than one Vault path",
+        ),
+        (lambda d: d["env"].update(OTEL_SERVICE_NAME="x"), "env: OTEL_SERVICE_NAME is set by the platform in every container"),
+        (lambda d: d["env"].update(DATABASE_URL="x"), "env: ['DATABASE_URL'] also come from secrets"),
+    ],
+)
 def test_environment_variable_names_from_every_source(scratch, capsys, edit, fragment):
     scratch.edit(ORDERS, edit)
     assert f"{ORDERS}: " in (err := scratch.rejected(capsys)) and fragment in err

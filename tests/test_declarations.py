@@ -77,7 +77,10 @@ def test_error_inside_overlay_names_the_overlay_path(scratch):
 def test_unknown_dependency(scratch):
     scratch.edit("stacks/services/storefront.yaml", lambda d: d.update(dependsOn=["orders", "invntory"]))
     msg = refused(scratch)
-    assert "stacks/services/storefront.yaml: dependsOn[1]: unknown service 'invntory'; declared services: inventory, notifications, orders, payment, storefront" in msg
+    assert (
+        "stacks/services/storefront.yaml: dependsOn[1]: unknown service 'invntory'; declared services: inventory, notifications, orders, payment, storefront"
+        in msg
+    )
 
 
 def test_duplicate_service_name(scratch):
@@ -120,4 +123,3 @@ def test_offline_preview_exits_2_without_traceback(scratch, capsys):
     assert "stacks/services/orders.yaml: replicaz: unknown key" in err
     assert "Traceback" not in err
     assert not (scratch.root / "out").exists()
-

@@ -15,9 +15,16 @@ from components.spec import load
 from components.versions import KUBE_PROMETHEUS_STACK
 from engine import chart_values
 
-PANELS = ["Deployments per day", "Deployments per day, by team", "Change failure rate (7d)", "Change failure rate by team (7d)",
-          "Rollback duration (failed canaries, seconds carrying traffic)", "Time to detect",
-          "CPU utilisation (target 65-80%)", "Memory utilisation (target 65-80%)"]
+PANELS = [
+    "Deployments per day",
+    "Deployments per day, by team",
+    "Change failure rate (7d)",
+    "Change failure rate by team (7d)",
+    "Rollback duration (failed canaries, seconds carrying traffic)",
+    "Time to detect",
+    "CPU utilisation (target 65-80%)",
+    "Memory utilisation (target 65-80%)",
+]
 
 
 def dashboards(rec) -> dict[str, dict]:
@@ -44,7 +51,9 @@ def test_the_delivery_dashboard_exists_in_both_stacks(stack):
     assert rollback[-1]["value"] == load(stack.stack, ROOT).spec.policy.max_rollback_seconds
     # Every series the panels read is recorded by the delivery rules (or is Prometheus' own).
     recorded = {r["record"] for g in delivery_rules(stack)["groups"] for r in g["rules"]}
-    used = {word for p in board["panels"] for t in p["targets"] for word in t["expr"].replace("(", " ").replace(")", " ").split() if word.startswith("platform:")}
+    used = {
+        word for p in board["panels"] for t in p["targets"] for word in t["expr"].replace("(", " ").replace(")", " ").split() if word.startswith("platform:")
+    }
     assert used and used <= recorded
 
 
@@ -85,8 +94,16 @@ def promql_test(tmp_path, rec, series: list[dict], checks: list[dict], eval_inte
     rules = tmp_path / "delivery.yaml"
     rules.write_text(yaml.safe_dump(delivery_rules(rec), sort_keys=False))
     test = tmp_path / "test.yaml"
-    test.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": eval_interval,
-                                    "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}, sort_keys=False))
+    test.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": eval_interval,
+                "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}],
+            },
+            sort_keys=False,
+        )
+    )
     proc = run("promtool", "test", "rules", test)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -100,32 +117,63 @@ def dev_rec():
 
 def test_deployments_count_new_versions_once(dev_rec, tmp_path):
     # Evaluated at minute 1500 (time() = 90000 s), so "the last day" starts at 3600 s.
-    rs = lambda ns, name, created, minutes=1500: {"series": f'kube_replicaset_created{{namespace="{ns}", replicaset="{name}"}}', "values": f"{created}x{minutes}"}
-    owner = lambda ns, name, deployment: {"series": f'kube_replicaset_owner{{namespace="{ns}", replicaset="{name}", owner_kind="Deployment", owner_name="{deployment}"}}', "values": "1x1500"}
+    rs = lambda ns, name, created, minutes=1500: {
+        "series": f'kube_replicaset_created{{namespace="{ns}", replicaset="{name}"}}',
+        "values": f"{created}x{minutes}",
+    }
+    owner = lambda ns, name, deployment: {
+        "series": f'kube_replicaset_owner{{namespace="{ns}", replicaset="{name}", owner_kind="Deployment", owner_name="{deployment}"}}',
+        "values": "1x1500",
+    }
     series = [
-        rs("checkout", "orders-a", 80000), rs("checkout", "orders-b", 85000), owner("checkout", "orders-a", "orders"),
+        rs("checkout", "orders-a", 80000),
+        rs("checkout", "orders-b", 85000),
+        owner("checkout", "orders-a", "orders"),
         # Flagger's promotion of orders-b to orders-primary: the same release, not counted again.
-        rs("checkout", "orders-primary-c", 86000), owner("checkout", "orders-primary-c", "orders-primary"),
+        rs("checkout", "orders-primary-c", 86000),
+        owner("checkout", "orders-primary-c", "orders-primary"),
         # Deleted since (revision history limit) but created within the day: counted.
         rs("checkout", "orders-gone", 80500, minutes=1000),
         rs("web", "storefront-a", 88000),
         # Older than a day; and outside the team namespaces.
-        rs("catalog", "inventory-old", 1000), rs("kube-system", "coredns-a", 89000),
+        rs("catalog", "inventory-old", 1000),
+        rs("kube-system", "coredns-a", 89000),
     ]
-    promql_test(tmp_path, dev_rec, series, [{"expr": "platform:deployments:count1d", "eval_time": "1500m", "exp_samples": [
-        {"labels": 'platform:deployments:count1d{namespace="checkout", team="checkout"}', "value": 3},
-        {"labels": 'platform:deployments:count1d{namespace="web", team="web"}', "value": 1},
-    ]}])
+    promql_test(
+        tmp_path,
+        dev_rec,
+        series,
+        [
+            {
+                "expr": "platform:deployments:count1d",
+                "eval_time": "1500m",
+                "exp_samples": [
+                    {"labels": 'platform:deployments:count1d{namespace="checkout", team="checkout"}', "value": 3},
+                    {"labels": 'platform:deployments:count1d{namespace="web", team="web"}', "value": 1},
+                ],
+            }
+        ],
+    )
 
 
 def test_change_failure_rate_is_rollbacks_over_canary_runs(dev_rec, tmp_path):
     flagger = lambda outcome, name, per_minute: {
         "series": f'flagger_canary_{outcome}_total{{namespace="checkout", name="{name}", deployment_strategy="canary", analysis_status="completed"}}',
-        "values": f"0+{per_minute}x120"}
+        "values": f"0+{per_minute}x120",
+    }
     series = [flagger("successes", "orders", 3), flagger("failures", "orders", 1)]
-    promql_test(tmp_path, dev_rec, series, [{"expr": "platform:change_failure:ratio7d", "eval_time": "120m", "exp_samples": [
-        {"labels": 'platform:change_failure:ratio7d{namespace="checkout", team="checkout"}', "value": 0.25},
-    ]}])
+    promql_test(
+        tmp_path,
+        dev_rec,
+        series,
+        [
+            {
+                "expr": "platform:change_failure:ratio7d",
+                "eval_time": "120m",
+                "exp_samples": [{"labels": 'platform:change_failure:ratio7d{namespace="checkout", team="checkout"}', "value": 0.25}],
+            }
+        ],
+    )
 
 
 def test_utilisation_is_use_and_requests_over_allocatable(dev_rec, tmp_path):
@@ -135,7 +183,16 @@ def test_utilisation_is_use_and_requests_over_allocatable(dev_rec, tmp_path):
         {"series": 'kube_pod_container_resource_requests{namespace="web", pod="p", container="c", resource="cpu"}', "values": "6x20"},
         {"series": 'container_cpu_usage_seconds_total{namespace="web", pod="p", container="c", image="i"}', "values": "0+312x20"},
     ]
-    promql_test(tmp_path, dev_rec, series, [
-        {"expr": "platform:cluster_cpu_requests:ratio", "eval_time": "10m", "exp_samples": [{"labels": "platform:cluster_cpu_requests:ratio", "value": 0.75}]},
-        {"expr": "platform:cluster_cpu_usage:ratio", "eval_time": "10m", "exp_samples": [{"labels": "platform:cluster_cpu_usage:ratio", "value": 0.65}]},
-    ])
+    promql_test(
+        tmp_path,
+        dev_rec,
+        series,
+        [
+            {
+                "expr": "platform:cluster_cpu_requests:ratio",
+                "eval_time": "10m",
+                "exp_samples": [{"labels": "platform:cluster_cpu_requests:ratio", "value": 0.75}],
+            },
+            {"expr": "platform:cluster_cpu_usage:ratio", "eval_time": "10m", "exp_samples": [{"labels": "platform:cluster_cpu_usage:ratio", "value": 0.65}]},
+        ],
+    )

@@ -18,16 +18,7 @@ from pathlib import Path
 import pytest
 
 from components.spec import load
-from engine.diff import (
-    EXIT_BLOCKING,
-    EXIT_OK,
-    compare,
-    exit_status,
-    markdown,
-    mermaid,
-    path_text,
-    property_changes,
-)
+from engine.diff import EXIT_BLOCKING, EXIT_OK, compare, exit_status, markdown, mermaid, path_text, property_changes
 from engine.record import document, record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +48,7 @@ def assert_nothing_else(result: dict, *, policy: bool = True, outputs: bool = Tr
 
 # -- the comparison itself ------------------------------------------------------------------------
 
+
 def test_a_stack_against_itself_has_no_changes(prod_doc):
     result = compare(prod_doc, prod_doc)
     assert result["resources"] == [] and result["outputs"] == []
@@ -79,13 +71,31 @@ def test_an_inserted_list_element_is_one_addition():
 
 
 def resource(type_: str, inputs: dict, name: str = "r", **extra) -> dict:
-    return {"urn": f"urn:pulumi:prod::platform::{type_}::{name}", "type": type_, "name": name, "parent": None,
-            "provider": None, "custom": True, "remote": False, "protect": False, "dependencies": [], "inputs": inputs, **extra}
+    return {
+        "urn": f"urn:pulumi:prod::platform::{type_}::{name}",
+        "type": type_,
+        "name": name,
+        "parent": None,
+        "provider": None,
+        "custom": True,
+        "remote": False,
+        "protect": False,
+        "dependencies": [],
+        "inputs": inputs,
+        **extra,
+    }
 
 
 def doc(*resources: dict) -> dict:
-    return {"format": 1, "stack": "prod", "resources": list(resources), "outputs": {}, "manifests": {},
-            "policy": {"environment": "prod", "violations": []}, "services": {}}
+    return {
+        "format": 1,
+        "stack": "prod",
+        "resources": list(resources),
+        "outputs": {},
+        "manifests": {},
+        "policy": {"environment": "prod", "violations": []},
+        "services": {},
+    }
 
 
 def one_change(type_: str, old: dict, new: dict) -> dict:
@@ -94,33 +104,54 @@ def one_change(type_: str, old: dict, new: dict) -> dict:
     return entry
 
 
-DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "namespace": "n"},
-              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}},
-                       "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}}
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "a", "namespace": "n"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}}, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}},
+}
 
 
-@pytest.mark.parametrize("type_, old, new, reasons", [
-    ("kubernetes:apps/v1:Deployment", DEPLOYMENT, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "selector": {"matchLabels": {"app": "b"}}}}, ["spec.selector"]),
-    ("kubernetes:apps/v1:Deployment", DEPLOYMENT, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 3}}, []),
-    ("kubernetes:apps/v1:Deployment", DEPLOYMENT, {**DEPLOYMENT, "metadata": {"name": "a", "namespace": "m"}}, ["metadata.namespace"]),
-    ("kubernetes:core/v1:Service", {"spec": {"clusterIP": "None", "selector": {"a": "1"}}}, {"spec": {"clusterIP": "None", "selector": {"a": "2"}}}, []),
-    ("kubernetes:core/v1:Service", {"spec": {"clusterIP": "None"}}, {"spec": {"clusterIP": "10.0.0.1"}}, ["spec.clusterIP"]),
-    ("kubernetes:apps/v1:StatefulSet", {"spec": {"serviceName": "s"}}, {"spec": {"serviceName": "s", "volumeClaimTemplates": [{"metadata": {"name": "d"}}]}}, ["spec.volumeClaimTemplates"]),
-    ("kubernetes:batch/v1:Job", {"spec": {"template": {"spec": {"containers": [{"image": "x:1"}]}}}}, {"spec": {"template": {"spec": {"containers": [{"image": "x:2"}]}}}}, ["spec.template"]),
-    ("kubernetes:core/v1:ConfigMap", {"data": {"a": "1"}}, {"data": {"a": "2"}}, ["data"]),
-    ("kubernetes:core/v1:Pod", {"spec": {"containers": [{"image": "x:1"}]}}, {"spec": {"containers": [{"image": "x:2"}]}}, ["spec.containers[*].image"]),
-    ("kubernetes:helm.sh/v3:Release", {"name": "a", "version": "1.0.0"}, {"name": "a", "version": "1.0.1"}, []),
-    ("kubernetes:helm.sh/v3:Release", {"name": "a", "namespace": "x"}, {"name": "a", "namespace": "y"}, ["namespace"]),
-    ("aws:ec2/vpc:Vpc", {"cidrBlock": "10.0.0.0/16"}, {"cidrBlock": "10.1.0.0/16"}, ["cidrBlock"]),
-    ("aws:ec2/subnet:Subnet", {"availabilityZone": "eu-west-1a"}, {"availabilityZone": "eu-west-1b"}, ["availabilityZone"]),
-    ("aws:ec2/subnet:Subnet", {"tags": {"a": "1"}}, {"tags": {"a": "2"}}, []),
-    ("aws:eks/cluster:Cluster", {"name": "a"}, {"name": "b"}, ["name"]),
-    # EKS updates a cluster's subnets in place (UpdateClusterConfig); no replacement.
-    ("aws:eks/cluster:Cluster", {"vpcConfig": {"subnetIds": ["s-1"]}}, {"vpcConfig": {"subnetIds": ["s-2"]}}, []),
-    ("aws:eks/cluster:Cluster", {"encryptionConfig": {"resources": ["secrets"]}}, {}, ["encryptionConfig (removed)"]),
-    ("aws:eks/nodeGroup:NodeGroup", {"instanceTypes": ["m7i.large"]}, {"instanceTypes": ["m7i.xlarge"]}, ["instanceTypes"]),
-    ("aws:eks/nodeGroup:NodeGroup", {"scalingConfig": {"maxSize": 3}}, {"scalingConfig": {"maxSize": 5}}, []),
-])
+@pytest.mark.parametrize(
+    "type_, old, new, reasons",
+    [
+        (
+            "kubernetes:apps/v1:Deployment",
+            DEPLOYMENT,
+            {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "selector": {"matchLabels": {"app": "b"}}}},
+            ["spec.selector"],
+        ),
+        ("kubernetes:apps/v1:Deployment", DEPLOYMENT, {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "replicas": 3}}, []),
+        ("kubernetes:apps/v1:Deployment", DEPLOYMENT, {**DEPLOYMENT, "metadata": {"name": "a", "namespace": "m"}}, ["metadata.namespace"]),
+        ("kubernetes:core/v1:Service", {"spec": {"clusterIP": "None", "selector": {"a": "1"}}}, {"spec": {"clusterIP": "None", "selector": {"a": "2"}}}, []),
+        ("kubernetes:core/v1:Service", {"spec": {"clusterIP": "None"}}, {"spec": {"clusterIP": "10.0.0.1"}}, ["spec.clusterIP"]),
+        (
+            "kubernetes:apps/v1:StatefulSet",
+            {"spec": {"serviceName": "s"}},
+            {"spec": {"serviceName": "s", "volumeClaimTemplates": [{"metadata": {"name": "d"}}]}},
+            ["spec.volumeClaimTemplates"],
+        ),
+        (
+            "kubernetes:batch/v1:Job",
+            {"spec": {"template": {"spec": {"containers": [{"image": "x:1"}]}}}},
+            {"spec": {"template": {"spec": {"containers": [{"image": "x:2"}]}}}},
+            ["spec.template"],
+        ),
+        ("kubernetes:core/v1:ConfigMap", {"data": {"a": "1"}}, {"data": {"a": "2"}}, ["data"]),
+        ("kubernetes:core/v1:Pod", {"spec": {"containers": [{"image": "x:1"}]}}, {"spec": {"containers": [{"image": "x:2"}]}}, ["spec.containers[*].image"]),
+        ("kubernetes:helm.sh/v3:Release", {"name": "a", "version": "1.0.0"}, {"name": "a", "version": "1.0.1"}, []),
+        ("kubernetes:helm.sh/v3:Release", {"name": "a", "namespace": "x"}, {"name": "a", "namespace": "y"}, ["namespace"]),
+        ("aws:ec2/vpc:Vpc", {"cidrBlock": "10.0.0.0/16"}, {"cidrBlock": "10.1.0.0/16"}, ["cidrBlock"]),
+        ("aws:ec2/subnet:Subnet", {"availabilityZone": "eu-west-1a"}, {"availabilityZone": "eu-west-1b"}, ["availabilityZone"]),
+        ("aws:ec2/subnet:Subnet", {"tags": {"a": "1"}}, {"tags": {"a": "2"}}, []),
+        ("aws:eks/cluster:Cluster", {"name": "a"}, {"name": "b"}, ["name"]),
+        # EKS updates a cluster's subnets in place (UpdateClusterConfig); no replacement.
+        ("aws:eks/cluster:Cluster", {"vpcConfig": {"subnetIds": ["s-1"]}}, {"vpcConfig": {"subnetIds": ["s-2"]}}, []),
+        ("aws:eks/cluster:Cluster", {"encryptionConfig": {"resources": ["secrets"]}}, {}, ["encryptionConfig (removed)"]),
+        ("aws:eks/nodeGroup:NodeGroup", {"instanceTypes": ["m7i.large"]}, {"instanceTypes": ["m7i.xlarge"]}, ["instanceTypes"]),
+        ("aws:eks/nodeGroup:NodeGroup", {"scalingConfig": {"maxSize": 3}}, {"scalingConfig": {"maxSize": 5}}, []),
+    ],
+)
 def test_replace_on_change(type_, old, new, reasons):
     entry = one_change(type_, old, new)
     assert entry["replaceReasons"] == reasons
@@ -154,6 +185,7 @@ def test_the_comment_fits_a_github_comment():
 
 # -- scratch changes, each showing exactly itself -------------------------------------------------
 
+
 def test_image_change(prod_doc, scratch):
     data = scratch.read("stacks/services/orders.yaml")
     old_image = data["image"]
@@ -182,9 +214,16 @@ def test_image_change(prod_doc, scratch):
 
 
 def test_new_service(prod_doc, scratch):
-    scratch.write("stacks/services/reviews.yaml", {
-        "name": "reviews", "team": "catalog", "port": 8080, "dependsOn": ["inventory"],
-        "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0"})
+    scratch.write(
+        "stacks/services/reviews.yaml",
+        {
+            "name": "reviews",
+            "team": "catalog",
+            "port": 8080,
+            "dependsOn": ["inventory"],
+            "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0",
+        },
+    )
     result = diff_against_prod(prod_doc, scratch)
 
     created = changed(result, "create")
@@ -195,7 +234,9 @@ def test_new_service(prod_doc, scratch):
     # mesh policies, by one added entry each.
     updated = changed(result, "update")
     assert {(r["service"], r["type"]) for r in updated} <= {
-        ("inventory", "kubernetes:networking.k8s.io/v1:NetworkPolicy"), ("inventory", "kubernetes:security.istio.io/v1:AuthorizationPolicy")}
+        ("inventory", "kubernetes:networking.k8s.io/v1:NetworkPolicy"),
+        ("inventory", "kubernetes:security.istio.io/v1:AuthorizationPolicy"),
+    }
     for r in updated:
         assert [c["kind"] for c in r["changes"]] == ["add"]
         assert "reviews" in json.dumps(r["changes"][0]["new"])
@@ -214,7 +255,7 @@ def test_new_service(prod_doc, scratch):
 
 def test_changed_prod_node_pool(prod_doc, scratch):
     spec = scratch.read("stacks/prod.yaml")
-    (index, pool), = [(i, p) for i, p in enumerate(spec["karpenter"]["nodePools"]) if p["name"] == "critical"]
+    ((index, pool),) = [(i, p) for i, p in enumerate(spec["karpenter"]["nodePools"]) if p["name"] == "critical"]
     old_cpu = pool["cpuLimit"]
     new_cpu = str(int(old_cpu) * 2)
     scratch.edit("stacks/prod.yaml", lambda d: d["karpenter"]["nodePools"][index].update(cpuLimit=new_cpu))
@@ -241,7 +282,7 @@ def test_changed_vpc_cidr_warns_of_replacements(prod_doc, scratch):
     assert "> [!WARNING]" in text and "protected" in text
 
 
-PRIVILEGED = '''
+PRIVILEGED = """
 import pulumi_kubernetes as k8s
 k8s.apps.v1.Deployment("debug-shell", metadata={"name": "debug-shell", "namespace": "checkout"},
     spec={"selector": {"matchLabels": {"app": "debug-shell"}},
@@ -249,7 +290,7 @@ k8s.apps.v1.Deployment("debug-shell", metadata={"name": "debug-shell", "namespac
                        "spec": {"containers": [{"name": "shell", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/debug:1.0.0",
                                                 "securityContext": {"privileged": True}}]}}},
     opts=pulumi.ResourceOptions(provider=cluster.provider))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -284,9 +325,15 @@ def test_removing_it_again_fixes_the_violation(prod_doc, privileged_doc):
 
 # -- end to end through git -----------------------------------------------------------------------
 
+
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 

@@ -102,17 +102,20 @@ def test_a_service_without_egress_reaches_nothing_outside_the_mesh(stack):
     assert not [p for p in PORTS if network.allowed(payment, eps["internet"], p)]
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"host": "payments.example.net"}, "port: required with host"),
-    ({"cidr": "8.8.8.0/24", "port": 53}, "must be a private IPv4 network"),
-    ({"cidr": "10.0.0.1/8", "port": 5432}, "is not a network address"),
-    ({"aws": ["sqs"], "port": 443}, "port: not used with aws"),
-    ({"aws": ["ec2-everything"]}, "egress[0].aws[0]: Input should be"),
-    ({"host": "payments.example.net", "cidr": "10.40.0.0/16", "port": 443}, "exactly one of host, cidr or aws"),
-    ({"host": "*.example.net", "port": 443}, "must be an external DNS name"),
-    ({"host": "db.checkout.svc.cluster.local", "port": 5432}, "must be an external DNS name"),
-    ({"host": "payments.example.net", "port": 443, "tls": True}, "egress[0].tls"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"host": "payments.example.net"}, "port: required with host"),
+        ({"cidr": "8.8.8.0/24", "port": 53}, "must be a private IPv4 network"),
+        ({"cidr": "10.0.0.1/8", "port": 5432}, "is not a network address"),
+        ({"aws": ["sqs"], "port": 443}, "port: not used with aws"),
+        ({"aws": ["ec2-everything"]}, "egress[0].aws[0]: Input should be"),
+        ({"host": "payments.example.net", "cidr": "10.40.0.0/16", "port": 443}, "exactly one of host, cidr or aws"),
+        ({"host": "*.example.net", "port": 443}, "must be an external DNS name"),
+        ({"host": "db.checkout.svc.cluster.local", "port": 5432}, "must be an external DNS name"),
+        ({"host": "payments.example.net", "port": 443, "tls": True}, "egress[0].tls"),
+    ],
+)
 def test_bad_egress_is_refused_naming_file_and_key(scratch, entry, message):
     scratch.edit("stacks/services/payment.yaml", lambda d: d.update(egress=[entry]))
     with pytest.raises(SpecError, match="payment.yaml") as err:

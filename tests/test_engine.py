@@ -50,8 +50,7 @@ def test_mask_walks_nested_values():
 
 
 def test_a_secret_map_is_masked_per_key():
-    secret_map = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-                  "value": {"password": "hunter2", "user": "admin"}}
+    secret_map = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": {"password": "hunter2", "user": "admin"}}
     assert mask({"stringData": secret_map}) == {"stringData": {"password": "[secret]", "user": "[secret]"}}
 
 
@@ -76,8 +75,9 @@ DEV_ONLY = {"platform:addons:ChaosMesh", "platform:workloads:ChaosSchedules", "k
 
 
 def test_dev_and_prod_differ_only_by_declaration(dev, prod):
-    assert {r.type for r in prod} - {r.type for r in dev} == {"aws:ec2/flowLog:FlowLog", "aws:iam/rolePolicy:RolePolicy"} or \
-        {r.type for r in prod} >= {r.type for r in dev} - DEV_ONLY
+    assert {r.type for r in prod} - {r.type for r in dev} == {"aws:ec2/flowLog:FlowLog", "aws:iam/rolePolicy:RolePolicy"} or {r.type for r in prod} >= {
+        r.type for r in dev
+    } - DEV_ONLY
     assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
 

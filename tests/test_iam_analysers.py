@@ -141,19 +141,28 @@ def test_flow_logs_role_is_bound_to_this_accounts_flow_logs(prod):
 
 def test_workload_roles_are_bound_to_their_service_account(dev):
     trust = statements(json.loads(dev.named("notifications-workload", "aws:iam/role:Role").inputs["assumeRolePolicy"]))[0]
-    assert trust["Condition"]["StringEquals"] == {"aws:RequestTag/eks-cluster-name": "shop-dev", "aws:RequestTag/kubernetes-namespace": "messaging",
-                                                  "aws:RequestTag/kubernetes-service-account": "notifications"}
+    assert trust["Condition"]["StringEquals"] == {
+        "aws:RequestTag/eks-cluster-name": "shop-dev",
+        "aws:RequestTag/kubernetes-namespace": "messaging",
+        "aws:RequestTag/kubernetes-service-account": "notifications",
+    }
 
 
-@pytest.mark.parametrize("role, namespace, account", [
-    ("platform-cluster-vpc-cni", "kube-system", "aws-node"),
-    ("platform-cluster-ebs-csi", "kube-system", "ebs-csi-controller-sa"),
-    ("platform-karpenter-controller", "kube-system", "karpenter"),
-])
+@pytest.mark.parametrize(
+    "role, namespace, account",
+    [
+        ("platform-cluster-vpc-cni", "kube-system", "aws-node"),
+        ("platform-cluster-ebs-csi", "kube-system", "ebs-csi-controller-sa"),
+        ("platform-karpenter-controller", "kube-system", "karpenter"),
+    ],
+)
 def test_platform_pod_identity_roles_are_bound_to_their_service_account(prod, role, namespace, account):
     trust = statements(json.loads(prod.named(role, "aws:iam/role:Role").inputs["assumeRolePolicy"]))[0]
-    assert trust["Condition"]["StringEquals"] == {"aws:RequestTag/eks-cluster-name": "shop-prod", "aws:RequestTag/kubernetes-namespace": namespace,
-                                                  "aws:RequestTag/kubernetes-service-account": account}
+    assert trust["Condition"]["StringEquals"] == {
+        "aws:RequestTag/eks-cluster-name": "shop-prod",
+        "aws:RequestTag/kubernetes-namespace": namespace,
+        "aws:RequestTag/kubernetes-service-account": account,
+    }
 
 
 def test_vpc_cni_runs_on_its_own_pod_identity_role(stack):

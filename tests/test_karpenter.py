@@ -26,6 +26,7 @@ def release(rec, chart_name):
 
 # -- the permissions, statement by statement --------------------------------------------------
 
+
 def test_controller_policies_match_upstream_statement_by_statement():
     ours = controller_policies(*PLACEHOLDERS)
     assert list(ours) == list(UPSTREAM["policies"])
@@ -61,6 +62,7 @@ def test_node_role_policies_match_upstream():
 
 # -- what the program registers -----------------------------------------------------------------
 
+
 def test_registered_policies_are_the_rendered_upstream_ones(prod):
     queue = prod.named("platform-karpenter-interruption", "aws:sqs/queue:Queue")
     node_role = prod.named("platform-karpenter-node", "aws:iam/role:Role")
@@ -69,7 +71,11 @@ def test_registered_policies_are_the_rendered_upstream_ones(prod):
     expected = controller_policies("aws", "eu-west-1", "123456789012", "shop-prod", node_arn, queue_arn)
     registered = {r.inputs["name"]: json.loads(r.inputs["policy"]) for r in prod.of_type("aws:iam/policy:Policy") if "platform:karpenter" in r.urn}
     assert registered == {f"{name}-shop-prod": doc for name, doc in expected.items()}
-    attached = {r.inputs["policyArn"].rsplit("/", 1)[-1] for r in prod.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.startswith("platform-karpenter-Karpenter")}
+    attached = {
+        r.inputs["policyArn"].rsplit("/", 1)[-1]
+        for r in prod.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name.startswith("platform-karpenter-Karpenter")
+    }
     assert attached == set(registered)
 
 
@@ -79,7 +85,8 @@ def test_controller_identity_is_pod_identity(prod):
     role = prod.named("platform-karpenter-controller", "aws:iam/role:Role")
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert [{k: v for k, v in st.items() if k != "Condition"} for st in trust] == [
-        {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]
+        {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
+    ]
     # Only the association's own service account on this cluster (Pod Identity session tags).
     assert trust[0]["Condition"]["StringEquals"]["aws:RequestTag/kubernetes-service-account"] == assoc["serviceAccount"]
     assert assoc["roleArn"].startswith("arn:aws:iam::123456789012:role/platform-karpenter-controller-")
@@ -89,7 +96,11 @@ def test_node_role_and_access_entry(prod):
     role = prod.named("platform-karpenter-node", "aws:iam/role:Role")
     assert role.inputs["name"] == "KarpenterNodeRole-shop-prod"
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    attached = sorted(r.inputs["policyArn"].rsplit("/", 1)[-1] for r in prod.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.startswith("platform-karpenter-node-"))
+    attached = sorted(
+        r.inputs["policyArn"].rsplit("/", 1)[-1]
+        for r in prod.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name.startswith("platform-karpenter-node-")
+    )
     assert attached == sorted(NODE_POLICIES)
     entry = prod.named("platform-karpenter-node", "aws:eks/accessEntry:AccessEntry").inputs
     assert entry["type"] == "EC2_LINUX" and entry["principalArn"].endswith("/KarpenterNodeRole-shop-prod")
@@ -141,9 +152,11 @@ def test_controller_runs_on_the_system_nodes(prod):
 def test_ordering_identity_then_controller_then_pools(stack):
     controller = release(stack, "karpenter")
     deps = set(controller.dependencies)
-    for name, type_ in (("platform-karpenter-controller", "aws:eks/podIdentityAssociation:PodIdentityAssociation"),
-                        ("platform-karpenter-node", "aws:eks/accessEntry:AccessEntry"),
-                        ("platform-karpenter-interruption", "aws:sqs/queue:Queue")):
+    for name, type_ in (
+        ("platform-karpenter-controller", "aws:eks/podIdentityAssociation:PodIdentityAssociation"),
+        ("platform-karpenter-node", "aws:eks/accessEntry:AccessEntry"),
+        ("platform-karpenter-interruption", "aws:sqs/queue:Queue"),
+    ):
         assert stack.named(name, type_).urn in deps
     assert release(stack, "karpenter-crd").urn in deps
     for kind in ("NodePool", "EC2NodeClass"):
@@ -152,6 +165,7 @@ def test_ordering_identity_then_controller_then_pools(stack):
 
 
 # -- pools ------------------------------------------------------------------------------------------
+
 
 def requirement(pool, key):
     return next(r for r in pool["spec"]["template"]["spec"]["requirements"] if r["key"] == key)
@@ -203,13 +217,16 @@ def test_priority_classes(stack):
     assert stack.manifest("PriorityClass", "standard")["value"] < 1_000_000
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["karpenter"]["nodePools"][0].update(taints=["dedicated:NoSchedule"]), "must be key=value:Effect"),
-    (lambda d: d["karpenter"]["nodePools"][0].update(budgets=[]), "budgets: List should have at least 1 item"),
-    (lambda d: d["karpenter"]["nodePools"][1].update(name="general"), "duplicate node pool names ['general']"),
-    (lambda d: d["karpenter"]["nodePools"][0].update(capacityTypes=["reserved-ish"]), "Input should be 'spot' or 'on-demand'"),
-    (lambda d: d["karpenter"].update(amiAlias="al2023@latest"), "karpenter.amiAlias: prod must pin a dated AMI"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["karpenter"]["nodePools"][0].update(taints=["dedicated:NoSchedule"]), "must be key=value:Effect"),
+        (lambda d: d["karpenter"]["nodePools"][0].update(budgets=[]), "budgets: List should have at least 1 item"),
+        (lambda d: d["karpenter"]["nodePools"][1].update(name="general"), "duplicate node pool names ['general']"),
+        (lambda d: d["karpenter"]["nodePools"][0].update(capacityTypes=["reserved-ish"]), "Input should be 'spot' or 'on-demand'"),
+        (lambda d: d["karpenter"].update(amiAlias="al2023@latest"), "karpenter.amiAlias: prod must pin a dated AMI"),
+    ],
+)
 def test_bad_pool_declarations_are_rejected(scratch, edit, message):
     from components.spec import SpecError, load
 

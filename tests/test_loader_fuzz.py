@@ -24,12 +24,24 @@ TEAMS = ["checkout", "web", "catalog", "messaging"]
 # Generous bounds: a clean load takes milliseconds and a few MB; these catch blow-ups, not drift.
 SECONDS = 5.0
 PEAK_BYTES = 128 * 2**20
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")), deadline=None, derandomize=not os.environ.get("FUZZ_EXAMPLES"), suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+    deadline=None,
+    derandomize=not os.environ.get("FUZZ_EXAMPLES"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 names = st.from_regex(r"[a-z][a-z0-9-]{0,12}[a-z0-9]", fullmatch=True)
 env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=30),
-                    st.just("x" * 5000), st.sampled_from(["15001", "1.35", "arn:aws:iam::1:role/x", "10.0.0.0/8", "64", "@", "~"]))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.just("x" * 5000),
+    st.sampled_from(["15001", "1.35", "arn:aws:iam::1:role/x", "10.0.0.0/8", "64", "@", "~"]),
+)
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=12)
 
 
@@ -38,9 +50,11 @@ def services(draw) -> dict[str, Any]:
     """A service declaration that is valid, or close to it (ports and names may hit real limits)."""
     low = draw(st.integers(1, 3))
     svc: dict[str, Any] = {
-        "name": draw(names), "team": draw(st.sampled_from(TEAMS)),
+        "name": draw(names),
+        "team": draw(st.sampled_from(TEAMS)),
         "image": f"111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/fuzz:{draw(st.from_regex(r'[0-9]{1,2}[.][0-9]', fullmatch=True))}",
-        "port": draw(st.integers(1, 65535)), "replicas": {"min": low, "max": low + draw(st.integers(0, 2))},
+        "port": draw(st.integers(1, 65535)),
+        "replicas": {"min": low, "max": low + draw(st.integers(0, 2))},
         "env": draw(st.dictionaries(env_names, st.text(max_size=20), max_size=3)),
     }
     if draw(st.booleans()):
@@ -72,7 +86,7 @@ TEXT_EDITS = [
     lambda text, _: text.replace(": ", ": &a ", 1) + "extra: *a\n",
     lambda text, _: text + text.splitlines()[0] + "\n",
     lambda text, cut: text[:cut],
-    lambda text, cut: text[:cut] + "\t{[\"" + text[cut:],
+    lambda text, cut: text[:cut] + '\t{["' + text[cut:],
     lambda text, cut: text[:cut] + "<<: {}\n" + text[cut:],
 ]
 
@@ -149,8 +163,14 @@ def test_stack_files(project, data, stack):
 
 def test_valid_generated_services_load(project):
     """The generator does produce clean declarations: the contract's other branch is exercised."""
-    svc = {"name": "fuzzed", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/fuzz:1.0",
-           "port": 8080, "replicas": {"min": 2, "max": 2}, "env": {"A_B": "c"}}
+    svc = {
+        "name": "fuzzed",
+        "team": "catalog",
+        "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/fuzz:1.0",
+        "port": 8080,
+        "replicas": {"min": 2, "max": 2},
+        "env": {"A_B": "c"},
+    }
     project.write(FUZZ_SERVICE, svc)
     try:
         assert "fuzzed" in {s.name for s in load("dev", project.root).services}

@@ -15,8 +15,12 @@ from engine.preview import main as preview
 
 ORDERS = "stacks/services/orders.yaml"
 # 637 bytes that expand to 9^9 list items (the "billion laughs").
-BOMB = "name: orders\nteam: checkout\n" + "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)) + "image: *i\n"
+BOMB = (
+    "name: orders\nteam: checkout\n"
+    + "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    + "image: *i\n"
+)
 
 
 def rejected(scratch, capsys, stack: str = "dev") -> str:
@@ -80,13 +84,16 @@ def test_nesting_is_bounded(scratch):
     assert f"nested more than {MAX_DEPTH} levels deep" in refused(scratch, "name: " + "[" * 200 + "]" * 200 + "\n")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "expected a mapping of keys at the top level, got nothing (an empty file)"),
-    ("- a\n- b\n", "expected a mapping of keys at the top level, got list"),
-    ("? [a, b]\n: c\n", "a mapping key must be a plain value"),
-    ("name: orders\n  team: x\n", "YAML syntax error"),
-    ("name: !!python/object:os.system x\n", "YAML syntax error"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "expected a mapping of keys at the top level, got nothing (an empty file)"),
+        ("- a\n- b\n", "expected a mapping of keys at the top level, got list"),
+        ("? [a, b]\n: c\n", "a mapping key must be a plain value"),
+        ("name: orders\n  team: x\n", "YAML syntax error"),
+        ("name: !!python/object:os.system x\n", "YAML syntax error"),
+    ],
+)
 def test_other_malformed_files(scratch, text, expected):
     msg = refused(scratch, text)
     assert msg.startswith(f"{ORDERS}: ") and expected in msg and "\n" not in msg
@@ -134,6 +141,7 @@ def test_stack_config_file_is_read_safely(scratch, capsys):
 
 
 # -- build/<stack>/ is replaced whole, or not at all --------------------------------------------
+
 
 def test_a_failed_run_keeps_the_previous_complete_output(scratch, capsys):
     out = scratch.root / "build" / "dev"

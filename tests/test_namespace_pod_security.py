@@ -27,6 +27,7 @@ def test_an_addon_below_restricted_states_why():
 def test_a_lower_level_without_a_reason_is_caught():
     class Careless(Addon):
         pod_security = "baseline"
+
     Careless.name = "careless"
     assert lower_without_reason({"careless": Careless}) == ["careless"]
 

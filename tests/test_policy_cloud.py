@@ -17,25 +17,50 @@ CLUSTER = {
     "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
     "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
 }
-TEMPLATE = {"metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1.0},
-            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "volumeSize": 80.0}}]}
-NODE_CLASS = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "general"},
-              "spec": {"amiSelectorTerms": [{"alias": "al2023@v20261110"}], "metadataOptions": {"httpTokens": "required"},
-                       "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True, "volumeSize": "80Gi"}}]}}
-NODE_POOL = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "general"},
-             "spec": {"template": {"spec": {"expireAfter": "720h", "terminationGracePeriod": "24h",
-                                            "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}]}},
-                      "limits": {"cpu": "64", "memory": "256Gi"}, "disruption": {"budgets": [{"nodes": "10%"}]}}}
+TEMPLATE = {
+    "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1.0},
+    "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true", "volumeSize": 80.0}}],
+}
+NODE_CLASS = {
+    "apiVersion": "karpenter.k8s.aws/v1",
+    "kind": "EC2NodeClass",
+    "metadata": {"name": "general"},
+    "spec": {
+        "amiSelectorTerms": [{"alias": "al2023@v20261110"}],
+        "metadataOptions": {"httpTokens": "required"},
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True, "volumeSize": "80Gi"}}],
+    },
+}
+NODE_POOL = {
+    "apiVersion": "karpenter.sh/v1",
+    "kind": "NodePool",
+    "metadata": {"name": "general"},
+    "spec": {
+        "template": {
+            "spec": {
+                "expireAfter": "720h",
+                "terminationGracePeriod": "24h",
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}],
+            }
+        },
+        "limits": {"cpu": "64", "memory": "256Gi"},
+        "disruption": {"budgets": [{"nodes": "10%"}]},
+    },
+}
 TLS_ONLY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Condition": {"Bool": {"aws:SecureTransport": False}}}]})
 
 
 def workload_iam(type_: str, props: dict, name: str = "orders-workload") -> Subject:
     """An IAM resource registered under a service's component, as the program registers workload roles."""
-    return Subject(type_, f"urn:pulumi:prod::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice${type_}::{name}", props)
+    return Subject(
+        type_, f"urn:pulumi:prod::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice${type_}::{name}", props
+    )
 
 
 def workload_policy(*statements: dict) -> Subject:
-    return workload_iam("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Version": "2012-10-17", "Statement": list(statements)})}, "orders-workload-inline")
+    return workload_iam(
+        "aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Version": "2012-10-17", "Statement": list(statements)})}, "orders-workload-inline"
+    )
 
 
 READ_QUEUE = {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"], "Resource": ["arn:aws:sqs:eu-west-1:123456789012:orders"]}
@@ -48,8 +73,10 @@ def release(chart: str, version=None, values=None, kind: str = "kubernetes:helm.
 
 
 def canary(interval="10s", threshold=3.0, target="web", deadline=30):
-    spec = {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-            "analysis": {"interval": interval, "threshold": threshold, "stepWeight": 10, "maxWeight": 50}}
+    spec = {
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+        "analysis": {"interval": interval, "threshold": threshold, "stepWeight": 10, "maxWeight": 50},
+    }
     if deadline is not None:
         spec["progressDeadlineSeconds"] = deadline
     return {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": target, "namespace": "shop"}, "spec": spec}
@@ -72,42 +99,78 @@ CRITICAL = {"platform.io/tier": "critical"}
 
 # (rule, passing input, failing input, a fragment of the failure message)
 CASES = [
-    ("eks-endpoint-not-world-open",
-     cluster(lambda c: c["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"])),
-     cluster(lambda c: c["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])), "cover the whole internet"),
+    (
+        "eks-endpoint-not-world-open",
+        cluster(lambda c: c["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"])),
+        cluster(lambda c: c["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])),
+        "cover the whole internet",
+    ),
     ("eks-secrets-encryption", cluster(), cluster(lambda c: c.pop("encryptionConfig")), "does not envelope-encrypt secrets"),
-    ("kms-key-rotation", cloud("aws:kms/key:Key", {"enableKeyRotation": True}), cloud("aws:kms/key:Key", {"deletionWindowInDays": 30.0}),
-     "enableKeyRotation is not true"),
+    (
+        "kms-key-rotation",
+        cloud("aws:kms/key:Key", {"enableKeyRotation": True}),
+        cloud("aws:kms/key:Key", {"deletionWindowInDays": 30.0}),
+        "enableKeyRotation is not true",
+    ),
     ("eks-control-plane-logs", cluster(), cluster(lambda c: c["enabledClusterLogTypes"].remove("audit")), "not enabled: audit"),
-    ("eks-access-entries", cluster(), cluster(lambda c: c["accessConfig"].update(authenticationMode="API_AND_CONFIG_MAP")),
-     "authenticationMode is API_AND_CONFIG_MAP"),
-    ("imdsv2-required", [template(), NODE_CLASS], template(lambda t: t["metadataOptions"].update(httpTokens="optional")),
-     "httpTokens is optional"),
-    ("ebs-encrypted", [template(), NODE_CLASS],
-     changed(NODE_CLASS, lambda n: n["spec"]["blockDeviceMappings"][0]["ebs"].update(encrypted=False)), "volume /dev/xvda is not encrypted"),
+    (
+        "eks-access-entries",
+        cluster(),
+        cluster(lambda c: c["accessConfig"].update(authenticationMode="API_AND_CONFIG_MAP")),
+        "authenticationMode is API_AND_CONFIG_MAP",
+    ),
+    ("imdsv2-required", [template(), NODE_CLASS], template(lambda t: t["metadataOptions"].update(httpTokens="optional")), "httpTokens is optional"),
+    (
+        "ebs-encrypted",
+        [template(), NODE_CLASS],
+        changed(NODE_CLASS, lambda n: n["spec"]["blockDeviceMappings"][0]["ebs"].update(encrypted=False)),
+        "volume /dev/xvda is not encrypted",
+    ),
     ("sqs-encrypted", QUEUE, cloud("aws:sqs/queue:Queue", {"name": "q"}), "no server-side encryption"),
-    ("sqs-tls-only",
-     [QUEUE, cloud("aws:sqs/queuePolicy:QueuePolicy", {"policy": TLS_ONLY, "queueUrl": "[unknown]"}, "qp", (QUEUE.urn,))],
-     [QUEUE, cloud("aws:sqs/queuePolicy:QueuePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*"}]})}, "qp", (QUEUE.urn,))],
-     "no queue policy denies access without TLS"),
-    ("karpenter-interruption-queue", [NODE_POOL, KARPENTER],
-     [NODE_POOL, release("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", {"settings": {"clusterName": "c"}})], "allow spot"),
+    (
+        "sqs-tls-only",
+        [QUEUE, cloud("aws:sqs/queuePolicy:QueuePolicy", {"policy": TLS_ONLY, "queueUrl": "[unknown]"}, "qp", (QUEUE.urn,))],
+        [QUEUE, cloud("aws:sqs/queuePolicy:QueuePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*"}]})}, "qp", (QUEUE.urn,))],
+        "no queue policy denies access without TLS",
+    ),
+    (
+        "karpenter-interruption-queue",
+        [NODE_POOL, KARPENTER],
+        [NODE_POOL, release("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", {"settings": {"clusterName": "c"}})],
+        "allow spot",
+    ),
     ("karpenter-nodepool-limits", NODE_POOL, changed(NODE_POOL, lambda p: p["spec"]["limits"].pop("memory")), "no memory"),
     ("karpenter-disruption-budgets", NODE_POOL, changed(NODE_POOL, lambda p: p["spec"].pop("disruption")), "budgets is empty"),
-    ("karpenter-node-expiry", NODE_POOL, changed(NODE_POOL, lambda p: p["spec"]["template"]["spec"].pop("terminationGracePeriod")),
-     "terminationGracePeriod is unset"),
-    ("karpenter-pinned-ami", NODE_CLASS, changed(NODE_CLASS, lambda n: n["spec"].update(amiSelectorTerms=[{"alias": "al2023@latest"}])),
-     "follows the latest AMI"),
-    ("helm-version-pinned", [KARPENTER, release("istiod", "1.30.3", kind="kubernetes:helm.sh/v4:Chart")], release("istiod", "^1.30"),
-     "not an exact version"),
-    ("canary-required", [deployment(labels=CRITICAL), canary()], [deployment(labels=CRITICAL), canary(target="other")],
-     "has no Flagger Canary"),
+    (
+        "karpenter-node-expiry",
+        NODE_POOL,
+        changed(NODE_POOL, lambda p: p["spec"]["template"]["spec"].pop("terminationGracePeriod")),
+        "terminationGracePeriod is unset",
+    ),
+    (
+        "karpenter-pinned-ami",
+        NODE_CLASS,
+        changed(NODE_CLASS, lambda n: n["spec"].update(amiSelectorTerms=[{"alias": "al2023@latest"}])),
+        "follows the latest AMI",
+    ),
+    ("helm-version-pinned", [KARPENTER, release("istiod", "1.30.3", kind="kubernetes:helm.sh/v4:Chart")], release("istiod", "^1.30"), "not an exact version"),
+    ("canary-required", [deployment(labels=CRITICAL), canary()], [deployment(labels=CRITICAL), canary(target="other")], "has no Flagger Canary"),
     ("canary-rollback-time", canary("10s", 3.0), canary("1m", 5.0), "worst-case rollback takes 360s"),
-    ("workload-role-boundary",
-     [workload_iam("aws:iam/role:Role", {"permissionsBoundary": "arn:aws:iam::123456789012:policy/boundary"}), cloud("aws:iam/role:Role", {})],
-     workload_iam("aws:iam/role:Role", {}), "no permissionsBoundary"),
-    ("workload-iam-least-privilege", [workload_policy(READ_QUEUE), cloud("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]})})],
-     workload_policy(READ_QUEUE, {"Effect": "Allow", "Action": "iam:Pass*", "Resource": "arn:aws:iam::123456789012:role/admin"}), "iam:PassRole (an IAM write)"),
+    (
+        "workload-role-boundary",
+        [workload_iam("aws:iam/role:Role", {"permissionsBoundary": "arn:aws:iam::123456789012:policy/boundary"}), cloud("aws:iam/role:Role", {})],
+        workload_iam("aws:iam/role:Role", {}),
+        "no permissionsBoundary",
+    ),
+    (
+        "workload-iam-least-privilege",
+        [
+            workload_policy(READ_QUEUE),
+            cloud("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]})}),
+        ],
+        workload_policy(READ_QUEUE, {"Effect": "Allow", "Action": "iam:Pass*", "Resource": "arn:aws:iam::123456789012:role/admin"}),
+        "iam:PassRole (an IAM write)",
+    ),
 ]
 
 
@@ -184,7 +247,8 @@ def test_canary_rollback_bound_comes_from_config_and_needs_both_fields():
     from dataclasses import replace
 
     from policy_samples import PROD
-    assert findings("canary-rollback-time", canary("20s", 2.0)) == []           # 20 x 2 + 20 = 60
+
+    assert findings("canary-rollback-time", canary("20s", 2.0)) == []  # 20 x 2 + 20 = 60
     assert findings("canary-rollback-time", canary("20s", 2.0), replace(PROD, max_rollback_seconds=59))
     assert "must both be set" in findings("canary-rollback-time", canary(None))[0]
 
@@ -202,17 +266,26 @@ def test_only_critical_or_exposed_prod_deployments_need_a_canary():
     assert findings("canary-required", deployment(labels=CRITICAL), DEV) == []
 
 
-@pytest.mark.parametrize("statement, fragment", [
-    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}, "bare `*` is refused"),
-    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:*:123456789012:orders"}, "wildcard in its region"),
-    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:*:sqs:eu-west-1:123456789012:orders"}, "wildcard in its partition"),
-    ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:eu-west-1:*:orders"}, "wildcard in its account"),
-    ({"Effect": "Allow", "Action": "s?s:AssumeRole*", "Resource": "arn:aws:iam::123456789012:role/admin"}, "sts:AssumeRole (returns credentials)"),
-    ({"Effect": "Allow", "Action": "s3:PutBucketPolicy", "Resource": "arn:aws:s3:::shop"}, "permissions management"),
-    ({"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "arn:aws:sqs:eu-west-1:123456789012:orders"}, "applies to none of the statement's resources"),
-    ({"Effect": "Allow", "Action": "lambda:UpdateFunctionCode", "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:f"}, "EditExistingLambdaFunctionWithRole"),
-    ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::shop"}, "NotAction/NotResource"),
-])
+@pytest.mark.parametrize(
+    "statement, fragment",
+    [
+        ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}, "bare `*` is refused"),
+        ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:*:123456789012:orders"}, "wildcard in its region"),
+        ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:*:sqs:eu-west-1:123456789012:orders"}, "wildcard in its partition"),
+        ({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:eu-west-1:*:orders"}, "wildcard in its account"),
+        ({"Effect": "Allow", "Action": "s?s:AssumeRole*", "Resource": "arn:aws:iam::123456789012:role/admin"}, "sts:AssumeRole (returns credentials)"),
+        ({"Effect": "Allow", "Action": "s3:PutBucketPolicy", "Resource": "arn:aws:s3:::shop"}, "permissions management"),
+        (
+            {"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "arn:aws:sqs:eu-west-1:123456789012:orders"},
+            "applies to none of the statement's resources",
+        ),
+        (
+            {"Effect": "Allow", "Action": "lambda:UpdateFunctionCode", "Resource": "arn:aws:lambda:eu-west-1:123456789012:function:f"},
+            "EditExistingLambdaFunctionWithRole",
+        ),
+        ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::shop"}, "NotAction/NotResource"),
+    ],
+)
 def test_rendered_workload_policy_is_judged_like_a_declaration(statement, fragment):
     messages = findings("workload-iam-least-privilege", workload_policy(READ_QUEUE, statement))
     assert messages and any(fragment in m for m in messages), messages

@@ -56,14 +56,28 @@ def test_preview_blocks_a_prod_service_pulling_from_an_unapproved_registry(scrat
 GOOD = [
     deployment(),
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"ports": [{"port": 80}]}},
-    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "shop"},
-     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
-    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "shop"},
-     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+    {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "deny", "namespace": "shop"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    },
 ]
-BAD_JOB = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "shop"},
-           "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {"spec": {
-               "containers": [{"name": "report", "image": "busybox", "securityContext": {"privileged": True}}]}}}}}}
+BAD_JOB = {
+    "apiVersion": "batch/v1",
+    "kind": "CronJob",
+    "metadata": {"name": "report", "namespace": "shop"},
+    "spec": {
+        "schedule": "@daily",
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "report", "image": "busybox", "securityContext": {"privileged": True}}]}}}},
+    },
+}
 
 
 def write(tmp_path, name: str, docs) -> str:
@@ -88,7 +102,7 @@ def test_check_fails_on_a_mandatory_violation_and_says_how_to_fix(tmp_path, caps
 def test_check_reports_json_and_uses_the_stack_enforcement(tmp_path, capsys):
     single = changed(deployment(), lambda d: d["spec"].update(replicas=1))
     path = write(tmp_path, "app.yaml", [single, *GOOD[1:]])
-    assert check([path, "--format", "json", "--stack", "dev"]) == 0   # replicas is prod-only
+    assert check([path, "--format", "json", "--stack", "dev"]) == 0  # replicas is prod-only
     capsys.readouterr()
     assert check([path, "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)
@@ -102,13 +116,16 @@ def test_check_reads_kind_list_documents(tmp_path, capsys):
     assert "image-tag-pinned [high]" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("content, error", [
-    ("kind: [unclosed\n", "not valid YAML (line 2"),
-    ("just some text\n", "document 1 is not a Kubernetes object"),
-    ("---\n# nothing\n", "no Kubernetes objects in the file"),
-    (yaml.safe_dump_all([GOOD[0], {"kind": "Deployment"}]), "document 2 is not a Kubernetes object"),
-    (b"\xff\xfe\x00binary", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        ("kind: [unclosed\n", "not valid YAML (line 2"),
+        ("just some text\n", "document 1 is not a Kubernetes object"),
+        ("---\n# nothing\n", "no Kubernetes objects in the file"),
+        (yaml.safe_dump_all([GOOD[0], {"kind": "Deployment"}]), "document 2 is not a Kubernetes object"),
+        (b"\xff\xfe\x00binary", "cannot read"),
+    ],
+)
 def test_check_refuses_files_it_cannot_judge(tmp_path, capsys, content, error):
     path = tmp_path / "input.yaml"
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)

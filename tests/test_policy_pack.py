@@ -62,9 +62,7 @@ def test_pack_main_builds_the_pack_from_every_rule(monkeypatch):
 
 def test_pack_main_runs_from_inside_the_policy_folder_as_the_cli_does():
     # The CLI's python analyzer (pulumi.policy.__main__) does runpy.run_path(<pack folder>).
-    script = ("import pulumi_policy, runpy\n"
-              "pulumi_policy.PolicyPack = lambda **kw: print(len(kw['policies']))\n"
-              "runpy.run_path('.', run_name='__main__')\n")
+    script = "import pulumi_policy, runpy\npulumi_policy.PolicyPack = lambda **kw: print(len(kw['policies']))\nrunpy.run_path('.', run_name='__main__')\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT / "policy", env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(len(RULES))
@@ -118,8 +116,9 @@ def test_prod_blocks_on_security_and_availability_and_dev_only_on_security():
 
 
 def test_pack_config_reads_all_and_plain_levels_as_the_cli_does():
-    policy = settings.from_pack_config({"all": "advisory", "pss-privileged": "mandatory",
-                                        "image-registry-allowed": {"enforcementLevel": "disabled", "allowedRegistries": ["r/"]}})
+    policy = settings.from_pack_config(
+        {"all": "advisory", "pss-privileged": "mandatory", "image-registry-allowed": {"enforcementLevel": "disabled", "allowedRegistries": ["r/"]}}
+    )
     assert policy.level(BY_ID["topology-spread"]) == "advisory" and policy.level(BY_ID["pss-privileged"]) == "mandatory"
     assert policy.level(BY_ID["image-registry-allowed"]) == "disabled" and policy.settings.allowed_registries == ("r/",)
     assert policy.settings.environment == "prod" and policy.settings.max_rollback_seconds == 60

@@ -21,41 +21,82 @@ def pod_ctx(obj):
 
 # (rule, passing input, failing input, a fragment of the failure message)
 CASES = [
-    ("pss-host-process", changed(OK, lambda d: ctx(d).update(windowsOptions={"hostProcess": False})),
-     changed(OK, lambda d: ctx(d).update(windowsOptions={"hostProcess": True})), "hostProcess is true"),
-    ("pss-host-namespaces", changed(OK, lambda d: pod(d).update(hostNetwork=False)),
-     changed(OK, lambda d: pod(d).update(hostPID=True)), "hostPID is true"),
-    ("pss-privileged", changed(OK, lambda d: ctx(d).update(privileged=False)),
-     changed(OK, lambda d: ctx(d).update(privileged=True)), "privileged is true"),
-    ("pss-capabilities-baseline", changed(OK, lambda d: ctx(d).update(capabilities={"add": ["CHOWN", "NET_BIND_SERVICE"]})),
-     changed(OK, lambda d: ctx(d).update(capabilities={"add": ["SYS_ADMIN"]})), "SYS_ADMIN"),
-    ("pss-host-path", OK, changed(OK, lambda d: pod(d)["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run"}})),
-     "volume docker: hostPath"),
-    ("pss-host-ports", changed(OK, lambda d: first(d)["ports"][0].update(hostPort=0)),
-     changed(OK, lambda d: first(d)["ports"][0].update(hostPort=8080.0)), "hostPort 8080"),
-    ("pss-probe-host", OK, changed(OK, lambda d: first(d)["livenessProbe"]["httpGet"].update(host="169.254.169.254")),
-     "livenessProbe.httpGet.host"),
-    ("pss-apparmor", changed(OK, lambda d: d["spec"]["template"]["metadata"].update(annotations={"container.apparmor.security.beta.kubernetes.io/web": "localhost/k8s-web"})),
-     changed(OK, lambda d: ctx(d).update(appArmorProfile={"type": "Unconfined"})), "appArmorProfile.type is 'Unconfined'"),
-    ("pss-selinux", changed(OK, lambda d: pod_ctx(d).update(seLinuxOptions={"type": "container_init_t", "level": "s0:c123,c456"})),
-     changed(OK, lambda d: ctx(d).update(seLinuxOptions={"type": "spc_t"})), "'spc_t' is not a container type"),
-    ("pss-proc-mount", changed(OK, lambda d: ctx(d).update(procMount="Default")),
-     changed(OK, lambda d: ctx(d).update(procMount="Unmasked")), "procMount is 'Unmasked'"),
-    ("pss-seccomp-baseline", changed(OK, lambda d: ctx(d).update(seccompProfile={"type": "Localhost", "localhostProfile": "p.json"})),
-     changed(OK, lambda d: pod_ctx(d).update(seccompProfile={"type": "Unconfined"})), "pod: securityContext.seccompProfile.type is Unconfined"),
-    ("pss-sysctls", changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}])),
-     changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])), "kernel.msgmax"),
-    ("pss-volume-types", changed(OK, lambda d: pod(d)["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "x"}})),
-     changed(OK, lambda d: pod(d)["volumes"].append({"name": "share", "nfs": {"server": "fs", "path": "/"}})), "volume share: type nfs"),
+    (
+        "pss-host-process",
+        changed(OK, lambda d: ctx(d).update(windowsOptions={"hostProcess": False})),
+        changed(OK, lambda d: ctx(d).update(windowsOptions={"hostProcess": True})),
+        "hostProcess is true",
+    ),
+    ("pss-host-namespaces", changed(OK, lambda d: pod(d).update(hostNetwork=False)), changed(OK, lambda d: pod(d).update(hostPID=True)), "hostPID is true"),
+    ("pss-privileged", changed(OK, lambda d: ctx(d).update(privileged=False)), changed(OK, lambda d: ctx(d).update(privileged=True)), "privileged is true"),
+    (
+        "pss-capabilities-baseline",
+        changed(OK, lambda d: ctx(d).update(capabilities={"add": ["CHOWN", "NET_BIND_SERVICE"]})),
+        changed(OK, lambda d: ctx(d).update(capabilities={"add": ["SYS_ADMIN"]})),
+        "SYS_ADMIN",
+    ),
+    ("pss-host-path", OK, changed(OK, lambda d: pod(d)["volumes"].append({"name": "docker", "hostPath": {"path": "/var/run"}})), "volume docker: hostPath"),
+    (
+        "pss-host-ports",
+        changed(OK, lambda d: first(d)["ports"][0].update(hostPort=0)),
+        changed(OK, lambda d: first(d)["ports"][0].update(hostPort=8080.0)),
+        "hostPort 8080",
+    ),
+    ("pss-probe-host", OK, changed(OK, lambda d: first(d)["livenessProbe"]["httpGet"].update(host="169.254.169.254")), "livenessProbe.httpGet.host"),
+    (
+        "pss-apparmor",
+        changed(
+            OK, lambda d: d["spec"]["template"]["metadata"].update(annotations={"container.apparmor.security.beta.kubernetes.io/web": "localhost/k8s-web"})
+        ),
+        changed(OK, lambda d: ctx(d).update(appArmorProfile={"type": "Unconfined"})),
+        "appArmorProfile.type is 'Unconfined'",
+    ),
+    (
+        "pss-selinux",
+        changed(OK, lambda d: pod_ctx(d).update(seLinuxOptions={"type": "container_init_t", "level": "s0:c123,c456"})),
+        changed(OK, lambda d: ctx(d).update(seLinuxOptions={"type": "spc_t"})),
+        "'spc_t' is not a container type",
+    ),
+    (
+        "pss-proc-mount",
+        changed(OK, lambda d: ctx(d).update(procMount="Default")),
+        changed(OK, lambda d: ctx(d).update(procMount="Unmasked")),
+        "procMount is 'Unmasked'",
+    ),
+    (
+        "pss-seccomp-baseline",
+        changed(OK, lambda d: ctx(d).update(seccompProfile={"type": "Localhost", "localhostProfile": "p.json"})),
+        changed(OK, lambda d: pod_ctx(d).update(seccompProfile={"type": "Unconfined"})),
+        "pod: securityContext.seccompProfile.type is Unconfined",
+    ),
+    (
+        "pss-sysctls",
+        changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}])),
+        changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])),
+        "kernel.msgmax",
+    ),
+    (
+        "pss-volume-types",
+        changed(OK, lambda d: pod(d)["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "x"}})),
+        changed(OK, lambda d: pod(d)["volumes"].append({"name": "share", "nfs": {"server": "fs", "path": "/"}})),
+        "volume share: type nfs",
+    ),
     ("pss-privilege-escalation", OK, changed(OK, lambda d: ctx(d).pop("allowPrivilegeEscalation")), "allowPrivilegeEscalation must be false"),
     ("pss-run-as-non-root", OK, changed(OK, lambda d: pod_ctx(d).pop("runAsNonRoot")), "runAsNonRoot is set neither"),
-    ("pss-run-as-user", changed(OK, lambda d: pod_ctx(d).update(runAsUser=65532)),
-     changed(OK, lambda d: ctx(d).update(runAsUser=0)), "runAsUser is 0"),
+    ("pss-run-as-user", changed(OK, lambda d: pod_ctx(d).update(runAsUser=65532)), changed(OK, lambda d: ctx(d).update(runAsUser=0)), "runAsUser is 0"),
     ("pss-seccomp-restricted", OK, changed(OK, lambda d: pod_ctx(d).pop("seccompProfile")), "seccompProfile.type is set neither"),
-    ("pss-proc-mount-restricted", changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Default"))),
-     changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Unmasked"))), "procMount is 'Unmasked'"),
-    ("pss-capabilities-restricted", changed(OK, lambda d: ctx(d)["capabilities"].update(add=["NET_BIND_SERVICE"])),
-     changed(OK, lambda d: ctx(d)["capabilities"].update(drop=["NET_RAW"])), "capabilities.drop must include ALL"),
+    (
+        "pss-proc-mount-restricted",
+        changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Default"))),
+        changed(OK, lambda d: (pod(d).update(hostUsers=False), ctx(d).update(procMount="Unmasked"))),
+        "procMount is 'Unmasked'",
+    ),
+    (
+        "pss-capabilities-restricted",
+        changed(OK, lambda d: ctx(d)["capabilities"].update(add=["NET_BIND_SERVICE"])),
+        changed(OK, lambda d: ctx(d)["capabilities"].update(drop=["NET_RAW"])),
+        "capabilities.drop must include ALL",
+    ),
 ]
 
 
@@ -70,14 +111,21 @@ def test_rule_passes_and_fails(rule, good, bad, fragment):
 def test_every_workload_kind_is_read_at_its_pod_template(kind):
     good = workload(kind)
     assert all(findings(rule, good) == [] for rule, *_ in CASES)
-    template = good["spec"] if kind == "Pod" else (good["spec"]["jobTemplate"]["spec"]["template"]["spec"] if kind == "CronJob" else good["spec"]["template"]["spec"])
+    template = (
+        good["spec"] if kind == "Pod" else (good["spec"]["jobTemplate"]["spec"]["template"]["spec"] if kind == "CronJob" else good["spec"]["template"]["spec"])
+    )
     template["containers"][0]["securityContext"]["privileged"] = True
     assert findings("pss-privileged", good) == ["container web: securityContext.privileged is true"]
 
 
 def test_init_and_ephemeral_containers_are_checked():
-    bad = changed(OK, lambda d: pod(d).update(initContainers=[{"name": "setup", "image": "x", "securityContext": {"runAsUser": 0}}],
-                                              ephemeralContainers=[{"name": "debug", "image": "x", "securityContext": {"privileged": True}}]))
+    bad = changed(
+        OK,
+        lambda d: pod(d).update(
+            initContainers=[{"name": "setup", "image": "x", "securityContext": {"runAsUser": 0}}],
+            ephemeralContainers=[{"name": "debug", "image": "x", "securityContext": {"privileged": True}}],
+        ),
+    )
     assert findings("pss-run-as-user", bad) == ["init container setup: securityContext.runAsUser is 0 (root)"]
     assert findings("pss-privileged", bad) == ["ephemeral container debug: securityContext.privileged is true"]
     assert "init container setup: securityContext.allowPrivilegeEscalation must be false" in findings("pss-privilege-escalation", bad)
@@ -109,6 +157,7 @@ def test_windows_pods_are_exempt_from_the_linux_only_restricted_controls():
 def test_apparmor_annotations_follow_the_standard():
     def annotated(value):
         return changed(OK, lambda d: d["spec"]["template"]["metadata"].update(annotations={"container.apparmor.security.beta.kubernetes.io/web": value}))
+
     assert findings("pss-apparmor", annotated("runtime/default")) == findings("pss-apparmor", annotated("")) == []
     assert findings("pss-apparmor", annotated("unconfined")) == ["annotation container.apparmor.security.beta.kubernetes.io/web is 'unconfined'"]
 
@@ -130,6 +179,7 @@ def test_non_workloads_are_not_judged():
 
 # -- the standard's changes by version (policy.podSecurityVersion) ---------------------------------
 
+
 def at(version: tuple[int, int]) -> Settings:
     return Settings(environment="prod", pod_security_version=version)
 
@@ -138,9 +188,17 @@ def sysctl(name: str):
     return changed(OK, lambda d: pod_ctx(d).update(sysctls=[{"name": name, "value": "1"}]))
 
 
-@pytest.mark.parametrize("name, since", [("net.ipv4.ip_local_reserved_ports", (1, 27)), ("net.ipv4.tcp_keepalive_time", (1, 29)),
-                                         ("net.ipv4.tcp_rmem", (1, 32)), ("net.ipv4.tcp_wmem", (1, 32)),
-                                         ("net.ipv4.tcp_slow_start_after_idle", (1, 37)), ("net.ipv4.tcp_notsent_lowat", (1, 37))])
+@pytest.mark.parametrize(
+    "name, since",
+    [
+        ("net.ipv4.ip_local_reserved_ports", (1, 27)),
+        ("net.ipv4.tcp_keepalive_time", (1, 29)),
+        ("net.ipv4.tcp_rmem", (1, 32)),
+        ("net.ipv4.tcp_wmem", (1, 32)),
+        ("net.ipv4.tcp_slow_start_after_idle", (1, 37)),
+        ("net.ipv4.tcp_notsent_lowat", (1, 37)),
+    ],
+)
 def test_the_safe_sysctls_grow_by_version(name, since):
     assert findings("pss-sysctls", sysctl(name), at(since)) == []
     assert findings("pss-sysctls", sysctl(name), at((since[0], since[1] - 1))) == [f"pod: sysctls {name} are not in the safe set"]
@@ -178,8 +236,9 @@ def test_user_namespaces_relax_proc_mount_for_baseline_only_from_1_35():
     assert findings("pss-proc-mount", unmasked, at((1, 37)))
 
 
-@pytest.mark.parametrize("rule, root", [("pss-run-as-non-root", lambda d: pod_ctx(d).update(runAsNonRoot=False)),
-                                        ("pss-run-as-user", lambda d: ctx(d).update(runAsUser=0))])
+@pytest.mark.parametrize(
+    "rule, root", [("pss-run-as-non-root", lambda d: pod_ctx(d).update(runAsNonRoot=False)), ("pss-run-as-user", lambda d: ctx(d).update(runAsUser=0))]
+)
 def test_user_namespaces_relax_the_root_controls_from_1_35(rule, root):
     as_root = changed(OK, root)
     assert findings(rule, user_namespaced(as_root), at((1, 35))) == []

@@ -74,11 +74,13 @@ def test_limit_range_gives_unsized_containers_the_service_defaults(stack):
     defaults = load(stack.stack, ROOT).spec.service_defaults.resources
     for team in TEAMS:
         limits = stack.manifest("LimitRange", "container-defaults", team)
-        assert limits["spec"]["limits"] == [{
-            "type": "Container",
-            "defaultRequest": {"cpu": defaults.requests.cpu, "memory": defaults.requests.memory},
-            "default": {"memory": defaults.limits.memory},
-        }]
+        assert limits["spec"]["limits"] == [
+            {
+                "type": "Container",
+                "defaultRequest": {"cpu": defaults.requests.cpu, "memory": defaults.requests.memory},
+                "default": {"memory": defaults.limits.memory},
+            }
+        ]
         assert errors(limits, "1.35") == []
 
 
@@ -132,7 +134,9 @@ def test_a_service_growing_past_the_quota_is_refused(scratch):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 50}))
     with pytest.raises(SpecError) as err:
         load("prod", scratch.root)
-    assert "stacks/prod.yaml: teams.catalog: the team's services may request more than its quota: cpu 12.6 > 12; memory 15.75Gi > 14Gi; pods 63 > 40" in str(err.value)
+    assert "stacks/prod.yaml: teams.catalog: the team's services may request more than its quota: cpu 12.6 > 12; memory 15.75Gi > 14Gi; pods 63 > 40" in str(
+        err.value
+    )
 
 
 def test_a_canary_counts_double(scratch):
@@ -144,17 +148,23 @@ def test_a_canary_counts_double(scratch):
 
 
 def test_a_team_without_a_budget_is_refused(scratch):
-    scratch.write("stacks/services/reviews.yaml", {"name": "reviews", "team": "catalog-ml", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080})
+    scratch.write(
+        "stacks/services/reviews.yaml",
+        {"name": "reviews", "team": "catalog-ml", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
+    )
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
     assert "stacks/dev.yaml: teams: team 'catalog-ml' runs reviews but has no budget; add teams.catalog-ml with cpu, memory and pods" in str(err.value)
 
 
-@pytest.mark.parametrize("budget, problem", [
-    ({"cpu": "lots", "memory": "4Gi", "pods": 10}, "teams.checkout.cpu: String should match pattern"),
-    ({"cpu": "4", "memory": "4GB", "pods": 10}, "teams.checkout.memory: String should match pattern"),
-    ({"cpu": "4", "memory": "4Gi"}, "teams.checkout: .*cpu, memory and pods make one budget: set all three or none"),
-])
+@pytest.mark.parametrize(
+    "budget, problem",
+    [
+        ({"cpu": "lots", "memory": "4Gi", "pods": 10}, "teams.checkout.cpu: String should match pattern"),
+        ({"cpu": "4", "memory": "4GB", "pods": 10}, "teams.checkout.memory: String should match pattern"),
+        ({"cpu": "4", "memory": "4Gi"}, "teams.checkout: .*cpu, memory and pods make one budget: set all three or none"),
+    ],
+)
 def test_budget_shape(scratch, budget, problem):
     scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(checkout=budget))
     with pytest.raises(SpecError, match=f"stacks/dev.yaml: {problem}"):

@@ -18,8 +18,36 @@ from conftest import ROOT, recorded
 from reachability import Endpoint, Network
 
 VPC = {"dev": "10.20", "prod": "10.10"}
-PORTS = (22, 53, 80, 443, 587, 3100, 4317, 4318, 5432, 6443, 7979, 8080, 8085, 8089, 8200, 8201, 8888, 9003, 9090, 9100, 9402, 9443,
-         10250, 15012, 15014, 15017, 15090, 16686)
+PORTS = (
+    22,
+    53,
+    80,
+    443,
+    587,
+    3100,
+    4317,
+    4318,
+    5432,
+    6443,
+    7979,
+    8080,
+    8085,
+    8089,
+    8200,
+    8201,
+    8888,
+    9003,
+    9090,
+    9100,
+    9402,
+    9443,
+    10250,
+    15012,
+    15014,
+    15017,
+    15090,
+    16686,
+)
 
 
 def endpoints(stack: str) -> dict[str, Endpoint]:
@@ -77,9 +105,14 @@ PUBLIC = ("internet", "s3")
 
 
 def reachable(network: Network, eps: dict[str, Endpoint]) -> set[tuple[str, str, int]]:
-    return {(s, d, port) for s, src in eps.items() for d, dst in eps.items()
-            if s != d and not (s in UNGOVERNED and d in UNGOVERNED)
-            for port in PORTS if network.allowed(src, dst, port, "UDP" if port == 53 else "TCP")}
+    return {
+        (s, d, port)
+        for s, src in eps.items()
+        for d, dst in eps.items()
+        if s != d and not (s in UNGOVERNED and d in UNGOVERNED)
+        for port in PORTS
+        if network.allowed(src, dst, port, "UDP" if port == 53 else "TCP")
+    }
 
 
 def expected(stack: str) -> set[tuple[str, str, int]]:
@@ -88,7 +121,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     edges: set[tuple[str, str, int]] = set()
 
     def add(src: str, dsts, *ports: int) -> None:
-        for dst in ([dsts] if isinstance(dsts, str) else dsts):
+        for dst in [dsts] if isinstance(dsts, str) else dsts:
             edges.update((src, dst, port) for port in ports)
 
     everyone = [name for name in eps if name not in UNGOVERNED]
@@ -100,8 +133,24 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     for name in [*meshed, "prometheus", "kube-dns", "other-pod"]:
         add(name, "istiod", 15012)
         add(name, "collector", 4317, 4318)
-    for name in ("cert-manager", "cert-manager-webhook", "istiod", "vault", "vault-injector", "external-secrets",
-                 "external-secrets-webhook", "flagger", "keda", "argocd", "loki", "prometheus", "grafana", "alertmanager", "external-dns", "istio-cni"):
+    for name in (
+        "cert-manager",
+        "cert-manager-webhook",
+        "istiod",
+        "vault",
+        "vault-injector",
+        "external-secrets",
+        "external-secrets-webhook",
+        "flagger",
+        "keda",
+        "argocd",
+        "loki",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+        "external-dns",
+        "istio-cni",
+    ):
         add(name, API, 443)
     # Webhooks and aggregated APIs, called from the control plane (whose interfaces share the nodes' VPC).
     for src in ("control-plane", "node"):
@@ -229,9 +278,15 @@ def test_team_secret_stores_reach_vault_only_through_the_operator(stack):
 def test_every_namespace_has_default_deny(stack):
     objects = [o.inputs for o in stack.kubernetes_objects()]
     namespaces = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
-    deny = {o["metadata"]["namespace"] for o in objects if o["kind"] == "NetworkPolicy"
-            and o["spec"]["podSelector"] == {} and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-            and not o["spec"].get("ingress") and not o["spec"].get("egress")}
+    deny = {
+        o["metadata"]["namespace"]
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and o["spec"]["podSelector"] == {}
+        and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not o["spec"].get("ingress")
+        and not o["spec"].get("egress")
+    }
     assert namespaces and namespaces <= deny, sorted(namespaces - deny)
 
 
@@ -241,13 +296,17 @@ def test_a_stray_pod_in_a_platform_namespace_reaches_only_dns():
     stray = Endpoint.pod("stray", "vault", {"app": "debug"})
     reached = {(d, p) for d, dst in eps.items() for p in PORTS if network.allowed(stray, dst, p, "UDP" if p == 53 else "TCP")}
     # DNS, the API server, and Vault's own peer ports (every pod of the namespace is a raft peer's neighbour).
-    allowed = {("kube-dns", 53), *((name, 443) for name in ("api-service", "control-plane", "node")),
-               *((name, p) for name in ("vault", "vault-injector") for p in (8200, 8201))}
+    allowed = {
+        ("kube-dns", 53),
+        *((name, 443) for name in ("api-service", "control-plane", "node")),
+        *((name, p) for name in ("vault", "vault-injector") for p in (8200, 8201)),
+    }
     assert reached == allowed
     assert not any(network.allowed(eps["orders"], stray, p) for p in PORTS)
 
 
 # -- the evaluator itself --------------------------------------------------------------------------
+
 
 def policy(namespace, spec):
     return {"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": namespace}, "spec": spec}
@@ -263,9 +322,14 @@ def test_no_policy_allows_everything():
 
 def test_default_deny_denies_and_an_allow_opens_one_port():
     deny = policy("ns2", {"podSelector": {}, "policyTypes": ["Ingress"]})
-    allow = policy("ns2", {"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"],
-                           "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ns1"}}}],
-                                        "ports": [{"port": 80}]}]})
+    allow = policy(
+        "ns2",
+        {
+            "podSelector": {"matchLabels": {"app": "b"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ns1"}}}], "ports": [{"port": 80}]}],
+        },
+    )
     assert not Network.of([deny]).allowed(A, B, 80)
     assert Network.of([deny, allow]).allowed(A, B, 80)
     assert not Network.of([deny, allow]).allowed(A, B, 81)
@@ -285,8 +349,14 @@ def test_pod_selector_alone_means_the_policys_namespace():
 
 
 def test_ip_block_with_except_and_port_ranges():
-    allow = policy("ns1", {"podSelector": {}, "policyTypes": ["Egress"],
-                           "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 8000, "endPort": 8100}]}]})
+    allow = policy(
+        "ns1",
+        {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 8000, "endPort": 8100}]}],
+        },
+    )
     net = Network.of([allow])
     assert net.allowed(A, Endpoint.external("x", "10.2.0.1"), 8050)
     assert not net.allowed(A, Endpoint.external("x", "10.1.0.1"), 8050)

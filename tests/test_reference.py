@@ -35,8 +35,7 @@ def test_no_entry_is_left_from_a_removed_pin_or_source():
     pinned = {c.reference_folder for c in CHARTS.values()}
     assert {p.name for p in (REFERENCE / "charts").iterdir()} == pinned
     sources = yaml.safe_load((REFERENCE / "sources.yaml").read_text())["crds"]
-    assert {p.name for p in reference.crd_entries() if not p.name.endswith(".provenance.json")} == {
-        n.removesuffix(".yaml") + ".json" for n in sources}
+    assert {p.name for p in reference.crd_entries() if not p.name.endswith(".provenance.json")} == {n.removesuffix(".yaml") + ".json" for n in sources}
 
 
 def assert_matches_provenance(entry) -> None:
@@ -70,7 +69,7 @@ def test_an_edited_entry_is_caught(tmp_path):
 
 
 def test_a_shared_folder_holds_the_values_of_the_chart_it_is_named_after(tmp_path):
-    source = _helm_pull_layout(tmp_path, KARPENTER, "settings:\n  clusterName: \"\"\n")
+    source = _helm_pull_layout(tmp_path, KARPENTER, 'settings:\n  clusterName: ""\n')
     crd = Chart("karpenter-crd", KARPENTER.version, KARPENTER.repository)
     (source / crd.name).mkdir()
     (source / crd.name / "Chart.yaml").write_text(f"name: {crd.name}\nversion: {crd.version}\n")
@@ -92,13 +91,20 @@ def test_every_rendered_custom_kind_has_a_crd_entry(stack):
 
 
 def test_descriptions_go_but_a_property_named_description_stays():
-    schema = {"description": "prose", "type": "object", "properties": {
-        "description": {"type": "string", "description": "prose"},
-        "items": {"type": "array", "items": {"type": "string", "description": "x"}, "maxItems": 3},
-    }, "x-kubernetes-validations": [{"rule": "self.size() > 0", "message": "m"}]}
-    assert reference_build.strip_descriptions(schema) == {"type": "object", "properties": {
-        "description": {"type": "string"}, "items": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
-    }, "x-kubernetes-validations": [{"rule": "self.size() > 0", "message": "m"}]}
+    schema = {
+        "description": "prose",
+        "type": "object",
+        "properties": {
+            "description": {"type": "string", "description": "prose"},
+            "items": {"type": "array", "items": {"type": "string", "description": "x"}, "maxItems": 3},
+        },
+        "x-kubernetes-validations": [{"rule": "self.size() > 0", "message": "m"}],
+    }
+    assert reference_build.strip_descriptions(schema) == {
+        "type": "object",
+        "properties": {"description": {"type": "string"}, "items": {"type": "array", "items": {"type": "string"}, "maxItems": 3}},
+        "x-kubernetes-validations": [{"rule": "self.size() > 0", "message": "m"}],
+    }
 
 
 def _helm_pull_layout(tmp_path, chart: Chart, values: str):
@@ -111,7 +117,7 @@ def _helm_pull_layout(tmp_path, chart: Chart, values: str):
 
 
 def test_build_from_helm_pull_charts_is_deterministic_and_keeps_what_source_lacks(tmp_path):
-    source = _helm_pull_layout(tmp_path, KARPENTER, "# comment\nsettings:\n  clusterName: \"\"\ncreated: 2026-01-01\n")
+    source = _helm_pull_layout(tmp_path, KARPENTER, '# comment\nsettings:\n  clusterName: ""\ncreated: 2026-01-01\n')
     first, second = reference_build.build(source), reference_build.build(source)
     assert first == second
     folder = f"charts/{KARPENTER.reference_folder}"
@@ -121,13 +127,17 @@ def test_build_from_helm_pull_charts_is_deterministic_and_keeps_what_source_lack
     # Entries the source does not hold are the committed ones, unchanged.
     other = next(c for c in CHARTS.values() if c.reference_folder != KARPENTER.reference_folder)
     assert first[f"charts/{other.reference_folder}/values.json"] == (reference.chart_dir(other) / "values.json").read_text()
-    assert reference_build.differences(first, REFERENCE) == [f"missing or different: {folder}/{reference.PROVENANCE}",
-                                                             f"missing or different: {folder}/values.json"]
+    assert reference_build.differences(first, REFERENCE) == [
+        f"missing or different: {folder}/{reference.PROVENANCE}",
+        f"missing or different: {folder}/values.json",
+    ]
 
 
 def test_istio_defaults_are_unwrapped():
     assert reference_build.derive_values("_internal_defaults_do_not_set:\n  service:\n    type: LoadBalancer\nother: 1\n") == {
-        "service": {"type": "LoadBalancer"}, "other": 1}
+        "service": {"type": "LoadBalancer"},
+        "other": 1,
+    }
 
 
 def test_a_source_with_the_wrong_version_is_refused(tmp_path):

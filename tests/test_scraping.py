@@ -106,8 +106,7 @@ def test_chart_monitor_values_are_real_chart_keys():
 
 
 def test_a_monitor_turned_off_is_caught(scratch):
-    scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["vault"].setdefault("values", {}).update(
-        serverTelemetry={"serviceMonitor": {"enabled": False}}))
+    scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["vault"].setdefault("values", {}).update(serverTelemetry={"serviceMonitor": {"enabled": False}}))
     rec = run("dev", scratch.root)
     assert unscraped(rec) == [f"vault: vault values do not turn its monitors on ({vault.Vault.metrics.charts['vault']})"]
 
@@ -119,6 +118,7 @@ def test_without_prometheus_no_monitor_is_requested(scratch):
             d["addons"][name]["enabled"] = False
         d.pop("alerting")
         d.pop("backup", None)
+
     scratch.edit("stacks/dev.yaml", off)
     rec = run("dev", scratch.root)
     values = addon_releases(rec, "vault")["vault"].values

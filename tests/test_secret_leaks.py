@@ -37,14 +37,22 @@ def test_credential_in_an_overlay_is_refused_too(scratch):
 
 
 def test_plain_configuration_passes():
-    for key, value in (("PAYMENT_URL", "http://payment.checkout.svc.cluster.local:8080"), ("LOG_LEVEL", "debug"),
-                       ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("FEATURE_FLAGS", "checkout-v2,fast-search")):
+    for key, value in (
+        ("PAYMENT_URL", "http://payment.checkout.svc.cluster.local:8080"),
+        ("LOG_LEVEL", "debug"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("FEATURE_FLAGS", "checkout-v2,fast-search"),
+    ):
         assert credential_types(key, value) == [], key
 
 
 def test_configmap_data_is_scanned_by_the_policy_rule_without_printing_the_value():
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config", "namespace": "shop"},
-                 "data": {"UPSTREAM": "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "MODE": "fast"}}
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "web-config", "namespace": "shop"},
+        "data": {"UPSTREAM": "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "MODE": "fast"},
+    }
     messages = findings("no-plaintext-secrets", configmap)
     assert messages == ["ConfigMap key UPSTREAM holds what looks like a credential"]
     assert "hooks.slack.com" not in messages[0]

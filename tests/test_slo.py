@@ -39,16 +39,27 @@ def test_budget_is_the_complement_of_the_objective():
     assert slo.budget("availability") == pytest.approx(0.001) and slo.budget("latency") == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("file, edit, problem", [
-    ("orders.yaml", lambda d: d["canary"].update(successRate=99.5),
-     "stacks/services/orders.yaml: canary.successRate: 99.5% is looser than the availability objective slo.availability 99.9%"),
-    ("payment.yaml", lambda d: d["canary"].update(maxLatencyMs=750),
-     "stacks/services/payment.yaml: canary.maxLatencyMs: 750ms is looser than the latency objective's threshold slo.latencyMs 500ms"),
-    ("inventory.yaml", lambda d: d.update(slo={"latencyMs": 300}),
-     "stacks/services/inventory.yaml: slo: latencyMs 300 is not a bound of Istio's request-duration histogram; use one of [1, 5,"),
-    ("inventory.yaml", lambda d: d.update(slo={"availability": 100}),
-     "stacks/services/inventory.yaml: slo.availability: Input should be less than 100"),
-])
+@pytest.mark.parametrize(
+    "file, edit, problem",
+    [
+        (
+            "orders.yaml",
+            lambda d: d["canary"].update(successRate=99.5),
+            "stacks/services/orders.yaml: canary.successRate: 99.5% is looser than the availability objective slo.availability 99.9%",
+        ),
+        (
+            "payment.yaml",
+            lambda d: d["canary"].update(maxLatencyMs=750),
+            "stacks/services/payment.yaml: canary.maxLatencyMs: 750ms is looser than the latency objective's threshold slo.latencyMs 500ms",
+        ),
+        (
+            "inventory.yaml",
+            lambda d: d.update(slo={"latencyMs": 300}),
+            "stacks/services/inventory.yaml: slo: latencyMs 300 is not a bound of Istio's request-duration histogram; use one of [1, 5,",
+        ),
+        ("inventory.yaml", lambda d: d.update(slo={"availability": 100}), "stacks/services/inventory.yaml: slo.availability: Input should be less than 100"),
+    ],
+)
 def test_inconsistent_objectives_are_refused(scratch, file, edit, problem):
     scratch.edit(f"stacks/services/{file}", edit)
     with pytest.raises(SpecError) as err:

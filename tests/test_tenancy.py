@@ -27,6 +27,7 @@ def preview_refuses(scratch, capsys, *needles: str) -> str:
 
 # -- 1. team names ------------------------------------------------------------------------------
 
+
 def test_reserved_namespaces_come_from_the_addon_registry():
     reserved = reserved_namespaces(catalog.discover().values())
     assert "default" in reserved
@@ -47,7 +48,9 @@ def test_an_addon_cannot_create_an_undeclared_namespace(monkeypatch):
         run("dev", ROOT)
 
 
-@pytest.mark.parametrize("team", ["kube-system", "kube-anything", "default", "istio-system", "istio-ingress", "vault", "argocd", "flagger-loadtester", "monitoring"])
+@pytest.mark.parametrize(
+    "team", ["kube-system", "kube-anything", "default", "istio-system", "istio-ingress", "vault", "argocd", "flagger-loadtester", "monitoring"]
+)
 def test_reserved_team_names_are_refused(scratch, capsys, team):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(team=team))
     msg = refused(scratch)
@@ -78,6 +81,7 @@ def test_ordinary_team_name_loads(scratch):
 
 # -- 4. hosts -----------------------------------------------------------------------------------
 
+
 def test_sample_hosts_are_under_the_stacks_domains():
     for stack in ("dev", "prod"):
         decl = load(stack, ROOT)
@@ -88,8 +92,9 @@ def test_sample_hosts_are_under_the_stacks_domains():
 def test_second_claim_on_a_host_names_both_files(scratch, capsys):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.dev.example.com"}))
     msg = refused(scratch)
-    assert ("stacks/services/storefront.yaml: expose.host: host 'shop.dev.example.com' is already routed to service "
-            "'inventory' (stacks/services/inventory.yaml)") in msg
+    assert (
+        "stacks/services/storefront.yaml: expose.host: host 'shop.dev.example.com' is already routed to service 'inventory' (stacks/services/inventory.yaml)"
+    ) in msg
     preview_refuses(scratch, capsys, "stacks/services/storefront.yaml: expose.host:", "stacks/services/inventory.yaml")
 
 
@@ -102,7 +107,10 @@ def test_distinct_hosts_under_the_domain_load(scratch):
 def test_host_outside_the_stacks_domains_is_refused(scratch, capsys):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "login.bank.example.org"}))
     msg = refused(scratch)
-    assert "stacks/services/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.example.com" in msg
+    assert (
+        "stacks/services/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.example.com"
+        in msg
+    )
     preview_refuses(scratch, capsys, "stacks/services/inventory.yaml: expose.host:")
 
 
@@ -113,14 +121,17 @@ def test_lookalike_suffix_is_not_under_the_domain(scratch):
     assert "is not under a domain this stack serves" in refused(scratch)
 
 
-@pytest.mark.parametrize("host, why", [
-    ("*.dev.example.com", "String should match pattern"),
-    ("shop..dev.example.com", "is not a DNS label"),
-    ("-shop.dev.example.com", "String should match pattern"),
-    ("shop-.dev.example.com", "is not a DNS label"),
-    ("a" * 64 + ".dev.example.com", "is not a DNS label"),
-    ("localhost", "is not a fully qualified host name"),
-])
+@pytest.mark.parametrize(
+    "host, why",
+    [
+        ("*.dev.example.com", "String should match pattern"),
+        ("shop..dev.example.com", "is not a DNS label"),
+        ("-shop.dev.example.com", "String should match pattern"),
+        ("shop-.dev.example.com", "is not a DNS label"),
+        ("a" * 64 + ".dev.example.com", "is not a DNS label"),
+        ("localhost", "is not a fully qualified host name"),
+    ],
+)
 def test_malformed_hosts_are_refused(scratch, host, why):
     scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"].update(expose={"host": host}))
     msg = refused(scratch)
@@ -138,6 +149,7 @@ def test_wildcard_domain_in_the_stack_is_refused(scratch):
 
 
 # -- 6. scheduling follows the pools --------------------------------------------------------------
+
 
 def _critical_pool(data: dict) -> dict:
     return next(p for p in data["karpenter"]["nodePools"] if p.get("labels", {}).get("service-tier") == "critical")
@@ -164,8 +176,9 @@ def test_critical_pods_take_the_pools_labels_and_taints(scratch):
 def test_critical_services_without_a_critical_pool_are_refused(scratch, capsys):
     scratch.edit("stacks/dev.yaml", lambda d: _critical_pool(d).update(labels={"hardware": "fast"}))
     msg = refused(scratch)
-    assert ("stacks/dev.yaml: karpenter.nodePools: services orders, payment are tier critical, but no node pool carries "
-            "the label service-tier: critical") in msg
+    assert (
+        "stacks/dev.yaml: karpenter.nodePools: services orders, payment are tier critical, but no node pool carries the label service-tier: critical"
+    ) in msg
     preview_refuses(scratch, capsys, "stacks/dev.yaml: karpenter.nodePools:", "service-tier: critical")
 
 

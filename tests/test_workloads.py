@@ -66,7 +66,13 @@ def test_images_probes_resources(stack):
 def test_standard_labels_and_checksum(stack):
     d = deployment(stack, "orders")
     template = d["spec"]["template"]["metadata"]
-    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"):
+    for key in (
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/part-of",
+        "app.kubernetes.io/managed-by",
+    ):
         assert key in template["labels"] and key in d["metadata"]["labels"]
     # The version sits on the workload and its pods only, so an image bump changes one object.
     others = [o for o in stack.kubernetes_objects() if (o.metadata.get("labels") or {}).get("platform.io/service") == "orders"]
@@ -146,19 +152,38 @@ def network(rec, name):
 
 def test_network_policy_allows_only_declared_callers(prod):
     payment = network(prod, "payment")
-    callers = [peer["podSelector"]["matchLabels"]["platform.io/service"] for rule in payment["ingress"] for peer in rule["from"] if "platform.io/service" in peer["podSelector"].get("matchLabels", {})]
+    callers = [
+        peer["podSelector"]["matchLabels"]["platform.io/service"]
+        for rule in payment["ingress"]
+        for peer in rule["from"]
+        if "platform.io/service" in peer["podSelector"].get("matchLabels", {})
+    ]
     assert callers == ["orders"]
     inventory = network(prod, "inventory")
-    callers = sorted(peer["podSelector"]["matchLabels"]["platform.io/service"] for rule in inventory["ingress"] for peer in rule["from"] if "platform.io/service" in peer["podSelector"].get("matchLabels", {}))
+    callers = sorted(
+        peer["podSelector"]["matchLabels"]["platform.io/service"]
+        for rule in inventory["ingress"]
+        for peer in rule["from"]
+        if "platform.io/service" in peer["podSelector"].get("matchLabels", {})
+    )
     assert callers == ["orders", "storefront"]
-    egress = [peer["podSelector"]["matchLabels"]["platform.io/service"] for rule in network(prod, "storefront")["egress"] for peer in rule["to"] if "podSelector" in peer]
+    egress = [
+        peer["podSelector"]["matchLabels"]["platform.io/service"]
+        for rule in network(prod, "storefront")["egress"]
+        for peer in rule["to"]
+        if "podSelector" in peer
+    ]
     assert sorted(egress) == ["inventory", "orders"]
 
 
 def test_exposed_service_hears_from_the_ingress_gateway(prod):
-    namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in network(prod, "storefront")["ingress"] for peer in rule["from"]]
+    namespaces = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in network(prod, "storefront")["ingress"] for peer in rule["from"]
+    ]
     assert "istio-ingress" in namespaces
-    namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in network(prod, "inventory")["ingress"] for peer in rule["from"]]
+    namespaces = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for rule in network(prod, "inventory")["ingress"] for peer in rule["from"]
+    ]
     assert "istio-ingress" not in namespaces
 
 
@@ -173,9 +198,19 @@ def test_authorization_policy_from_depends_on(prod):
 def test_removing_a_dependency_closes_both_layers(scratch, prod):
     scratch.edit("stacks/services/orders.yaml", lambda d: d.update(dependsOn=["inventory", "notifications"]))
     rec = run("prod", scratch.root)
-    principals = [p for rule in rec.manifest("AuthorizationPolicy", "payment", "checkout")["spec"]["rules"] for src in rule.get("from", []) for p in src["source"]["principals"]]
+    principals = [
+        p
+        for rule in rec.manifest("AuthorizationPolicy", "payment", "checkout")["spec"]["rules"]
+        for src in rule.get("from", [])
+        for p in src["source"]["principals"]
+    ]
     assert not any(p.endswith("/sa/orders") for p in principals)
-    peers = [peer for rule in network(rec, "payment")["ingress"] for peer in rule["from"] if peer["podSelector"].get("matchLabels", {}).get("platform.io/service") == "orders"]
+    peers = [
+        peer
+        for rule in network(rec, "payment")["ingress"]
+        for peer in rule["from"]
+        if peer["podSelector"].get("matchLabels", {}).get("platform.io/service") == "orders"
+    ]
     assert peers == []
 
 
@@ -235,11 +270,26 @@ def test_secrets_come_from_vault_through_external_secrets(stack):
 
 
 def test_minimal_declaration_is_complete_and_compliant(scratch):
-    scratch.write("stacks/services/reviews.yaml", {"name": "reviews", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080})
+    scratch.write(
+        "stacks/services/reviews.yaml",
+        {"name": "reviews", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
+    )
     rec = run("prod", scratch.root)
     kinds = {r.kind for r in rec.kubernetes_objects() if r.metadata.get("namespace") == "catalog" and "reviews" in r.metadata.get("name", "")}
-    assert {"ServiceAccount", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "VerticalPodAutoscaler", "PodDisruptionBudget",
-            "NetworkPolicy", "AuthorizationPolicy", "PeerAuthentication", "ServiceMonitor", "PrometheusRule"} <= kinds
+    assert {
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "VerticalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "AuthorizationPolicy",
+        "PeerAuthentication",
+        "ServiceMonitor",
+        "PrometheusRule",
+    } <= kinds
     for r in rec.kubernetes_objects():
         if "reviews" in r.metadata.get("name", ""):
             assert errors(r.inputs, "1.35") == [], r.urn
@@ -249,8 +299,8 @@ def test_readme_service_example_is_a_valid_complete_declaration(scratch):
     from conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Add a service"):]
-    example = section[section.index("```yaml") + len("```yaml"):section.index("```", section.index("```yaml") + 7)]
+    section = readme[readme.index("### Add a service") :]
+    example = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
     scratch.write("stacks/services/reviews.yaml", example)
     rec = run("prod", scratch.root)
     assert rec.manifest("Deployment", "reviews", "catalog")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/reviews:1.0.0")
@@ -260,6 +310,9 @@ def test_readme_service_example_is_a_valid_complete_declaration(scratch):
 def test_prometheus_may_scrape_the_app_and_its_sidecar(prod):
     from components.addons.prometheus import NAMESPACE as MONITORING
 
-    rules = [rule for rule in network(prod, "orders")["ingress"]
-             if any(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == MONITORING for peer in rule["from"])]
+    rules = [
+        rule
+        for rule in network(prod, "orders")["ingress"]
+        if any(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == MONITORING for peer in rule["from"])
+    ]
     assert {p["port"] for rule in rules for p in rule["ports"]} == {9090, 15090}

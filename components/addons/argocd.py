@@ -51,10 +51,18 @@ CLUSTER_SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
 # can neither replace nor prune the platform's objects (policies, quotas, stores, routes). Never on
 # this list: Secrets (values come from Vault), RBAC, and mesh or network policy kinds.
 TEAM_KIND_CANDIDATES = [
-    ("apps", "Deployment"), ("apps", "StatefulSet"), ("batch", "Job"), ("batch", "CronJob"),
-    ("", "ConfigMap"), ("", "Service"), ("", "ServiceAccount"),
-    ("autoscaling", "HorizontalPodAutoscaler"), ("policy", "PodDisruptionBudget"),
-    ("external-secrets.io", "ExternalSecret"), ("monitoring.coreos.com", "ServiceMonitor"), ("monitoring.coreos.com", "PrometheusRule"),
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("", "ConfigMap"),
+    ("", "Service"),
+    ("", "ServiceAccount"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("policy", "PodDisruptionBudget"),
+    ("external-secrets.io", "ExternalSecret"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "PrometheusRule"),
     ("keda.sh", "ScaledObject"),
 ]
 
@@ -71,9 +79,13 @@ HOST = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 class ArgoCDSettings(Spec):
-    ha: bool = field("Run Argo CD highly available: redis-ha and two replicas of the server, repo server and ApplicationSet controller (needs 3 nodes).", default=False)
+    ha: bool = field(
+        "Run Argo CD highly available: redis-ha and two replicas of the server, repo server and ApplicationSet controller (needs 3 nodes).", default=False
+    )
     host: str = field("Internal host name of the Argo CD server (its URL); it is not routed publicly.", default="argocd.internal", pattern=HOST)
-    repo_url_template: str = field("Git URL of a team's deploy repository; {team} is replaced by the team name.", default="https://github.com/acme-shop/{team}-deploy.git")
+    repo_url_template: str = field(
+        "Git URL of a team's deploy repository; {team} is replaced by the team name.", default="https://github.com/acme-shop/{team}-deploy.git"
+    )
     revision: str = field("Branch, tag or commit the teams' Applications track.", default="main", min_length=1)
     path_template: str = field("Path inside a team repository for this environment; {environment} and {team} are replaced.", default="envs/{environment}")
 
@@ -98,13 +110,20 @@ class ArgoCD(Addon):
     name = "argocd"
     namespace = NAMESPACE
     # Every Argo CD component's metrics Service and ServiceMonitor: sync status, app health, git and repo timings.
-    metrics = Metrics(charts={ARGO_CD.name: {c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
-                                             for c in ("controller", "server", "repoServer", "applicationSet")}})
+    metrics = Metrics(
+        charts={
+            ARGO_CD.name: {
+                c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}} for c in ("controller", "server", "repoServer", "applicationSet")
+            }
+        }
+    )
     Settings = ArgoCDSettings
     describes_others = True
     pod_security = "baseline"
-    pod_security_reason = ("the HA mode's redis-ha subchart (prod) sets only readOnlyRootFilesystem on its redis, sentinel and "
-                           "haproxy containers: no seccomp profile, capability drop or allowPrivilegeEscalation")
+    pod_security_reason = (
+        "the HA mode's redis-ha subchart (prod) sets only readOnlyRootFilesystem on its redis, sentinel and "
+        "haproxy containers: no seccomp profile, capability drop or allowPrivilegeEscalation"
+    )
 
     def install(self) -> None:
         s: ArgoCDSettings = self.settings
@@ -112,13 +131,16 @@ class ArgoCD(Addon):
         self.release = self.helm(ARGO_CD, self.chart_values(s), release=RELEASE)
         self.cluster_secret = self.write_cluster_secret()
         self.teams = sorted({service.team for service in self.ctx.decl.services})
-        projects = [
-            self.manifest("argoproj.io/v1alpha1", "AppProject", team, namespace=NAMESPACE, spec=project_spec(team, s))
-            for team in self.teams
-        ]
+        projects = [self.manifest("argoproj.io/v1alpha1", "AppProject", team, namespace=NAMESPACE, spec=project_spec(team, s)) for team in self.teams]
         if self.teams:
-            self.manifest("argoproj.io/v1alpha1", "ApplicationSet", "team-deployments", namespace=NAMESPACE,
-                          spec=application_set_spec(self.teams, self.ctx.environment, s), depends_on=(*projects, self.cluster_secret))
+            self.manifest(
+                "argoproj.io/v1alpha1",
+                "ApplicationSet",
+                "team-deployments",
+                namespace=NAMESPACE,
+                spec=application_set_spec(self.teams, self.ctx.environment, s),
+                depends_on=(*projects, self.cluster_secret),
+            )
 
     def flows(self) -> list[net.Flow]:
         return [
@@ -147,16 +169,26 @@ class ArgoCD(Addon):
         spec, cluster, region = self.ctx.decl.spec, self.ctx.cluster_name, self.ctx.region
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
         labels = {
-            **CLUSTER_SECRET_TYPE, "cluster_name": cluster, "environment": self.ctx.environment, "aws_cluster_name": cluster,
-            "aws_region": region, "kubernetes_version": spec.cluster.kubernetes_version,
+            **CLUSTER_SECRET_TYPE,
+            "cluster_name": cluster,
+            "environment": self.ctx.environment,
+            "aws_cluster_name": cluster,
+            "aws_region": region,
+            "kubernetes_version": spec.cluster.kubernetes_version,
             **{f"enable_{_key(name)}": "true" for name in self.metadata()},
         }
-        annotations: dict[str, Any] = {"cluster_name": cluster, "environment": self.ctx.environment, "aws_cluster_name": cluster,
-                                       "aws_region": region, "aws_account_id": account}
+        annotations: dict[str, Any] = {
+            "cluster_name": cluster,
+            "environment": self.ctx.environment,
+            "aws_cluster_name": cluster,
+            "aws_region": region,
+            "aws_account_id": account,
+        }
         for name, meta in self.metadata().items():
             annotations.update({f"{_key(name)}_{ANNOTATION_SUFFIX[k]}": v for k, v in meta.items()})
         return k8s.core.v1.Secret(
-            f"{self.name}-cluster", type="Opaque",
+            f"{self.name}-cluster",
+            type="Opaque",
             metadata={"name": cluster, "namespace": NAMESPACE, "labels": labels, "annotations": annotations},
             string_data={"name": cluster, "server": IN_CLUSTER, "config": json.dumps({"tlsClientConfig": {"insecure": False}})},
             opts=self.opts((self.release,)),
@@ -178,8 +210,13 @@ class ArgoCD(Addon):
         return found
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT, "host": self.host,
-                "clusterSecret": self.ctx.cluster_name, "gitopsMetadata": self.metadata()}
+        return {
+            "namespace": NAMESPACE,
+            "serviceAccount": CONTROLLER_SERVICE_ACCOUNT,
+            "host": self.host,
+            "clusterSecret": self.ctx.cluster_name,
+            "gitopsMetadata": self.metadata(),
+        }
 
 
 def project_spec(team: str, s: ArgoCDSettings) -> dict[str, Any]:
@@ -200,10 +237,16 @@ def application_set_spec(teams: list[str], environment: str, s: ArgoCDSettings) 
     return {
         "goTemplate": True,
         "goTemplateOptions": ["missingkey=error"],
-        "generators": [{"matrix": {"generators": [
-            {"clusters": {"selector": {"matchLabels": {"environment": environment}}}},
-            {"list": {"elements": [{"team": t} for t in teams]}},
-        ]}}],
+        "generators": [
+            {
+                "matrix": {
+                    "generators": [
+                        {"clusters": {"selector": {"matchLabels": {"environment": environment}}}},
+                        {"list": {"elements": [{"team": t} for t in teams]}},
+                    ]
+                }
+            }
+        ],
         "template": {
             "metadata": {"name": "{{.team}}-{{.name}}", "labels": {"team": team}},
             "spec": {
@@ -230,6 +273,8 @@ def _placeholders(text: str, required: set[str], allowed: set[str]) -> None:
     if "{{" in text or "}}" in text:
         raise ValueError(f"{text!r}: use {{team}}-style placeholders, not Go templates")
     if found - allowed:
-        raise ValueError(f"{text!r}: unknown placeholder(s) {', '.join('{' + p + '}' for p in sorted(found - allowed))}; allowed: {', '.join('{' + p + '}' for p in sorted(allowed))}")
+        raise ValueError(
+            f"{text!r}: unknown placeholder(s) {', '.join('{' + p + '}' for p in sorted(found - allowed))}; allowed: {', '.join('{' + p + '}' for p in sorted(allowed))}"
+        )
     if required - found:
         raise ValueError(f"{text!r} must contain {', '.join('{' + p + '}' for p in sorted(required))}")

@@ -129,8 +129,7 @@ class Addon(pulumi.ComponentResource):
     # -- what subclasses implement: install(self) -> None, and optionally the rest -------------
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> Optional[object]:
-        """What this addon offers the rest of the platform (a dataclass of components/contracts.py),
-        published before any addon installs; None when it offers nothing."""
+        """What this addon offers others (a components/contracts.py dataclass, published before any addon installs); None: nothing."""
         return None
 
     def install(self) -> None:
@@ -154,8 +153,9 @@ class Addon(pulumi.ComponentResource):
     def vpc_cidr(self) -> str:
         return self.ctx.decl.spec.network.cidr
 
-    def scraped(self, ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None,
-                name: str = "scrape") -> list[net.Flow]:
+    def scraped(
+        self, ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None, name: str = "scrape"
+    ) -> list[net.Flow]:
         """Prometheus scrapes these ports, when the stack has Prometheus (its contract names its pods)."""
         monitoring = self.ctx.contracts.get(MonitoringContract)
         return [net.scraped(monitoring.prometheus, ports, selector, namespace, name)] if monitoring else []
@@ -163,8 +163,9 @@ class Addon(pulumi.ComponentResource):
     def sidecar(self, namespace: str) -> list[net.Flow]:
         """The flows of a namespace whose pods get Istio's sidecar (read from the mesh's contracts)."""
         monitoring = self.ctx.contracts.get(MonitoringContract)
-        return net.sidecar(namespace, self.ctx.contracts.require(IstioContract), monitoring.prometheus if monitoring else None,
-                           self.ctx.contracts.get(TracingContract))
+        return net.sidecar(
+            namespace, self.ctx.contracts.require(IstioContract), monitoring.prometheus if monitoring else None, self.ctx.contracts.get(TracingContract)
+        )
 
     def network_policies(self) -> None:
         """Default-deny in each of the addon's namespaces, then one allow per declared flow."""
@@ -193,7 +194,9 @@ class Addon(pulumi.ComponentResource):
     def network_policy(self, namespace: str, name: str, spec: Any, created: Optional[pulumi.Resource]) -> k8s.networking.v1.NetworkPolicy:
         metadata: Any = {"name": name, "namespace": namespace}
         return k8s.networking.v1.NetworkPolicy(
-            f"{self.name}-{namespace}-{name}", metadata=metadata, spec=spec,
+            f"{self.name}-{namespace}-{name}",
+            metadata=metadata,
+            spec=spec,
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider, depends_on=[created] if created else list(self._after)),
         )
 
@@ -215,7 +218,10 @@ class Addon(pulumi.ComponentResource):
             raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
         self.created_namespaces[namespace] = k8s.core.v1.Namespace(
             f"{self.name}-{namespace}",
-            metadata={"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})}},
+            metadata={
+                "name": namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})},
+            },
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
         return self.created_namespaces[namespace]
@@ -229,27 +235,46 @@ class Addon(pulumi.ComponentResource):
 
     multi_chart: ClassVar[bool] = False
 
-    def helm(self, chart: Chart, values: dict[str, Any], release: Optional[str] = None, namespace: Optional[str] = None,
-             depends_on: tuple = (), **kwargs: Any) -> Release:
+    def helm(
+        self, chart: Chart, values: dict[str, Any], release: Optional[str] = None, namespace: Optional[str] = None, depends_on: tuple = (), **kwargs: Any
+    ) -> Release:
         """A Helm release of a pinned chart. helm.v3.Release runs hooks and waits for the release,
         which the addons here rely on (CRD installs, webhooks ready before their objects)."""
         repo: Optional[RepositoryOptsArgsDict] = None if chart.oci else {"repo": chart.repository}
         created = k8s.helm.v3.Release(
             f"{self.name}-{release or chart.name}",
-            name=release or chart.name, chart=chart.chart_ref, version=chart.version, repository_opts=repo,
-            namespace=namespace or self.namespace, values=self.values_for(chart, values),
+            name=release or chart.name,
+            chart=chart.chart_ref,
+            version=chart.version,
+            repository_opts=repo,
+            namespace=namespace or self.namespace,
+            values=self.values_for(chart, values),
             opts=self.opts(depends_on, **kwargs),
         )
         self.ready.append(created)
         return created
 
-    def manifest(self, api_version: str, kind: str, name: str, spec: dict[str, Any], namespace: Optional[str] = None,
-                 depends_on: tuple = (), labels: Optional[dict[str, str]] = None, **fields: Any) -> CustomResource:
+    def manifest(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        namespace: Optional[str] = None,
+        depends_on: tuple = (),
+        labels: Optional[dict[str, str]] = None,
+        **fields: Any,
+    ) -> CustomResource:
         """A custom resource owned by this addon, created after its releases (CRDs and webhooks)."""
         metadata = {"name": name, **({"namespace": namespace} if namespace else {}), **({"labels": labels} if labels else {})}
         return k8s.apiextensions.CustomResource(
-            f"{self.name}-{kind.lower()}-{name}", api_version=api_version, kind=kind, metadata=metadata, spec=spec,
-            opts=self.opts((*self.ready, *depends_on)), **fields,
+            f"{self.name}-{kind.lower()}-{name}",
+            api_version=api_version,
+            kind=kind,
+            metadata=metadata,
+            spec=spec,
+            opts=self.opts((*self.ready, *depends_on)),
+            **fields,
         )
 
     def grafana_datasource(self, datasource: dict[str, Any]) -> ConfigMap:

@@ -86,8 +86,9 @@ def chart_values(inputs: dict[str, Any]) -> dict[str, Any]:
 
 class CertManagerSettings(Spec):
     replicas: int = field("Replicas of the controller, webhook and CA injector (2 or more for HA).", default=1, ge=1, le=3)
-    acme_email: Optional[str] = field("Contact address of the Let's Encrypt account (expiry and policy notices); required in prod.",
-                                      default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    acme_email: Optional[str] = field(
+        "Contact address of the Let's Encrypt account (expiry and policy notices); required in prod.", default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )
 
     @model_validator(mode="after")
     def _prod_needs_email(self, info: ValidationInfo) -> "CertManagerSettings":
@@ -96,8 +97,10 @@ class CertManagerSettings(Spec):
                 raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
             domain = self.acme_email.rsplit("@", 1)[1].lower()
             if domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS)) or domain.rsplit(".", 1)[-1] in RESERVED_TLDS:
-                raise ValueError(f"acmeEmail {self.acme_email!r} is a placeholder (reserved domain {domain}); give the address "
-                                 "that must receive Let's Encrypt's expiry and policy notices")
+                raise ValueError(
+                    f"acmeEmail {self.acme_email!r} is a placeholder (reserved domain {domain}); give the address "
+                    "that must receive Let's Encrypt's expiry and policy notices"
+                )
         return self
 
 
@@ -112,16 +115,24 @@ class CertManager(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> CertManagerContract:
-        return CertManagerContract(public_issuer=issuer_for(decl.environment), solver_ingress_class=SOLVER_INGRESS_CLASS,
-                                   internal_issuer=CA_ISSUER, solver_pod_labels=SOLVER_POD_LABELS, solver_port=SOLVER_PORT)
+        return CertManagerContract(
+            public_issuer=issuer_for(decl.environment),
+            solver_ingress_class=SOLVER_INGRESS_CLASS,
+            internal_issuer=CA_ISSUER,
+            solver_pod_labels=SOLVER_POD_LABELS,
+            solver_port=SOLVER_PORT,
+        )
 
     def install(self) -> None:
         s: CertManagerSettings = self.settings
         self.release = cm.CertManager(
             RELEASE,
             helm_options=cm.ReleaseArgs(
-                name=RELEASE, chart=CERT_MANAGER.chart_ref, version=CERT_MANAGER.version,
-                repository_opts=cm.RepositoryOptsArgs(repo=CERT_MANAGER.repository), namespace=NAMESPACE,
+                name=RELEASE,
+                chart=CERT_MANAGER.chart_ref,
+                version=CERT_MANAGER.version,
+                repository_opts=cm.RepositoryOptsArgs(repo=CERT_MANAGER.repository),
+                namespace=NAMESPACE,
                 values=self.values_for(CERT_MANAGER, self.release_values(s)),
             ),
             opts=self.opts(),
@@ -142,10 +153,17 @@ class CertManager(Addon):
 
     def route53_identity(self, zone: Any) -> pulumi.Resource:
         """The controller's Pod Identity role: TXT records in the stack's zone and nothing else."""
-        role = self.role = iam.pod_identity_role(f"{self.name}-route53", self, inline=zone_statements(zone.arn),
-                                                 description=f"cert-manager: ACME DNS-01 records in {zone.name} only (Pod Identity)")
-        return aws.eks.PodIdentityAssociation(f"{self.name}-identity", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
-                                              service_account=SERVICE_ACCOUNT, role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
+        role = self.role = iam.pod_identity_role(
+            f"{self.name}-route53", self, inline=zone_statements(zone.arn), description=f"cert-manager: ACME DNS-01 records in {zone.name} only (Pod Identity)"
+        )
+        return aws.eks.PodIdentityAssociation(
+            f"{self.name}-identity",
+            cluster_name=self.ctx.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     @staticmethod
     def release_values(s: CertManagerSettings) -> dict[str, Any]:
@@ -156,35 +174,50 @@ class CertManager(Addon):
         """A self-signed root (10 years, renewed a year ahead) and a CA issuer signing with it:
         dev certificates chain to one CA that testers can trust once."""
         self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", SELF_SIGNED_ISSUER, {"selfSigned": {}}))
-        self.ready.append(self.manifest("cert-manager.io/v1", "Certificate", CA_SECRET, namespace=NAMESPACE, spec={
-            "isCA": True,
-            "commonName": f"{self.ctx.cluster_name} platform CA",
-            "secretName": CA_SECRET,
-            "duration": "87600h",
-            "renewBefore": "8760h",
-            "privateKey": {"algorithm": "ECDSA", "size": 256},
-            "issuerRef": {"name": SELF_SIGNED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
-        }))
+        self.ready.append(
+            self.manifest(
+                "cert-manager.io/v1",
+                "Certificate",
+                CA_SECRET,
+                namespace=NAMESPACE,
+                spec={
+                    "isCA": True,
+                    "commonName": f"{self.ctx.cluster_name} platform CA",
+                    "secretName": CA_SECRET,
+                    "duration": "87600h",
+                    "renewBefore": "8760h",
+                    "privateKey": {"algorithm": "ECDSA", "size": 256},
+                    "issuerRef": {"name": SELF_SIGNED_ISSUER, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+                },
+            )
+        )
         self.ready.append(self.manifest("cert-manager.io/v1", "ClusterIssuer", CA_ISSUER, {"ca": {"secretName": CA_SECRET}}))
 
     @staticmethod
     def acme(issuer: str, email: str, dns01: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         if dns01 is not None:
             # Ambient credentials (Pod Identity) for Route 53; only names in the zone use this solver.
-            solvers = [{"selector": {"dnsZones": [dns01["zone"]]},
-                        "dns01": {"route53": {"region": dns01["region"], "hostedZoneID": dns01["zoneId"]}}}]
+            solvers = [{"selector": {"dnsZones": [dns01["zone"]]}, "dns01": {"route53": {"region": dns01["region"], "hostedZoneID": dns01["zoneId"]}}}]
             return {"acme": {"server": ACME_SERVERS[issuer], "email": email, "privateKeySecretRef": {"name": f"{issuer}-account"}, "solvers": solvers}}
-        return {"acme": {
-            "server": ACME_SERVERS[issuer],
-            "email": email,
-            "privateKeySecretRef": {"name": f"{issuer}-account"},
-            "solvers": [{"http01": {"ingress": {
-                "ingressClassName": SOLVER_INGRESS_CLASS,
-                # The solver pod runs in the gateway's namespace, which is labelled for injection;
-                # it needs no sidecar (the gateway reaches it in plaintext, as any out-of-mesh pod).
-                "podTemplate": {"metadata": {"labels": {"sidecar.istio.io/inject": "false"}}},
-            }}}],
-        }}
+        return {
+            "acme": {
+                "server": ACME_SERVERS[issuer],
+                "email": email,
+                "privateKeySecretRef": {"name": f"{issuer}-account"},
+                "solvers": [
+                    {
+                        "http01": {
+                            "ingress": {
+                                "ingressClassName": SOLVER_INGRESS_CLASS,
+                                # The solver pod runs in the gateway's namespace, which is labelled for injection;
+                                # it needs no sidecar (the gateway reaches it in plaintext, as any out-of-mesh pod).
+                                "podTemplate": {"metadata": {"labels": {"sidecar.istio.io/inject": "false"}}},
+                            }
+                        }
+                    }
+                ],
+            }
+        }
 
     def flows(self) -> list[net.Flow]:
         return [
@@ -195,11 +228,22 @@ class CertManager(Addon):
             *self.scraped((METRICS_PORT,)),
             # DNS-01 (prod with a zone): Route 53 credentials from the Pod Identity agent, and the propagation
             # check that asks the zone's authoritative name servers directly.
-            *([net.pod_identity(CONTROLLER_POD_LABELS),
-               net.flow("dns01-check", "egress", [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
-                        "DNS-01 propagation check against the zone's authoritative name servers", ports=(53,),
-                        selector=CONTROLLER_POD_LABELS, protocols=("UDP", "TCP"))]
-              if self.ctx.prod and self.ctx.dns_zone is not None else []),
+            *(
+                [
+                    net.pod_identity(CONTROLLER_POD_LABELS),
+                    net.flow(
+                        "dns01-check",
+                        "egress",
+                        [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
+                        "DNS-01 propagation check against the zone's authoritative name servers",
+                        ports=(53,),
+                        selector=CONTROLLER_POD_LABELS,
+                        protocols=("UDP", "TCP"),
+                    ),
+                ]
+                if self.ctx.prod and self.ctx.dns_zone is not None
+                else []
+            ),
         ]
 
     def outputs(self) -> dict[str, Any]:

@@ -75,20 +75,17 @@ class ChaosMesh(Addon):
 
     def install(self) -> None:
         s: ChaosMeshSettings = self.settings
-        self.release = self.helm(CHAOS_MESH, {
-            "controllerManager": {
-                "replicaCount": s.controller_replicas,
-                "enableFilterNamespace": True,
+        self.release = self.helm(
+            CHAOS_MESH,
+            {
+                "controllerManager": {"replicaCount": s.controller_replicas, "enableFilterNamespace": True},
+                "chaosDaemon": {"runtime": "containerd", "socketPath": CONTAINERD_SOCKET, "tolerations": pool_tolerations(self.ctx.decl)},
+                "dashboard": {"service": {"type": "ClusterIP"}},
+                # DNSChaos is not used; its CoreDNS fork would only be another deployment to run.
+                "dnsServer": {"create": False},
             },
-            "chaosDaemon": {
-                "runtime": "containerd",
-                "socketPath": CONTAINERD_SOCKET,
-                "tolerations": pool_tolerations(self.ctx.decl),
-            },
-            "dashboard": {"service": {"type": "ClusterIP"}},
-            # DNSChaos is not used; its CoreDNS fork would only be another deployment to run.
-            "dnsServer": {"create": False},
-        }, release=RELEASE)
+            release=RELEASE,
+        )
 
     def flows(self) -> list[net.Flow]:
         return [

@@ -36,7 +36,9 @@ METRICS_PORT = 7979
 
 
 class ExternalDnsSettings(Spec):
-    policy: Literal["upsert-only", "sync"] = field("upsert-only never deletes records; sync also removes records of hosts no longer exposed.", default="upsert-only")
+    policy: Literal["upsert-only", "sync"] = field(
+        "upsert-only never deletes records; sync also removes records of hosts no longer exposed.", default="upsert-only"
+    )
     interval: str = field("How often the records are reconciled.", default="1m", pattern=r"^[0-9]+(s|m|h)$")
 
 
@@ -53,35 +55,41 @@ class ExternalDns(Addon):
         s: ExternalDnsSettings = self.settings
         zone = self.ctx.dns_zone
         child = pulumi.ResourceOptions(parent=self)
-        self.role = iam.pod_identity_role(f"{self.name}-route53", self, inline=zone_statements(zone.arn),
-                                          description=f"ExternalDNS: records of {zone.name} only (Pod Identity)")
-        identity = aws.eks.PodIdentityAssociation(f"{self.name}-identity", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
-                                                  service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child)
-        self.release = self.helm(EXTERNAL_DNS, {
-            "fullnameOverride": RELEASE,
-            "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
-            "provider": {"name": "aws"},
-            "sources": ["istio-gateway"],
-            "domainFilters": [zone.name],
-            # The zone by name, public only; the role can change no other zone anyway.
-            "extraArgs": ["--aws-zone-type=public"],
-            "policy": s.policy,
-            "registry": "txt",
-            "txtOwnerId": self.ctx.cluster_name,
-            "interval": s.interval,
-            "env": [{"name": "AWS_DEFAULT_REGION", "value": self.ctx.region}],
-            "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
-        }, release=RELEASE, depends_on=(identity,))
+        self.role = iam.pod_identity_role(
+            f"{self.name}-route53", self, inline=zone_statements(zone.arn), description=f"ExternalDNS: records of {zone.name} only (Pod Identity)"
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{self.name}-identity",
+            cluster_name=self.ctx.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=self.role.arn,
+            opts=child,
+        )
+        self.release = self.helm(
+            EXTERNAL_DNS,
+            {
+                "fullnameOverride": RELEASE,
+                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "provider": {"name": "aws"},
+                "sources": ["istio-gateway"],
+                "domainFilters": [zone.name],
+                # The zone by name, public only; the role can change no other zone anyway.
+                "extraArgs": ["--aws-zone-type=public"],
+                "policy": s.policy,
+                "registry": "txt",
+                "txtOwnerId": self.ctx.cluster_name,
+                "interval": s.interval,
+                "env": [{"name": "AWS_DEFAULT_REGION", "value": self.ctx.region}],
+                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+            },
+            release=RELEASE,
+            depends_on=(identity,),
+        )
 
     def flows(self) -> list[net.Flow]:
-        return [
-            net.api_server(self.vpc_cidr),
-            net.cloud("the Route 53 API"),
-            net.pod_identity(),
-            *self.scraped((METRICS_PORT,)),
-        ]
+        return [net.api_server(self.vpc_cidr), net.cloud("the Route 53 API"), net.pod_identity(), *self.scraped((METRICS_PORT,))]
 
     def outputs(self) -> dict[str, Any]:
         zone = self.ctx.dns_zone
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn,
-                "zone": zone.name, "zoneId": zone.zone_id}
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "zone": zone.name, "zoneId": zone.zone_id}

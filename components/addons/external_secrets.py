@@ -90,17 +90,22 @@ class ExternalSecrets(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> ExternalSecretsContract:
-        return ExternalSecretsContract(secret_store=SECRET_STORE, team_service_account=TEAM_SERVICE_ACCOUNT, team_ca_secret=TEAM_CA_SECRET,
-                                       team_store_spec=team_store_spec)
+        return ExternalSecretsContract(
+            secret_store=SECRET_STORE, team_service_account=TEAM_SERVICE_ACCOUNT, team_ca_secret=TEAM_CA_SECRET, team_store_spec=team_store_spec
+        )
 
     def install(self) -> None:
         s: ExternalSecretsSettings = self.settings
-        self.release = self.helm(EXTERNAL_SECRETS, {
-            "replicaCount": s.replicas,
-            "leaderElect": s.replicas > 1,
-            "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
-            "podDisruptionBudget": {"enabled": s.replicas > 1},
-        }, release=RELEASE)
+        self.release = self.helm(
+            EXTERNAL_SECRETS,
+            {
+                "replicaCount": s.replicas,
+                "leaderElect": s.replicas > 1,
+                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "podDisruptionBudget": {"enabled": s.replicas > 1},
+            },
+            release=RELEASE,
+        )
         teams = sorted({service.team for service in self.ctx.decl.services})
         self.vault_roles = self.declare_vault(teams)
 
@@ -108,8 +113,12 @@ class ExternalSecrets(Addon):
         """The Vault side: the KV v2 mount, the Kubernetes auth method, and per team a policy and a role."""
         # Over TLS only: the listener's https address (or the deploy network's https name for it); the
         # provider verifies it with VAULT_CACERT and logs in with VAULT_TOKEN from the pipeline's environment.
-        provider = vault.Provider(f"{self.name}-vault", address=provider_address(self.ctx.contracts.require(VaultContract)),
-                                  skip_tls_verify=False, opts=pulumi.ResourceOptions(parent=self))
+        provider = vault.Provider(
+            f"{self.name}-vault",
+            address=provider_address(self.ctx.contracts.require(VaultContract)),
+            skip_tls_verify=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         # After the Vault release: the server must be running (and initialised) to be configured.
         opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=self._after)
         kv = vault.Mount(f"{self.name}-kv", path=KV_MOUNT, type="kv", options={"version": "2"}, description="Team secrets, one prefix per team", opts=opts)
@@ -117,13 +126,24 @@ class ExternalSecrets(Addon):
         config = vault.kubernetes.AuthBackendConfig(f"{self.name}-kubernetes-auth", backend=auth.path, kubernetes_host=KUBERNETES_HOST, opts=opts)
         roles = {}
         for team in teams:
-            policy = vault.Policy(f"{self.name}-{team}", name=team_role(team), policy=team_policy(team), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[kv])))
+            policy = vault.Policy(
+                f"{self.name}-{team}",
+                name=team_role(team),
+                policy=team_policy(team),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[kv])),
+            )
             roles[team] = vault.kubernetes.AuthBackendRole(
-                f"{self.name}-{team}", backend=auth.path, role_name=team_role(team),
-                bound_service_account_names=[TEAM_SERVICE_ACCOUNT], bound_service_account_namespaces=[team],
+                f"{self.name}-{team}",
+                backend=auth.path,
+                role_name=team_role(team),
+                bound_service_account_names=[TEAM_SERVICE_ACCOUNT],
+                bound_service_account_namespaces=[team],
                 # Vault's `default` policy stays attached: it grants only the token's own lookup and
                 # renewal, which External Secrets uses to check a cached login.
-                audience=TOKEN_AUDIENCE, token_policies=[policy.name], token_ttl=TOKEN_TTL_SECONDS, token_max_ttl=TOKEN_TTL_SECONDS,
+                audience=TOKEN_AUDIENCE,
+                token_policies=[policy.name],
+                token_ttl=TOKEN_TTL_SECONDS,
+                token_max_ttl=TOKEN_TTL_SECONDS,
                 opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[config])),
             )
         return roles
@@ -134,8 +154,15 @@ class ExternalSecrets(Addon):
             net.api_server(self.vpc_cidr),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
             # Every team's SecretStore is served by this controller: the team namespaces need no path to Vault.
-            net.flow("vault", "egress", [net.Peer.to(server.server)], "the operator reads secrets from Vault",
-                     ports=(server.port,), selector=CONTROLLER_POD_LABELS, both_ends=True),
+            net.flow(
+                "vault",
+                "egress",
+                [net.Peer.to(server.server)],
+                "the operator reads secrets from Vault",
+                ports=(server.port,),
+                selector=CONTROLLER_POD_LABELS,
+                both_ends=True,
+            ),
             *self.scraped((METRICS_PORT,), selector=CONTROLLER_POD_LABELS),
         ]
 
@@ -158,27 +185,28 @@ def team_role(team: str) -> str:
 
 def team_policy(team: str) -> str:
     """Vault policy: read the team's KV v2 prefix, list its metadata; nothing else."""
-    return (
-        f'path "{KV_MOUNT}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\n'
-        f'path "{KV_MOUNT}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
-    )
+    return f'path "{KV_MOUNT}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\npath "{KV_MOUNT}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
 
 
 def team_store_spec(team: str, server: VaultContract) -> dict[str, Any]:
     """A team namespace's SecretStore: Vault KV v2 at KV_MOUNT over TLS, logged in as the namespace's own account and role."""
     return {
-        "provider": {"vault": {
-            "server": server.address,
-            # Vault's listener certificate chains to the platform's internal CA; a namespaced store reads
-            # the CA from its own namespace (TEAM_CA_SECRET, issued there by the same issuer).
-            "caProvider": {"type": "Secret", "name": TEAM_CA_SECRET, "key": server.ca_key},
-            "path": KV_MOUNT,
-            "version": KV_VERSION,
-            "auth": {"kubernetes": {
-                "mountPath": VAULT_AUTH_MOUNT,
-                "role": team_role(team),
-                # A SecretStore's account is always in the store's own namespace.
-                "serviceAccountRef": {"name": TEAM_SERVICE_ACCOUNT, "audiences": [TOKEN_AUDIENCE]},
-            }},
-        }},
+        "provider": {
+            "vault": {
+                "server": server.address,
+                # Vault's listener certificate chains to the platform's internal CA; a namespaced store reads
+                # the CA from its own namespace (TEAM_CA_SECRET, issued there by the same issuer).
+                "caProvider": {"type": "Secret", "name": TEAM_CA_SECRET, "key": server.ca_key},
+                "path": KV_MOUNT,
+                "version": KV_VERSION,
+                "auth": {
+                    "kubernetes": {
+                        "mountPath": VAULT_AUTH_MOUNT,
+                        "role": team_role(team),
+                        # A SecretStore's account is always in the store's own namespace.
+                        "serviceAccountRef": {"name": TEAM_SERVICE_ACCOUNT, "audiences": [TOKEN_AUDIENCE]},
+                    }
+                },
+            }
+        }
     }

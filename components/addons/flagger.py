@@ -84,17 +84,20 @@ class Flagger(Addon):
         self.release = self.helm(FLAGGER, self.flagger_values(s, self.ctx.contracts.require(MonitoringContract).prometheus_url), release=RELEASE)
         loadtester_ns = self.create_namespace(LOADTESTER_NAMESPACE, self.namespace_labels())
         account = k8s.core.v1.ServiceAccount(
-            f"{self.name}-loadtester", metadata={"name": LOADTESTER_SERVICE_ACCOUNT, "namespace": LOADTESTER_NAMESPACE},
-            automount_service_account_token=False, opts=self.opts((loadtester_ns,)),
+            f"{self.name}-loadtester",
+            metadata={"name": LOADTESTER_SERVICE_ACCOUNT, "namespace": LOADTESTER_NAMESPACE},
+            automount_service_account_token=False,
+            opts=self.opts((loadtester_ns,)),
         )
-        self.helm(LOADTESTER, self.loadtester_values(s), release=LOADTESTER_RELEASE, namespace=LOADTESTER_NAMESPACE,
-                  depends_on=(loadtester_ns, account))
+        self.helm(LOADTESTER, self.loadtester_values(s), release=LOADTESTER_RELEASE, namespace=LOADTESTER_NAMESPACE, depends_on=(loadtester_ns, account))
         # The load tester executes the commands in its webhook calls: only Flagger may call it.
-        self.manifest("security.istio.io/v1", "AuthorizationPolicy", LOADTESTER_RELEASE, namespace=LOADTESTER_NAMESPACE, spec={
-            "selector": {"matchLabels": LOADTESTER_POD_LABELS},
-            "action": "ALLOW",
-            "rules": [{"from": [{"source": {"principals": [PRINCIPAL]}}]}],
-        })
+        self.manifest(
+            "security.istio.io/v1",
+            "AuthorizationPolicy",
+            LOADTESTER_RELEASE,
+            namespace=LOADTESTER_NAMESPACE,
+            spec={"selector": {"matchLabels": LOADTESTER_POD_LABELS}, "action": "ALLOW", "rules": [{"from": [{"source": {"principals": [PRINCIPAL]}}]}]},
+        )
 
     def flows(self) -> list[net.Flow]:
         monitoring = self.ctx.contracts.require(MonitoringContract)
@@ -102,13 +105,33 @@ class Flagger(Addon):
             net.api_server(self.vpc_cidr),
             *self.sidecar(NAMESPACE),
             *self.scraped((METRICS_PORT,), selector=POD_LABELS),
-            net.flow("prometheus", "egress", [net.Peer.to(monitoring.prometheus)], "canary analysis queries Prometheus",
-                     ports=(monitoring.prometheus_port,), selector=POD_LABELS, both_ends=True),
-            net.flow("loadtester", "egress", [net.Peer.of(LOADTESTER_NAMESPACE, LOADTESTER_POD_LABELS)], "Flagger runs its webhooks on the load tester",
-                     ports=(LOADTESTER_PORT,), selector=POD_LABELS, both_ends=True),
+            net.flow(
+                "prometheus",
+                "egress",
+                [net.Peer.to(monitoring.prometheus)],
+                "canary analysis queries Prometheus",
+                ports=(monitoring.prometheus_port,),
+                selector=POD_LABELS,
+                both_ends=True,
+            ),
+            net.flow(
+                "loadtester",
+                "egress",
+                [net.Peer.of(LOADTESTER_NAMESPACE, LOADTESTER_POD_LABELS)],
+                "Flagger runs its webhooks on the load tester",
+                ports=(LOADTESTER_PORT,),
+                selector=POD_LABELS,
+                both_ends=True,
+            ),
             *self.sidecar(LOADTESTER_NAMESPACE),
-            net.flow("canaries", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "smoke and load tests call the canaries (their policies pick the port)",
-                     selector=LOADTESTER_POD_LABELS, namespace=LOADTESTER_NAMESPACE),
+            net.flow(
+                "canaries",
+                "egress",
+                [net.Peer(namespace_key=net.TEAM_LABEL)],
+                "smoke and load tests call the canaries (their policies pick the port)",
+                selector=LOADTESTER_POD_LABELS,
+                namespace=LOADTESTER_NAMESPACE,
+            ),
         ]
 
     @staticmethod
@@ -137,5 +160,4 @@ class Flagger(Addon):
         }
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT,
-                "loadtesterNamespace": LOADTESTER_NAMESPACE, "loadtesterUrl": LOADTESTER_URL}
+        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "loadtesterNamespace": LOADTESTER_NAMESPACE, "loadtesterUrl": LOADTESTER_URL}

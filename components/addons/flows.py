@@ -102,9 +102,14 @@ class Flow:
         if not peer.namespace:
             raise ValueError(f"flow {self.name}: both_ends needs a peer in one namespace")
         return Flow(
-            name=self.name, direction="egress" if self.direction == "ingress" else "ingress",
-            peers=(Peer(namespace=self.namespace or own_namespace, pods=self.pods),), reason=self.reason,
-            ports=self.ports, protocols=self.protocols, pods=peer.pods, namespace=peer.namespace,
+            name=self.name,
+            direction="egress" if self.direction == "ingress" else "ingress",
+            peers=(Peer(namespace=self.namespace or own_namespace, pods=self.pods),),
+            reason=self.reason,
+            ports=self.ports,
+            protocols=self.protocols,
+            pods=peer.pods,
+            namespace=peer.namespace,
         )
 
 
@@ -112,17 +117,31 @@ def pods(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
-def flow(name: str, direction: Literal["ingress", "egress"], peers: list[Peer], reason: str, ports: tuple[int, ...] = (),
-         selector: Optional[dict[str, str]] = None, **kwargs: Any) -> Flow:
-    return Flow(name=name, direction=direction, peers=tuple(peers), reason=reason, ports=ports,
-                pods=pods(selector) if selector else None, **kwargs)
+def flow(
+    name: str,
+    direction: Literal["ingress", "egress"],
+    peers: list[Peer],
+    reason: str,
+    ports: tuple[int, ...] = (),
+    selector: Optional[dict[str, str]] = None,
+    **kwargs: Any,
+) -> Flow:
+    return Flow(name=name, direction=direction, peers=tuple(peers), reason=reason, ports=ports, pods=pods(selector) if selector else None, **kwargs)
 
 
 # -- the flows most addons need ---------------------------------------------------------------------
 
+
 def dns(namespace: Optional[str] = None) -> Flow:
-    return Flow("dns", "egress", (Peer.of("kube-system", {"k8s-app": "kube-dns"}),), "name resolution (CoreDNS)",
-                ports=(53,), protocols=("UDP", "TCP"), namespace=namespace)
+    return Flow(
+        "dns",
+        "egress",
+        (Peer.of("kube-system", {"k8s-app": "kube-dns"}),),
+        "name resolution (CoreDNS)",
+        ports=(53,),
+        protocols=("UDP", "TCP"),
+        namespace=namespace,
+    )
 
 
 def kubernetes_service_ip(vpc_cidr: str) -> str:
@@ -133,19 +152,23 @@ def kubernetes_service_ip(vpc_cidr: str) -> str:
 
 
 def api_server(vpc_cidr: str, namespace: Optional[str] = None, selector: Optional[dict[str, str]] = None) -> Flow:
-    return flow("api-server", "egress", [Peer(cidr=kubernetes_service_ip(vpc_cidr)), Peer(cidr=vpc_cidr)],
-                "the Kubernetes API (its Service address and the control plane's interfaces in the VPC)",
-                ports=(443,), selector=selector, namespace=namespace)
+    return flow(
+        "api-server",
+        "egress",
+        [Peer(cidr=kubernetes_service_ip(vpc_cidr)), Peer(cidr=vpc_cidr)],
+        "the Kubernetes API (its Service address and the control plane's interfaces in the VPC)",
+        ports=(443,),
+        selector=selector,
+        namespace=namespace,
+    )
 
 
-def webhook(name: str, vpc_cidr: str, ports: tuple[int, ...], reason: str, selector: Optional[dict[str, str]] = None,
-            namespace: Optional[str] = None) -> Flow:
+def webhook(name: str, vpc_cidr: str, ports: tuple[int, ...], reason: str, selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None) -> Flow:
     """Calls from the control plane (admission webhooks, aggregated APIs), from its interfaces in the VPC."""
     return flow(name, "ingress", [Peer(cidr=vpc_cidr)], reason, ports=ports, selector=selector, namespace=namespace)
 
 
-def scraped(prometheus: Pods, ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None,
-            name: str = "scrape") -> Flow:
+def scraped(prometheus: Pods, ports: tuple[int, ...], selector: Optional[dict[str, str]] = None, namespace: Optional[str] = None, name: str = "scrape") -> Flow:
     """Prometheus (the monitoring contract's pods) scrapes these ports."""
     return flow(name, "ingress", [Peer.to(prometheus)], "Prometheus scrapes the metrics", ports=ports, selector=selector, namespace=namespace)
 
@@ -156,27 +179,28 @@ def cloud(reason: str, ports: tuple[int, ...] = (443,), selector: Optional[dict[
 
 
 def pod_identity(selector: Optional[dict[str, str]] = None) -> Flow:
-    return flow("pod-identity", "egress", [Peer(cidr=POD_IDENTITY_AGENT)], "AWS credentials from the EKS Pod Identity agent",
-                ports=(80,), selector=selector)
+    return flow("pod-identity", "egress", [Peer(cidr=POD_IDENTITY_AGENT)], "AWS credentials from the EKS Pod Identity agent", ports=(80,), selector=selector)
 
 
 def within(namespace: str, ports: tuple[int, ...] = (), reason: str = "the addon's components call each other") -> list[Flow]:
     """Every pod of the namespace may reach every other (one addon's own components)."""
     peer = (Peer(namespace=namespace),)
-    return [Flow("within-in", "ingress", peer, reason, ports=ports, namespace=namespace),
-            Flow("within-out", "egress", peer, reason, ports=ports, namespace=namespace)]
+    return [
+        Flow("within-in", "ingress", peer, reason, ports=ports, namespace=namespace),
+        Flow("within-out", "egress", peer, reason, ports=ports, namespace=namespace),
+    ]
 
 
 def sidecar(namespace: Optional[str], istio: IstioContract, prometheus: Optional[Pods], tracing: Optional[TracingContract]) -> list[Flow]:
     """A meshed namespace: proxies fetch config and certificates from istiod, Prometheus (when on) scrapes
     Envoy, and with the tracing addon the proxies send spans to its collector."""
-    found = [Flow("istiod", "egress", (Peer.to(istio.istiod),), "proxies fetch config and certificates (xDS, CA)",
-                  ports=(istio.xds_port,), namespace=namespace)]
+    found = [
+        Flow("istiod", "egress", (Peer.to(istio.istiod),), "proxies fetch config and certificates (xDS, CA)", ports=(istio.xds_port,), namespace=namespace)
+    ]
     if prometheus is not None:
         found.append(scraped(prometheus, (istio.envoy_stats_port,), namespace=namespace, name="scrape-envoy"))
     if tracing is not None:
-        found.append(Flow("traces", "egress", (Peer.to(tracing.collector),), "the proxies' spans",
-                          ports=tracing.otlp_ports, namespace=namespace))
+        found.append(Flow("traces", "egress", (Peer.to(tracing.collector),), "the proxies' spans", ports=tracing.otlp_ports, namespace=namespace))
     return found
 
 

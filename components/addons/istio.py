@@ -19,6 +19,7 @@ would ignore that annotation value and need `external` instead.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -79,7 +80,9 @@ NLB_ANNOTATIONS = {
 
 
 class IstioSettings(Spec):
-    istiod_replicas: int = field("Minimum istiod replicas (the autoscaler adds more); 2 or more keeps config flowing through a node drain.", default=1, ge=1, le=5)
+    istiod_replicas: int = field(
+        "Minimum istiod replicas (the autoscaler adds more); 2 or more keeps config flowing through a node drain.", default=1, ge=1, le=5
+    )
     gateway_replicas: int = field("Minimum ingress gateway replicas.", default=1, ge=1, le=20)
     gateway_max_replicas: int = field("Maximum ingress gateway replicas under load.", default=5, ge=1, le=50)
 
@@ -98,44 +101,62 @@ class Istio(Addon):
     # can enforce the restricted Pod Security level.
     requires = ("cert-manager", "istio-cni")
     # istiod's own metrics, and every Envoy's (sidecars and gateways): Flagger's analysis and the SLOs read istio_requests_total.
-    metrics = Metrics(monitors=(
-        Monitor("ServiceMonitor", "istiod", {
-            "namespaceSelector": {"matchNames": [SYSTEM_NAMESPACE]},
-            "selector": {"matchLabels": {"app": "istiod"}},
-            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
-        }),
-        Monitor("PodMonitor", "envoy-stats", {
-            "namespaceSelector": {"any": True},
-            "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
-            "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
-        }),
-    ))
+    metrics = Metrics(
+        monitors=(
+            Monitor(
+                "ServiceMonitor",
+                "istiod",
+                {
+                    "namespaceSelector": {"matchNames": [SYSTEM_NAMESPACE]},
+                    "selector": {"matchLabels": {"app": "istiod"}},
+                    "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
+                },
+            ),
+            Monitor(
+                "PodMonitor",
+                "envoy-stats",
+                {
+                    "namespaceSelector": {"any": True},
+                    "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
+                    "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
+                },
+            ),
+        )
+    )
     Settings = IstioSettings
     multi_chart = True
     pod_security = "restricted"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> IstioContract:
-        return IstioContract(system_namespace=SYSTEM_NAMESPACE, injection_label=INJECTION_LABEL, gateway=GATEWAY,
-                             ingress=Pods(INGRESS_NAMESPACE, INGRESS_POD_LABELS, INGRESS_SERVICE_ACCOUNT),
-                             istiod=Pods(SYSTEM_NAMESPACE, ISTIOD_POD_LABELS, "istiod"), xds_port=XDS_PORT, envoy_stats_port=ENVOY_STATS_PORT,
-                             egress=Pods(EGRESS_NAMESPACE, EGRESS_POD_LABELS, EGRESS_RELEASE), egress_host=EGRESS_HOST, egress_port=EGRESS_PORT)
+        return IstioContract(
+            system_namespace=SYSTEM_NAMESPACE,
+            injection_label=INJECTION_LABEL,
+            gateway=GATEWAY,
+            ingress=Pods(INGRESS_NAMESPACE, INGRESS_POD_LABELS, INGRESS_SERVICE_ACCOUNT),
+            istiod=Pods(SYSTEM_NAMESPACE, ISTIOD_POD_LABELS, "istiod"),
+            xds_port=XDS_PORT,
+            envoy_stats_port=ENVOY_STATS_PORT,
+            egress=Pods(EGRESS_NAMESPACE, EGRESS_POD_LABELS, EGRESS_RELEASE),
+            egress_host=EGRESS_HOST,
+            egress_port=EGRESS_PORT,
+        )
 
     def install(self) -> None:
         s: IstioSettings = self.settings
         certs = self.ctx.contracts.require(CertManagerContract)
         ingress_ns = self.create_namespace(INGRESS_NAMESPACE, INJECTION_LABEL)
         base = self.helm(ISTIO_BASE, {}, release="istio-base")
-        istiod = self.helm(ISTIOD, self.istiod_values(s, certs.solver_ingress_class, self.tracing_mesh_config(), self.ctx.prod),
-                           release="istiod", depends_on=(base,))
+        istiod = self.helm(
+            ISTIOD, self.istiod_values(s, certs.solver_ingress_class, self.tracing_mesh_config(), self.ctx.prod), release="istiod", depends_on=(base,)
+        )
         self.helm(ISTIO_GATEWAY, self.gateway_values(s), release=INGRESS_RELEASE, namespace=INGRESS_NAMESPACE, depends_on=(istiod, ingress_ns))
         egress_ns = self.create_namespace(EGRESS_NAMESPACE, INJECTION_LABEL)
         self.helm(ISTIO_GATEWAY, egress_gateway_values(s), release=EGRESS_RELEASE, namespace=EGRESS_NAMESPACE, depends_on=(istiod, egress_ns))
         # Istio serves Ingresses of this class on the gateway pods (meshConfig.ingressSelector):
         # how cert-manager's HTTP-01 solver is reached from the internet.
         k8s.networking.v1.IngressClass(
-            f"{self.name}-ingressclass", metadata={"name": certs.solver_ingress_class},
-            spec={"controller": "istio.io/ingress-controller"}, opts=self.k8s,
+            f"{self.name}-ingressclass", metadata={"name": certs.solver_ingress_class}, spec={"controller": "istio.io/ingress-controller"}, opts=self.k8s
         )
         # In the root namespace and without a selector: the whole mesh accepts only mTLS.
         self.manifest("security.istio.io/v1", "PeerAuthentication", "default", {"mtls": {"mode": "STRICT"}}, namespace=SYSTEM_NAMESPACE)
@@ -185,71 +206,87 @@ class Istio(Addon):
             "securityContext": GATEWAY_POD_CONTEXT,
             "autoscaling": {"minReplicas": s.gateway_replicas, "maxReplicas": s.gateway_max_replicas},
             "podDisruptionBudget": {"minAvailable": 1} if s.gateway_replicas > 1 else {},
-            "topologySpreadConstraints": [{
-                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": INGRESS_POD_LABELS},
-            }],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": INGRESS_POD_LABELS},
+                }
+            ],
         }
 
     def public_gateway(self, hosts: list[str], issuer: str) -> None:
         selector = {"istio": INGRESS_SELECTOR}
-        certificate = self.manifest("cert-manager.io/v1", "Certificate", GATEWAY_NAME, namespace=INGRESS_NAMESPACE, spec={
-            "secretName": TLS_SECRET,
-            "dnsNames": hosts,
-            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
-        })
-        self.manifest("networking.istio.io/v1", "Gateway", GATEWAY_NAME, namespace=INGRESS_NAMESPACE, depends_on=(certificate,), spec={
-            "selector": selector,
-            "servers": [{
-                "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-                "hosts": hosts,
-                "tls": {"mode": "SIMPLE", "credentialName": TLS_SECRET, "minProtocolVersion": "TLSV1_2"},
-            }],
-        })
-        self.manifest("networking.istio.io/v1", "Gateway", HTTP_GATEWAY.split("/")[1], namespace=INGRESS_NAMESPACE, spec={
-            "selector": selector,
-            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}],
-        })
-        self.manifest("networking.istio.io/v1", "VirtualService", "https-redirect", namespace=INGRESS_NAMESPACE, spec={
-            "hosts": hosts,
-            "gateways": [HTTP_GATEWAY],
-            "http": [{"name": "https-redirect", "redirect": {"scheme": "https", "redirectCode": 301}}],
-        })
+        certificate = self.manifest(
+            "cert-manager.io/v1",
+            "Certificate",
+            GATEWAY_NAME,
+            namespace=INGRESS_NAMESPACE,
+            spec={"secretName": TLS_SECRET, "dnsNames": hosts, "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"}},
+        )
+        self.manifest(
+            "networking.istio.io/v1",
+            "Gateway",
+            GATEWAY_NAME,
+            namespace=INGRESS_NAMESPACE,
+            depends_on=(certificate,),
+            spec={
+                "selector": selector,
+                "servers": [
+                    {
+                        "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                        "hosts": hosts,
+                        "tls": {"mode": "SIMPLE", "credentialName": TLS_SECRET, "minProtocolVersion": "TLSV1_2"},
+                    }
+                ],
+            },
+        )
+        self.manifest(
+            "networking.istio.io/v1",
+            "Gateway",
+            HTTP_GATEWAY.split("/")[1],
+            namespace=INGRESS_NAMESPACE,
+            spec={"selector": selector, "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": hosts}]},
+        )
+        self.manifest(
+            "networking.istio.io/v1",
+            "VirtualService",
+            "https-redirect",
+            namespace=INGRESS_NAMESPACE,
+            spec={"hosts": hosts, "gateways": [HTTP_GATEWAY], "http": [{"name": "https-redirect", "redirect": {"scheme": "https", "redirectCode": 301}}]},
+        )
 
     def flows(self) -> list[net.Flow]:
-        gateway = INGRESS_POD_LABELS
+        gateway, teams = INGRESS_POD_LABELS, [net.Peer(namespace_key=net.TEAM_LABEL)]
         certs = self.ctx.contracts.require(CertManagerContract)
         solver, solver_port = dict(certs.solver_pod_labels), certs.solver_port
+        istiod = functools.partial(net.flow, selector=ISTIOD_POD_LABELS)
+        ingress = functools.partial(net.flow, namespace=INGRESS_NAMESPACE)
+        egress = functools.partial(net.flow, selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE)
         found = [
             net.api_server(self.vpc_cidr),
-            net.flow("xds", "ingress", [net.Peer()], "every proxy in the cluster fetches config and certificates", ports=(XDS_PORT,), selector=ISTIOD_POD_LABELS),
+            istiod("xds", "ingress", [net.Peer()], "every proxy fetches config and certificates", ports=(XDS_PORT,)),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "sidecar injection and config validation", selector=ISTIOD_POD_LABELS),
             *self.scraped((MONITORING_PORT,), selector=ISTIOD_POD_LABELS),
             # The public gateway: the internet in (the NLB keeps client addresses), services and ACME solvers out.
             *self.sidecar(INGRESS_NAMESPACE),
-            net.flow("public", "ingress", [net.Peer(cidr=net.WORLD)], "public HTTPS and the HTTP redirect through the NLB",
-                     ports=GATEWAY_PORTS, selector=gateway, namespace=INGRESS_NAMESPACE),
-            net.flow("services", "egress", [net.Peer(namespace_key=net.TEAM_LABEL)], "routes to the exposed services (their own policies pick the port)",
-                     selector=gateway, namespace=INGRESS_NAMESPACE),
-            net.flow("acme-solver-out", "egress", [net.Peer.of(INGRESS_NAMESPACE, solver)], "ACME HTTP-01 challenges",
-                     ports=(solver_port,), selector=gateway, namespace=INGRESS_NAMESPACE),
-            net.flow("acme-solver-in", "ingress", [net.Peer.of(INGRESS_NAMESPACE, gateway)], "ACME HTTP-01 challenges",
-                     ports=(solver_port,), selector=solver, namespace=INGRESS_NAMESPACE),
+            ingress("public", "ingress", [net.Peer(cidr=net.WORLD)], "public HTTPS and the HTTP redirect", ports=GATEWAY_PORTS, selector=gateway),
+            ingress("services", "egress", teams, "routes to the exposed services (their policies pick the port)", selector=gateway),
+            ingress("acme-solver-out", "egress", [net.Peer.of(INGRESS_NAMESPACE, solver)], "ACME HTTP-01", ports=(solver_port,), selector=gateway),
+            ingress("acme-solver-in", "ingress", [net.Peer.of(INGRESS_NAMESPACE, gateway)], "ACME HTTP-01", ports=(solver_port,), selector=solver),
             # The egress gateway: declaring services' sidecars in (their policies say who), declared hosts out.
             *self.sidecar(EGRESS_NAMESPACE),
-            net.flow("mesh-egress", "ingress", [net.Peer(namespace_key=net.TEAM_LABEL)], "sidecars of services that declare external hosts",
-                     ports=(EGRESS_PORT,), selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE),
+            egress("mesh-egress", "ingress", teams, "sidecars of services that declare external hosts", ports=(EGRESS_PORT,)),
         ]
         ports = tuple(sorted({port for svc in self.ctx.decl.services for _, port in svc.external_hosts}))
         if ports:
-            found.append(net.flow("external-hosts", "egress", [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))],
-                                  "the declared external hosts (the AuthorizationPolicies say who may reach which)",
-                                  ports=ports, selector=EGRESS_POD_LABELS, namespace=EGRESS_NAMESPACE))
+            world = [net.Peer(cidr=net.WORLD, exclude=(*net.PRIVATE, net.LINK_LOCAL))]
+            found.append(egress("external-hosts", "egress", world, "the declared external hosts (AuthorizationPolicies say who)", ports=ports))
         return found
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": SYSTEM_NAMESPACE, "serviceAccount": "istiod", "ingressNamespace": INGRESS_NAMESPACE,
-                "gateway": GATEWAY, "hosts": self.hosts}
+        return {"namespace": SYSTEM_NAMESPACE, "serviceAccount": "istiod", "ingressNamespace": INGRESS_NAMESPACE, "gateway": GATEWAY, "hosts": self.hosts}
 
 
 def egress_gateway_values(s: IstioSettings) -> dict[str, Any]:

@@ -45,26 +45,38 @@ class IstioCni(Addon):
     namespace = NAMESPACE
     # The agent's own metrics (repairs, CNI plugin calls): the chart ships no monitor, so the prometheus
     # addon creates this PodMonitor; the namespace lets Prometheus in on the metrics port.
-    metrics = Metrics(monitors=(
-        Monitor("PodMonitor", "istio-cni", {
-            "namespaceSelector": {"matchNames": [NAMESPACE]},
-            "selector": {"matchLabels": POD_LABELS},
-            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
-        }),
-    ))
+    metrics = Metrics(
+        monitors=(
+            Monitor(
+                "PodMonitor",
+                "istio-cni",
+                {
+                    "namespaceSelector": {"matchNames": [NAMESPACE]},
+                    "selector": {"matchLabels": POD_LABELS},
+                    "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+                },
+            ),
+        )
+    )
     pod_security = "privileged"
-    pod_security_reason = ("the node agent runs as root with NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE and DAC_OVERRIDE, and writes "
-                           "the CNI plugin and its chained config "
-                           "into the node's /opt/cni/bin and /etc/cni/net.d (hostPath)")
+    pod_security_reason = (
+        "the node agent runs as root with NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE and DAC_OVERRIDE, and writes "
+        "the CNI plugin and its chained config "
+        "into the node's /opt/cni/bin and /etc/cni/net.d (hostPath)"
+    )
 
     def install(self) -> None:
-        self.release = self.helm(ISTIO_CNI, {
-            "cniBinDir": CNI_BIN_DIR,
-            "cniConfDir": CNI_CONF_DIR,
-            # Chained after the AWS VPC CNI, never replacing it.
-            "chained": True,
-            "repair": {"enabled": True, "repairPods": True},
-        }, release=RELEASE)
+        self.release = self.helm(
+            ISTIO_CNI,
+            {
+                "cniBinDir": CNI_BIN_DIR,
+                "cniConfDir": CNI_CONF_DIR,
+                # Chained after the AWS VPC CNI, never replacing it.
+                "chained": True,
+                "repair": {"enabled": True, "repairPods": True},
+            },
+            release=RELEASE,
+        )
 
     def flows(self) -> list[net.Flow]:
         # In sidecar mode (no ambient) the agent's pods are on the pod network (hostNetwork only with

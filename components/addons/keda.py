@@ -38,8 +38,9 @@ class Keda(Addon):
     name = "keda"
     namespace = NAMESPACE
     # Scaler errors and latencies of the operator, the metrics API server and the webhooks.
-    metrics = Metrics(charts={KEDA.name: {"prometheus": {c: {"enabled": True, "serviceMonitor": {"enabled": True}}
-                                                         for c in ("operator", "metricServer", "webhooks")}}})
+    metrics = Metrics(
+        charts={KEDA.name: {"prometheus": {c: {"enabled": True, "serviceMonitor": {"enabled": True}} for c in ("operator", "metricServer", "webhooks")}}}
+    )
     # The chart's pods drop all capabilities, run as non-root with RuntimeDefault seccomp.
     pod_security = "restricted"
 
@@ -48,23 +49,36 @@ class Keda(Addon):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         region = aws.get_region_output(opts=invoke).region
         self.queues = sqs_queues(self.ctx.decl.services)
-        self.role = iam.pod_identity_role(f"{self.name}-operator", self, description="KEDA operator: reads the depth of the services' SQS queues (Pod Identity)")
-        ready: list[pulumi.Resource] = [aws.eks.PodIdentityAssociation(
-            f"{self.name}-operator", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
-            service_account=OPERATOR_SERVICE_ACCOUNT, role_arn=self.role.arn, opts=pulumi.ResourceOptions(parent=self),
-        )]
+        self.role = iam.pod_identity_role(
+            f"{self.name}-operator", self, description="KEDA operator: reads the depth of the services' SQS queues (Pod Identity)"
+        )
+        ready: list[pulumi.Resource] = [
+            aws.eks.PodIdentityAssociation(
+                f"{self.name}-operator",
+                cluster_name=self.ctx.cluster_name,
+                namespace=NAMESPACE,
+                service_account=OPERATOR_SERVICE_ACCOUNT,
+                role_arn=self.role.arn,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        ]
         if self.queues:
             arns = [pulumi.Output.format("arn:{0}:sqs:{1}:{2}:{3}", iam.PARTITION, region, account, queue) for queue in self.queues]
-            ready.append(aws.iam.RolePolicy(
-                f"{self.name}-operator-sqs", role=self.role.id,
-                policy=iam.document([{"Effect": "Allow", "Action": ["sqs:GetQueueAttributes"], "Resource": arns}]),
-                opts=pulumi.ResourceOptions(parent=self),
-            ))
+            ready.append(
+                aws.iam.RolePolicy(
+                    f"{self.name}-operator-sqs",
+                    role=self.role.id,
+                    policy=iam.document([{"Effect": "Allow", "Action": ["sqs:GetQueueAttributes"], "Resource": arns}]),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
         # The operator reads its credentials when it starts; the association must exist by then.
-        self.release = self.helm(KEDA, {
-            "clusterName": self.ctx.cluster_name,
-            "serviceAccount": {"operator": {"create": True, "name": OPERATOR_SERVICE_ACCOUNT}},
-        }, release=RELEASE, depends_on=tuple(ready))
+        self.release = self.helm(
+            KEDA,
+            {"clusterName": self.ctx.cluster_name, "serviceAccount": {"operator": {"create": True, "name": OPERATOR_SERVICE_ACCOUNT}}},
+            release=RELEASE,
+            depends_on=tuple(ready),
+        )
 
     def flows(self) -> list[net.Flow]:
         return [

@@ -47,29 +47,38 @@ class Kubecost(Addon):
     metrics = Metrics(charts={KUBECOST.name: {"serviceMonitor": {"enabled": True}}})
     requires = ("prometheus",)
     pod_security = "baseline"
-    pod_security_reason = ("cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
-                           "or allowPrivilegeEscalation, and its values offer no container security context for them")
+    pod_security_reason = (
+        "cost-analyzer 2.3.3 gives its cost-model and frontend containers no seccomp profile, capability drop "
+        "or allowPrivilegeEscalation, and its values offer no container security context for them"
+    )
 
     def install(self) -> None:
         self.prometheus_url = self.ctx.contracts.require(MonitoringContract).prometheus_url
-        self.release = self.helm(KUBECOST, {
-            "global": {
-                "prometheus": {"enabled": False, "fqdn": self.prometheus_url},
-                "grafana": {"enabled": False, "proxy": False},
+        self.release = self.helm(
+            KUBECOST,
+            {
+                "global": {"prometheus": {"enabled": False, "fqdn": self.prometheus_url}, "grafana": {"enabled": False, "proxy": False}},
+                # Kubecost reads the cluster's identity from here even with its own Prometheus off.
+                "prometheus": {"server": {"global": {"external_labels": {"cluster_id": self.ctx.cluster_name}}}},
+                "prometheusRule": {"enabled": True},
+                "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
             },
-            # Kubecost reads the cluster's identity from here even with its own Prometheus off.
-            "prometheus": {"server": {"global": {"external_labels": {"cluster_id": self.ctx.cluster_name}}}},
-            "prometheusRule": {"enabled": True},
-            "reporting": {"productAnalytics": False, "errorReporting": False, "valuesReporting": False},
-        }, release=RELEASE)
+            release=RELEASE,
+        )
 
     def flows(self) -> list[net.Flow]:
         monitoring = self.ctx.contracts.require(MonitoringContract)
         return [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="the frontend calls cost-model"),
-            net.flow("prometheus", "egress", [net.Peer.to(monitoring.prometheus)], "costs computed from Prometheus metrics",
-                     ports=(monitoring.prometheus_port,), both_ends=True),
+            net.flow(
+                "prometheus",
+                "egress",
+                [net.Peer.to(monitoring.prometheus)],
+                "costs computed from Prometheus metrics",
+                ports=(monitoring.prometheus_port,),
+                both_ends=True,
+            ),
             net.cloud("AWS list prices (the pricing API)"),
             *self.scraped((METRICS_PORT,)),
         ]

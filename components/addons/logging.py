@@ -37,6 +37,7 @@ import pulumi_aws as aws
 from pydantic import model_validator
 
 from components.aws import iam
+from components.backup import storage
 from components.contracts import LoggingContract, MonitoringContract, TracingContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
@@ -71,14 +72,20 @@ S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 
 class LoggingSettings(Spec):
     mode: Literal["single-binary", "simple-scalable"] = field(
-        "Loki's deployment: single-binary (one pod, filesystem storage) or simple-scalable (read/write/backend, S3 storage).", default="single-binary")
+        "Loki's deployment: single-binary (one pod, filesystem storage) or simple-scalable (read/write/backend, S3 storage).", default="single-binary"
+    )
     retention_days: int = field("How long Loki keeps logs, in days.", default=7, ge=1, le=3650)
     replicas: int = field("Replicas of each simple-scalable target (read, write, backend); Loki writes every stream to 3 of them.", default=3, ge=3, le=20)
-    storage_gib: int = field("Volume per Loki pod that keeps data on disk (all of it in single-binary; WAL and index caches otherwise), in GiB.", default=10, ge=1)
+    storage_gib: int = field(
+        "Volume per Loki pod that keeps data on disk (all of it in single-binary; WAL and index caches otherwise), in GiB.", default=10, ge=1
+    )
     chunks_cache_mib: int = field("Memory of the chunks cache (memcached) in simple-scalable mode, in MiB.", default=1024, ge=256)
     noncurrent_version_days: int = field("Days an overwritten or deleted object of the S3 bucket is kept (versioning), for recovery.", default=7, ge=1)
-    bucket_name: Optional[str] = field("The S3 bucket of simple-scalable mode (names are global across AWS); default <cluster>-loki-<region>.",
-                                       default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    bucket_name: Optional[str] = field(
+        "The S3 bucket of simple-scalable mode (names are global across AWS); default <cluster>-loki-<region>.",
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+    )
 
     @property
     def scalable(self) -> bool:
@@ -95,8 +102,12 @@ class Logging(Addon):
     name = "logging"
     namespace = NAMESPACE
     # Loki's components and the node agents (a collector per node).
-    metrics = Metrics(charts={LOKI.name: {"monitoring": {"serviceMonitor": {"enabled": True, "metricsInstance": {"enabled": False}}}},
-                              OPENTELEMETRY_COLLECTOR.name: {"podMonitor": {"enabled": True}}})
+    metrics = Metrics(
+        charts={
+            LOKI.name: {"monitoring": {"serviceMonitor": {"enabled": True, "metricsInstance": {"enabled": False}}}},
+            OPENTELEMETRY_COLLECTOR.name: {"podMonitor": {"enabled": True}},
+        }
+    )
     # Grafana (the datasource) and the ServiceMonitor/PodMonitor CRDs.
     requires = ("prometheus",)
     Settings = LoggingSettings
@@ -122,33 +133,56 @@ class Logging(Addon):
         """The bucket, its guard rails, and Loki's Pod Identity role on it: what the pods need on first start."""
         child = pulumi.ResourceOptions(parent=self)
         # Losing the bucket loses the logs: protected wherever the cluster is.
-        created = aws.s3.Bucket(f"{self.name}-loki", bucket=name, force_destroy=False,
-                              opts=pulumi.ResourceOptions(parent=self, protect=self.ctx.decl.spec.cluster.protect))
+        created = aws.s3.Bucket(
+            f"{self.name}-loki", bucket=name, force_destroy=False, opts=pulumi.ResourceOptions(parent=self, protect=self.ctx.decl.spec.cluster.protect)
+        )
         bucket_arn, objects_arn = f"arn:{iam.PARTITION}:s3:::{name}", f"arn:{iam.PARTITION}:s3:::{name}/*"
         guards = [
-            aws.s3.BucketPublicAccessBlock(f"{self.name}-loki", bucket=created.id, block_public_acls=True, block_public_policy=True,
-                                           ignore_public_acls=True, restrict_public_buckets=True, opts=child),
+            aws.s3.BucketPublicAccessBlock(
+                f"{self.name}-loki",
+                bucket=created.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=child,
+            ),
             # SSE-S3: only Loki's role can read the bucket, so a KMS key would add cost, not isolation.
-            aws.s3.BucketServerSideEncryptionConfiguration(f"{self.name}-loki", bucket=created.id, opts=child, rules=[
-                {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]),
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{self.name}-loki", bucket=created.id, opts=child, rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]
+            ),
             aws.s3.BucketVersioning(f"{self.name}-loki", bucket=created.id, versioning_configuration={"status": "Enabled"}, opts=child),
-            aws.s3.BucketLifecycleConfiguration(f"{self.name}-loki", bucket=created.id, opts=child, rules=[{
-                "id": "expire-old-versions", "status": "Enabled", "filter": {"prefix": ""},
-                "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-            }]),
-            aws.s3.BucketPolicy(f"{self.name}-loki-tls-only", bucket=created.id, opts=child, policy=iam.document([{
-                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": [bucket_arn, objects_arn], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }])),
+            aws.s3.BucketLifecycleConfiguration(
+                f"{self.name}-loki",
+                bucket=created.id,
+                opts=child,
+                rules=[
+                    {
+                        "id": "expire-old-versions",
+                        "status": "Enabled",
+                        "filter": {"prefix": ""},
+                        "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
+                        "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                    }
+                ],
+            ),
+            aws.s3.BucketPolicy(f"{self.name}-loki-tls-only", bucket=created.id, opts=child, policy=iam.document([storage.tls_only(bucket_arn)])),
         ]
         self.role = iam.pod_identity_role(f"{self.name}-loki", self, description="Loki: chunks and index in its S3 bucket (Pod Identity)")
-        policy = aws.iam.RolePolicy(f"{self.name}-loki-s3", role=self.role.id, opts=child, policy=iam.document([
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
-            {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": objects_arn},
-        ]))
-        identity = aws.eks.PodIdentityAssociation(f"{self.name}-loki", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE,
-                                                  service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child)
+        policy = aws.iam.RolePolicy(
+            f"{self.name}-loki-s3",
+            role=self.role.id,
+            opts=child,
+            policy=iam.document(
+                [
+                    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                    {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": objects_arn},
+                ]
+            ),
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{self.name}-loki", cluster_name=self.ctx.cluster_name, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
+        )
         return (*guards, policy, identity)
 
     def flows(self) -> list[net.Flow]:
@@ -157,8 +191,9 @@ class Logging(Addon):
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="the agents write to Loki's gateway; Loki's targets talk to each other (HTTP, gRPC, memberlist)"),
             *self.scraped((LOKI_HTTP_PORT, AGENT_METRICS_PORT)),
-            net.flow("grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Loki datasource, through the gateway",
-                     ports=(LOKI_GATEWAY_PORT,), both_ends=True),
+            net.flow(
+                "grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Loki datasource, through the gateway", ports=(LOKI_GATEWAY_PORT,), both_ends=True
+            ),
         ]
         if self.settings.scalable:
             found += [net.cloud("chunks and index in S3"), net.pod_identity()]
@@ -171,8 +206,11 @@ class Logging(Addon):
         loki: dict[str, Any] = {
             "auth_enabled": False,
             "commonConfig": {"replication_factor": 3 if s.scalable else 1},
-            "schemaConfig": {"configs": [{"from": "2024-04-01", "store": "tsdb", "object_store": store, "schema": "v13",
-                                          "index": {"prefix": "loki_index_", "period": "24h"}}]},
+            "schemaConfig": {
+                "configs": [
+                    {"from": "2024-04-01", "store": "tsdb", "object_store": store, "schema": "v13", "index": {"prefix": "loki_index_", "period": "24h"}}
+                ]
+            },
             "storage": {"type": "s3", "s3": {"region": self.ctx.region}} if s.scalable else {"type": "filesystem"},
             # OTLP attributes that are not index labels are kept as structured metadata.
             "limits_config": {"retention_period": f"{s.retention_days * 24}h", "allow_structured_metadata": True},
@@ -208,6 +246,9 @@ class Logging(Addon):
         return out
 
 
+LOGS_PIPELINE = {"receivers": [], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_http/loki"]}
+
+
 def agent_values() -> dict[str, Any]:
     """The node agent: container log files in, Loki's OTLP endpoint out, nothing else."""
     return {
@@ -228,11 +269,7 @@ def agent_values() -> dict[str, Any]:
             # null removes a chart default; the preset adds the file log receiver to the logs pipeline.
             "receivers": {"otlp": None, "jaeger": None, "zipkin": None, "prometheus": None},
             "exporters": {"debug": None, "otlp_http/loki": {"endpoint": LOKI_OTLP_ENDPOINT}},
-            "service": {"pipelines": {
-                "logs": {"receivers": [], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_http/loki"]},
-                "metrics": None,
-                "traces": None,
-            }},
+            "service": {"pipelines": {"logs": LOGS_PIPELINE, "metrics": None, "traces": None}},
         },
     }
 
@@ -247,5 +284,4 @@ def loki_datasource(traces: TracingContract | None) -> dict[str, Any]:
             {"name": "trace_id", "matcherType": "label", "matcherRegex": "trace_id", **link},
             {"name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_IN_LINE, **link},
         ]
-    return {"name": "Loki", "uid": LOKI_DATASOURCE_UID, "type": "loki", "access": "proxy", "url": LOKI_URL,
-            "editable": False, "jsonData": json_data}
+    return {"name": "Loki", "uid": LOKI_DATASOURCE_UID, "type": "loki", "access": "proxy", "url": LOKI_URL, "editable": False, "jsonData": json_data}

@@ -67,9 +67,13 @@ class Prometheus(Addon):
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> MonitoringContract:
         return MonitoringContract(
-            prometheus=Pods(NAMESPACE, PROMETHEUS_POD_LABELS, PROMETHEUS_SERVICE_ACCOUNT), prometheus_url=PROMETHEUS_URL,
-            prometheus_port=PROMETHEUS_PORT, grafana=Pods(NAMESPACE, GRAFANA_POD_LABELS),
-            grafana_namespace=NAMESPACE, datasource_label=GRAFANA_DATASOURCE_LABEL, dashboard_label=GRAFANA_DASHBOARD_LABEL,
+            prometheus=Pods(NAMESPACE, PROMETHEUS_POD_LABELS, PROMETHEUS_SERVICE_ACCOUNT),
+            prometheus_url=PROMETHEUS_URL,
+            prometheus_port=PROMETHEUS_PORT,
+            grafana=Pods(NAMESPACE, GRAFANA_POD_LABELS),
+            grafana_namespace=NAMESPACE,
+            datasource_label=GRAFANA_DATASOURCE_LABEL,
+            dashboard_label=GRAFANA_DASHBOARD_LABEL,
             prometheus_datasource_uid=PROMETHEUS_DATASOURCE_UID,
         )
 
@@ -77,16 +81,22 @@ class Prometheus(Addon):
         s: PrometheusSettings = self.settings
         password = pulumi.Config("platform").require_secret("grafanaAdminPassword")
         admin = k8s.core.v1.Secret(
-            f"{self.name}-grafana-admin", metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE}, type="Opaque",
-            string_data={"admin-user": "admin", "admin-password": password}, opts=self.k8s,
+            f"{self.name}-grafana-admin",
+            metadata={"name": GRAFANA_SECRET, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": password},
+            opts=self.k8s,
         )
         alerting = self.ctx.decl.spec.alerting
         assert alerting is not None  # the stack model requires it with this addon
         config = pulumi.Config("platform")
         credentials: dict[str, Any] = {key: config.require_secret(key) for key in alertmanager.credentials(alerting)}
         receivers = k8s.core.v1.Secret(
-            f"{self.name}-alertmanager-receivers", metadata={"name": alertmanager.SECRET_NAME, "namespace": NAMESPACE}, type="Opaque",
-            string_data=credentials, opts=self.k8s,
+            f"{self.name}-alertmanager-receivers",
+            metadata={"name": alertmanager.SECRET_NAME, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data=credentials,
+            opts=self.k8s,
         )
         values = self.chart_values(s)
         values["alertmanager"].update(config=alertmanager.config(self.ctx.decl.spec))
@@ -95,13 +105,26 @@ class Prometheus(Addon):
         for monitor in self.monitors():
             self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
         enabled = self.ctx.decl.spec.addon_enabled
-        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform", namespace=NAMESPACE,
-                      spec={"groups": [{"name": "platform", "rules": rules.platform_rules(alerting) + rules.zero_trust_rules(
-                          alerting, enabled("external-dns"), enabled("istio-cni"))}]})
-        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE,
-                      spec={"groups": delivery.rules(self.ctx.decl.spec)})
+        self.manifest(
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+            "platform",
+            namespace=NAMESPACE,
+            spec={
+                "groups": [
+                    {
+                        "name": "platform",
+                        "rules": rules.platform_rules(alerting) + rules.zero_trust_rules(alerting, enabled("external-dns"), enabled("istio-cni")),
+                    }
+                ]
+            },
+        )
+        self.manifest(
+            "monitoring.coreos.com/v1", "PrometheusRule", "platform-delivery", namespace=NAMESPACE, spec={"groups": delivery.rules(self.ctx.decl.spec)}
+        )
         k8s.core.v1.ConfigMap(
-            f"{self.name}-delivery-dashboard", opts=self.k8s,
+            f"{self.name}-delivery-dashboard",
+            opts=self.k8s,
             metadata={"name": "platform-delivery-dashboard", "namespace": NAMESPACE, "labels": GRAFANA_DASHBOARD_LABEL},
             data={f"{delivery.UID}.json": json.dumps(delivery.delivery_dashboard(self.ctx.decl.spec, PROMETHEUS_DATASOURCE_UID), indent=1)},
         )
@@ -117,33 +140,56 @@ class Prometheus(Addon):
             "fullnameOverride": RELEASE,
             "alertmanager": {"alertmanagerSpec": {"replicas": s.replicas}},
             "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"}},
-            "prometheus": {"prometheusSpec": {
-                "replicas": s.replicas,
-                "retention": s.retention,
-                # Pick up every team's ServiceMonitors, PodMonitors and rules, not only the chart's own.
-                "serviceMonitorSelectorNilUsesHelmValues": False,
-                "podMonitorSelectorNilUsesHelmValues": False,
-                "ruleSelectorNilUsesHelmValues": False,
-                "storageSpec": {"volumeClaimTemplate": {"spec": {
-                    "storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{s.storage_gib}Gi"}},
-                }}},
-            }},
+            "prometheus": {
+                "prometheusSpec": {
+                    "replicas": s.replicas,
+                    "retention": s.retention,
+                    # Pick up every team's ServiceMonitors, PodMonitors and rules, not only the chart's own.
+                    "serviceMonitorSelectorNilUsesHelmValues": False,
+                    "podMonitorSelectorNilUsesHelmValues": False,
+                    "ruleSelectorNilUsesHelmValues": False,
+                    "storageSpec": {
+                        "volumeClaimTemplate": {
+                            "spec": {"storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{s.storage_gib}Gi"}}}
+                        }
+                    },
+                }
+            },
         }
 
     def flows(self) -> list[net.Flow]:
         return [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="Prometheus, Alertmanager, Grafana, the operator and kube-state-metrics call each other"),
-            net.webhook("webhook", self.vpc_cidr, (OPERATOR_WEBHOOK_PORT,), "the API server calls the operator's PrometheusRule webhook",
-                        selector={"app": f"{RELEASE}-operator"}),
-            net.flow("scrape-pods", "egress", [net.Peer()], "Prometheus scrapes pods in every namespace (their policies pick the ports)",
-                     selector=PROMETHEUS_POD_LABELS),
-            net.flow("scrape-nodes", "egress", [net.Peer(cidr=self.vpc_cidr)], "kubelet, node-exporter and the CNI agent on the nodes",
-                     ports=NODE_PORTS, selector=PROMETHEUS_POD_LABELS),
-            net.cloud("Alertmanager notifies the receivers (PagerDuty, Slack, webhooks, the dead man's switch, SMTP relays)",
-                      ports=alertmanager.receiver_ports(self.ctx.decl.spec.alerting), selector=ALERTMANAGER_POD_LABELS, name="notifications"),
+            net.webhook(
+                "webhook",
+                self.vpc_cidr,
+                (OPERATOR_WEBHOOK_PORT,),
+                "the API server calls the operator's PrometheusRule webhook",
+                selector={"app": f"{RELEASE}-operator"},
+            ),
+            net.flow(
+                "scrape-pods",
+                "egress",
+                [net.Peer()],
+                "Prometheus scrapes pods in every namespace (their policies pick the ports)",
+                selector=PROMETHEUS_POD_LABELS,
+            ),
+            net.flow(
+                "scrape-nodes",
+                "egress",
+                [net.Peer(cidr=self.vpc_cidr)],
+                "kubelet, node-exporter and the CNI agent on the nodes",
+                ports=NODE_PORTS,
+                selector=PROMETHEUS_POD_LABELS,
+            ),
+            net.cloud(
+                "Alertmanager notifies the receivers (PagerDuty, Slack, webhooks, the dead man's switch, SMTP relays)",
+                ports=alertmanager.receiver_ports(self.ctx.decl.spec.alerting),
+                selector=ALERTMANAGER_POD_LABELS,
+                name="notifications",
+            ),
         ]
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": f"{RELEASE}-prometheus", "prometheusUrl": PROMETHEUS_URL, "grafanaHost": self.grafana_host}
-

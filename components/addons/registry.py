@@ -33,7 +33,7 @@ def install_order(enabled: list[str], requires: dict[str, tuple[str, ...]]) -> l
         if name in order:
             return
         if name in visiting:
-            cycle = visiting[visiting.index(name):] + [name]
+            cycle = visiting[visiting.index(name) :] + [name]
             raise ValueError(f"addon dependency cycle: {' -> '.join(cycle)}")
         visiting.append(name)
         for required in requires[name]:

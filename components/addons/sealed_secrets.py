@@ -50,20 +50,26 @@ class SealedSecrets(Addon):
     # Unseal errors (chart: metrics.serviceMonitor).
     metrics = Metrics(charts={SEALED_SECRETS.name: {"metrics": {"serviceMonitor": {"enabled": True}}}})
     pod_security = "baseline"
-    pod_security_reason = ("the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
-                           "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)")
+    pod_security_reason = (
+        "the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
+        "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)"
+    )
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> SealedSecretsContract:
         return SealedSecretsContract(api_version=API_VERSION, kind=KIND)
 
     def install(self) -> None:
-        self.release = self.helm(SEALED_SECRETS, {
-            "fullnameOverride": CONTROLLER_NAME,
-            "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
-            # The chart's default (30 days) made explicit: the backup schedule of the keys is checked against it.
-            "keyrenewperiod": f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h",
-        }, release=RELEASE)
+        self.release = self.helm(
+            SEALED_SECRETS,
+            {
+                "fullnameOverride": CONTROLLER_NAME,
+                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                # The chart's default (30 days) made explicit: the backup schedule of the keys is checked against it.
+                "keyrenewperiod": f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h",
+            },
+            release=RELEASE,
+        )
 
     def flows(self) -> list[net.Flow]:
         return [
@@ -73,4 +79,3 @@ class SealedSecrets(Addon):
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "controllerName": CONTROLLER_NAME}
-

@@ -77,9 +77,13 @@ TELEMETRY_NAME = "mesh-default"
 
 
 class TracingSettings(Spec):
-    sampling_percent: float = field("Share of requests the mesh traces, in percent (Istio's precision is 0.01): 100 traces everything.", default=1.0, ge=0, le=100)
+    sampling_percent: float = field(
+        "Share of requests the mesh traces, in percent (Istio's precision is 0.01): 100 traces everything.", default=1.0, ge=0, le=100
+    )
     collector_replicas: int = field("OpenTelemetry Collector gateway replicas.", default=1, ge=1, le=10)
-    storage: Literal["memory", "badger"] = field("Jaeger's span store: memory (lost on restart) or badger (on a gp3 volume, kept for retentionHours).", default="memory")
+    storage: Literal["memory", "badger"] = field(
+        "Jaeger's span store: memory (lost on restart) or badger (on a gp3 volume, kept for retentionHours).", default="memory"
+    )
     max_traces: int = field("Traces the memory store keeps before dropping the oldest.", default=50_000, ge=1_000)
     retention_hours: int = field("How long the badger store keeps spans, in hours.", default=72, ge=1, le=720)
     storage_gib: int = field("Size of the badger volume, in GiB.", default=20, ge=1)
@@ -105,8 +109,13 @@ class Tracing(Addon):
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> TracingContract:
-        return TracingContract(collector=Pods(NAMESPACE, COLLECTOR_POD_LABELS), otlp_ports=OTLP_PORTS, otlp_endpoint=OTLP_ENDPOINT,
-                               mesh_config=mesh_config(), datasource_uid=JAEGER_DATASOURCE_UID)
+        return TracingContract(
+            collector=Pods(NAMESPACE, COLLECTOR_POD_LABELS),
+            otlp_ports=OTLP_PORTS,
+            otlp_endpoint=OTLP_ENDPOINT,
+            mesh_config=mesh_config(),
+            datasource_uid=JAEGER_DATASOURCE_UID,
+        )
 
     def install(self) -> None:
         s: TracingSettings = self.settings
@@ -114,9 +123,13 @@ class Tracing(Addon):
         jaeger = self.helm(JAEGER, self.jaeger_values(s), release=JAEGER_RELEASE, depends_on=tuple(volume))
         self.helm(OPENTELEMETRY_COLLECTOR, self.collector_values(s), release=COLLECTOR_RELEASE, depends_on=(jaeger,))
         # No selector, in the root namespace: the mesh-wide default every proxy reads.
-        self.manifest("telemetry.istio.io/v1", "Telemetry", TELEMETRY_NAME, namespace=self.ctx.contracts.require(IstioContract).system_namespace, spec={
-            "tracing": [{"providers": [{"name": MESH_PROVIDER}], "randomSamplingPercentage": s.sampling_percent}],
-        })
+        self.manifest(
+            "telemetry.istio.io/v1",
+            "Telemetry",
+            TELEMETRY_NAME,
+            namespace=self.ctx.contracts.require(IstioContract).system_namespace,
+            spec={"tracing": [{"providers": [{"name": MESH_PROVIDER}], "randomSamplingPercentage": s.sampling_percent}]},
+        )
         self.grafana_datasource(jaeger_datasource(self.ctx.contracts.get(LoggingContract)))
 
     def badger_volume(self, s: TracingSettings) -> k8s.core.v1.PersistentVolumeClaim:
@@ -158,35 +171,60 @@ class Tracing(Addon):
                 # null removes a chart default (values.yaml documents this for config).
                 "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},
                 "exporters": {"debug": None, "otlp_grpc/jaeger": {"endpoint": JAEGER_OTLP, "tls": {"insecure": True}}},
-                "service": {"pipelines": {
-                    "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_grpc/jaeger"]},
-                    "metrics": None,
-                    "logs": None,
-                }},
+                "service": {
+                    "pipelines": {
+                        "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_grpc/jaeger"]},
+                        "metrics": None,
+                        "logs": None,
+                    }
+                },
             },
         }
         if s.collector_replicas > 1:
-            values["topologySpreadConstraints"] = [{
-                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": COLLECTOR_POD_LABELS},
-            }]
+            values["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": COLLECTOR_POD_LABELS},
+                }
+            ]
         return values
 
     def flows(self) -> list[net.Flow]:
         grafana = self.ctx.contracts.require(MonitoringContract).grafana
         return [
             *net.within(NAMESPACE, ports=(OTLP_GRPC_PORT,), reason="the collector exports spans to Jaeger"),
-            net.flow("otlp", "ingress", [net.Peer()], "spans from every proxy and service SDK (their own policies say who sends)",
-                     ports=OTLP_PORTS, selector=COLLECTOR_POD_LABELS),
+            net.flow(
+                "otlp",
+                "ingress",
+                [net.Peer()],
+                "spans from every proxy and service SDK (their own policies say who sends)",
+                ports=OTLP_PORTS,
+                selector=COLLECTOR_POD_LABELS,
+            ),
             *self.scraped((COLLECTOR_METRICS_PORT,), selector=COLLECTOR_POD_LABELS),
-            net.flow("grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Jaeger datasource",
-                     ports=(JAEGER_QUERY_PORT,), selector=JAEGER_POD_LABELS, both_ends=True),
+            net.flow(
+                "grafana",
+                "ingress",
+                [net.Peer.to(grafana)],
+                "Grafana's Jaeger datasource",
+                ports=(JAEGER_QUERY_PORT,),
+                selector=JAEGER_POD_LABELS,
+                both_ends=True,
+            ),
         ]
 
     def outputs(self) -> dict[str, Any]:
         s: TracingSettings = self.settings
-        return {"namespace": NAMESPACE, "serviceAccount": COLLECTOR_SERVICE, "otlpEndpoint": OTLP_ENDPOINT,
-                "jaegerQueryUrl": JAEGER_QUERY_URL, "samplingPercent": s.sampling_percent, "storage": s.storage}
+        return {
+            "namespace": NAMESPACE,
+            "serviceAccount": COLLECTOR_SERVICE,
+            "otlpEndpoint": OTLP_ENDPOINT,
+            "jaegerQueryUrl": JAEGER_QUERY_URL,
+            "samplingPercent": s.sampling_percent,
+            "storage": s.storage,
+        }
 
 
 def mesh_config() -> dict[str, Any]:
@@ -203,11 +241,13 @@ def jaeger_config(s: TracingSettings) -> dict[str, Any]:
     if s.storage == "memory":
         store: dict[str, Any] = {"memory": {"max_traces": s.max_traces}}
     else:
-        store = {"badger": {
-            "directories": {"keys": f"{BADGER_PATH}/keys", "values": f"{BADGER_PATH}/values"},
-            "ephemeral": False,
-            "ttl": {"spans": f"{s.retention_hours}h"},
-        }}
+        store = {
+            "badger": {
+                "directories": {"keys": f"{BADGER_PATH}/keys", "values": f"{BADGER_PATH}/values"},
+                "ephemeral": False,
+                "ttl": {"spans": f"{s.retention_hours}h"},
+            }
+        }
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
@@ -240,5 +280,12 @@ def jaeger_datasource(logs: LoggingContract | None) -> dict[str, Any]:
             "filterBySpanID": False,
             "customQuery": False,
         }
-    return {"name": "Jaeger", "uid": JAEGER_DATASOURCE_UID, "type": "jaeger", "access": "proxy", "url": JAEGER_QUERY_URL,
-            "editable": False, "jsonData": json_data}
+    return {
+        "name": "Jaeger",
+        "uid": JAEGER_DATASOURCE_UID,
+        "type": "jaeger",
+        "access": "proxy",
+        "url": JAEGER_QUERY_URL,
+        "editable": False,
+        "jsonData": json_data,
+    }

@@ -48,9 +48,15 @@ INTERNAL_SERVICE = f"{RELEASE}-internal"
 ACTIVE_SERVICE = f"{RELEASE}-active"
 ACTIVE_ADDR = f"https://{ACTIVE_SERVICE}.{NAMESPACE}.svc:{PORT}"
 DNS_NAMES = [
-    SERVICE, f"{SERVICE}.{NAMESPACE}", f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
-    f"{ACTIVE_SERVICE}.{NAMESPACE}.svc", f"{RELEASE}-standby.{NAMESPACE}.svc",
-    f"*.{INTERNAL_SERVICE}", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc", f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc.cluster.local",
+    SERVICE,
+    f"{SERVICE}.{NAMESPACE}",
+    f"{SERVICE}.{NAMESPACE}.svc",
+    f"{SERVICE}.{NAMESPACE}.svc.cluster.local",
+    f"{ACTIVE_SERVICE}.{NAMESPACE}.svc",
+    f"{RELEASE}-standby.{NAMESPACE}.svc",
+    f"*.{INTERNAL_SERVICE}",
+    f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc",
+    f"*.{INTERNAL_SERVICE}.{NAMESPACE}.svc.cluster.local",
 ]
 # The UI is served on its own ClusterIP service; reach it with `kubectl port-forward`.
 UI_SERVICE = f"{RELEASE}-ui"
@@ -90,14 +96,30 @@ class Vault(Addon):
     requires = ("cert-manager",)
     # /v1/sys/metrics, readable without a token (the listener's telemetry stanza in raft_config), over
     # the TLS listener: the chart's ServiceMonitor then scrapes https, verifying the CA in TLS_SECRET.
-    metrics = Metrics(charts={VAULT.name: {"serverTelemetry": {"serviceMonitor": {"enabled": True, "tlsConfig": {
-        "ca": {"secret": {"name": TLS_SECRET, "key": CA_KEY}}, "serverName": f"{SERVICE}.{NAMESPACE}.svc"}}}}})
+    metrics = Metrics(
+        charts={
+            VAULT.name: {
+                "serverTelemetry": {
+                    "serviceMonitor": {
+                        "enabled": True,
+                        "tlsConfig": {"ca": {"secret": {"name": TLS_SECRET, "key": CA_KEY}}, "serverName": f"{SERVICE}.{NAMESPACE}.svc"},
+                    }
+                }
+            }
+        }
+    )
     Settings = VaultSettings
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> VaultContract:
-        return VaultContract(address=VAULT_ADDR, active_address=ACTIVE_ADDR, server=Pods(NAMESPACE, SERVER_POD_LABELS, SERVICE_ACCOUNT), port=PORT,
-                             tls_secret=TLS_SECRET, ca_key=CA_KEY)
+        return VaultContract(
+            address=VAULT_ADDR,
+            active_address=ACTIVE_ADDR,
+            server=Pods(NAMESPACE, SERVER_POD_LABELS, SERVICE_ACCOUNT),
+            port=PORT,
+            tls_secret=TLS_SECRET,
+            ca_key=CA_KEY,
+        )
 
     def install(self) -> None:
         s: VaultSettings = self.settings
@@ -106,22 +128,36 @@ class Vault(Addon):
         # Losing this key loses every secret in Vault: rotation on, a long deletion window, and
         # protected wherever the cluster itself is.
         self.key = aws.kms.Key(
-            f"{self.name}-unseal", description=f"Vault auto-unseal for {cluster}", enable_key_rotation=True,
-            deletion_window_in_days=30, opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            f"{self.name}-unseal",
+            description=f"Vault auto-unseal for {cluster}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.alias = aws.kms.Alias(f"{self.name}-unseal", name=unseal_alias(cluster), target_key_id=self.key.key_id, opts=pulumi.ResourceOptions(parent=self))
         self.role = iam.pod_identity_role(f"{self.name}-unseal", self, description="Vault server: auto-unseal with its KMS key (Pod Identity)")
         policy = aws.iam.RolePolicy(
-            f"{self.name}-unseal-kms", role=self.role.id,
+            f"{self.name}-unseal-kms",
+            role=self.role.id,
             policy=iam.document([{"Effect": "Allow", "Action": KMS_ACTIONS, "Resource": self.key.arn}]),
             opts=pulumi.ResourceOptions(parent=self),
         )
         identity = aws.eks.PodIdentityAssociation(
-            f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
-            role_arn=self.role.arn, opts=pulumi.ResourceOptions(parent=self),
+            f"{self.name}-server",
+            cluster_name=cluster,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=self.role.arn,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # Issued before the pods start: they mount the key pair and refuse to start without it.
-        certificate = self.manifest("cert-manager.io/v1", "Certificate", TLS_SECRET, namespace=NAMESPACE, spec=certificate_spec(self.ctx.contracts.require(CertManagerContract).internal_issuer))
+        certificate = self.manifest(
+            "cert-manager.io/v1",
+            "Certificate",
+            TLS_SECRET,
+            namespace=NAMESPACE,
+            spec=certificate_spec(self.ctx.contracts.require(CertManagerContract).internal_issuer),
+        )
         # The pods must find their credentials and key on first start, or they cannot unseal.
         self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity, certificate))
 
@@ -153,10 +189,16 @@ class Vault(Addon):
                 },
                 # Raft peers in different zones: one zone outage leaves a quorum (hosts are already
                 # spread by the chart's default anti-affinity).
-                "topologySpreadConstraints": [{
-                    "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": RELEASE, "component": "server"}},
-                }] if s.ha else [],
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "topology.kubernetes.io/zone",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "vault", "app.kubernetes.io/instance": RELEASE, "component": "server"}},
+                    }
+                ]
+                if s.ha
+                else [],
             },
             # The UI is on, but only on a ClusterIP service: never routed from outside the cluster.
             "ui": {"enabled": True, "serviceType": "ClusterIP", "activeVaultPodOnly": True},
@@ -182,8 +224,10 @@ def unseal_alias(cluster: str) -> str:
 def raft_config(replicas: int, region: str, key: str) -> str:
     """Vault's server config (HCL): raft storage joined through every peer's stable pod DNS name,
     and the awskms seal, which unseals with the Pod Identity credentials on every start."""
-    joins = "".join(f'\n  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{INTERNAL_SERVICE}:{PORT}"\n    leader_ca_cert_file = "{TLS_DIR}/{CA_KEY}"\n  }}'
-                    for i in range(replicas))
+    joins = "".join(
+        f'\n  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{INTERNAL_SERVICE}:{PORT}"\n    leader_ca_cert_file = "{TLS_DIR}/{CA_KEY}"\n  }}'
+        for i in range(replicas)
+    )
     return f'''ui = true
 # Raft keeps its data on disk and pods run without IPC_LOCK; HashiCorp recommends this for raft.
 disable_mlock = true

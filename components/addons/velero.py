@@ -90,41 +90,68 @@ class Velero(Addon):
         spec = cast(BackupSpec, self.ctx.decl.spec.backup)  # the stack model requires it with this addon
         cluster, region = self.ctx.cluster_name, self.ctx.region
         protect = self.ctx.decl.spec.cluster.protect
-        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or default_bucket(cluster, region), spec, self, protect)
+        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or f"{cluster}-backup-{region}", spec, self, protect)
         self.copy: Optional[storage.Bucket] = None
         if spec.copy_to is not None:
             tags = {"platform/stack": self.ctx.decl.stack, "platform/cluster": cluster, "managed-by": "pulumi"}
-            self.copy, _ = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to,
-                                             spec.copy_to.bucket_name or default_bucket(cluster, spec.copy_to.region), spec, self, protect, tags)
+            self.copy, _ = storage.replicate(
+                f"{self.name}-copy", self.bucket, spec.copy_to, spec.copy_to.bucket_name or f"{cluster}-backup-{spec.copy_to.region}", spec, self, protect, tags
+            )
         self.role = iam.pod_identity_role(f"{self.name}-server", self, description="Velero: backups in its bucket, EBS snapshots (Pod Identity)")
         child = pulumi.ResourceOptions(parent=self)
         policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket)))
-        identity = aws.eks.PodIdentityAssociation(f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE,
-                                                  service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child)
-        version = aws.eks.get_addon_version_output(addon_name="snapshot-controller", kubernetes_version=self.ctx.decl.spec.cluster.kubernetes_version,
-                                                   most_recent=True, opts=pulumi.InvokeOptions(parent=self))
-        snapshots = aws.eks.Addon(f"{self.name}-snapshot-controller", cluster_name=cluster, addon_name="snapshot-controller", addon_version=version.version,
-                                  resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", opts=child)
+        identity = aws.eks.PodIdentityAssociation(
+            f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
+        )
+        version = aws.eks.get_addon_version_output(
+            addon_name="snapshot-controller",
+            kubernetes_version=self.ctx.decl.spec.cluster.kubernetes_version,
+            most_recent=True,
+            opts=pulumi.InvokeOptions(parent=self),
+        )
+        snapshots = aws.eks.Addon(
+            f"{self.name}-snapshot-controller",
+            cluster_name=cluster,
+            addon_name="snapshot-controller",
+            addon_version=version.version,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=child,
+        )
         # Velero validates its storage location on start: bucket, key and credentials come first.
         self.release = self.helm(VELERO, chart_values(), release=RELEASE, depends_on=(policy, identity, snapshots, *self.bucket.guards))
         self.manifest(API, "BackupStorageLocation", STORAGE_LOCATION, namespace=NAMESPACE, spec=storage_location(self.bucket, region))
         self.manifest(API, "VolumeSnapshotLocation", SNAPSHOT_LOCATION, namespace=NAMESPACE, spec={"provider": "aws", "config": {"region": region}})
-        self.schedules = {SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
-                          for key, body in schedule_specs(self.ctx.decl, spec).items()}
+        self.schedules = {
+            SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
+            for key, body in schedule_specs(self.ctx.decl, spec).items()
+        }
         monitoring = self.ctx.contracts.require(MonitoringContract)
         vault = self.ctx.contracts.get(VaultContract)
         self.snapshot_job = None
         if vault is not None:
             # Vault's listener is TLS from cert-manager's internal CA (vault requires cert-manager).
             certs = self.ctx.contracts.require(CertManagerContract)
-            ca = self.manifest("cert-manager.io/v1", "Certificate", vault_snapshot.CA_SECRET, namespace=NAMESPACE,
-                               spec=vault_snapshot.ca_certificate(certs.internal_issuer), depends_on=tuple(self.ctx.installed["cert-manager"].ready))
-            self.snapshot_job, _ = vault_snapshot.snapshot_job(self, self.opts((ca,)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket,
-                                                               spec.image_mirror, vault.active_address)
+            ca = self.manifest(
+                "cert-manager.io/v1",
+                "Certificate",
+                vault_snapshot.CA_SECRET,
+                namespace=NAMESPACE,
+                spec=vault_snapshot.ca_certificate(certs.internal_issuer),
+                depends_on=tuple(self.ctx.installed["cert-manager"].ready),
+            )
+            self.snapshot_job, _ = vault_snapshot.snapshot_job(
+                self, self.opts((ca,)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror, vault.active_address
+            )
         alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
-        self.manifest("monitoring.coreos.com/v1", "PrometheusRule", "backup", namespace=monitoring.prometheus.namespace, spec={"groups": [
-            {"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None, alerting=alerting)}]})
+        self.manifest(
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+            "backup",
+            namespace=monitoring.prometheus.namespace,
+            spec={"groups": [{"name": "backup", "rules": alerts.rules(spec, NAMESPACE, made, vault=self.snapshot_job is not None, alerting=alerting)}]},
+        )
 
     def flows(self) -> list[net.Flow]:
         found = [
@@ -139,22 +166,36 @@ class Velero(Addon):
         if vault is not None:
             job = {"app.kubernetes.io/name": vault_snapshot.NAME}
             found += [
-                net.flow("vault", "egress", [net.Peer.to(vault.server)], "the snapshot job saves a raft snapshot from the leader (TLS)",
-                         ports=(vault.port,), selector=job, both_ends=True),
+                net.flow(
+                    "vault",
+                    "egress",
+                    [net.Peer.to(vault.server)],
+                    "the snapshot job saves a raft snapshot from the leader (TLS)",
+                    ports=(vault.port,),
+                    selector=job,
+                    both_ends=True,
+                ),
                 net.cloud("the snapshot job uploads to S3 under the bucket's KMS key", selector=job, name="snapshot-upload"),
-                net.flow("snapshot-identity", "egress", [net.Peer(cidr=net.POD_IDENTITY_AGENT)], "the snapshot job's AWS credentials (Pod Identity agent)",
-                         ports=(80,), selector=job),
+                net.flow(
+                    "snapshot-identity",
+                    "egress",
+                    [net.Peer(cidr=net.POD_IDENTITY_AGENT)],
+                    "the snapshot job's AWS credentials (Pod Identity agent)",
+                    ports=(80,),
+                    selector=job,
+                ),
             ]
         return found
 
     def outputs(self) -> dict[str, Any]:
-        out = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "bucket": self.bucket.name,
-               "schedules": sorted(self.schedules)}
+        out = {
+            "namespace": NAMESPACE,
+            "serviceAccount": SERVICE_ACCOUNT,
+            "iamRoleArn": self.role.arn,
+            "bucket": self.bucket.name,
+            "schedules": sorted(self.schedules),
+        }
         return out | ({"copyBucket": self.copy.name} if self.copy else {})
-
-
-def default_bucket(cluster: str, region: str) -> str:
-    return f"{cluster}-backup-{region}"
 
 
 def server_policy(bucket: storage.Bucket) -> list[dict[str, Any]]:
@@ -168,7 +209,9 @@ def server_policy(bucket: storage.Bucket) -> list[dict[str, Any]]:
 
 def storage_location(bucket: storage.Bucket, region: str) -> dict[str, Any]:
     return {
-        "provider": "aws", "default": True, "accessMode": "ReadWrite",
+        "provider": "aws",
+        "default": True,
+        "accessMode": "ReadWrite",
         "objectStorage": {"bucket": bucket.name, "prefix": VELERO_PREFIX},
         # The plugin then uploads with SSE-KMS under this key (the bucket's default too).
         "config": {"region": region, "kmsKeyId": bucket.key.arn},
@@ -191,8 +234,11 @@ def schedule_specs(decl: Declarations, spec: BackupSpec) -> dict[str, dict[str, 
         if not included:
             continue
         template: dict[str, Any] = {
-            "includedNamespaces": included, "storageLocation": STORAGE_LOCATION, "ttl": f"{spec.retention_hours}h0m0s",
-            "snapshotVolumes": key != "sealing_keys", "includeClusterResources": False,
+            "includedNamespaces": included,
+            "storageLocation": STORAGE_LOCATION,
+            "ttl": f"{spec.retention_hours}h0m0s",
+            "snapshotVolumes": key != "sealing_keys",
+            "includeClusterResources": False,
             "metadata": {"labels": {"platform.io/schedule": SCHEDULES[key]}},
         }
         if key == "sealing_keys":
@@ -205,13 +251,23 @@ def schedule_specs(decl: Declarations, spec: BackupSpec) -> dict[str, dict[str, 
 
 def chart_values() -> dict[str, Any]:
     return {
-        "initContainers": [{
-            "name": "velero-plugin-for-aws", "image": VELERO_PLUGIN_FOR_AWS, "imagePullPolicy": "IfNotPresent",
-            "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
-            "securityContext": RESTRICTED_CONTAINER,
-            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
-        }],
-        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": [
+            {
+                "name": "velero-plugin-for-aws",
+                "image": VELERO_PLUGIN_FOR_AWS,
+                "imagePullPolicy": "IfNotPresent",
+                "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
+                "securityContext": RESTRICTED_CONTAINER,
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+            }
+        ],
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         # readOnlyRootFilesystem makes the chart mount an emptyDir at /tmp.
         "containerSecurityContext": RESTRICTED_CONTAINER,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
@@ -224,10 +280,14 @@ def chart_values() -> dict[str, Any]:
         "deployNodeAgent": False,
         # Its ServiceMonitor comes with `Velero.metrics`.
         "metrics": {"enabled": True},
-        "extraObjects": [{
-            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-            "metadata": {"name": SNAPSHOT_CLASS, "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
-            # Velero deletes a backup's snapshots when the backup expires.
-            "driver": CSI_DRIVER, "deletionPolicy": "Delete",
-        }],
+        "extraObjects": [
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": {"name": SNAPSHOT_CLASS, "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
+                # Velero deletes a backup's snapshots when the backup expires.
+                "driver": CSI_DRIVER,
+                "deletionPolicy": "Delete",
+            }
+        ],
     }

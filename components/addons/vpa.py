@@ -46,21 +46,25 @@ class Vpa(Addon):
 
     def install(self) -> None:
         s: VpaSettings = self.settings
-        self.release = self.helm(VPA, {
-            "fullnameOverride": RELEASE,
-            # The chart runs its containers as 65534; this completes the restricted profile.
-            "containerSecurityContext": RESTRICTED_CONTAINER,
-            "recommender": {
-                "enabled": True,
-                "replicas": s.recommender_replicas,
-                "podDisruptionBudget": {"enabled": s.recommender_replicas > 1},
-                # The chart's suggested sizing; memory grows with the number of tracked containers.
-                "resources": {"requests": {"cpu": "50m", "memory": "500Mi"}, "limits": {"memory": "1000Mi"}},
+        self.release = self.helm(
+            VPA,
+            {
+                "fullnameOverride": RELEASE,
+                # The chart runs its containers as 65534; this completes the restricted profile.
+                "containerSecurityContext": RESTRICTED_CONTAINER,
+                "recommender": {
+                    "enabled": True,
+                    "replicas": s.recommender_replicas,
+                    "podDisruptionBudget": {"enabled": s.recommender_replicas > 1},
+                    # The chart's suggested sizing; memory grows with the number of tracked containers.
+                    "resources": {"requests": {"cpu": "50m", "memory": "500Mi"}, "limits": {"memory": "1000Mi"}},
+                },
+                # Recommendation only: nothing may evict pods or rewrite their requests behind the HPA.
+                "updater": {"enabled": False},
+                "admissionController": {"enabled": False},
             },
-            # Recommendation only: nothing may evict pods or rewrite their requests behind the HPA.
-            "updater": {"enabled": False},
-            "admissionController": {"enabled": False},
-        }, release=RELEASE)
+            release=RELEASE,
+        )
 
     def flows(self) -> list[net.Flow]:
         # The recommender reads usage from the metrics API, through the API server.

@@ -53,13 +53,23 @@ class Cluster(pulumi.ComponentResource):
         protected = pulumi.ResourceOptions(parent=self, protect=spec.protect)
 
         key = aws.kms.Key(
-            f"{name}-secrets", description=f"Envelope encryption of Kubernetes secrets in {spec.name}",
-            enable_key_rotation=True, deletion_window_in_days=30, opts=protected,
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes secrets in {spec.name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            opts=protected,
         )
         aws.kms.Alias(f"{name}-secrets", name=f"alias/eks/{spec.name}-secrets", target_key_id=key.key_id, opts=child)
         # Created up front so retention is ours; EKS would otherwise create it with no expiry.
         logs = aws.cloudwatch.LogGroup(f"{name}-control-plane", name=f"/aws/eks/{spec.name}/cluster", retention_in_days=spec.log_retention_days, opts=child)
-        cluster_role = iam.role(f"{name}-cluster", "eks.amazonaws.com", self, managed=["AmazonEKSClusterPolicy"], actions=("sts:AssumeRole", "sts:TagSession"), description=f"EKS control plane of {spec.name}")
+        cluster_role = iam.role(
+            f"{name}-cluster",
+            "eks.amazonaws.com",
+            self,
+            managed=["AmazonEKSClusterPolicy"],
+            actions=("sts:AssumeRole", "sts:TagSession"),
+            description=f"EKS control plane of {spec.name}",
+        )
 
         cluster = aws.eks.Cluster(
             name,
@@ -92,33 +102,60 @@ class Cluster(pulumi.ComponentResource):
         # networks (CI runners, VPN) that deploy to and operate the cluster.
         for i, cidr in enumerate(spec.endpoint.private_access_cidrs):
             aws.vpc.SecurityGroupIngressRule(
-                f"{name}-api-{i}", security_group_id=self.cluster_security_group_id, cidr_ipv4=cidr, ip_protocol="tcp",
-                from_port=443, to_port=443, description=f"Kubernetes API from {cidr}", opts=child,
+                f"{name}-api-{i}",
+                security_group_id=self.cluster_security_group_id,
+                cidr_ipv4=cidr,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description=f"Kubernetes API from {cidr}",
+                opts=child,
             )
 
         access = []
-        for kind, policy, principals in (("admin", "AmazonEKSClusterAdminPolicy", spec.access.admins), ("viewer", "AmazonEKSAdminViewPolicy", spec.access.viewers)):
+        for kind, policy, principals in (
+            ("admin", "AmazonEKSClusterAdminPolicy", spec.access.admins),
+            ("viewer", "AmazonEKSAdminViewPolicy", spec.access.viewers),
+        ):
             for i, principal in enumerate(principals):
                 entry = aws.eks.AccessEntry(f"{name}-{kind}-{i}", cluster_name=cluster_name, principal_arn=principal, type="STANDARD", opts=child)
-                access.append(aws.eks.AccessPolicyAssociation(
-                    f"{name}-{kind}-{i}", cluster_name=cluster_name, principal_arn=entry.principal_arn,
-                    policy_arn=ACCESS_POLICY + policy, access_scope={"type": "cluster"}, opts=child,
-                ))
+                access.append(
+                    aws.eks.AccessPolicyAssociation(
+                        f"{name}-{kind}-{i}",
+                        cluster_name=cluster_name,
+                        principal_arn=entry.principal_arn,
+                        policy_arn=ACCESS_POLICY + policy,
+                        access_scope={"type": "cluster"},
+                        opts=child,
+                    )
+                )
 
         # The VPC CNI (aws-node) manages ENIs with its own Pod Identity role, not the node role, so
         # no pod on a node inherits ENI rights through the instance profile.
-        cni_role = iam.pod_identity_role(f"{name}-vpc-cni", self, managed=[CNI_POLICY], description=f"VPC CNI of {spec.name}",
-                                         conditions=iam.pod_identity_conditions(cluster_name, "kube-system", CNI_SERVICE_ACCOUNT))
+        cni_role = iam.pod_identity_role(
+            f"{name}-vpc-cni",
+            self,
+            managed=[CNI_POLICY],
+            description=f"VPC CNI of {spec.name}",
+            conditions=iam.pod_identity_conditions(cluster_name, "kube-system", CNI_SERVICE_ACCOUNT),
+        )
         identities = {"vpc-cni": [{"role_arn": cni_role.arn, "service_account": CNI_SERVICE_ACCOUNT}]}
         before = [self._addon(name, cluster, spec, addon, identity=identities.get(addon)) for addon in BEFORE_NODES]
         node_role = iam.role(
-            f"{name}-system-nodes", "ec2.amazonaws.com", self,
+            f"{name}-system-nodes",
+            "ec2.amazonaws.com",
+            self,
             managed=["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"],
             description=f"System node group of {spec.name}",
         )
         nodes = self._system_nodes(name, spec, cluster, node_role, private_subnet_ids, before)
-        ebs_role = iam.pod_identity_role(f"{name}-ebs-csi", self, managed=["service-role/AmazonEBSCSIDriverPolicy"], description=f"EBS CSI controller of {spec.name}",
-                                         conditions=iam.pod_identity_conditions(cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT))
+        ebs_role = iam.pod_identity_role(
+            f"{name}-ebs-csi",
+            self,
+            managed=["service-role/AmazonEBSCSIDriverPolicy"],
+            description=f"EBS CSI controller of {spec.name}",
+            conditions=iam.pod_identity_conditions(cluster_name, "kube-system", EBS_CSI_SERVICE_ACCOUNT),
+        )
         after = []
         for addon in AFTER_NODES:
             identity = [{"role_arn": ebs_role.arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}] if addon == "aws-ebs-csi-driver" else None
@@ -128,31 +165,54 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         self.oidc_provider_arn = oidc.arn
         self.node_role_arn = node_role.arn
-        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(cluster_name, cluster.endpoint, cluster.certificate_authority.data).apply(lambda a: kubeconfig(a[0], a[1], a[2], region)))
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster_name, cluster.endpoint, cluster.certificate_authority.data).apply(lambda a: kubeconfig(a[0], a[1], a[2], region))
+        )
         # Server-side apply lets Kubernetes track field ownership, so controllers (Flagger, HPA) and
         # Pulumi don't overwrite each other's fields. Every Kubernetes resource gets this provider,
         # which is usable once the deployer's access is granted and nodes, DNS and storage run.
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
-                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes, *after, *access]))
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes, *after, *access]),
+        )
         # EKS creates no default StorageClass for new clusters; this one is encrypted gp3 on the EBS CSI driver.
         k8s.storage.v1.StorageClass(
-            f"{name}-gp3", metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-            provisioner="ebs.csi.aws.com", parameters={"type": "gp3", "encrypted": "true"},
-            volume_binding_mode="WaitForFirstConsumer", allow_volume_expansion=True, reclaim_policy="Delete",
+            f"{name}-gp3",
+            metadata={"name": "gp3", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
-        self.register_outputs({
-            "name": self.name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig, "oidcProviderArn": self.oidc_provider_arn,
-            "nodeRoleArn": self.node_role_arn, "clusterSecurityGroupId": self.cluster_security_group_id,
-        })
+        self.register_outputs(
+            {
+                "name": self.name,
+                "endpoint": self.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "oidcProviderArn": self.oidc_provider_arn,
+                "nodeRoleArn": self.node_role_arn,
+                "clusterSecurityGroupId": self.cluster_security_group_id,
+            }
+        )
 
     def _addon(self, name: str, cluster: aws.eks.Cluster, spec: ClusterSpec, addon: str, depends_on=(), identity=None) -> aws.eks.Addon:
-        version = aws.eks.get_addon_version_output(addon_name=addon, kubernetes_version=spec.kubernetes_version, most_recent=True, opts=pulumi.InvokeOptions(parent=self))
+        version = aws.eks.get_addon_version_output(
+            addon_name=addon, kubernetes_version=spec.kubernetes_version, most_recent=True, opts=pulumi.InvokeOptions(parent=self)
+        )
         config = json.dumps(ADDON_CONFIG[addon]) if addon in ADDON_CONFIG else None
         return aws.eks.Addon(
-            f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon, addon_version=version.version,
-            configuration_values=config, pod_identity_associations=identity,
-            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+            f"{name}-{addon}",
+            cluster_name=cluster.name,
+            addon_name=addon,
+            addon_version=version.version,
+            configuration_values=config,
+            pod_identity_associations=identity,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
@@ -163,7 +223,12 @@ class Cluster(pulumi.ComponentResource):
             description=f"System nodes of {spec.name}: IMDSv2 only, encrypted root volume",
             # Hop limit 1 keeps pods (which use Pod Identity) away from the node's instance credentials.
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1},
-            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {"volume_size": nodes.disk_size_gib, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"}}],
+            block_device_mappings=[
+                {
+                    "device_name": "/dev/xvda",
+                    "ebs": {"volume_size": nodes.disk_size_gib, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"},
+                }
+            ],
             update_default_version=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -186,19 +251,28 @@ class Cluster(pulumi.ComponentResource):
 
 def kubeconfig(cluster: str, endpoint: str, ca: str, region: str) -> str:
     """Exec-based credentials: a short-lived token per call, never a token in state."""
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
-        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-        "current-context": cluster,
-        "users": [{"name": cluster, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region, "--output", "json"],
-            "interactiveMode": "Never",
-        }}}],
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+            "current-context": cluster,
+            "users": [
+                {
+                    "name": cluster,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region, "--output", "json"],
+                            "interactiveMode": "Never",
+                        }
+                    },
+                }
+            ],
+        }
+    )
 
 
 def oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:

@@ -30,8 +30,13 @@ class DnsZone(pulumi.ComponentResource):
             self.name_servers = pulumi.Output.from_input([])
         else:
             # Losing the zone loses every record and its delegation: protected wherever the cluster is.
-            zone = aws.route53.Zone(resource_name, name=spec.zone, comment=f"Public hosts of {cluster_name}", force_destroy=False,
-                                    opts=pulumi.ResourceOptions(parent=self, protect=protect))
+            zone = aws.route53.Zone(
+                resource_name,
+                name=spec.zone,
+                comment=f"Public hosts of {cluster_name}",
+                force_destroy=False,
+                opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            )
             self.zone_id = zone.zone_id
             self.name_servers = zone.name_servers
         self.register_outputs({"zone": self.name, "zoneId": self.zone_id, "nameServers": self.name_servers})
@@ -44,8 +49,11 @@ class DnsZone(pulumi.ComponentResource):
 def zone_statements(zone_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     """Records in one hosted zone: change and list there, find the zone by name."""
     return [
-        {"Effect": "Allow", "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
-         "Resource": [zone_arn]},
+        {
+            "Effect": "Allow",
+            "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResources"],
+            "Resource": [zone_arn],
+        },
         {"Effect": "Allow", "Action": ["route53:ListHostedZones", "route53:ListHostedZonesByName"], "Resource": ["*"]},
         # A change's status (DNS-01 waits for INSYNC): its own resource type, change/<id>.
         {"Effect": "Allow", "Action": ["route53:GetChange"], "Resource": [f"arn:{iam.PARTITION}:route53:::change/*"]},

@@ -33,8 +33,13 @@ def source_conditions(account: pulumi.Input[str], source_arn: pulumi.Input[str])
 def pod_identity_conditions(cluster: pulumi.Input[str], namespace: str, service_account: str) -> dict[str, Any]:
     """Pod Identity's session tags: only this cluster's service account may assume the role, even if
     another association in the account names it."""
-    return {"StringEquals": {"aws:RequestTag/eks-cluster-name": cluster, "aws:RequestTag/kubernetes-namespace": namespace,
-                             "aws:RequestTag/kubernetes-service-account": service_account}}
+    return {
+        "StringEquals": {
+            "aws:RequestTag/eks-cluster-name": cluster,
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }
+    }
 
 
 def role(
@@ -50,8 +55,9 @@ def role(
 ) -> aws.iam.Role:
     """A role trusted by one AWS service, with managed policies attached and an optional inline policy."""
     opts = pulumi.ResourceOptions(parent=parent)
-    created = aws.iam.Role(name, assume_role_policy=trust(service, actions, conditions), description=description or None,
-                           permissions_boundary=permissions_boundary, opts=opts)
+    created = aws.iam.Role(
+        name, assume_role_policy=trust(service, actions, conditions), description=description or None, permissions_boundary=permissions_boundary, opts=opts
+    )
     for policy in managed:
         aws.iam.RolePolicyAttachment(f"{name}-{policy.split('/')[-1]}", role=created.name, policy_arn=MANAGED + policy, opts=opts)
     if inline:
@@ -59,9 +65,25 @@ def role(
     return created
 
 
-def pod_identity_role(name: str, parent: pulumi.Resource, managed: Sequence[str] = (), inline: Optional[Sequence[dict[str, Any]]] = None, description: str = "",
-                      permissions_boundary: Optional[pulumi.Input[str]] = None, conditions: Optional[dict[str, Any]] = None) -> aws.iam.Role:
+def pod_identity_role(
+    name: str,
+    parent: pulumi.Resource,
+    managed: Sequence[str] = (),
+    inline: Optional[Sequence[dict[str, Any]]] = None,
+    description: str = "",
+    permissions_boundary: Optional[pulumi.Input[str]] = None,
+    conditions: Optional[dict[str, Any]] = None,
+) -> aws.iam.Role:
     """EKS Pod Identity is the default for workload identities: no OIDC trust per cluster, and
     session tags let policies scope by cluster and namespace (`conditions`, see pod_identity_conditions)."""
-    return role(name, POD_IDENTITY_PRINCIPAL, parent, managed, inline, actions=("sts:AssumeRole", "sts:TagSession"), description=description,
-                permissions_boundary=permissions_boundary, conditions=conditions)
+    return role(
+        name,
+        POD_IDENTITY_PRINCIPAL,
+        parent,
+        managed,
+        inline,
+        actions=("sts:AssumeRole", "sts:TagSession"),
+        description=description,
+        permissions_boundary=permissions_boundary,
+        conditions=conditions,
+    )

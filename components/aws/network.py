@@ -26,8 +26,16 @@ class Network(pulumi.ComponentResource):
     private_subnet_ids: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, spec: NetworkSpec, cluster_name: str, protect: bool, opts: pulumi.ResourceOptions | None = None,
-                 aws_apis: tuple[str, ...] = (), region: str = ""):
+    def __init__(
+        self,
+        name: str,
+        spec: NetworkSpec,
+        cluster_name: str,
+        protect: bool,
+        opts: pulumi.ResourceOptions | None = None,
+        aws_apis: tuple[str, ...] = (),
+        region: str = "",
+    ):
         super().__init__("platform:aws:Network", name, None, opts)
         self.endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
         self._apis, self._region = tuple(sorted(set(aws_apis))), region
@@ -50,34 +58,64 @@ class Network(pulumi.ComponentResource):
         public_blocks = list(blocks[-1].subnets(prefixlen_diff=2))
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOptions(parent=self))
 
-        vpc = aws.ec2.Vpc(name, cidr_block=spec.cidr, enable_dns_hostnames=True, enable_dns_support=True, tags={"Name": cluster}, opts=pulumi.ResourceOptions(parent=self, protect=protect))
+        vpc = aws.ec2.Vpc(
+            name,
+            cidr_block=spec.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={"Name": cluster},
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
         # CIS 5.4: the default security group must allow nothing.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], tags={"Name": f"{cluster}-default-deny"}, opts=child)
         igw = aws.ec2.InternetGateway(name, vpc_id=vpc.id, tags={"Name": cluster}, opts=child)
-        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], tags={"Name": f"{cluster}-public"}, opts=child)
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], tags={"Name": f"{cluster}-public"}, opts=child
+        )
 
         public, private, nats, private_tables = [], [], [], []
         for i in range(spec.availability_zones):
             az = zones.names.apply(operator.itemgetter(i))
             pub = aws.ec2.Subnet(
-                f"{name}-public-{i}", vpc_id=vpc.id, availability_zone=az, cidr_block=str(public_blocks[i]),
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                availability_zone=az,
+                cidr_block=str(public_blocks[i]),
                 map_public_ip_on_launch=False,
-                tags={"Name": f"{cluster}-public-{i}", "kubernetes.io/role/elb": "1"}, opts=child,
+                tags={"Name": f"{cluster}-public-{i}", "kubernetes.io/role/elb": "1"},
+                opts=child,
             )
             aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=pub.id, route_table_id=public_rt.id, opts=child)
             public.append(pub)
             if spec.nat_gateways == "perAz" or i == 0:
                 eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{cluster}-nat-{i}"}, opts=child)
-                nats.append(aws.ec2.NatGateway(f"{name}-{i}", allocation_id=eip.id, subnet_id=pub.id, tags={"Name": f"{cluster}-{i}"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+                nats.append(
+                    aws.ec2.NatGateway(
+                        f"{name}-{i}",
+                        allocation_id=eip.id,
+                        subnet_id=pub.id,
+                        tags={"Name": f"{cluster}-{i}"},
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                    )
+                )
             priv = aws.ec2.Subnet(
-                f"{name}-private-{i}", vpc_id=vpc.id, availability_zone=az, cidr_block=str(blocks[i]),
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                availability_zone=az,
+                cidr_block=str(blocks[i]),
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{cluster}-private-{i}", "kubernetes.io/role/internal-elb": "1", "karpenter.sh/discovery": cluster},
                 opts=child,
             )
             # Each AZ egresses through its own NAT when there is one, so an AZ outage stays contained.
             nat = nats[i] if spec.nat_gateways == "perAz" else nats[0]
-            rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}], tags={"Name": f"{cluster}-private-{i}"}, opts=child)
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                tags={"Name": f"{cluster}-private-{i}"},
+                opts=child,
+            )
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=priv.id, route_table_id=rt.id, opts=child)
             private.append(priv)
             private_tables.append(rt)
@@ -97,19 +135,33 @@ class Network(pulumi.ComponentResource):
         region = aws.get_region_output(opts=pulumi.InvokeOptions(parent=self)).region
         flow_log_arns = pulumi.Output.concat("arn:", iam.PARTITION, ":ec2:", region, ":", identity.account_id, ":vpc-flow-log/*")
         writer = iam.role(
-            f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", self,
+            f"{name}-flow-logs",
+            "vpc-flow-logs.amazonaws.com",
+            self,
             inline=[
                 # Stream actions on the group's streams; DescribeLogGroups applies to no resource, so it
                 # has a statement of its own on "*" rather than riding on an ARN it cannot apply to.
-                {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                 "Resource": [pulumi.Output.concat(group.arn, ":*")]},
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    "Resource": [pulumi.Output.concat(group.arn, ":*")],
+                },
                 {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": "*"},
             ],
             description=f"VPC flow logs of {cluster} to CloudWatch Logs",
             # Only this account's flow logs may use the role (confused deputy).
             conditions=iam.source_conditions(identity.account_id, flow_log_arns),
         )
-        aws.ec2.FlowLog(f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs", log_destination=group.arn, iam_role_arn=writer.arn, max_aggregation_interval=60, opts=child)
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=writer.arn,
+            max_aggregation_interval=60,
+            opts=child,
+        )
 
     def _endpoints(self, name: str, cluster: str, vpc: aws.ec2.Vpc, cidr: str, subnets: list, tables: list) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -118,20 +170,35 @@ class Network(pulumi.ComponentResource):
         if interface:
             # HTTPS from the VPC (nodes and pods: the VPC CNI gives pods VPC addresses) and nothing else.
             group = aws.ec2.SecurityGroup(
-                f"{name}-endpoints", vpc_id=vpc.id, description=f"VPC endpoints of {cluster}: HTTPS from the VPC",
+                f"{name}-endpoints",
+                vpc_id=vpc.id,
+                description=f"VPC endpoints of {cluster}: HTTPS from the VPC",
                 ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [cidr], "description": "HTTPS from the VPC"}],
-                egress=[], tags={"Name": f"{cluster}-endpoints"}, opts=child,
+                egress=[],
+                tags={"Name": f"{cluster}-endpoints"},
+                opts=child,
             )
         for api in self._apis:
             service = f"com.amazonaws.{self._region}.{api}"
             if AWS_ENDPOINTS[api] == "Gateway":
                 self.endpoints[api] = aws.ec2.VpcEndpoint(
-                    f"{name}-{api}", vpc_id=vpc.id, service_name=service, vpc_endpoint_type="Gateway",
-                    route_table_ids=[t.id for t in tables], tags={"Name": f"{cluster}-{api}"}, opts=child,
+                    f"{name}-{api}",
+                    vpc_id=vpc.id,
+                    service_name=service,
+                    vpc_endpoint_type="Gateway",
+                    route_table_ids=[t.id for t in tables],
+                    tags={"Name": f"{cluster}-{api}"},
+                    opts=child,
                 )
             else:
                 self.endpoints[api] = aws.ec2.VpcEndpoint(
-                    f"{name}-{api}", vpc_id=vpc.id, service_name=service, vpc_endpoint_type="Interface",
-                    private_dns_enabled=True, subnet_ids=[s.id for s in subnets], security_group_ids=[group.id] if group else [],
-                    tags={"Name": f"{cluster}-{api}"}, opts=child,
+                    f"{name}-{api}",
+                    vpc_id=vpc.id,
+                    service_name=service,
+                    vpc_endpoint_type="Interface",
+                    private_dns_enabled=True,
+                    subnet_ids=[s.id for s in subnets],
+                    security_group_ids=[group.id] if group else [],
+                    tags={"Name": f"{cluster}-{api}"},
+                    opts=child,
                 )

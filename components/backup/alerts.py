@@ -34,32 +34,64 @@ def max_age_seconds(expression: str) -> int:
 def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bool, alerting: AlertingSpec) -> list[dict[str, Any]]:
     """The rules for Velero in `namespace`, its `schedules` (settings key -> Schedule name), and the Vault snapshot job."""
     found = [
-        _rule(alerting, "VeleroBackupFailed", 'sum by (schedule) (increase(velero_backup_failure_total{schedule!=""}[2h])) > 0', "critical",
-              "Velero backup of schedule {{ $labels.schedule }} failed",
-              "A backup of schedule {{ $labels.schedule }} ended Failed: its namespaces have no new restore point. "
-              "Inspect it with `velero backup describe --details` and `velero backup logs`."),
-        _rule(alerting, "VeleroBackupPartiallyFailed", 'sum by (schedule) (increase(velero_backup_partial_failure_total{schedule!=""}[2h])) > 0', "warning",
-              "Velero backup of schedule {{ $labels.schedule }} partially failed",
-              "Some items or volume snapshots of schedule {{ $labels.schedule }} were not backed up; `velero backup describe --details` lists them."),
-        _rule(alerting, "VeleroDown", f'absent(up{{namespace="{namespace}", job="{VELERO_JOB}"}} == 1)', "critical",
-              "Velero is not running or not scraped", "No backup runs and no backup metric is reported while Velero is down.", wait="15m"),
+        _rule(
+            alerting,
+            "VeleroBackupFailed",
+            'sum by (schedule) (increase(velero_backup_failure_total{schedule!=""}[2h])) > 0',
+            "critical",
+            "Velero backup of schedule {{ $labels.schedule }} failed",
+            "A backup of schedule {{ $labels.schedule }} ended Failed: its namespaces have no new restore point. "
+            "Inspect it with `velero backup describe --details` and `velero backup logs`.",
+        ),
+        _rule(
+            alerting,
+            "VeleroBackupPartiallyFailed",
+            'sum by (schedule) (increase(velero_backup_partial_failure_total{schedule!=""}[2h])) > 0',
+            "warning",
+            "Velero backup of schedule {{ $labels.schedule }} partially failed",
+            "Some items or volume snapshots of schedule {{ $labels.schedule }} were not backed up; `velero backup describe --details` lists them.",
+        ),
+        _rule(
+            alerting,
+            "VeleroDown",
+            f'absent(up{{namespace="{namespace}", job="{VELERO_JOB}"}} == 1)',
+            "critical",
+            "Velero is not running or not scraped",
+            "No backup runs and no backup metric is reported while Velero is down.",
+            wait="15m",
+        ),
     ]
     for key, name in schedules.items():
         limit = max_age_seconds(getattr(spec.schedules, key))
-        found.append(_rule(
-            alerting, "VeleroBackupTooOld", f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}', "critical",
-            f"The last successful backup of schedule {name} is older than {limit // 3600}h",
-            f"Schedule {name} ({getattr(spec.schedules, key)}) has not completed a backup for two of its runs.",
-        ))
+        found.append(
+            _rule(
+                alerting,
+                "VeleroBackupTooOld",
+                f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}',
+                "critical",
+                f"The last successful backup of schedule {name} is older than {limit // 3600}h",
+                f"Schedule {name} ({getattr(spec.schedules, key)}) has not completed a backup for two of its runs.",
+            )
+        )
     if vault:
         job = vault_snapshot.NAME
         limit = max_age_seconds(spec.schedules.vault_snapshot)
         found += [
-            _rule(alerting, "VaultSnapshotTooOld", f'time() - max(kube_cronjob_status_last_successful_time{{namespace="{namespace}", cronjob="{job}"}}) > {limit}',
-                  "critical", f"The last Vault raft snapshot is older than {limit // 3600}h",
-                  f"CronJob {namespace}/{job} ({spec.schedules.vault_snapshot}) has not succeeded for two of its runs; a lost Vault would lose every secret written since."),
-            _rule(alerting, "VaultSnapshotJobFailing", f'max by (job_name) (kube_job_status_failed{{namespace="{namespace}", job_name=~"{job}-.*"}}) > 0', "warning",
-                  "Vault snapshot job {{ $labels.job_name }} failed",
-                  f"A run of CronJob {namespace}/{job} failed: `kubectl -n {namespace} logs job/{{{{ $labels.job_name }}}} --all-containers`."),
+            _rule(
+                alerting,
+                "VaultSnapshotTooOld",
+                f'time() - max(kube_cronjob_status_last_successful_time{{namespace="{namespace}", cronjob="{job}"}}) > {limit}',
+                "critical",
+                f"The last Vault raft snapshot is older than {limit // 3600}h",
+                f"CronJob {namespace}/{job} ({spec.schedules.vault_snapshot}) has not succeeded for two of its runs; a lost Vault would lose every secret written since.",
+            ),
+            _rule(
+                alerting,
+                "VaultSnapshotJobFailing",
+                f'max by (job_name) (kube_job_status_failed{{namespace="{namespace}", job_name=~"{job}-.*"}}) > 0',
+                "warning",
+                "Vault snapshot job {{ $labels.job_name }} failed",
+                f"A run of CronJob {namespace}/{job} failed: `kubectl -n {namespace} logs job/{{{{ $labels.job_name }}}} --all-containers`.",
+            ),
         ]
     return found

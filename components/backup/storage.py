@@ -51,88 +51,176 @@ def expiry_days(spec: BackupSpec) -> int:
 
 
 def tls_only(arn: str) -> dict[str, Any]:
-    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
-def private_bucket(resource: str, name: str, spec: BackupSpec, parent: pulumi.Resource, protect: bool,
-                   provider: Optional[aws.Provider] = None, region: Optional[str] = None, key_policy: Optional[pulumi.Input[str]] = None,
-                   statements: Sequence[dict[str, Any]] = ()) -> Bucket:
+def private_bucket(
+    resource: str,
+    name: str,
+    spec: BackupSpec,
+    parent: pulumi.Resource,
+    protect: bool,
+    provider: Optional[aws.Provider] = None,
+    region: Optional[str] = None,
+    key_policy: Optional[pulumi.Input[str]] = None,
+    statements: Sequence[dict[str, Any]] = (),
+) -> Bucket:
     """An encrypted, versioned, TLS-only bucket with its own key; `statements` are added to its policy.
     `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource)."""
     where = {"region": region} if region else {}
     child = pulumi.ResourceOptions(parent=parent, provider=provider)
     # Losing the key or the bucket loses every backup: protected wherever the cluster is.
     kept = pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect)
-    key = aws.kms.Key(resource, **where, description=f"Backups in s3://{name}", enable_key_rotation=True, deletion_window_in_days=30,
-                      policy=key_policy, opts=kept)
+    key = aws.kms.Key(
+        resource, **where, description=f"Backups in s3://{name}", enable_key_rotation=True, deletion_window_in_days=30, policy=key_policy, opts=kept
+    )
     aws.kms.Alias(resource, **where, name=f"alias/{name}", target_key_id=key.key_id, opts=child)
     bucket = aws.s3.Bucket(resource, **where, bucket=name, force_destroy=False, opts=kept)
     arn = bucket_arn(name)
     guards: list[pulumi.Resource] = [
-        aws.s3.BucketPublicAccessBlock(resource, **where, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                                       ignore_public_acls=True, restrict_public_buckets=True, opts=child),
+        aws.s3.BucketPublicAccessBlock(
+            resource,
+            **where,
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        ),
         aws.s3.BucketOwnershipControls(resource, **where, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child),
-        aws.s3.BucketServerSideEncryptionConfiguration(resource, **where, bucket=bucket.id, opts=child, rules=[{
-            "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn},
-            "bucket_key_enabled": True,
-        }]),
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            resource,
+            **where,
+            bucket=bucket.id,
+            opts=child,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}],
+        ),
         aws.s3.BucketVersioning(resource, **where, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child),
-        aws.s3.BucketLifecycleConfiguration(resource, **where, bucket=bucket.id, opts=child, rules=[{
-            "id": "expire-after-retention", "status": "Enabled", "filter": {"prefix": ""},
-            "expiration": {"days": expiry_days(spec)},
-            "noncurrent_version_expiration": {"noncurrent_days": spec.noncurrent_version_days},
-            "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-        }]),
+        aws.s3.BucketLifecycleConfiguration(
+            resource,
+            **where,
+            bucket=bucket.id,
+            opts=child,
+            rules=[
+                {
+                    "id": "expire-after-retention",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": expiry_days(spec)},
+                    "noncurrent_version_expiration": {"noncurrent_days": spec.noncurrent_version_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+        ),
         aws.s3.BucketPolicy(resource, **where, bucket=bucket.id, policy=iam.document([tls_only(arn), *statements]), opts=child),
     ]
     return Bucket(name, arn, bucket, key, guards)
 
 
-def replicate(resource: str, source: Bucket, copy: CopyTarget, name: str, spec: BackupSpec, parent: pulumi.Resource,
-              protect: bool, tags: dict[str, str]) -> tuple[Bucket, aws.s3.BucketReplicationConfig]:
+def replicate(
+    resource: str, source: Bucket, copy: CopyTarget, name: str, spec: BackupSpec, parent: pulumi.Resource, protect: bool, tags: dict[str, str]
+) -> tuple[Bucket, aws.s3.BucketReplicationConfig]:
     """The copy bucket in copy.region (in copy's account when a role is given) and S3 replication of every
     object from the source, re-encrypted there with the copy's own key."""
     # Same account: the stack's provider, with the copy's region on each resource. Another account:
     # a provider that assumes the declared role there (with the stack's default tags).
-    provider = aws.Provider(resource, region=copy.region, default_tags={"tags": tags},
-                            assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=copy.role_arn, session_name="platform-backup-copy")],
-                            opts=pulumi.ResourceOptions(parent=parent)) if copy.role_arn else None
+    provider = (
+        aws.Provider(
+            resource,
+            region=copy.region,
+            default_tags={"tags": tags},
+            assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=copy.role_arn, session_name="platform-backup-copy")],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        if copy.role_arn
+        else None
+    )
     # Confused deputy: S3 may assume the role only to replicate this account's source bucket.
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
-    role = iam.role(f"{resource}-replication", "s3.amazonaws.com", parent, description=f"S3 replication of {source.name} to {name}",
-                    conditions=iam.source_conditions(account, source.arn))
+    role = iam.role(
+        f"{resource}-replication",
+        "s3.amazonaws.com",
+        parent,
+        description=f"S3 replication of {source.name} to {name}",
+        conditions=iam.source_conditions(account, source.arn),
+    )
     grants: list[dict[str, Any]] = []
     key_policy = None
     if copy.account:
         # Another account: its bucket and key must name the replication role explicitly.
         owner = f"arn:{iam.PARTITION}:iam::{copy.account}:root"
-        key_policy = iam.document([
-            {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": owner}, "Action": "kms:*", "Resource": "*"},
-            {"Sid": "ReplicationEncrypts", "Effect": "Allow", "Principal": {"AWS": role.arn}, "Action": ["kms:Encrypt", "kms:GenerateDataKey*"], "Resource": "*"},
-        ])
-        grants = [{"Sid": "ReplicationWrites", "Effect": "Allow", "Principal": {"AWS": role.arn},
-                   "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"],
-                   "Resource": f"{bucket_arn(name)}/*"}]
-    target = private_bucket(resource, name, spec, parent, protect, provider=provider, region=None if provider else copy.region, key_policy=key_policy, statements=grants)
-    policy = aws.iam.RolePolicy(f"{resource}-replication", role=role.id, opts=pulumi.ResourceOptions(parent=parent), policy=iam.document([
-        {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source.arn},
-        {"Effect": "Allow", "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"], "Resource": source.objects},
-        {"Effect": "Allow", "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"], "Resource": target.objects},
-        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": source.key.arn},
-        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey*"], "Resource": target.key.arn},
-    ]))
+        key_policy = iam.document(
+            [
+                {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": owner}, "Action": "kms:*", "Resource": "*"},
+                {
+                    "Sid": "ReplicationEncrypts",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": role.arn},
+                    "Action": ["kms:Encrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                },
+            ]
+        )
+        grants = [
+            {
+                "Sid": "ReplicationWrites",
+                "Effect": "Allow",
+                "Principal": {"AWS": role.arn},
+                "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"],
+                "Resource": f"{bucket_arn(name)}/*",
+            }
+        ]
+    target = private_bucket(
+        resource, name, spec, parent, protect, provider=provider, region=None if provider else copy.region, key_policy=key_policy, statements=grants
+    )
+    policy = aws.iam.RolePolicy(
+        f"{resource}-replication",
+        role=role.id,
+        opts=pulumi.ResourceOptions(parent=parent),
+        policy=iam.document(
+            [
+                {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source.arn},
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                    "Resource": source.objects,
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"],
+                    "Resource": target.objects,
+                },
+                {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": source.key.arn},
+                {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey*"], "Resource": target.key.arn},
+            ]
+        ),
+    )
     destination: dict[str, Any] = {"bucket": target.arn, "encryption_configuration": {"replica_kms_key_id": target.key.arn}}
     if copy.account:
         destination |= {"account": copy.account, "access_control_translation": {"owner": "Destination"}}
     # Replication needs versioning on both sides first (the guards include it).
     config = aws.s3.BucketReplicationConfig(
-        resource, bucket=source.bucket.id, role=role.arn, rules=[{
-            "id": "copy-everything", "status": "Enabled", "filter": {"prefix": ""},
-            "delete_marker_replication": {"status": "Enabled"},
-            "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
-            "destination": destination,
-        }],
+        resource,
+        bucket=source.bucket.id,
+        role=role.arn,
+        rules=[
+            {
+                "id": "copy-everything",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "delete_marker_replication": {"status": "Enabled"},
+                "source_selection_criteria": {"sse_kms_encrypted_objects": {"status": "Enabled"}},
+                "destination": destination,
+            }
+        ],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*source.guards, *target.guards, policy]),
     )
     return target, config

@@ -62,29 +62,46 @@ def ca_certificate(issuer: str) -> dict[str, Any]:
     return security.ca_certificate(CA_SECRET, NAME, issuer)
 
 
-def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespace: str, cluster: str, schedule: str,
-                 bucket: Bucket, mirror: str, vault_address: str) -> tuple[k8s.batch.v1.CronJob, aws.iam.Role]:
+def snapshot_job(
+    parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespace: str, cluster: str, schedule: str, bucket: Bucket, mirror: str, vault_address: str
+) -> tuple[k8s.batch.v1.CronJob, aws.iam.Role]:
     child = pulumi.ResourceOptions(parent=parent)
     role = iam.pod_identity_role(f"{NAME}", parent, description="Vault snapshot job: put raft snapshots in the backup bucket (Pod Identity)")
-    policy = aws.iam.RolePolicy(NAME, role=role.id, opts=child, policy=iam.document([
-        {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket.arn}/{SNAPSHOT_PREFIX}/*"},
-        # GenerateDataKey to encrypt; Decrypt because the CLI uploads large files in parts.
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": bucket.key.arn},
-    ]))
-    identity = aws.eks.PodIdentityAssociation(NAME, cluster_name=cluster, namespace=namespace, service_account=SERVICE_ACCOUNT,
-                                              role_arn=role.arn, opts=child)
-    account = k8s.core.v1.ServiceAccount(NAME, metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
-                                         automount_service_account_token=False, opts=opts)
+    policy = aws.iam.RolePolicy(
+        NAME,
+        role=role.id,
+        opts=child,
+        policy=iam.document(
+            [
+                {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": f"{bucket.arn}/{SNAPSHOT_PREFIX}/*"},
+                # GenerateDataKey to encrypt; Decrypt because the CLI uploads large files in parts.
+                {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": bucket.key.arn},
+            ]
+        ),
+    )
+    identity = aws.eks.PodIdentityAssociation(NAME, cluster_name=cluster, namespace=namespace, service_account=SERVICE_ACCOUNT, role_arn=role.arn, opts=child)
+    account = k8s.core.v1.ServiceAccount(NAME, metadata={"name": SERVICE_ACCOUNT, "namespace": namespace}, automount_service_account_token=False, opts=opts)
     # Plain data, typed Any: mypy cannot match a nested dict against the constructor's TypedDict
     # overloads, and spelling out its failure for CronJob takes it tens of GB.
     spec: Any = {
-        "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
-        "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
-        "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "ttlSecondsAfterFinished": 86400,
-                                 "template": pod_template(namespace, bucket, mirror, vault_address)}},
+        "schedule": schedule,
+        "timeZone": "Etc/UTC",
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 600,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {
+            "spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 1800,
+                "ttlSecondsAfterFinished": 86400,
+                "template": pod_template(namespace, bucket, mirror, vault_address),
+            }
+        },
     }
     job = k8s.batch.v1.CronJob(
-        NAME, metadata={"name": NAME, "namespace": namespace, "labels": {"app.kubernetes.io/name": NAME, BACKS_UP: "vault"}},
+        NAME,
+        metadata={"name": NAME, "namespace": namespace, "labels": {"app.kubernetes.io/name": NAME, BACKS_UP: "vault"}},
         spec=spec,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, identity, policy, *bucket.guards])),
     )
@@ -93,10 +110,14 @@ def snapshot_job(parent: pulumi.Resource, opts: pulumi.ResourceOptions, namespac
 
 def pod_template(namespace: str, bucket: Bucket, mirror: str, vault_address: str) -> dict[str, Any]:
     resources = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-    login = (f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
-             "&& vault operator raft snapshot save /snapshot/vault.snap")
-    upload = ('aws s3 cp /snapshot/vault.snap "s3://${BUCKET}/' + SNAPSHOT_PREFIX + '/$(date -u +%Y%m%dT%H%M%SZ).snap" '
-              '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}" --only-show-errors')
+    login = (
+        f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
+        "&& vault operator raft snapshot save /snapshot/vault.snap"
+    )
+    upload = (
+        'aws s3 cp /snapshot/vault.snap "s3://${BUCKET}/' + SNAPSHOT_PREFIX + '/$(date -u +%Y%m%dT%H%M%SZ).snap" '
+        '--sse aws:kms --sse-kms-key-id "${KMS_KEY_ARN}" --only-show-errors'
+    )
     scratch = [{"name": "snapshot", "mountPath": "/snapshot"}, {"name": "tmp", "mountPath": "/tmp"}]
     return {
         "metadata": {"labels": {"app.kubernetes.io/name": NAME}},
@@ -105,29 +126,52 @@ def pod_template(namespace: str, bucket: Bucket, mirror: str, vault_address: str
             "automountServiceAccountToken": False,
             "restartPolicy": "Never",
             "priorityClassName": priority_class_name("standard"),
-            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "initContainers": [{
-                "name": "snapshot", "image": image(mirror, VAULT_IMAGE), "command": ["/bin/sh", "-ec", login],
-                # TLS to the leader, verified against the platform CA (the Vault CLI reads VAULT_CACERT).
-                "env": [{"name": "VAULT_ADDR", "value": vault_address}, {"name": "VAULT_CACERT", "value": f"{CA_DIR}/ca.crt"},
-                        {"name": "HOME", "value": "/tmp"}],
-                "volumeMounts": [*scratch, {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True},
-                                 {"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True}],
-                "securityContext": RESTRICTED_CONTAINER, "resources": resources,
-            }],
-            "containers": [{
-                "name": "upload", "image": image(mirror, AWS_CLI_IMAGE), "command": ["/bin/sh", "-ec", upload],
-                "env": [{"name": "BUCKET", "value": bucket.name}, {"name": "KMS_KEY_ARN", "value": bucket.key.arn},
-                        {"name": "HOME", "value": "/tmp"}],
-                "volumeMounts": scratch, "securityContext": RESTRICTED_CONTAINER, "resources": resources,
-            }],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "initContainers": [
+                {
+                    "name": "snapshot",
+                    "image": image(mirror, VAULT_IMAGE),
+                    "command": ["/bin/sh", "-ec", login],
+                    # TLS to the leader, verified against the platform CA (the Vault CLI reads VAULT_CACERT).
+                    "env": [
+                        {"name": "VAULT_ADDR", "value": vault_address},
+                        {"name": "VAULT_CACERT", "value": f"{CA_DIR}/ca.crt"},
+                        {"name": "HOME", "value": "/tmp"},
+                    ],
+                    "volumeMounts": [
+                        *scratch,
+                        {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True},
+                        {"name": "vault-ca", "mountPath": CA_DIR, "readOnly": True},
+                    ],
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "resources": resources,
+                }
+            ],
+            "containers": [
+                {
+                    "name": "upload",
+                    "image": image(mirror, AWS_CLI_IMAGE),
+                    "command": ["/bin/sh", "-ec", upload],
+                    "env": [{"name": "BUCKET", "value": bucket.name}, {"name": "KMS_KEY_ARN", "value": bucket.key.arn}, {"name": "HOME", "value": "/tmp"}],
+                    "volumeMounts": scratch,
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "resources": resources,
+                }
+            ],
             "volumes": [
                 # The snapshot's data is encrypted by Vault's barrier (its key sealed by KMS), so a node disk will do.
                 {"name": "snapshot", "emptyDir": {"sizeLimit": "2Gi"}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                {"name": "vault-token", "projected": {"sources": [{"serviceAccountToken": {
-                    "audience": TOKEN_AUDIENCE, "expirationSeconds": 600, "path": "token"}}]}},
+                {
+                    "name": "vault-token",
+                    "projected": {"sources": [{"serviceAccountToken": {"audience": TOKEN_AUDIENCE, "expirationSeconds": 600, "path": "token"}}]},
+                },
                 # Only the CA: the certificate's key pair stays out of the pod.
                 {"name": "vault-ca", "secret": {"secretName": CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}], "defaultMode": 0o444}},
             ],

@@ -31,11 +31,19 @@ from .permissions import INTERRUPTION_EVENTS, NODE_POLICIES, QUEUE_RETENTION_SEC
 NAMESPACE = "kube-system"
 # The controller's metrics Service (the chart's <fullname>, port http-metrics): provisioning, disruption and
 # interruption-queue metrics. Karpenter is installed before Prometheus, so the prometheus addon creates the monitor.
-METRICS = Metrics(monitors=(Monitor("ServiceMonitor", "karpenter", {
-    "namespaceSelector": {"matchNames": [NAMESPACE]},
-    "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": "karpenter"}},
-    "endpoints": [{"port": "http-metrics", "interval": "30s"}],
-}),))
+METRICS = Metrics(
+    monitors=(
+        Monitor(
+            "ServiceMonitor",
+            "karpenter",
+            {
+                "namespaceSelector": {"matchNames": [NAMESPACE]},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/instance": "karpenter"}},
+                "endpoints": [{"port": "http-metrics", "interval": "30s"}],
+            },
+        ),
+    )
+)
 SERVICE_ACCOUNT = "karpenter"
 
 
@@ -54,10 +62,7 @@ class KarpenterController(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         cluster = pulumi.Output.from_input(cluster_name)
 
-        node_role = aws.iam.Role(
-            f"{name}-node", name=cluster.apply(names.karpenter_node_role),
-            assume_role_policy=iam.trust("ec2.amazonaws.com"), opts=child,
-        )
+        node_role = aws.iam.Role(f"{name}-node", name=cluster.apply(names.karpenter_node_role), assume_role_policy=iam.trust("ec2.amazonaws.com"), opts=child)
         for managed in NODE_POLICIES:
             aws.iam.RolePolicyAttachment(f"{name}-node-{managed}", role=node_role.name, policy_arn=iam.MANAGED + managed, opts=child)
         # Nodes join through an access entry (API authentication mode), not aws-auth.
@@ -71,27 +76,36 @@ class KarpenterController(pulumi.ComponentResource):
             rule = aws.cloudwatch.EventRule(f"{name}-{rule_name}", event_pattern=pulumi.Output.json_dumps(pattern), opts=child)
             aws.cloudwatch.EventTarget(f"{name}-{rule_name}", rule=rule.name, arn=queue.arn, target_id="KarpenterInterruptionQueueTarget", opts=child)
 
-        controller_role = iam.pod_identity_role(f"{name}-controller", self, description="Karpenter controller (Pod Identity)",
-                                                conditions=iam.pod_identity_conditions(cluster, NAMESPACE, SERVICE_ACCOUNT))
+        controller_role = iam.pod_identity_role(
+            f"{name}-controller",
+            self,
+            description="Karpenter controller (Pod Identity)",
+            conditions=iam.pod_identity_conditions(cluster, NAMESPACE, SERVICE_ACCOUNT),
+        )
         documents = pulumi.Output.all(partition, region, account, cluster, node_role.arn, queue.arn).apply(lambda a: controller_policies(*a))
         attachments = []
         for policy_name in controller_policies("p", "r", "a", "c", "n", "q"):
             policy = aws.iam.Policy(
-                f"{name}-{policy_name}", name=pulumi.Output.concat(f"{policy_name}-", cluster),
-                policy=documents.apply(functools.partial(document_json, policy_name)), opts=child,
+                f"{name}-{policy_name}",
+                name=pulumi.Output.concat(f"{policy_name}-", cluster),
+                policy=documents.apply(functools.partial(document_json, policy_name)),
+                opts=child,
             )
             attachments.append(aws.iam.RolePolicyAttachment(f"{name}-{policy_name}", role=controller_role.name, policy_arn=policy.arn, opts=child))
         identity = aws.eks.PodIdentityAssociation(
-            f"{name}-controller", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=controller_role.arn, opts=child,
+            f"{name}-controller", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=controller_role.arn, opts=child
         )
 
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
         crds = k8s.helm.v3.Release(
-            f"{name}-crd", name="karpenter-crd", chart=KARPENTER_CRD.chart_ref, version=KARPENTER_CRD.version, namespace=NAMESPACE,
-            opts=k8s_opts,
+            f"{name}-crd", name="karpenter-crd", chart=KARPENTER_CRD.chart_ref, version=KARPENTER_CRD.version, namespace=NAMESPACE, opts=k8s_opts
         )
         self.release = k8s.helm.v3.Release(
-            name, name="karpenter", chart=KARPENTER.chart_ref, version=KARPENTER.version, namespace=NAMESPACE,
+            name,
+            name="karpenter",
+            chart=KARPENTER.chart_ref,
+            version=KARPENTER.version,
+            namespace=NAMESPACE,
             # CRDs come from the karpenter-crd release, which (unlike a chart's crds/ folder) upgrades them.
             skip_crds=True,
             values=controller_values(cluster, queue.name),

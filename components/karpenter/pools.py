@@ -13,19 +13,34 @@ from components.spec.stack import KarpenterSpec, NodePoolSpec
 class NodePools(pulumi.ComponentResource):
     names: list[str]
 
-    def __init__(self, name: str, spec: KarpenterSpec, cluster_name: str, node_role_name: pulumi.Input[str], provider: k8s.Provider,
-                 controller: pulumi.Resource, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        spec: KarpenterSpec,
+        cluster_name: str,
+        node_role_name: pulumi.Input[str],
+        provider: k8s.Provider,
+        controller: pulumi.Resource,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("platform:karpenter:NodePools", name, None, opts)
         # depends_on the controller: created after it, and destroyed before it so it can drain nodes.
         after_controller = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[controller])
         for pool in spec.node_pools:
             node_class = k8s.apiextensions.CustomResource(
-                f"{name}-{pool.name}-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
-                metadata={"name": pool.name}, spec=node_class_spec(spec, pool, cluster_name, node_role_name), opts=after_controller,
+                f"{name}-{pool.name}-class",
+                api_version="karpenter.k8s.aws/v1",
+                kind="EC2NodeClass",
+                metadata={"name": pool.name},
+                spec=node_class_spec(spec, pool, cluster_name, node_role_name),
+                opts=after_controller,
             )
             k8s.apiextensions.CustomResource(
-                f"{name}-{pool.name}", api_version="karpenter.sh/v1", kind="NodePool",
-                metadata={"name": pool.name}, spec=node_pool_spec(pool),
+                f"{name}-{pool.name}",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": pool.name},
+                spec=node_pool_spec(pool),
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[controller, node_class]),
             )
         self.names = [p.name for p in spec.node_pools]
@@ -41,10 +56,9 @@ def node_class_spec(spec: KarpenterSpec, pool: NodePoolSpec, cluster: str, role:
         "securityGroupSelectorTerms": discovery,
         # Hop limit 1: pods get credentials from Pod Identity, never from the node's instance profile.
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled", "httpPutResponseHopLimit": 1, "httpTokens": "required"},
-        "blockDeviceMappings": [{
-            "deviceName": "/dev/xvda",
-            "ebs": {"volumeSize": f"{spec.root_volume_gib}Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True},
-        }],
+        "blockDeviceMappings": [
+            {"deviceName": "/dev/xvda", "ebs": {"volumeSize": f"{spec.root_volume_gib}Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}}
+        ],
         "tags": {"karpenter.sh/discovery": cluster, "platform.io/nodepool": pool.name},
     }
 

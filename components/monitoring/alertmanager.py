@@ -41,7 +41,7 @@ def credentials(alerting: AlertingSpec) -> list[str]:
 def receiver_ports(alerting: Optional[AlertingSpec]) -> tuple[int, ...]:
     """The ports Alertmanager's notifications leave on: HTTPS (PagerDuty, Slack), each webhook's and each SMTP relay's."""
     ports = {443}
-    for r in (alerting.receivers.values() if alerting else ()):
+    for r in alerting.receivers.values() if alerting else ():
         if r.webhook:
             ports.add(urlsplit(r.webhook.url).port or 443)
         if r.email:
@@ -53,11 +53,18 @@ def receiver(name: str, r: Receiver) -> dict[str, Any]:
     if r.pagerduty:
         return {"name": name, "pagerduty_configs": [{"routing_key_file": secret_file(r.pagerduty.routing_key), "send_resolved": True}]}
     if r.slack:
-        return {"name": name, "slack_configs": [{
-            "api_url_file": secret_file(r.slack.api_url), "channel": r.slack.channel, "send_resolved": True,
-            "title": '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} {{ .CommonLabels.namespace }}/{{ .CommonLabels.service }}',
-            "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.runbook_url }}\n{{ end }}",
-        }]}
+        return {
+            "name": name,
+            "slack_configs": [
+                {
+                    "api_url_file": secret_file(r.slack.api_url),
+                    "channel": r.slack.channel,
+                    "send_resolved": True,
+                    "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} {{ .CommonLabels.namespace }}/{{ .CommonLabels.service }}",
+                    "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.runbook_url }}\n{{ end }}",
+                }
+            ],
+        }
     if r.webhook:
         hook: dict[str, Any] = {"url": r.webhook.url, "send_resolved": True}
         if r.webhook.bearer_token:
@@ -84,8 +91,7 @@ def config(spec: StackSpec) -> dict[str, Any]:
     platform = teams[alerting.platform_team]
     routes: list[dict[str, Any]] = [
         # The heartbeat is resent every minute: the dead man's switch pages when it stops arriving.
-        {"matchers": [f'alertname="{HEARTBEAT}"'], "receiver": alerting.dead_mans_switch,
-         "group_wait": "0s", "group_interval": "1m", "repeat_interval": "1m"},
+        {"matchers": [f'alertname="{HEARTBEAT}"'], "receiver": alerting.dead_mans_switch, "group_wait": "0s", "group_interval": "1m", "repeat_interval": "1m"},
         # The chart's InfoInhibitor only exists to inhibit info alerts; it notifies no one.
         {"matchers": ['alertname="InfoInhibitor"'], "receiver": NULL_RECEIVER},
     ]

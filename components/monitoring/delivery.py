@@ -54,21 +54,32 @@ def rules(spec: StackSpec) -> list[dict[str, Any]]:
         {"record": "platform:canary_rollbacks:increase7d", "expr": by_team(canary("failures", "7d"))},
         {"record": "platform:change_failure:ratio7d", "expr": "platform:canary_rollbacks:increase7d / platform:canary_runs:increase7d"},
         # Seconds in the last hour a canary carried traffic, kept for canaries whose last analysis failed.
-        {"record": "platform:canary_rollback:seconds1h", "expr": by_team(
-            'label_replace(sum_over_time((max by (namespace, workload) (flagger_canary_weight{workload!~".+-primary"}) > bool 0)[1h:10s]) * 10, '
-            '"name", "$1", "workload", "(.*)") and on (namespace, name) (max by (namespace, name) (flagger_canary_status) == 2)')},
+        {
+            "record": "platform:canary_rollback:seconds1h",
+            "expr": by_team(
+                'label_replace(sum_over_time((max by (namespace, workload) (flagger_canary_weight{workload!~".+-primary"}) > bool 0)[1h:10s]) * 10, '
+                '"name", "$1", "workload", "(.*)") and on (namespace, name) (max by (namespace, name) (flagger_canary_status) == 2)'
+            ),
+        },
         # While a service alert fires: how long since its condition first held (ALERTS_FOR_STATE is that time).
-        {"record": "platform:alert_detection:seconds", "expr":
-            '(time() - max by (alertname, namespace, service, team) (ALERTS_FOR_STATE{service!=""})) '
-            'and on (alertname, namespace, service, team) max by (alertname, namespace, service, team) (ALERTS{alertstate="firing", service!=""})'},
-        {"record": "platform:alertmanager_notification_latency:p99", "expr":
-            "histogram_quantile(0.99, sum by (le, integration) (rate(alertmanager_notification_latency_seconds_bucket[1h])))"},
+        {
+            "record": "platform:alert_detection:seconds",
+            "expr": '(time() - max by (alertname, namespace, service, team) (ALERTS_FOR_STATE{service!=""})) '
+            'and on (alertname, namespace, service, team) max by (alertname, namespace, service, team) (ALERTS{alertstate="firing", service!=""})',
+        },
+        {
+            "record": "platform:alertmanager_notification_latency:p99",
+            "expr": "histogram_quantile(0.99, sum by (le, integration) (rate(alertmanager_notification_latency_seconds_bucket[1h])))",
+        },
     ]
     for resource, used in usage.items():
         allocatable = f'sum(kube_node_status_allocatable{{resource="{resource}"}})'
         recorded += [
             {"record": f"platform:cluster_{resource}_usage:ratio", "expr": f"{used} / {allocatable}"},
-            {"record": f"platform:cluster_{resource}_requests:ratio", "expr": f'sum(kube_pod_container_resource_requests{{resource="{resource}"}}) / {allocatable}'},
+            {
+                "record": f"platform:cluster_{resource}_requests:ratio",
+                "expr": f'sum(kube_pod_container_resource_requests{{resource="{resource}"}}) / {allocatable}',
+            },
         ]
     return [{"name": "platform-delivery", "interval": "1m", "rules": recorded}]
 
@@ -77,26 +88,56 @@ def panels(spec: StackSpec, source: str) -> list[dict[str, Any]]:
     low, high = UTILISATION_BAND
     band = steps((YELLOW, None), (GREEN, low), (RED, high))
     return [
-        panel("Deployments per day", "short", source, [("sum(platform:deployments:count1d)", "all teams")], kind="stat",
-              thresholds=steps((YELLOW, None), (GREEN, TARGET_DEPLOYS_PER_DAY))),
+        panel(
+            "Deployments per day",
+            "short",
+            source,
+            [("sum(platform:deployments:count1d)", "all teams")],
+            kind="stat",
+            thresholds=steps((YELLOW, None), (GREEN, TARGET_DEPLOYS_PER_DAY)),
+        ),
         panel("Deployments per day, by team", "short", source, [("sum by (team) (platform:deployments:count1d)", "{{team}}")]),
-        panel("Change failure rate (7d)", "percentunit", source, [
-            ("sum(platform:canary_rollbacks:increase7d) / sum(platform:canary_runs:increase7d)", "all teams"),
-        ], kind="stat", thresholds=steps((GREEN, None), (RED, TARGET_CHANGE_FAILURE))),
-        panel("Change failure rate by team (7d)", "percentunit", source, [("platform:change_failure:ratio7d", "{{team}}")],
-              threshold=TARGET_CHANGE_FAILURE),
-        panel("Rollback duration (failed canaries, seconds carrying traffic)", "s", source,
-              [("max by (team, name) (platform:canary_rollback:seconds1h)", "{{team}}/{{name}}")], threshold=spec.policy.max_rollback_seconds),
-        panel("Time to detect", "s", source, [
-            ("max by (alertname, team, service) (platform:alert_detection:seconds)", "{{team}}/{{service}} {{alertname}}"),
-            ("max(platform:alertmanager_notification_latency:p99)", "notification p99"),
-        ]),
-        panel("CPU utilisation (target 65-80%)", "percentunit", source, [
-            ("platform:cluster_cpu_usage:ratio", "used"), ("platform:cluster_cpu_requests:ratio", "requested"),
-        ], thresholds=band, style="line+area"),
-        panel("Memory utilisation (target 65-80%)", "percentunit", source, [
-            ("platform:cluster_memory_usage:ratio", "used"), ("platform:cluster_memory_requests:ratio", "requested"),
-        ], thresholds=band, style="line+area"),
+        panel(
+            "Change failure rate (7d)",
+            "percentunit",
+            source,
+            [("sum(platform:canary_rollbacks:increase7d) / sum(platform:canary_runs:increase7d)", "all teams")],
+            kind="stat",
+            thresholds=steps((GREEN, None), (RED, TARGET_CHANGE_FAILURE)),
+        ),
+        panel("Change failure rate by team (7d)", "percentunit", source, [("platform:change_failure:ratio7d", "{{team}}")], threshold=TARGET_CHANGE_FAILURE),
+        panel(
+            "Rollback duration (failed canaries, seconds carrying traffic)",
+            "s",
+            source,
+            [("max by (team, name) (platform:canary_rollback:seconds1h)", "{{team}}/{{name}}")],
+            threshold=spec.policy.max_rollback_seconds,
+        ),
+        panel(
+            "Time to detect",
+            "s",
+            source,
+            [
+                ("max by (alertname, team, service) (platform:alert_detection:seconds)", "{{team}}/{{service}} {{alertname}}"),
+                ("max(platform:alertmanager_notification_latency:p99)", "notification p99"),
+            ],
+        ),
+        panel(
+            "CPU utilisation (target 65-80%)",
+            "percentunit",
+            source,
+            [("platform:cluster_cpu_usage:ratio", "used"), ("platform:cluster_cpu_requests:ratio", "requested")],
+            thresholds=band,
+            style="line+area",
+        ),
+        panel(
+            "Memory utilisation (target 65-80%)",
+            "percentunit",
+            source,
+            [("platform:cluster_memory_usage:ratio", "used"), ("platform:cluster_memory_requests:ratio", "requested")],
+            thresholds=band,
+            style="line+area",
+        ),
     ]
 
 

@@ -33,19 +33,31 @@ def steps(*pairs: tuple[str, Optional[float]]) -> list[Threshold]:
     return [Threshold(color=color, value=value) for color, value in pairs]
 
 
-def panel(title: str, unit: str, datasource_uid: str, queries: list[tuple[str, str]], threshold: Optional[float] = None,
-          kind: Literal["timeseries", "stat"] = "timeseries", thresholds: Optional[list[Threshold]] = None,
-          style: str = "line") -> Any:
+def panel(
+    title: str,
+    unit: str,
+    datasource_uid: str,
+    queries: list[tuple[str, str]],
+    threshold: Optional[float] = None,
+    kind: Literal["timeseries", "stat"] = "timeseries",
+    thresholds: Optional[list[Threshold]] = None,
+    style: str = "line",
+) -> Any:
     """A panel builder of queries on the Prometheus datasource `datasource_uid`: `threshold` draws one line (red above it); `thresholds`
     gives the steps, drawn as `style` (line, area, line+area) on a time series or as colours on a stat."""
     source = DataSourceRef(type_val="prometheus", uid=datasource_uid)
     built: Any
     if kind == "stat":
-        built = (stat.Panel().graph_mode(common.BigValueGraphMode.AREA).color_mode(common.BigValueColorMode.VALUE)
-                 .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"])))
+        built = (
+            stat.Panel()
+            .graph_mode(common.BigValueGraphMode.AREA)
+            .color_mode(common.BigValueColorMode.VALUE)
+            .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        )
     else:
-        built = timeseries.Panel().legend(common_builders.VizLegendOptions().show_legend(True)
-                                          .display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM))
+        built = timeseries.Panel().legend(
+            common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM)
+        )
     built = built.title(title).unit(unit).datasource(source)
     for i, (expr, legend) in enumerate(queries):
         built = built.with_target(prometheus.Dataquery().ref_id(chr(ord("A") + i)).datasource(source).expr(expr).legend_format(legend))
@@ -60,8 +72,7 @@ def panel(title: str, unit: str, datasource_uid: str, queries: list[tuple[str, s
 
 def dashboard(uid: str, title: str, tags: list[str], panels: list[Any], time_from: str = "now-6h") -> dict[str, Any]:
     """Panels laid out two to a row, in order; the dashboard as the JSON Grafana provisions."""
-    board = (dashboard_builders.Dashboard(title).uid(uid[:UID_MAX]).tags(tags).timezone("utc").readonly()
-             .refresh("30s").time(time_from, "now"))
+    board = dashboard_builders.Dashboard(title).uid(uid[:UID_MAX]).tags(tags).timezone("utc").readonly().refresh("30s").time(time_from, "now")
     for i, p in enumerate(panels):
         board = board.with_panel(p.id(i + 1).grid_pos(GridPos(h=8, w=12, x=(i % 2) * 12, y=(i // 2) * 8)))
     return json.loads(JSONEncoder(sort_keys=False).encode(board.build()))

@@ -17,11 +17,20 @@ from components.spec.alerting import AlertingSpec
 
 Severity = Literal["critical", "warning"]
 # The team whose namespace an alert is about is the namespace's name (components/workloads).
-TEAM_FROM_NAMESPACE = ('label_replace(', ', "team", "$1", "namespace", "(.*)")')
+TEAM_FROM_NAMESPACE = ("label_replace(", ', "team", "$1", "namespace", "(.*)")')
 
 
-def alert(alerting: AlertingSpec, name: str, expr: str, for_: str, severity: Severity, summary: str, description: str,
-          labels: Optional[dict[str, str]] = None, runbook: Optional[str] = None) -> dict[str, Any]:
+def alert(
+    alerting: AlertingSpec,
+    name: str,
+    expr: str,
+    for_: str,
+    severity: Severity,
+    summary: str,
+    description: str,
+    labels: Optional[dict[str, str]] = None,
+    runbook: Optional[str] = None,
+) -> dict[str, Any]:
     """An alert whose runbook is docs/runbooks/<runbook or the alert's name>.md (a page may serve several alerts)."""
     return {
         "alert": name,
@@ -38,19 +47,32 @@ def zero_trust_rules(alerting: AlertingSpec, external_dns: bool, istio_cni: bool
     platform = {"team": alerting.platform_team}
     found = []
     if external_dns:
-        found.append(alert(alerting, "ExternalDnsSyncStale",
-                           "time() - max(external_dns_controller_last_sync_timestamp_seconds) > 900", "5m", "warning",
-                           "ExternalDNS has not synced the public records for over 15 minutes",
-                           "The exposed hosts' Route 53 records are no longer reconciled: a new or moved host gets no record "
-                           "until ExternalDNS syncs again (Route 53 errors, its Pod Identity role, or its Pod is down).",
-                           labels=platform))
+        found.append(
+            alert(
+                alerting,
+                "ExternalDnsSyncStale",
+                "time() - max(external_dns_controller_last_sync_timestamp_seconds) > 900",
+                "5m",
+                "warning",
+                "ExternalDNS has not synced the public records for over 15 minutes",
+                "The exposed hosts' Route 53 records are no longer reconciled: a new or moved host gets no record "
+                "until ExternalDNS syncs again (Route 53 errors, its Pod Identity role, or its Pod is down).",
+                labels=platform,
+            )
+        )
     if istio_cni:
-        found.append(alert(alerting, "IstioCniAgentUnavailable",
-                           'max(kube_daemonset_status_number_unavailable{namespace="istio-cni", daemonset="istio-cni-node"}) > 0',
-                           "15m", "critical",
-                           "The Istio CNI agent is unavailable on {{ $value }} node(s)",
-                           "Meshed pods scheduled on a node without the CNI agent fail their istio-validation init container "
-                           "and cannot start there.", labels=platform))
+        found.append(
+            alert(
+                alerting,
+                "IstioCniAgentUnavailable",
+                'max(kube_daemonset_status_number_unavailable{namespace="istio-cni", daemonset="istio-cni-node"}) > 0',
+                "15m",
+                "critical",
+                "The Istio CNI agent is unavailable on {{ $value }} node(s)",
+                "Meshed pods scheduled on a node without the CNI agent fail their istio-validation init container and cannot start there.",
+                labels=platform,
+            )
+        )
     return found
 
 
@@ -58,23 +80,37 @@ def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
     owned_by_namespace = lambda expr: f"{TEAM_FROM_NAMESPACE[0]}{expr}{TEAM_FROM_NAMESPACE[1]}"
     return [
         # The design document's restart alert, verbatim. No team label: the namespace routes it to the team that owns the pod.
-        alert(alerting, "HighPodRestartRate",
-              "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5", "10m", "critical",
-              "Pod {{ $labels.namespace }}/{{ $labels.pod }} is restarting too often",
-              "The containers of {{ $labels.pod }} in {{ $labels.namespace }} together restarted more than 0.5 times per second "
-              "over 5 minutes, for 10 minutes. The kubelet's crash-loop back-off keeps one container well below that rate, so "
-              "this is a storm across many containers; single crash loops are KubePodCrashLooping's (see the runbook)."),
-        alert(alerting, "CanaryRollbackFailed",
-              # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back). The canary is named after its service.
-              owned_by_namespace('label_replace(max by (namespace, name) (flagger_canary_status) > 1, "service", "$1", "name", "(.*)")'),
-              "1m", "critical",
-              "Canary {{ $labels.namespace }}/{{ $labels.service }} failed its analysis and was rolled back",
-              "Flagger rolled the new version of {{ $labels.service }} back: its request success rate or latency missed the "
-              "canary thresholds. Traffic is on the previous version; the release needs a fix before it is retried."),
-        alert(alerting, "KarpenterInterruptions",
-              "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0", "0m", "warning",
-              "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced",
-              "EC2 sent {{ $labels.message_type }} messages in the last 10 minutes to the interruption queue; Karpenter "
-              "drains and replaces the affected nodes. Many at once mean spot capacity is scarce in the pools' instance types.",
-              labels={"team": alerting.platform_team}),
+        alert(
+            alerting,
+            "HighPodRestartRate",
+            "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5",
+            "10m",
+            "critical",
+            "Pod {{ $labels.namespace }}/{{ $labels.pod }} is restarting too often",
+            "The containers of {{ $labels.pod }} in {{ $labels.namespace }} together restarted more than 0.5 times per second "
+            "over 5 minutes, for 10 minutes. The kubelet's crash-loop back-off keeps one container well below that rate, so "
+            "this is a storm across many containers; single crash loops are KubePodCrashLooping's (see the runbook).",
+        ),
+        alert(
+            alerting,
+            "CanaryRollbackFailed",
+            # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back). The canary is named after its service.
+            owned_by_namespace('label_replace(max by (namespace, name) (flagger_canary_status) > 1, "service", "$1", "name", "(.*)")'),
+            "1m",
+            "critical",
+            "Canary {{ $labels.namespace }}/{{ $labels.service }} failed its analysis and was rolled back",
+            "Flagger rolled the new version of {{ $labels.service }} back: its request success rate or latency missed the "
+            "canary thresholds. Traffic is on the previous version; the release needs a fix before it is retried.",
+        ),
+        alert(
+            alerting,
+            "KarpenterInterruptions",
+            "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0",
+            "0m",
+            "warning",
+            "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced",
+            "EC2 sent {{ $labels.message_type }} messages in the last 10 minutes to the interruption queue; Karpenter "
+            "drains and replaces the affected nodes. Many at once mean spot capacity is scarce in the pools' instance types.",
+            labels={"team": alerting.platform_team},
+        ),
     ]

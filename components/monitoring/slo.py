@@ -30,8 +30,10 @@ PAGE = ((14.4, "1h", "5m"), (6, "6h", "30m"))
 TICKET = ((3, "1d", "2h"), (1, "3d", "6h"))
 BURNS: tuple[tuple[Severity, Any, str], ...] = (("critical", PAGE, "2m"), ("warning", TICKET, "15m"))
 # A fast burn pages, a slow burn opens a ticket: two alerts, so each has its own runbook and is tested on its own.
-ALERTS = {"availability": {"critical": "ServiceErrorBudgetFastBurn", "warning": "ServiceErrorBudgetSlowBurn"},
-          "latency": {"critical": "ServiceLatencyBudgetFastBurn", "warning": "ServiceLatencyBudgetSlowBurn"}}
+ALERTS = {
+    "availability": {"critical": "ServiceErrorBudgetFastBurn", "warning": "ServiceErrorBudgetSlowBurn"},
+    "latency": {"critical": "ServiceLatencyBudgetFastBurn", "warning": "ServiceLatencyBudgetSlowBurn"},
+}
 OBJECTIVES = tuple(ALERTS)
 
 
@@ -50,12 +52,16 @@ def sli(svc: Service, objective: str, window: str) -> str:
     # No traffic in the window gives no ratio (not NaN, which would poison the 30-day average);
     # no 5xx series yet (Envoy creates one at the first 5xx) gives 0.
     if objective == "availability":
-        return (f'(sum(rate(istio_requests_total{{{sel}, response_code=~"5.."}}[{window}])) or vector(0)) '
-                f"/ (sum(rate(istio_requests_total{{{sel}}}[{window}])) > 0)")
+        return (
+            f'(sum(rate(istio_requests_total{{{sel}, response_code=~"5.."}}[{window}])) or vector(0)) '
+            f"/ (sum(rate(istio_requests_total{{{sel}}}[{window}])) > 0)"
+        )
     # Prometheus 3 writes bucket bounds as floats ("500.0"); older servers and exporters as "500".
     le = f'le=~"{svc.slo.latency_ms}(\\\\.0)?"'
-    return (f"1 - sum(rate(istio_request_duration_milliseconds_bucket{{{sel}, {le}}}[{window}])) "
-            f"/ (sum(rate(istio_request_duration_milliseconds_count{{{sel}}}[{window}])) > 0)")
+    return (
+        f"1 - sum(rate(istio_request_duration_milliseconds_bucket{{{sel}, {le}}}[{window}])) "
+        f"/ (sum(rate(istio_request_duration_milliseconds_count{{{sel}}}[{window}])) > 0)"
+    )
 
 
 def labels(svc: Service, objective: str) -> dict[str, str]:
@@ -75,20 +81,27 @@ def burn_alerts(svc: Service, objective: str, alerting: AlertingSpec) -> list[di
     for severity, burns, for_ in BURNS:
         expr = " or ".join(
             f"({record(objective, long)}{{{sel}}} > {rate} * {budget} and {record(objective, short)}{{{sel}}} > {rate} * {budget})"
-            for rate, long, short in burns)
+            for rate, long, short in burns
+        )
         pace = "pages: the month's budget is gone in days at this rate" if severity == "critical" else "opens a ticket: the budget will not last the month"
-        rules.append(alert(
-            alerting, ALERTS[objective][severity], expr, for_, severity,
-            f"{svc.team}/{svc.name}: {objective} error budget burning (objective {target}%)",
-            f"Too many of {svc.name}'s {what}, against a budget of {budget:.4%} "
-            f"(burn rates {', '.join(str(b[0]) for b in burns)} over {', '.join(f'{b[1]}/{b[2]}' for b in burns)}); this {pace}.",
-            labels=labels(svc, objective)))
+        rules.append(
+            alert(
+                alerting,
+                ALERTS[objective][severity],
+                expr,
+                for_,
+                severity,
+                f"{svc.team}/{svc.name}: {objective} error budget burning (objective {target}%)",
+                f"Too many of {svc.name}'s {what}, against a budget of {budget:.4%} "
+                f"(burn rates {', '.join(str(b[0]) for b in burns)} over {', '.join(f'{b[1]}/{b[2]}' for b in burns)}); this {pace}.",
+                labels=labels(svc, objective),
+            )
+        )
     return rules
 
 
 def rule_groups(svc: Service, alerting: AlertingSpec) -> list[dict[str, Any]]:
     recording = [{"record": record(o, w), "expr": sli(svc, o, w), "labels": labels(svc, o)} for o in OBJECTIVES for w in WINDOWS]
-    recording += [{"record": record(o, BUDGET_WINDOW), "expr": f"avg_over_time({record(o, '5m')}{{{selector(svc, o)}}}[{BUDGET_WINDOW}])"}
-                  for o in OBJECTIVES]
+    recording += [{"record": record(o, BUDGET_WINDOW), "expr": f"avg_over_time({record(o, '5m')}{{{selector(svc, o)}}}[{BUDGET_WINDOW}])"} for o in OBJECTIVES]
     alerts = [a for o in OBJECTIVES for a in burn_alerts(svc, o, alerting)]
     return [{"name": f"{svc.name}-slo-sli", "rules": recording}, {"name": f"{svc.name}-slo-burn", "rules": alerts}]

@@ -23,8 +23,9 @@ RECEIVER_NAME = r"^[a-z][a-z0-9-]{0,62}$"
 class SecretConfig(Spec):
     """A credential held in the stack's encrypted Pulumi config, never in Git."""
 
-    config: str = field("Name of the Pulumi secret config key in the `platform` namespace (`pulumi config set --secret <key>`).",
-                        pattern=r"^[a-z][A-Za-z0-9]{2,62}$")
+    config: str = field(
+        "Name of the Pulumi secret config key in the `platform` namespace (`pulumi config set --secret <key>`).", pattern=r"^[a-z][A-Za-z0-9]{2,62}$"
+    )
 
 
 class PagerDuty(Spec):
@@ -33,7 +34,7 @@ class PagerDuty(Spec):
 
 class Slack(Spec):
     api_url: SecretConfig = field("The Slack incoming-webhook URL (it embeds the token, so it is a secret).")
-    channel: str = field("Channel the messages are posted to, e.g. \"#checkout-alerts\".", pattern=r"^[#@][a-z0-9][a-z0-9_.-]{0,79}$")
+    channel: str = field('Channel the messages are posted to, e.g. "#checkout-alerts".', pattern=r"^[#@][a-z0-9][a-z0-9_.-]{0,79}$")
 
 
 class Webhook(Spec):
@@ -78,8 +79,12 @@ class Receiver(Spec):
         return self
 
     def secrets(self) -> list[SecretConfig]:
-        found = [self.pagerduty and self.pagerduty.routing_key, self.slack and self.slack.api_url,
-                 self.webhook and self.webhook.bearer_token, self.email and self.email.auth_password]
+        found = [
+            self.pagerduty and self.pagerduty.routing_key,
+            self.slack and self.slack.api_url,
+            self.webhook and self.webhook.bearer_token,
+            self.email and self.email.auth_password,
+        ]
         return [s for s in found if s]
 
 
@@ -89,11 +94,15 @@ class TeamAlerts(Spec):
 
 
 class AlertingSpec(Spec):
-    repository_url: str = field("Web address of this repository's default branch (e.g. https://github.com/acme/platform/blob/main); "
-                                "runbook links are <repositoryUrl>/docs/runbooks/<alert>.md.", pattern=r"^https://[^\s?#]+[^/\s?#]$")
+    repository_url: str = field(
+        "Web address of this repository's default branch (e.g. https://github.com/acme/platform/blob/main); "
+        "runbook links are <repositoryUrl>/docs/runbooks/<alert>.md.",
+        pattern=r"^https://[^\s?#]+[^/\s?#]$",
+    )
     platform_team: str = field("The team (under `teams:`) that receives the platform's own alerts and everything no other team owns.")
-    dead_mans_switch: str = field("Receiver of the always-firing Watchdog heartbeat; the service behind it pages when the heartbeat stops.",
-                                  pattern=RECEIVER_NAME)
+    dead_mans_switch: str = field(
+        "Receiver of the always-firing Watchdog heartbeat; the service behind it pages when the heartbeat stops.", pattern=RECEIVER_NAME
+    )
     receivers: dict[str, Receiver] = field("Receivers by name; teams and the dead man's switch refer to them.", min_length=1)
 
     @model_validator(mode="after")
@@ -112,4 +121,3 @@ class AlertingSpec(Spec):
 
     def runbook(self, alert: str) -> str:
         return f"{self.repository_url}/docs/runbooks/{alert}.md"
-

@@ -31,7 +31,7 @@ _HORIZON = timedelta(days=400)
 def _cron(expression: str) -> str:
     fields = expression.split()
     if len(fields) != 5 or not croniter.is_valid(expression):
-        raise ValueError(f"{expression!r} is not a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\"")
+        raise ValueError(f'{expression!r} is not a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"')
     return expression
 
 
@@ -55,7 +55,7 @@ def longest_gap(expression: str) -> timedelta:
 
 
 def hours(duration: str) -> int:
-    """"30d" -> 720, "36h" -> 36."""
+    """ "30d" -> 720, "36h" -> 36."""
     match = re.match(DURATION, duration)
     if match is None:
         raise ValueError(f"{duration!r} is not a duration in hours or days, e.g. 720h or 30d")
@@ -64,24 +64,33 @@ def hours(duration: str) -> int:
 
 class BackupSchedules(Spec):
     teams: Cron = field("When every team namespace is backed up (Velero Schedule `teams`: objects and CSI volume snapshots).", default="0 2 * * *")
-    platform: Cron = field("When the platform namespaces that hold state (Vault, Argo CD, Sealed Secrets, monitoring, logs, traces, costs) are backed up (Velero Schedule `platform`).",
-                           default="0 */6 * * *")
-    sealing_keys: Cron = field("When the Sealed Secrets controller's keys are backed up (Velero Schedule `sealing-keys`); must run more often than the controller renews its key (30 days).",
-                               default="0 * * * *")
+    platform: Cron = field(
+        "When the platform namespaces that hold state (Vault, Argo CD, Sealed Secrets, monitoring, logs, traces, costs) are backed up (Velero Schedule `platform`).",
+        default="0 */6 * * *",
+    )
+    sealing_keys: Cron = field(
+        "When the Sealed Secrets controller's keys are backed up (Velero Schedule `sealing-keys`); must run more often than the controller renews its key (30 days).",
+        default="0 * * * *",
+    )
     vault_snapshot: Cron = field("When the CronJob `vault-snapshot` saves a Vault raft snapshot to the backup bucket.", default="15 * * * *")
 
     @model_validator(mode="after")
     def _keys_before_renewal(self) -> "BackupSchedules":
         if longest_gap(self.sealing_keys) >= SEALING_KEY_RENEWAL:
-            raise ValueError(f"sealingKeys: {self.sealing_keys!r} leaves {longest_gap(self.sealing_keys).days} days between runs; "
-                             f"it must run more often than the controller renews its key ({SEALING_KEY_RENEWAL.days} days), or a new key could be lost")
+            raise ValueError(
+                f"sealingKeys: {self.sealing_keys!r} leaves {longest_gap(self.sealing_keys).days} days between runs; "
+                f"it must run more often than the controller renews its key ({SEALING_KEY_RENEWAL.days} days), or a new key could be lost"
+            )
         return self
 
 
 class CopyTarget(Spec):
     region: str = field("AWS region of the second copy (S3 replication from the primary bucket); must differ from the stack's region.", pattern=REGION)
-    role_arn: Optional[str] = field("IAM role Pulumi assumes to create the copy in another AWS account; omit to keep the copy in the stack's account.",
-                                    default=None, pattern=r"^arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+    role_arn: Optional[str] = field(
+        "IAM role Pulumi assumes to create the copy in another AWS account; omit to keep the copy in the stack's account.",
+        default=None,
+        pattern=r"^arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$",
+    )
     bucket_name: Optional[str] = field("Name of the copy's bucket (global across AWS); default <cluster>-backup-<region>.", default=None, pattern=BUCKET)
 
     @property
@@ -90,13 +99,23 @@ class CopyTarget(Spec):
 
 
 class BackupSpec(Spec):
-    retention: str = field("How long backups and snapshots are kept, in hours or days (e.g. 30d, 720h); the bucket expires objects one day later.", pattern=DURATION)
+    retention: str = field(
+        "How long backups and snapshots are kept, in hours or days (e.g. 30d, 720h); the bucket expires objects one day later.", pattern=DURATION
+    )
     schedules: BackupSchedules = field("When each backup runs (cron expressions, UTC).", default_factory=BackupSchedules)
     bucket_name: Optional[str] = field("Name of the backup bucket (global across AWS); default <cluster>-backup-<region>.", default=None, pattern=BUCKET)
-    noncurrent_version_days: int = field("Days an overwritten or deleted object version is kept in the backup buckets (versioning), for recovery.", default=7, ge=1)
-    image_mirror: str = field("Registry prefix the snapshot job pulls its public images through, e.g. an ECR pull-through cache of ECR Public "
-                              "(<account>.dkr.ecr.<region>.amazonaws.com/ecr-public/); empty: straight from ECR Public.", default="", pattern=r"^$|^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$")
-    copy_to: Optional[CopyTarget] = field("A second copy of every backup in another region (and optionally account), so losing the region is survivable.", default=None)
+    noncurrent_version_days: int = field(
+        "Days an overwritten or deleted object version is kept in the backup buckets (versioning), for recovery.", default=7, ge=1
+    )
+    image_mirror: str = field(
+        "Registry prefix the snapshot job pulls its public images through, e.g. an ECR pull-through cache of ECR Public "
+        "(<account>.dkr.ecr.<region>.amazonaws.com/ecr-public/); empty: straight from ECR Public.",
+        default="",
+        pattern=r"^$|^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$",
+    )
+    copy_to: Optional[CopyTarget] = field(
+        "A second copy of every backup in another region (and optionally account), so losing the region is survivable.", default=None
+    )
 
     @property
     def retention_hours(self) -> int:
@@ -108,8 +127,10 @@ class BackupSpec(Spec):
         for name, expression in self.schedules.model_dump(by_alias=True).items():
             gap = longest_gap(expression)
             if timedelta(hours=self.retention_hours) < 2 * gap:
-                raise ValueError(f"retention {self.retention} is shorter than two runs of schedules.{name} ({expression!r}, up to {_show(gap)} apart); "
-                                 f"keep backups at least {_show(2 * gap)}")
+                raise ValueError(
+                    f"retention {self.retention} is shorter than two runs of schedules.{name} ({expression!r}, up to {_show(gap)} apart); "
+                    f"keep backups at least {_show(2 * gap)}"
+                )
         return self
 
 

@@ -29,7 +29,7 @@ def _number_as_text(value: Any) -> Any:
 
 def _quantity(value: str) -> str:
     if not QUANTITY.match(value):
-        raise ValueError(f"{value[:40]!r} is not a Kubernetes quantity (e.g. \"500m\", \"2\", \"512Mi\", \"4Gi\")")
+        raise ValueError(f'{value[:40]!r} is not a Kubernetes quantity (e.g. "500m", "2", "512Mi", "4Gi")')
     return value
 
 
@@ -42,13 +42,7 @@ MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        validate_default=True,
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True)
 
 
 def field(description: str, default: Any = ..., **kwargs: Any) -> Any:

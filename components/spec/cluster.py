@@ -108,7 +108,7 @@ class SystemNodesSpec(Spec):
 
 class ClusterSpec(Spec):
     name: str = field("EKS cluster name; also the Karpenter discovery tag and interruption queue name.", pattern=r"^[a-z][a-z0-9-]{1,38}$")
-    kubernetes_version: str = field("Kubernetes minor version, e.g. \"1.35\".", pattern=r"^1\.\d{2}$")
+    kubernetes_version: str = field('Kubernetes minor version, e.g. "1.35".', pattern=r"^1\.\d{2}$")
     upgrade_policy: Literal["STANDARD", "EXTENDED"] = field("EKS support policy once the version leaves standard support.", default="STANDARD")
     log_retention_days: int = field("Retention of the control-plane log group, in days.", default=90)
     protect: bool = field("deletion_protection and Pulumi protect on the cluster, its KMS key and the VPC.", default=False)
@@ -129,7 +129,7 @@ class DisruptionBudget(Spec):
     nodes: str = field("Nodes (count or percentage) that may be disrupted at once.", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
     reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = field("Disruption reasons the budget applies to; all when empty.", default_factory=list)
     schedule: Optional[str] = field("Cron schedule when the budget is active (needs duration).", default=None)
-    duration: Optional[str] = field("How long the budget is active from each schedule hit, e.g. \"8h\".", default=None, pattern=r"^([0-9]+(s|m|h))+$")
+    duration: Optional[str] = field('How long the budget is active from each schedule hit, e.g. "8h".', default=None, pattern=r"^([0-9]+(s|m|h))+$")
 
     @model_validator(mode="after")
     def _check(self) -> "DisruptionBudget":

@@ -14,9 +14,18 @@ from .base import Spec, field
 # S3 and DynamoDB through gateway endpoints (routes to the service's prefix list), the others
 # through interface endpoints with private DNS (addresses in the VPC).
 AWS_ENDPOINTS = {
-    "s3": "Gateway", "dynamodb": "Gateway",
-    "sqs": "Interface", "sns": "Interface", "kms": "Interface", "secretsmanager": "Interface", "ssm": "Interface",
-    "sts": "Interface", "logs": "Interface", "events": "Interface", "kinesis-streams": "Interface", "ecr.api": "Interface",
+    "s3": "Gateway",
+    "dynamodb": "Gateway",
+    "sqs": "Interface",
+    "sns": "Interface",
+    "kms": "Interface",
+    "secretsmanager": "Interface",
+    "ssm": "Interface",
+    "sts": "Interface",
+    "logs": "Interface",
+    "events": "Interface",
+    "kinesis-streams": "Interface",
+    "ecr.api": "Interface",
 }
 HOST = re.compile(r"^(?=.{4,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 PRIVATE = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
@@ -51,6 +60,8 @@ class Egress(Spec):
             except ValueError:
                 raise ValueError(f"cidr {self.cidr!r} is not a network address with a prefix (e.g. 10.40.0.0/16)") from None
             if not isinstance(net, ipaddress.IPv4Network) or not any(net.subnet_of(p) for p in PRIVATE):
-                raise ValueError(f"cidr {self.cidr!r} must be a private IPv4 network (10/8, 172.16/12, 192.168/16, 100.64/10); "
-                                 "public destinations are declared by host, through the egress gateway")
+                raise ValueError(
+                    f"cidr {self.cidr!r} must be a private IPv4 network (10/8, 172.16/12, 192.168/16, 100.64/10); "
+                    "public destinations are declared by host, through the egress gateway"
+                )
         return self

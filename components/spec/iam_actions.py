@@ -120,6 +120,7 @@ def arn_problem(arn: str, region: Optional[str], account: Optional[str]) -> Opti
 
 def _globs_meet(a: str, b: str) -> bool:
     """Whether two patterns whose only wildcard is `*` (any run of characters) match a common string."""
+
     @functools.lru_cache(maxsize=None)
     def meet(i: int, j: int) -> bool:
         if i == len(a) and j == len(b):
@@ -210,17 +211,26 @@ def boundary_statements(services: Iterable[str]) -> list[dict]:
     services = sorted(services)
     refused = sorted(a.name for key, a in catalogue().items() if key.split(":")[0] in services and refusal(a.name))
     return [
-        {"Sid": "WorkloadServices", "Effect": "Allow", "Action": [f"{s}:*" for s in services], "Resource": "*",
-         # Resources of the workload's own account only (actions on no resource pass: IfExists).
-         "Condition": {"StringEqualsIfExists": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}}},
+        {
+            "Sid": "WorkloadServices",
+            "Effect": "Allow",
+            "Action": [f"{s}:*" for s in services],
+            "Resource": "*",
+            # Resources of the workload's own account only (actions on no resource pass: IfExists).
+            "Condition": {"StringEqualsIfExists": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}},
+        },
         {"Sid": "NeverIdentityOrCredentials", "Effect": "Deny", "Action": BOUNDARY_DENIED, "Resource": "*"},
         {"Sid": "NeverPolicyEditingOrCredentials", "Effect": "Deny", "Action": refused, "Resource": "*"},
     ]
 
 
 class WorkloadBoundary(Spec):
-    services: list[str] = field("AWS services (IAM prefixes) a workload role may ever use: its permissions boundary, owned by the platform. "
-                                "Declared awsPermissions outside them are refused.", default_factory=lambda: list(DEFAULT_BOUNDARY_SERVICES), min_length=1)
+    services: list[str] = field(
+        "AWS services (IAM prefixes) a workload role may ever use: its permissions boundary, owned by the platform. "
+        "Declared awsPermissions outside them are refused.",
+        default_factory=lambda: list(DEFAULT_BOUNDARY_SERVICES),
+        min_length=1,
+    )
 
     @field_validator("services")
     @classmethod
@@ -237,13 +247,17 @@ def permissions_problem(permissions: Sequence[Any], aws: Mapping[str, Any]) -> O
     workload boundary; None when they pass."""
     region, account, allowed = aws.get("region"), aws.get("account"), aws.get("services", ())
     if not region or not account:
-        return ("awsPermissions: the stack must declare its account (policy.awsAccountId in stacks/<stack>.yaml) and "
-                "region (aws:region in Pulumi.<stack>.yaml); every ARN is checked against them")
+        return (
+            "awsPermissions: the stack must declare its account (policy.awsAccountId in stacks/<stack>.yaml) and "
+            "region (aws:region in Pulumi.<stack>.yaml); every ARN is checked against them"
+        )
     for i, permission in enumerate(permissions):
         outside = sorted({a.split(":")[0] for a in permission.actions} - set(allowed))
         if outside:
-            return (f"awsPermissions[{i}].actions: service(s) {', '.join(outside)} are outside the stack's workload "
-                    f"permissions boundary (policy.workloadBoundary.services: {', '.join(allowed)})")
+            return (
+                f"awsPermissions[{i}].actions: service(s) {', '.join(outside)} are outside the stack's workload "
+                f"permissions boundary (policy.workloadBoundary.services: {', '.join(allowed)})"
+            )
         problems = statement_problems(permission.actions, permission.resources, region, account)
         if problems:
             return f"awsPermissions[{i}]: {'; '.join(problems)}"

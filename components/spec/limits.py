@@ -47,8 +47,10 @@ def kubernetes_version_problem(version: str, upgrade_policy: str) -> Optional[st
         ended = f" (extended support ended {offered.extended_support_ends})" if offered else ""
         return f"Kubernetes {version} is not offered by EKS{ended}; supported versions: {', '.join(supported)} (components/versions.py)"
     if offered.standard_support_ends <= now and upgrade_policy == "STANDARD":
-        return (f"Kubernetes {version} left EKS standard support on {offered.standard_support_ends}; with upgradePolicy STANDARD EKS "
-                f"upgrades the cluster by itself: upgrade the version, or set upgradePolicy EXTENDED (paid, until {offered.extended_support_ends})")
+        return (
+            f"Kubernetes {version} left EKS standard support on {offered.standard_support_ends}; with upgradePolicy STANDARD EKS "
+            f"upgrades the cluster by itself: upgrade the version, or set upgradePolicy EXTENDED (paid, until {offered.extended_support_ends})"
+        )
     return None
 
 
@@ -104,8 +106,10 @@ def env_name_problem(name: str) -> Optional[str]:
 
 def port_problem(port: int) -> Optional[str]:
     if port in ISTIO_RESERVED_PORTS:
-        return (f"{port} is in {ISTIO_RESERVED_PORTS.start}-{ISTIO_RESERVED_PORTS.stop - 1}, the ports Istio's sidecar and istiod use "
-                "(Envoy admin, inbound/outbound capture, health, metrics); pick a port outside that range")
+        return (
+            f"{port} is in {ISTIO_RESERVED_PORTS.start}-{ISTIO_RESERVED_PORTS.stop - 1}, the ports Istio's sidecar and istiod use "
+            "(Envoy admin, inbound/outbound capture, health, metrics); pick a port outside that range"
+        )
     return None
 
 

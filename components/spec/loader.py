@@ -57,7 +57,9 @@ def load(stack: str, root: Path) -> Declarations:
     stacks = known_stacks(root)
     if stack not in stacks:
         known = ", ".join(stacks) or "none"
-        raise SpecError([*problems, Problem(_rel(root / STACKS_DIR / f"{stack}{SUFFIX}", root), "", f"no declaration for stack {short(stack)}; declared stacks: {known}")])
+        raise SpecError(
+            [*problems, Problem(_rel(root / STACKS_DIR / f"{stack}{SUFFIX}", root), "", f"no declaration for stack {short(stack)}; declared stacks: {known}")]
+        )
     addons = catalog.discover()
     # Every namespace an addon may create, enabled here or not: no team may take one.
     reserved = tenancy.reserved_namespaces(addons.values())
@@ -172,13 +174,17 @@ def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
             raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
 
 
-def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path,
-                 addons: dict, reserved: tuple[str, ...]) -> tuple[list[Problem], tuple[Service, ...]]:
+def _check_stack(
+    stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path, addons: dict, reserved: tuple[str, ...]
+) -> tuple[list[Problem], tuple[Service, ...]]:
     """Every service as this stack sees it, then the rules across files: dependencies, names, hosts, placement, quotas."""
     # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
-    context = {**_service_context(spec), "reserved_namespaces": reserved,
-               "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services}}
+    context = {
+        **_service_context(spec),
+        "reserved_namespaces": reserved,
+        "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
+    }
     problems: list[Problem] = []
     failed = set(failed)
     declared: dict[str, tuple[Service, str]] = {}
@@ -191,7 +197,9 @@ def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed:
             failed.add(f.name)
             continue
         if service.name in declared:
-            problems.append(Problem(f.rel, "name", f"duplicate service {service.name!r}, already declared in {declared[service.name][1]}; service names must be unique"))
+            problems.append(
+                Problem(f.rel, "name", f"duplicate service {service.name!r}, already declared in {declared[service.name][1]}; service names must be unique")
+            )
             continue
         declared[service.name] = (service, f.rel)
     active = {name for name, (svc, _) in declared.items() if svc.enabled}
@@ -202,14 +210,18 @@ def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed:
             if dep in failed and dep not in declared:
                 continue  # its own file's error is the one to fix
             if dep not in declared:
-                problems.append(Problem(rel, f"dependsOn[{i}]", f"unknown service {short(dep)}; declared services: {', '.join(sorted(declared | dict.fromkeys(failed)))}"))
+                problems.append(
+                    Problem(rel, f"dependsOn[{i}]", f"unknown service {short(dep)}; declared services: {', '.join(sorted(declared | dict.fromkeys(failed)))}")
+                )
             elif dep not in active:
                 problems.append(Problem(rel, f"dependsOn[{i}]", f"service {dep!r} is disabled in stack {stack!r}; enable it or drop the dependency"))
     loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
     problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
     rel = _rel(_stack_file(root, stack), root)
     problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))
-    problems += [Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])]
+    problems += [
+        Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])
+    ]
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
     return problems, tuple(svc for svc, _ in loaded)
@@ -217,9 +229,15 @@ def _check_stack(stack: str, spec: StackSpec, files: list[_ServiceFile], failed:
 
 def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:
     enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
-    return names.StackNames(rel=rel, environment=spec.environment, cluster=spec.cluster.name, addons=enabled,
-                            monitoring=spec.addon_enabled("prometheus"), tracing=spec.addon_enabled("tracing"),
-                            pools=tuple(p.name for p in spec.karpenter.node_pools))
+    return names.StackNames(
+        rel=rel,
+        environment=spec.environment,
+        cluster=spec.cluster.name,
+        addons=enabled,
+        monitoring=spec.addon_enabled("prometheus"),
+        tracing=spec.addon_enabled("tracing"),
+        pools=tuple(p.name for p in spec.karpenter.node_pools),
+    )
 
 
 def _service_context(spec: StackSpec) -> dict[str, Any]:

@@ -88,7 +88,10 @@ def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[D
     ]
     # A NodePool's name is also its EC2NodeClass's and the value of the karpenter.sh/nodepool node label (63).
     for i, pool in enumerate(stack.pools):
-        out += [Derived("cluster", kind, pool, 63, stack.rel, f"karpenter.nodePools[{i}].name", f"node pool {pool}'s {kind}") for kind in ("NodePool", "EC2NodeClass")]
+        out += [
+            Derived("cluster", kind, pool, 63, stack.rel, f"karpenter.nodePools[{i}].name", f"node pool {pool}'s {kind}")
+            for kind in ("NodePool", "EC2NodeClass")
+        ]
     teams: set[str] = set()
     for svc, rel in services:
         if svc.team not in teams:
@@ -116,8 +119,12 @@ def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
     names += [("Secret", name, path, f"a Secret {of}") for name, path in secrets]
     if svc.canary_enabled(stack.environment):
         canary = f"the canary {of} (objects made by Flagger)"
-        names += [("Deployment", flagger(n, PRIMARY), "canary", canary), ("Service", flagger(n, PRIMARY), "canary", canary),
-                  ("Service", flagger(n, CANARY), "canary", canary), ("ConfigMap", flagger(config_map(n), PRIMARY), "canary", canary)]
+        names += [
+            ("Deployment", flagger(n, PRIMARY), "canary", canary),
+            ("Service", flagger(n, PRIMARY), "canary", canary),
+            ("Service", flagger(n, CANARY), "canary", canary),
+            ("ConfigMap", flagger(config_map(n), PRIMARY), "canary", canary),
+        ]
         names += [("Secret", flagger(name, PRIMARY), path, canary) for name, path in secrets]
     out = [Derived(f"namespace {ns}", kind, name, K8S_LIMITS.get(kind, K8S_DEFAULT_LIMIT), rel, path, why) for kind, name, path, why in names]
     if svc.aws_permissions or svc.scaling.sqs is not None:
@@ -132,8 +139,13 @@ def problems(derived: list[Derived]) -> list[Problem]:
     first: dict[tuple[str, str, str], Derived] = {}
     for d in derived:
         if len(d.name) > d.limit:
-            found.append(Problem(d.file, d.path, f"{d.why} would be named {short(d.name)}, {len(d.name)} characters; "
-                                                 f"the limit for a {d.kind} name is {d.limit}; shorten the name"))
+            found.append(
+                Problem(
+                    d.file,
+                    d.path,
+                    f"{d.why} would be named {short(d.name)}, {len(d.name)} characters; the limit for a {d.kind} name is {d.limit}; shorten the name",
+                )
+            )
         key = (d.scope, d.kind, d.name)
         if key not in first:
             first[key] = d
@@ -141,7 +153,15 @@ def problems(derived: list[Derived]) -> list[Problem]:
         other = first[key]
         if (other.file, other.why) == (d.file, d.why):
             continue
-        where = "built into Kubernetes" if other.file.startswith("(") else f"declared in {other.file} ({other.path})" if other.path else f"declared in {other.file}"
-        found.append(Problem(d.file, d.path, f"{d.why} and {other.why}, {where}, would both be the {d.kind} "
-                                             f"{short(d.name)}{'' if d.scope in ('cluster', 'aws') else ' in ' + d.scope}; rename one of them"))
+        where = (
+            "built into Kubernetes" if other.file.startswith("(") else f"declared in {other.file} ({other.path})" if other.path else f"declared in {other.file}"
+        )
+        found.append(
+            Problem(
+                d.file,
+                d.path,
+                f"{d.why} and {other.why}, {where}, would both be the {d.kind} "
+                f"{short(d.name)}{'' if d.scope in ('cluster', 'aws') else ' in ' + d.scope}; rename one of them",
+            )
+        )
     return found

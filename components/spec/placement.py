@@ -55,10 +55,19 @@ def problems(pools: Iterable[Any], critical_services: Iterable[str]) -> list[tup
     pools, names = list(pools), sorted(critical_services)
     found = critical_pools(pools)
     if len(found) > 1:
-        return [("karpenter.nodePools", f"pools {', '.join(p.name for p in found)} all carry {TIER_LABEL}: {CRITICAL}; "
-                                        "label exactly one pool for critical services")]
+        return [
+            (
+                "karpenter.nodePools",
+                f"pools {', '.join(p.name for p in found)} all carry {TIER_LABEL}: {CRITICAL}; label exactly one pool for critical services",
+            )
+        ]
     if names and not found:
-        return [("karpenter.nodePools", f"services {', '.join(names)} are tier critical, but no node pool carries the label "
-                                        f"{TIER_LABEL}: {CRITICAL}; add a pool with labels {{{TIER_LABEL}: {CRITICAL}}} "
-                                        "(and the taints that keep other pods off it)")]
+        return [
+            (
+                "karpenter.nodePools",
+                f"services {', '.join(names)} are tier critical, but no node pool carries the label "
+                f"{TIER_LABEL}: {CRITICAL}; add a pool with labels {{{TIER_LABEL}: {CRITICAL}}} "
+                "(and the taints that keep other pods off it)",
+            )
+        ]
     return []

@@ -58,8 +58,9 @@ def dotted(loc: tuple) -> str:
     return out
 
 
-def validate(model: type[BaseModel], data: Any, rel: str, context: Optional[dict] = None,
-             overlay: Optional[tuple[str, dict]] = None, prefix: tuple = ()) -> Any:
+def validate(
+    model: type[BaseModel], data: Any, rel: str, context: Optional[dict] = None, overlay: Optional[tuple[str, dict]] = None, prefix: tuple = ()
+) -> Any:
     """The model built from `data`, or SpecError with one problem per pydantic error, each naming
     `rel` and the key path (under `envs.<stack>` when the value came from that overlay)."""
     try:

@@ -42,8 +42,14 @@ def plaintext_secrets(stack: str, root: Path) -> list[Problem]:
     for key, value in pulumi_config(stack, root).items():
         name = key.split(":", 1)[1] if key.startswith(f"{project.get('name')}:") else key
         if name in secret and not (isinstance(value, dict) and set(value) == {"secure"}):
-            problems.append(Problem(rel, f"config.{key}", f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
-                                                           f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value"))
+            problems.append(
+                Problem(
+                    rel,
+                    f"config.{key}",
+                    f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
+                    f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value",
+                )
+            )
     return problems
 
 

@@ -23,8 +23,10 @@ ROLLOUT_SURGE = 0.25
 
 
 class TeamBudget(Spec):
-    cpu: Optional[CpuQuantity] = field("CPU the team's pods may request in total (ResourceQuota requests.cpu), e.g. \"8\"; a team that runs services needs it.", default=None)
-    memory: Optional[MemoryQuantity] = field("Memory the team's pods may request in total (ResourceQuota requests.memory), e.g. \"16Gi\".", default=None)
+    cpu: Optional[CpuQuantity] = field(
+        'CPU the team\'s pods may request in total (ResourceQuota requests.cpu), e.g. "8"; a team that runs services needs it.', default=None
+    )
+    memory: Optional[MemoryQuantity] = field('Memory the team\'s pods may request in total (ResourceQuota requests.memory), e.g. "16Gi".', default=None)
     pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
     alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
 
@@ -66,7 +68,7 @@ MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2*
 
 
 def cpu_millis(quantity: str) -> int:
-    """"250m" -> 250, "2" -> 2000, "0.5" -> 500."""
+    """ "250m" -> 250, "2" -> 2000, "0.5" -> 500."""
     return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
 
 

@@ -35,8 +35,10 @@ def stack_schema() -> dict[str, Any]:
         entry["title"] = f"Addon {name}"
         per_addon[name] = entry
     schema["properties"]["addons"] = {
-        "description": schema["properties"]["addons"]["description"], "type": "object",
-        "properties": per_addon, "additionalProperties": False,
+        "description": schema["properties"]["addons"]["description"],
+        "type": "object",
+        "properties": per_addon,
+        "additionalProperties": False,
     }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Stack declaration (stacks/<stack>.yaml)"
@@ -58,7 +60,9 @@ def service_schema() -> dict[str, Any]:
 
 
 def rendered() -> dict[str, str]:
-    return {name: json.dumps(fn(), indent=2, sort_keys=True) + "\n" for name, fn in (("stack.schema.json", stack_schema), ("service.schema.json", service_schema))}
+    return {
+        name: json.dumps(fn(), indent=2, sort_keys=True) + "\n" for name, fn in (("stack.schema.json", stack_schema), ("service.schema.json", service_schema))
+    }
 
 
 def main() -> int:

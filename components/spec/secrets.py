@@ -31,10 +31,14 @@ class SecretRef(Spec):
 
 
 class SealedSecretRef(Spec):
-    name: str = field("Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL)
+    name: str = field(
+        "Name of the SealedSecret and of the Secret the controller unseals it into, in the team's namespace (kubeseal --name).", pattern=DNS_LABEL
+    )
     encrypted_data: dict[str, str] = field(
         "Environment variable name -> ciphertext printed by `kubeseal --raw` for this stack's cluster (strict scope: "
-        "sealed for this name and the team's namespace). Ciphertext only, never the plain value.", min_length=1)
+        "sealed for this name and the team's namespace). Ciphertext only, never the plain value.",
+        min_length=1,
+    )
 
     @field_validator("encrypted_data")
     @classmethod

@@ -8,82 +8,16 @@ from typing import Any, Literal, Optional
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import iam_actions, limits, secrets_scan, tenancy
-from .base import DNS_LABEL, CpuQuantity, MemoryQuantity, Spec, field
+from .base import DNS_LABEL, Spec, field
 from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
 from .slo import Slo, TierSlos
+from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
 
 Tier = Literal["critical", "standard", "batch"]
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
 IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w][\w.\-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
-
-
-class Replicas(Spec):
-    min: int = field("Fewest replicas (HPA minReplicas).", ge=1)
-    max: int = field("Most replicas (HPA maxReplicas).", ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> "Replicas":
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
-        return self
-
-
-class ResourceList(Spec):
-    cpu: Optional[CpuQuantity] = field("CPU, e.g. \"250m\".", default=None)
-    memory: Optional[MemoryQuantity] = field("Memory, e.g. \"256Mi\".", default=None)
-
-
-class Resources(Spec):
-    requests: ResourceList = field("What the scheduler reserves; cpu and memory are both required.", default_factory=lambda: ResourceList(cpu="100m", memory="128Mi"))
-    limits: ResourceList = field("Hard caps; memory is required, cpu is left unset to avoid throttling.", default_factory=lambda: ResourceList(memory="256Mi"))
-
-    @model_validator(mode="after")
-    def _check(self) -> "Resources":
-        if self.requests.cpu is None or self.requests.memory is None:
-            raise ValueError("requests needs both cpu and memory")
-        if self.limits.memory is None:
-            raise ValueError("limits.memory is required (an unbounded container can take the node down)")
-        return self
-
-
-class Canary(Spec):
-    enabled: Optional[bool] = field("Progressive delivery with Flagger; by default on in prod for exposed and critical services.", default=None)
-    interval_seconds: int = field("Seconds between canary analysis runs.", default=10, ge=5)
-    threshold: int = field("Failed checks before rollback.", default=3, ge=1)
-    step_weight: int = field("Traffic percentage added per successful step.", default=10, ge=1, le=50)
-    max_weight: int = field("Traffic percentage at which the canary is promoted.", default=50, ge=1, le=100)
-    success_rate: float = field("Minimum request success rate, in percent.", default=99.0, gt=0, le=100)
-    max_latency_ms: int = field("Maximum P99 request duration, in milliseconds.", default=500, ge=1)
-    progress_deadline_seconds: int = field("Seconds the canary Deployment may take to become ready before Flagger rolls back.", default=50, ge=10)
-
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> "Canary":
-        if self.step_weight > self.max_weight:
-            raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
-        bound = (info.context or {}).get("max_rollback_seconds")
-        if bound is not None and self.enabled is not False and self.rollback_seconds > bound:
-            raise ValueError(
-                f"worst-case rollback takes {self.rollback_seconds}s, over the stack's bound of {bound}s "
-                f"(max of intervalSeconds x (threshold + 1) = {self.interval_seconds * (self.threshold + 1)}s and "
-                f"progressDeadlineSeconds + intervalSeconds = {self.progress_deadline_seconds + self.interval_seconds}s); "
-                "lower intervalSeconds, threshold or progressDeadlineSeconds"
-            )
-        return self
-
-    @property
-    def rollback_seconds(self) -> int:
-        """Worst case from a bad canary to traffic back on the primary: Flagger needs `threshold`
-        failed checks, one per interval, after the interval that starts the analysis; a canary that
-        never gets ready is rolled back at the progress deadline, noticed on the next interval."""
-        return max(self.interval_seconds * (self.threshold + 1), self.progress_deadline_seconds + self.interval_seconds)
-
-    @property
-    def promotion_seconds(self) -> int:
-        """Best-case time to full promotion: one interval to start, one per weight step, one to promote."""
-        steps = -(-self.max_weight // self.step_weight)
-        return self.interval_seconds * (steps + 2)
 
 
 class Expose(Spec):
@@ -142,7 +76,9 @@ class Service(Spec):
     enabled: bool = field("Deploy this service in the stack (set false in an `envs` overlay to leave it out).", default=True)
     image: str = field("Container image with a tag or digest; `latest` is refused.")
     port: int = field("Container port serving HTTP traffic.", ge=1, le=65535)
-    metrics_port: int = field("Port exposing Prometheus metrics at /metrics; separate from `port` so it can be scraped outside mTLS.", default=9090, ge=1, le=65535)
+    metrics_port: int = field(
+        "Port exposing Prometheus metrics at /metrics; separate from `port` so it can be scraped outside mTLS.", default=9090, ge=1, le=65535
+    )
     probes: Probes = field("Health checks.", default_factory=Probes)
     service_account_token: bool = field("Mount a Kubernetes API token into the pods (only for services that call the Kubernetes API).", default=False)
     aws_permissions: list[AwsPermission] = field("AWS permissions, granted through a Pod Identity role.", default_factory=list)
@@ -154,7 +90,9 @@ class Service(Spec):
     slo: Slo = field("Service level objectives; what is not declared comes from the service's tier (serviceDefaults.slos).")
     expose: Optional[Expose] = field("Route public traffic to this service through the ingress gateway.", default=None)
     secrets: list[SecretRef] = field("Secrets read from Vault through External Secrets.", default_factory=list)
-    sealed_secrets: list[SealedSecretRef] = field("Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list)
+    sealed_secrets: list[SealedSecretRef] = field(
+        "Secrets committed encrypted with kubeseal (needs the sealed-secrets addon); an alternative to Vault paths.", default_factory=list
+    )
     env: dict[str, str] = field("Plain (non-secret) environment variables, delivered through a ConfigMap.", default_factory=dict)
     scaling: Scaling = field("How the service scales.", default_factory=Scaling)
     egress: list[Egress] = field("Destinations outside the mesh the service may reach; nothing else is reachable.", default_factory=list)
@@ -199,11 +137,14 @@ class Service(Spec):
     def _check(self, info: ValidationInfo) -> "Service":
         environment = (info.context or {}).get("environment")
         if self.canary.success_rate < self.slo.availability:
-            raise ValueError(f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
-                             f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO")
+            raise ValueError(
+                f"canary.successRate: {self.canary.success_rate}% is looser than the availability objective "
+                f"slo.availability {self.slo.availability}%; a canary must not promote what breaks the SLO"
+            )
         if self.canary.max_latency_ms > self.slo.latency_ms:
-            raise ValueError(f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's "
-                             f"threshold slo.latencyMs {self.slo.latency_ms}ms")
+            raise ValueError(
+                f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's threshold slo.latencyMs {self.slo.latency_ms}ms"
+            )
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -219,8 +160,10 @@ class Service(Spec):
             found = secrets_scan.credential_types(key, value)
             if found:
                 # Never the value: the message ends up in CI logs and PR comments.
-                raise ValueError(f"env.{key}: the value looks like a credential ({', '.join(found)}; value not shown); env lands in a "
-                                 "plain ConfigMap: read it from Vault with `secrets` or commit it sealed with `sealedSecrets`")
+                raise ValueError(
+                    f"env.{key}: the value looks like a credential ({', '.join(found)}; value not shown); env lands in a "
+                    "plain ConfigMap: read it from Vault with `secrets` or commit it sealed with `sealedSecrets`"
+                )
         problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
         if problem:
             raise ValueError(f"env: {problem}")
@@ -249,7 +192,9 @@ class Service(Spec):
             if problem:
                 raise ValueError(problem)
         if aws is not None and self.scaling.sqs and "sqs" not in aws.get("services", ()):
-            raise ValueError("scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)")
+            raise ValueError(
+                "scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)"
+            )
         return self
 
     def _check_sealed(self, vault_keys: set[str]) -> None:

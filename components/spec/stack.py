@@ -7,73 +7,67 @@ the stack as a whole and its cross-field rules.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import ValidationInfo, model_validator
 
-from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
+from policy.rules.base import POD_SECURITY_LATEST
 
 from . import limits, tenancy
 from .alerting import AlertingSpec
 from .backup import BackupSpec
 from .base import Spec, field
-from .iam_actions import WorkloadBoundary
 from .problems import dotted, short
 from .tenancy import IngressSpec
 from .cluster import (
-    LOG_RETENTION_DAYS, WORLD, AccessSpec, ClusterSpec, DisruptionBudget, EndpointSpec, ExistingNetwork, KarpenterSpec, NetworkSpec,
-    NodePoolSpec, SystemNodesSpec,
+    LOG_RETENTION_DAYS,
+    WORLD,
+    AccessSpec,
+    ClusterSpec,
+    DisruptionBudget,
+    EndpointSpec,
+    ExistingNetwork,
+    KarpenterSpec,
+    NetworkSpec,
+    NodePoolSpec,
+    SystemNodesSpec,
 )
-from .quotas import (
-    MEMORY_UNITS, ROLLOUT_SURGE, SIDECAR_REQUESTS, TeamBudget, TeamUsage, cpu_millis, format_cpu, format_memory, memory_bytes,
-)
+from .quotas import MEMORY_UNITS, ROLLOUT_SURGE, SIDECAR_REQUESTS, TeamBudget, TeamUsage, cpu_millis, format_cpu, format_memory, memory_bytes
 from .service import DNS_LABEL, Service, ServiceDefaults
+from .stack_settings import AddonSpec, DnsSpec, PolicySpec  # noqa: F401 (re-exported)
 
 # What other modules import from here, the stack's own models and the ones it is made of.
 __all__ = [
-    "LOG_RETENTION_DAYS", "MEMORY_UNITS", "NON_PROD_ADDONS", "ROLLOUT_SURGE", "SIDECAR_REQUESTS", "WORLD", "AccessSpec", "AddonSpec",
-    "ClusterSpec", "DisruptionBudget", "EndpointSpec", "Environment", "ExistingNetwork", "KarpenterSpec", "NetworkSpec", "NodePoolSpec",
-    "PolicySpec", "StackSpec", "SystemNodesSpec", "TeamBudget", "TeamUsage", "cpu_millis", "format_cpu", "format_memory", "memory_bytes",
+    "LOG_RETENTION_DAYS",
+    "MEMORY_UNITS",
+    "NON_PROD_ADDONS",
+    "ROLLOUT_SURGE",
+    "SIDECAR_REQUESTS",
+    "WORLD",
+    "AccessSpec",
+    "AddonSpec",
+    "ClusterSpec",
+    "DisruptionBudget",
+    "EndpointSpec",
+    "Environment",
+    "ExistingNetwork",
+    "KarpenterSpec",
+    "NetworkSpec",
+    "NodePoolSpec",
+    "PolicySpec",
+    "StackSpec",
+    "SystemNodesSpec",
+    "TeamBudget",
+    "TeamUsage",
+    "cpu_millis",
+    "format_cpu",
+    "format_memory",
+    "memory_bytes",
 ]
 
 Environment = Literal["dev", "staging", "prod"]
 # Addons that must never run in a prod stack: chaos-mesh's daemon kills pods and rewrites networking.
 NON_PROD_ADDONS = ("chaos-mesh",)
-
-
-class AddonSpec(Spec):
-    enabled: bool = field("Install this addon in the stack.", default=True)
-    settings: dict[str, Any] = field("The addon's typed settings (see its Settings model in components/addons/).", default_factory=dict)
-    values: dict[str, Any] = field("Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict)
-
-
-class DnsSpec(Spec):
-    zone: str = field("The public Route 53 zone of this stack's hosts, e.g. shop.example.com; every exposed host lies in it.",
-                      pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-    zone_id: Optional[str] = field("ID of an existing hosted zone for `zone`; unset: the zone is created (delegate it to the exported name servers).",
-                                   default=None, pattern=r"^Z[A-Z0-9]{1,32}$")
-
-
-class PolicySpec(Spec):
-    allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
-    max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
-    aws_account_id: Optional[str] = field("The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$")
-    workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
-    pod_security_version: Optional[str] = field(
-        "The Pod Security Standards version the pss-* policy rules apply, as a Kubernetes minor (\"1.33\"), "
-        f"from {'.'.join(map(str, POD_SECURITY_OLDEST))} up to the cluster's version. Default: the newest the "
-        f"cluster runs, which is what its Pod Security Admission enforces (newest known: {'.'.join(map(str, POD_SECURITY_LATEST))}).",
-        default=None, pattern=r"^1\.[0-9]{1,2}$")
-
-    @field_validator("pod_security_version")
-    @classmethod
-    def _known_pod_security_version(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return value
-        minor = int(value.split(".")[1])
-        if not POD_SECURITY_OLDEST[1] <= minor <= POD_SECURITY_LATEST[1]:
-            raise ValueError(f"Pod Security Standards version {value} is not known: use 1.{POD_SECURITY_OLDEST[1]} to 1.{POD_SECURITY_LATEST[1]}")
-        return value
 
 
 class StackSpec(Spec):
@@ -86,24 +80,34 @@ class StackSpec(Spec):
     policy: PolicySpec = field("Settings of the policy rules for this stack.")
     ingress: IngressSpec = field("What the stack serves through the public ingress gateway.", default_factory=IngressSpec)
     dns: Optional[DnsSpec] = field("Public DNS of the exposed hosts: ExternalDNS writes their records, cert-manager answers DNS-01 in it.", default=None)
-    teams: dict[str, TeamBudget] = field("Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict)
-    alerting: Optional[AlertingSpec] = field("Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None)
-    backup: Optional[BackupSpec] = field("Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None)
+    teams: dict[str, TeamBudget] = field(
+        "Per team: its resource budget (a ResourceQuota and LimitRange; every team with services needs one) and where its alerts go.", default_factory=dict
+    )
+    alerting: Optional[AlertingSpec] = field(
+        "Alertmanager receivers, runbook links and the dead man's switch; required with the prometheus addon.", default=None
+    )
+    backup: Optional[BackupSpec] = field(
+        "Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None
+    )
 
     @model_validator(mode="after")
     def _backup(self) -> "StackSpec":
         # Backups are a stack-level promise (the restore runbook relies on them); Velero is how they are kept.
         if self.environment == "prod" and self.backup is None:
-            raise ValueError("backup: a prod stack must declare backups (retention, schedules, copyTo) and enable the velero addon; "
-                             "without them a lost cluster loses every Vault secret and sealing key")
+            raise ValueError(
+                "backup: a prod stack must declare backups (retention, schedules, copyTo) and enable the velero addon; "
+                "without them a lost cluster loses every Vault secret and sealing key"
+            )
         if self.backup is not None and not self.addon_enabled("velero"):
             raise ValueError("backup: declared, but the velero addon is not enabled; add `velero: {}` under addons")
         if self.backup is None and self.addon_enabled("velero"):
             raise ValueError("addons.velero: enabled without a `backup:` section; declare backup.retention (and schedules) or turn velero off")
         mirror = self.backup.image_mirror if self.backup else ""
         if mirror and not any(mirror.startswith(prefix) for prefix in self.policy.allowed_registries):
-            raise ValueError(f"backup.imageMirror: {mirror!r} is not under policy.allowedRegistries ({', '.join(self.policy.allowed_registries)}); "
-                             "the snapshot job's images must come from an allowed registry")
+            raise ValueError(
+                f"backup.imageMirror: {mirror!r} is not under policy.allowedRegistries ({', '.join(self.policy.allowed_registries)}); "
+                "the snapshot job's images must come from an allowed registry"
+            )
         return self
 
     @model_validator(mode="after")
@@ -119,7 +123,9 @@ class StackSpec(Spec):
         for name in sorted(enabled):
             missing = [r for r in registry[name] if r not in enabled]
             if missing:
-                raise ValueError(f"addons.{name}: requires {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not enabled in this stack; enable {'it' if len(missing) == 1 else 'them'} or turn {name} off")
+                raise ValueError(
+                    f"addons.{name}: requires {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not enabled in this stack; enable {'it' if len(missing) == 1 else 'them'} or turn {name} off"
+                )
         return self
 
     @model_validator(mode="after")
@@ -129,8 +135,10 @@ class StackSpec(Spec):
         if self.network.existing is None:
             clash = limits.overlapping(self.cluster.endpoint.private_access_cidrs, self.network.cidr)
             if clash:
-                raise ValueError(f"cluster.endpoint.privateAccessCidrs: {', '.join(clash)} overlap the VPC's own network.cidr "
-                                 f"{self.network.cidr}; a network routed to the VPC (peering, transit gateway, VPN) cannot share its addresses")
+                raise ValueError(
+                    f"cluster.endpoint.privateAccessCidrs: {', '.join(clash)} overlap the VPC's own network.cidr "
+                    f"{self.network.cidr}; a network routed to the VPC (peering, transit gateway, VPN) cannot share its addresses"
+                )
         return self
 
     @model_validator(mode="after")
@@ -154,8 +162,10 @@ class StackSpec(Spec):
         alerting = self.alerting
         if alerting is None:
             if self.addon_enabled("prometheus"):
-                raise ValueError("alerting: required with the prometheus addon (receivers, platformTeam, deadMansSwitch, repositoryUrl); "
-                                 "without it Alertmanager sends every alert to its null receiver")
+                raise ValueError(
+                    "alerting: required with the prometheus addon (receivers, platformTeam, deadMansSwitch, repositoryUrl); "
+                    "without it Alertmanager sends every alert to its null receiver"
+                )
             return self
         if alerting.platform_team not in self.teams:
             raise ValueError(f"alerting.platformTeam: {alerting.platform_team!r} is not under teams; declare it with its alerts")
@@ -183,16 +193,25 @@ class StackSpec(Spec):
             if budget is None or budget.cpu is None or budget.memory is None or budget.pods is None:
                 problems.append(("teams", f"team {team!r} runs {names} but has no budget; add teams.{team} with cpu, memory and pods"))
                 continue
-            over = [f"{what} {shown(need)} > {shown(have)}" for what, need, have, shown in (
-                ("cpu", use.cpu_millis, cpu_millis(budget.cpu), format_cpu),
-                ("memory", use.memory_bytes, memory_bytes(budget.memory), format_memory),
-                ("pods", use.pods, budget.pods, str),
-            ) if need > have]
+            over = [
+                f"{what} {shown(need)} > {shown(have)}"
+                for what, need, have, shown in (
+                    ("cpu", use.cpu_millis, cpu_millis(budget.cpu), format_cpu),
+                    ("memory", use.memory_bytes, memory_bytes(budget.memory), format_memory),
+                    ("pods", use.pods, budget.pods, str),
+                )
+                if need > have
+            ]
             if over:
                 parts = ", ".join(f"{n} {format_cpu(c)} cpu / {format_memory(m)} / {p} pods" for n, (c, m, p) in use.services.items())
-                problems.append((f"teams.{team}", f"the team's services may request more than its quota: {'; '.join(over)} "
-                                 f"(max replicas + rollout surge, doubled for canaries, sidecars included: {parts}); "
-                                 f"raise the budget or lower replicas.max or resources.requests"))
+                problems.append(
+                    (
+                        f"teams.{team}",
+                        f"the team's services may request more than its quota: {'; '.join(over)} "
+                        f"(max replicas + rollout surge, doubled for canaries, sidecars included: {parts}); "
+                        f"raise the budget or lower replicas.max or resources.requests",
+                    )
+                )
         return problems
 
     @property
@@ -207,9 +226,11 @@ class StackSpec(Spec):
     def _pod_security_within_cluster(self) -> "StackSpec":
         declared = self.policy.pod_security_version
         if declared and int(declared.split(".")[1]) > int(self.cluster.kubernetes_version.split(".")[1]):
-            raise ValueError(f"policy.podSecurityVersion: {declared} is newer than the cluster (kubernetesVersion "
-                             f"{self.cluster.kubernetes_version}), whose Pod Security Admission would reject what the newer "
-                             f"standard allows; use {self.cluster.kubernetes_version} or lower, or leave it unset")
+            raise ValueError(
+                f"policy.podSecurityVersion: {declared} is newer than the cluster (kubernetesVersion "
+                f"{self.cluster.kubernetes_version}), whose Pod Security Admission would reject what the newer "
+                f"standard allows; use {self.cluster.kubernetes_version} or lower, or leave it unset"
+            )
         return self
 
     def budget(self, team: str) -> Optional[TeamBudget]:
@@ -227,7 +248,9 @@ class StackSpec(Spec):
             return self
         endpoint = self.cluster.endpoint
         if endpoint.public_access and WORLD & set(endpoint.public_access_cidrs):
-            raise ValueError("cluster.endpoint.publicAccessCidrs: a prod API endpoint must not be open to the world (0.0.0.0/0); turn publicAccess off or list your office/VPN CIDRs")
+            raise ValueError(
+                "cluster.endpoint.publicAccessCidrs: a prod API endpoint must not be open to the world (0.0.0.0/0); turn publicAccess off or list your office/VPN CIDRs"
+            )
         if not self.cluster.protect:
             raise ValueError("cluster.protect: must be true in prod (deletion protection on the cluster, KMS key and VPC)")
         if not self.network.flow_logs and self.network.existing is None:

@@ -38,8 +38,10 @@ def reserved_namespaces(addons: Iterable[Any]) -> tuple[str, ...]:
 def team_problem(team: str, reserved: Iterable[str]) -> Optional[str]:
     reserved = tuple(reserved)
     if team.startswith(KUBERNETES_PREFIX) or team in reserved:
-        return (f"team {team!r} is a reserved namespace; a team may not be named {KUBERNETES_PREFIX}* or any of "
-                f"{', '.join(reserved)} (namespaces of Kubernetes, the platform and its addons)")
+        return (
+            f"team {team!r} is a reserved namespace; a team may not be named {KUBERNETES_PREFIX}* or any of "
+            f"{', '.join(reserved)} (namespaces of Kubernetes, the platform and its addons)"
+        )
     return None
 
 
@@ -57,8 +59,7 @@ def vault_path_problem(team: str, path: str) -> Optional[str]:
     """A team reads only `<team>/...` in Vault (its store's Vault policy allows nothing else)."""
     segments = path.split("/")
     if segments[0] != team or len(segments) < 2 or "" in segments:
-        return (f"{path!r} is outside the team's Vault prefix; team {team!r} may only read paths under "
-                f"{team}/ (e.g. {team}/<service>/<name>)")
+        return f"{path!r} is outside the team's Vault prefix; team {team!r} may only read paths under {team}/ (e.g. {team}/<service>/<name>)"
     return None
 
 
@@ -102,15 +103,18 @@ def host_claims(claims: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, 
     for host, service, rel in claims:
         if host in first:
             owner, owner_rel = first[host]
-            problems.append((rel, "expose.host", f"host {host!r} is already routed to service {owner!r} ({owner_rel}); "
-                                                 "a public host belongs to exactly one service"))
+            problems.append(
+                (rel, "expose.host", f"host {host!r} is already routed to service {owner!r} ({owner_rel}); a public host belongs to exactly one service")
+            )
         else:
             first[host] = (service, rel)
     return problems
 
 
 class IngressSpec(Spec):
-    domains: list[str] = field("DNS domains this stack serves publicly; every exposed host must be one of them or under one (no wildcards).", default_factory=list)
+    domains: list[str] = field(
+        "DNS domains this stack serves publicly; every exposed host must be one of them or under one (no wildcards).", default_factory=list
+    )
 
     @field_validator("domains")
     @classmethod

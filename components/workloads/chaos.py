@@ -32,12 +32,14 @@ def schedules(svc: Service, services: dict[str, Service], s: ChaosExperiments) -
     """Schedule name -> spec for one critical service."""
     own = {"namespaces": [svc.team], "labelSelectors": {SERVICE_LABEL: svc.name}}
     common = {"historyLimit": HISTORY_LIMIT, "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS}
-    found = {f"{svc.name}-pod-kill": {
-        **common,
-        "schedule": f"0 */{s.every_hours} * * *",
-        "type": "PodChaos",
-        "podChaos": {"action": "pod-kill", "mode": "one", "selector": own},
-    }}
+    found = {
+        f"{svc.name}-pod-kill": {
+            **common,
+            "schedule": f"0 */{s.every_hours} * * *",
+            "type": "PodChaos",
+            "podChaos": {"action": "pod-kill", "mode": "one", "selector": own},
+        }
+    }
     deps = [services[d] for d in svc.depends_on]
     if deps:
         found[f"{svc.name}-latency"] = {
@@ -49,10 +51,13 @@ def schedules(svc: Service, services: dict[str, Service], s: ChaosExperiments) -
                 "mode": "one",
                 "selector": own,
                 "direction": "to",
-                "target": {"mode": "all", "selector": {
-                    "namespaces": sorted({d.team for d in deps}),
-                    "expressionSelectors": [{"key": SERVICE_LABEL, "operator": "In", "values": sorted(d.name for d in deps)}],
-                }},
+                "target": {
+                    "mode": "all",
+                    "selector": {
+                        "namespaces": sorted({d.team for d in deps}),
+                        "expressionSelectors": [{"key": SERVICE_LABEL, "operator": "In", "values": sorted(d.name for d in deps)}],
+                    },
+                },
                 "delay": {"latency": f"{s.latency_ms}ms", "jitter": f"{s.latency_ms // 4}ms", "correlation": "25"},
                 "duration": f"{s.latency_minutes}m",
             },
@@ -63,13 +68,26 @@ def schedules(svc: Service, services: dict[str, Service], s: ChaosExperiments) -
 class ChaosSchedules(pulumi.ComponentResource):
     """The experiments of one critical service, in its team's namespace."""
 
-    def __init__(self, svc: Service, services: dict[str, Service], settings: ChaosExperiments, api_version: str, environment: str,
-                 provider: k8s.Provider, namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        svc: Service,
+        services: dict[str, Service],
+        settings: ChaosExperiments,
+        api_version: str,
+        environment: str,
+        provider: k8s.Provider,
+        namespace: pulumi.Resource,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
         super().__init__("platform:workloads:ChaosSchedules", svc.name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
         for name, spec in schedules(svc, services, settings).items():
             k8s.apiextensions.CustomResource(
-                f"{name}-schedule", api_version=api_version, kind="Schedule",
-                metadata={"name": name, "namespace": svc.team, "labels": labels(svc, environment)}, spec=spec, opts=child,
+                f"{name}-schedule",
+                api_version=api_version,
+                kind="Schedule",
+                metadata={"name": name, "namespace": svc.team, "labels": labels(svc, environment)},
+                spec=spec,
+                opts=child,
             )
         self.register_outputs({"service": svc.name})

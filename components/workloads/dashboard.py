@@ -35,22 +35,40 @@ def selectors(svc: Service) -> tuple[str, str]:
 def golden_signals(svc: Service, source: str) -> list[dict[str, Any]]:
     requests, containers = selectors(svc)
     rate = lambda extra="": f"sum(rate(istio_requests_total{{{requests}{extra}}}[$__rate_interval]))"
-    latency = lambda q: (f"histogram_quantile({q}, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{requests}}}[$__rate_interval])))", f"p{round(q * 100)}")
+    latency = lambda q: (
+        f"histogram_quantile({q}, sum by (le) (rate(istio_request_duration_milliseconds_bucket{{{requests}}}[$__rate_interval])))",
+        f"p{round(q * 100)}",
+    )
     resource = lambda kind, name: f'max(kube_pod_container_resource_{kind}{{{containers}, resource="{name}"}})'
     errors = rate(', response_code=~"5.."')
     return [
-        panel("Requests per second", "reqps", source, [(f"sum by (response_code) (rate(istio_requests_total{{{requests}}}[$__rate_interval]))", "{{response_code}}")]),
+        panel(
+            "Requests per second",
+            "reqps",
+            source,
+            [(f"sum by (response_code) (rate(istio_requests_total{{{requests}}}[$__rate_interval]))", "{{response_code}}")],
+        ),
         panel("Errors (5xx share)", "percentunit", source, [(f"{errors} / {rate()}", "5xx")], threshold=round(1 - svc.canary.success_rate / 100, 6)),
         panel("Latency", "ms", source, [latency(0.5), latency(0.95), latency(0.99)], threshold=svc.canary.max_latency_ms),
-        panel("CPU (cores)", "short", source, [
-            (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[$__rate_interval]))", "{{pod}}"),
-            (resource("requests", "cpu"), "request"),
-        ]),
-        panel("Memory (working set)", "bytes", source, [
-            (f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}}"),
-            (resource("requests", "memory"), "request"),
-            (resource("limits", "memory"), "limit"),
-        ]),
+        panel(
+            "CPU (cores)",
+            "short",
+            source,
+            [
+                (f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{containers}}}[$__rate_interval]))", "{{pod}}"),
+                (resource("requests", "cpu"), "request"),
+            ],
+        ),
+        panel(
+            "Memory (working set)",
+            "bytes",
+            source,
+            [
+                (f"sum by (pod) (container_memory_working_set_bytes{{{containers}}})", "{{pod}}"),
+                (resource("requests", "memory"), "request"),
+                (resource("limits", "memory"), "limit"),
+            ],
+        ),
     ]
 
 
@@ -59,16 +77,33 @@ def error_budgets(svc: Service, source: str) -> list[dict[str, Any]]:
     panels = []
     for objective in slo.OBJECTIVES:
         sel, budget = slo.selector(svc, objective), svc.slo.budget(objective)
-        panels.append(panel(f"Error budget left, {objective} (30d)", "percentunit", source,
-                            [(f"1 - {slo.record(objective, slo.BUDGET_WINDOW)}{{{sel}}} / {budget}", "left")],
-                            kind="stat", thresholds=steps((RED, None), (YELLOW, 0), (GREEN, 0.25))))
-        panels.append(panel(f"Burn rate, {objective}", "short", source,
-                            [(f"{slo.record(objective, w)}{{{sel}}} / {budget}", w) for w in ("1h", "6h", "3d")],
-                            thresholds=steps((GREEN, None), (YELLOW, 1), (RED, min(burn for burn, _, _ in slo.PAGE)))))
+        panels.append(
+            panel(
+                f"Error budget left, {objective} (30d)",
+                "percentunit",
+                source,
+                [(f"1 - {slo.record(objective, slo.BUDGET_WINDOW)}{{{sel}}} / {budget}", "left")],
+                kind="stat",
+                thresholds=steps((RED, None), (YELLOW, 0), (GREEN, 0.25)),
+            )
+        )
+        panels.append(
+            panel(
+                f"Burn rate, {objective}",
+                "short",
+                source,
+                [(f"{slo.record(objective, w)}{{{sel}}} / {budget}", w) for w in ("1h", "6h", "3d")],
+                thresholds=steps((GREEN, None), (YELLOW, 1), (RED, min(burn for burn, _, _ in slo.PAGE))),
+            )
+        )
     return panels
 
 
 def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
     """The dashboard, its queries on the Prometheus datasource `datasource_uid`."""
-    return grafana.dashboard(uid(svc), f"{svc.team} / {svc.name}", ["platform", "service", svc.team, svc.tier],
-                             golden_signals(svc, datasource_uid) + error_budgets(svc, datasource_uid))
+    return grafana.dashboard(
+        uid(svc),
+        f"{svc.team} / {svc.name}",
+        ["platform", "service", svc.team, svc.tier],
+        golden_signals(svc, datasource_uid) + error_budgets(svc, datasource_uid),
+    )

@@ -47,10 +47,20 @@ def canary_spec(svc: Service, autoscaler: Optional[dict[str, str]], loadtester_u
                 {"name": "request-duration", "thresholdRange": {"max": c.max_latency_ms}, "interval": "1m"},
             ],
             "webhooks": [
-                {"name": "smoke", "type": "pre-rollout", "url": loadtester_url, "timeout": "15s",
-                 "metadata": {"type": "bash", "cmd": f"curl -sf {target}{svc.probes.path.lstrip('/')}"}},
-                {"name": "load-test", "type": "rollout", "url": loadtester_url, "timeout": "5s",
-                 "metadata": {"cmd": f"hey -z {c.interval_seconds * 2}s -q 10 -c 2 {target}"}},
+                {
+                    "name": "smoke",
+                    "type": "pre-rollout",
+                    "url": loadtester_url,
+                    "timeout": "15s",
+                    "metadata": {"type": "bash", "cmd": f"curl -sf {target}{svc.probes.path.lstrip('/')}"},
+                },
+                {
+                    "name": "load-test",
+                    "type": "rollout",
+                    "url": loadtester_url,
+                    "timeout": "5s",
+                    "metadata": {"cmd": f"hey -z {c.interval_seconds * 2}s -q 10 -c 2 {target}"},
+                },
             ],
         },
     }

@@ -47,8 +47,12 @@ def network_policy(svc: Service, vpc_cidr: str, prefix_lists: dict[str, Any], ga
     rules: list[dict[str, Any]] = []
     if svc.external_hosts and gateway:
         namespace, labels, port = gateway
-        rules.append({"to": [{"namespaceSelector": {"matchLabels": {NS_LABEL: namespace}}, "podSelector": {"matchLabels": labels}}],
-                      "ports": [{"port": port, "protocol": "TCP"}]})
+        rules.append(
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {NS_LABEL: namespace}}, "podSelector": {"matchLabels": labels}}],
+                "ports": [{"port": port, "protocol": "TCP"}],
+            }
+        )
     for cidr, port in svc.private_networks:
         rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]})
     apis = svc.aws_apis
@@ -56,8 +60,7 @@ def network_policy(svc: Service, vpc_cidr: str, prefix_lists: dict[str, Any], ga
         rules.append({"to": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": https})
     for api in apis:
         if AWS_ENDPOINTS[api] == "Gateway":
-            rules.append({"to": pulumi.Output.from_input(prefix_lists[api]).apply(lambda cidrs: [{"ipBlock": {"cidr": c}} for c in cidrs]),
-                          "ports": https})
+            rules.append({"to": pulumi.Output.from_input(prefix_lists[api]).apply(lambda cidrs: [{"ipBlock": {"cidr": c}} for c in cidrs]), "ports": https})
     if svc.aws_permissions or svc.scaling.sqs:
         rules.append({"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [{"port": 80, "protocol": "TCP"}]})
     if not rules:
@@ -77,36 +80,64 @@ def private_service_entry(svc: Service, cidr: str, port: int) -> dict[str, Any]:
     }
 
 
-def host_routes(host: str, port: int, callers: list[Service], gateway_namespace: str, gateway_host: str,
-                gateway_labels: dict[str, str], gateway_port: int) -> dict[str, tuple[str, dict[str, Any]]]:
+def host_routes(
+    host: str, port: int, callers: list[Service], gateway_namespace: str, gateway_host: str, gateway_labels: dict[str, str], gateway_port: int
+) -> dict[str, tuple[str, dict[str, Any]]]:
     """Name -> (kind, spec) of the objects that route one declared host through the egress gateway."""
     name = f"egress-{slug(host, port)}"
     visible = sorted({gateway_namespace, *(s.team for s in callers)})
     return {
-        name: ("ServiceEntry", {
-            "hosts": [host], "ports": [{"number": port, "name": f"tls-{port}", "protocol": "TLS"}],
-            "location": "MESH_EXTERNAL", "resolution": "DNS", "exportTo": visible,
-        }),
-        f"{name}-gateway": ("Gateway", {
-            "selector": gateway_labels,
-            "servers": [{"port": {"number": gateway_port, "name": f"tls-{slug(host, port)}"[:63], "protocol": "TLS"},
-                         "hosts": [host], "tls": {"mode": "ISTIO_MUTUAL"}}],
-        }),
-        f"{name}-route": ("VirtualService", {
-            "hosts": [host],
-            "gateways": ["mesh", f"{gateway_namespace}/{name}-gateway"],
-            "exportTo": visible,
-            "tls": [{"match": [{"gateways": ["mesh"], "port": port, "sniHosts": [host]}],
-                     "route": [{"destination": {"host": gateway_host, "subset": slug(host, port), "port": {"number": gateway_port}}}]}],
-            "tcp": [{"match": [{"gateways": [f"{gateway_namespace}/{name}-gateway"], "port": gateway_port}],
-                     "route": [{"destination": {"host": host, "port": {"number": port}}}]}],
-        }),
-        f"{name}-callers": ("AuthorizationPolicy", {
-            "selector": {"matchLabels": gateway_labels},
-            "action": "ALLOW",
-            "rules": [{"from": [{"source": {"principals": sorted(principal(s) for s in callers)}}],
-                       "when": [{"key": "connection.sni", "values": [host]}]}],
-        }),
+        name: (
+            "ServiceEntry",
+            {
+                "hosts": [host],
+                "ports": [{"number": port, "name": f"tls-{port}", "protocol": "TLS"}],
+                "location": "MESH_EXTERNAL",
+                "resolution": "DNS",
+                "exportTo": visible,
+            },
+        ),
+        f"{name}-gateway": (
+            "Gateway",
+            {
+                "selector": gateway_labels,
+                "servers": [
+                    {
+                        "port": {"number": gateway_port, "name": f"tls-{slug(host, port)}"[:63], "protocol": "TLS"},
+                        "hosts": [host],
+                        "tls": {"mode": "ISTIO_MUTUAL"},
+                    }
+                ],
+            },
+        ),
+        f"{name}-route": (
+            "VirtualService",
+            {
+                "hosts": [host],
+                "gateways": ["mesh", f"{gateway_namespace}/{name}-gateway"],
+                "exportTo": visible,
+                "tls": [
+                    {
+                        "match": [{"gateways": ["mesh"], "port": port, "sniHosts": [host]}],
+                        "route": [{"destination": {"host": gateway_host, "subset": slug(host, port), "port": {"number": gateway_port}}}],
+                    }
+                ],
+                "tcp": [
+                    {
+                        "match": [{"gateways": [f"{gateway_namespace}/{name}-gateway"], "port": gateway_port}],
+                        "route": [{"destination": {"host": host, "port": {"number": port}}}],
+                    }
+                ],
+            },
+        ),
+        f"{name}-callers": (
+            "AuthorizationPolicy",
+            {
+                "selector": {"matchLabels": gateway_labels},
+                "action": "ALLOW",
+                "rules": [{"from": [{"source": {"principals": sorted(principal(s) for s in callers)}}], "when": [{"key": "connection.sni", "values": [host]}]}],
+            },
+        ),
     }
 
 
@@ -115,8 +146,13 @@ def gateway_subsets(hosts: list[tuple[str, int]], gateway_host: str, gateway_por
     return {
         "host": gateway_host,
         "exportTo": teams,
-        "subsets": [{"name": slug(host, port), "trafficPolicy": {"portLevelSettings": [
-            {"port": {"number": gateway_port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}} for host, port in hosts],
+        "subsets": [
+            {
+                "name": slug(host, port),
+                "trafficPolicy": {"portLevelSettings": [{"port": {"number": gateway_port}, "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]},
+            }
+            for host, port in hosts
+        ],
     }
 
 
@@ -134,8 +170,9 @@ class EgressRoutes(pulumi.ComponentResource):
 
         def custom(kind: str, name: str, spec: dict[str, Any]) -> None:
             group = "security.istio.io/v1" if kind == "AuthorizationPolicy" else "networking.istio.io/v1"
-            k8s.apiextensions.CustomResource(f"{name}-{kind.lower()}", api_version=group, kind=kind,
-                                             metadata={"name": name, "namespace": ns}, spec=spec, opts=child)
+            k8s.apiextensions.CustomResource(
+                f"{name}-{kind.lower()}", api_version=group, kind=kind, metadata={"name": name, "namespace": ns}, spec=spec, opts=child
+            )
 
         for (host, target_port), found in sorted(callers.items()):
             for name, (kind, spec) in host_routes(host, target_port, found, ns, gw_host, labels, port).items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
@@ -17,53 +16,16 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import iam
-from components.contracts import MonitoringContract, SealedSecretsContract
+from components.contracts import MonitoringContract
 from components.monitoring import slo
 from components.spec import Service, names
-from components.spec.placement import Placement
-from components.spec.alerting import AlertingSpec
 
 from . import dashboard, egress, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
+from .mesh import Mesh  # noqa: F401 (re-exported)
 
 METRICS_LABEL = {"platform.io/metrics": "true"}
-
-
-@dataclass(frozen=True)
-class Mesh:
-    """What the platform's addons offer this stack's services (None where the addon is off)."""
-
-    environment: str
-    cluster_name: str
-    region: str
-    peers: traffic.Platform
-    gateway: Optional[str]
-    loadtester_url: Optional[str]
-    secret_store: Optional[str]
-    # Prometheus and Grafana, when the prometheus addon is on: each service's monitors, rules, dashboard.
-    monitoring: Optional[MonitoringContract]
-    mesh: bool
-    # The AWS account, looked up once for every service's queue and role ARNs.
-    account_id: pulumi.Input[str] = ""
-    # Whether the VPA recommender runs; without it a VerticalPodAutoscaler has no CRD to exist in.
-    vpa: bool = False
-    # The tracing collector's OTLP endpoint, given to every service's OpenTelemetry SDK.
-    otlp_endpoint: Optional[str] = None
-    # The SealedSecret resource type, when the sealed-secrets addon is on (the stack model requires it
-    # for services that declare sealed secrets).
-    sealed_secrets: Optional[SealedSecretsContract] = None
-    # Declared egress: the VPC's CIDR (interface endpoints), the AWS prefix lists' CIDRs of gateway
-    # endpoints by API, and the egress gateway's pods (namespace, labels, port) when Istio is on.
-    vpc_cidr: str = ""
-    prefix_lists: Optional[dict[str, Any]] = None
-    egress_gateway: Optional[tuple[str, dict[str, str], int]] = None
-    # Where critical-tier pods run: the nodeSelector and tolerations of the stack's critical pool.
-    critical: Optional[Placement] = None
-    # The platform-owned permissions boundary every workload role carries.
-    boundary_arn: Optional[pulumi.Input[str]] = None
-    # Runbook links and the platform team, for the service's SLO alerts (set wherever monitoring is).
-    alerting: Optional[AlertingSpec] = None
 
 
 class Microservice(pulumi.ComponentResource):
@@ -71,8 +33,9 @@ class Microservice(pulumi.ComponentResource):
     rollback_seconds: Optional[int]
     promotion_seconds: Optional[int]
 
-    def __init__(self, svc: Service, graph: traffic.Graph, mesh: Mesh, provider: k8s.Provider,
-                 namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self, svc: Service, graph: traffic.Graph, mesh: Mesh, provider: k8s.Provider, namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None
+    ):
         super().__init__("platform:workloads:Microservice", svc.name, None, opts)
         self.svc, self.mesh_info, self.ns = svc, mesh, svc.team
         self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
@@ -98,74 +61,121 @@ class Microservice(pulumi.ComponentResource):
         if fixed:
             spec["replicas"] = svc.replicas.min
         annotations = SKIP_AWAIT if canary else {}
-        self.deployment = self.obj(k8s.apps.v1.Deployment, "deployment", spec=spec, annotations=annotations, depends_on=[config, *secrets],
-                                   extra_labels=versioned_labels(svc, mesh.environment))
+        self.deployment = self.obj(
+            k8s.apps.v1.Deployment,
+            "deployment",
+            spec=spec,
+            annotations=annotations,
+            depends_on=[config, *secrets],
+            extra_labels=versioned_labels(svc, mesh.environment),
+        )
 
         if not canary:
             # Flagger generates the Services of a canary target; anything else gets its own.
-            self.obj(k8s.core.v1.Service, "service", spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}]})
+            self.obj(
+                k8s.core.v1.Service,
+                "service",
+                spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}]},
+            )
         if autoscaler is not None and autoscaler["kind"] == "HorizontalPodAutoscaler":
-            self.obj(k8s.autoscaling.v2.HorizontalPodAutoscaler, "hpa", spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-                "minReplicas": svc.replicas.min, "maxReplicas": svc.replicas.max,
-                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
-            })
+            self.obj(
+                k8s.autoscaling.v2.HorizontalPodAutoscaler,
+                "hpa",
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                    "minReplicas": svc.replicas.min,
+                    "maxReplicas": svc.replicas.max,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+                },
+            )
         if mesh.vpa:
-            self.custom("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "vpa", {
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-                # Recommendations only: applying them would fight the HPA over the same pods.
-                "updatePolicy": {"updateMode": "Off"},
-            })
+            self.custom(
+                "autoscaling.k8s.io/v1",
+                "VerticalPodAutoscaler",
+                "vpa",
+                {
+                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                    # Recommendations only: applying them would fight the HPA over the same pods.
+                    "updatePolicy": {"updateMode": "Off"},
+                },
+            )
         if svc.replicas.max > 1:
             budget = {"maxUnavailable": 1} if svc.tier == "critical" else {"maxUnavailable": "50%"}
             self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
 
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
-            self.obj(k8s.networking.v1.NetworkPolicy, "netpol-telemetry", name=names.telemetry_policy(svc.name), spec=traffic.telemetry_egress(svc, mesh.peers.collector))
+            self.obj(
+                k8s.networking.v1.NetworkPolicy,
+                "netpol-telemetry",
+                name=names.telemetry_policy(svc.name),
+                spec=traffic.telemetry_egress(svc, mesh.peers.collector),
+            )
         beyond = egress.network_policy(svc, mesh.vpc_cidr, mesh.prefix_lists or {}, mesh.egress_gateway)
         if beyond is not None:
             self.obj(k8s.networking.v1.NetworkPolicy, "netpol-egress", name=names.egress_policy(svc.name), spec=beyond)
         if mesh.mesh:
             for i, (cidr, port) in enumerate(svc.private_networks):
-                self.custom("networking.istio.io/v1", "ServiceEntry", f"egress-{i}", egress.private_service_entry(svc, cidr, port),
-                            name=f"{svc.name}-egress-{egress.slug(cidr, port)}")
+                self.custom(
+                    "networking.istio.io/v1",
+                    "ServiceEntry",
+                    f"egress-{i}",
+                    egress.private_service_entry(svc, cidr, port),
+                    name=f"{svc.name}-egress-{egress.slug(cidr, port)}",
+                )
             self.custom("security.istio.io/v1", "AuthorizationPolicy", "authz", traffic.authorization_policy(svc, graph, mesh.peers, canary))
             self.custom("security.istio.io/v1", "PeerAuthentication", "mtls", traffic.metrics_port_mtls(svc))
         if canary:
             if mesh.loadtester_url is None:
                 raise ValueError(f"service {svc.name} has a canary but the flagger addon is off")
-            self.custom("flagger.app/v1beta1", "Canary", "canary", canary_spec(svc, autoscaler, mesh.loadtester_url, mesh.gateway), depends_on=[self.deployment])
+            self.custom(
+                "flagger.app/v1beta1", "Canary", "canary", canary_spec(svc, autoscaler, mesh.loadtester_url, mesh.gateway), depends_on=[self.deployment]
+            )
         elif svc.expose and mesh.gateway:
             self.custom("networking.istio.io/v1", "VirtualService", "route", traffic.virtual_service(svc, mesh.gateway))
         if mesh.monitoring is not None:
             self._observability(svc, mesh.monitoring)
         self.rollback_seconds = svc.canary.rollback_seconds if canary else None
         self.promotion_seconds = svc.canary.promotion_seconds if canary else None
-        self.register_outputs({"namespace": svc.team, "canary": canary, "rollbackSeconds": self.rollback_seconds, "promotionSeconds": self.promotion_seconds, "labels": meta})
+        self.register_outputs(
+            {"namespace": svc.team, "canary": canary, "rollbackSeconds": self.rollback_seconds, "promotionSeconds": self.promotion_seconds, "labels": meta}
+        )
 
     # -- building blocks --------------------------------------------------------------------------
-    def obj(self, cls, suffix: str, name: Optional[str] = None, annotations: Optional[dict] = None, depends_on: Sequence[pulumi.Resource] = (),
-            extra_labels: Optional[dict] = None, **fields: Any):
+    def obj(
+        self,
+        cls,
+        suffix: str,
+        name: Optional[str] = None,
+        annotations: Optional[dict] = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+        extra_labels: Optional[dict] = None,
+        **fields: Any,
+    ):
         metadata = {"name": name or self.svc.name, "namespace": self.ns, "labels": {**labels(self.svc, self.mesh_info.environment), **(extra_labels or {})}}
         if annotations:
             metadata["annotations"] = annotations
         opts = pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=list(depends_on)))
         return cls(f"{self.svc.name}-{suffix}", metadata=metadata, opts=opts, **fields)
 
-    def custom(self, api_version: str, kind: str, suffix: str, spec: dict[str, Any], name: Optional[str] = None,
-               depends_on: Sequence[pulumi.Resource] = ()):
+    def custom(self, api_version: str, kind: str, suffix: str, spec: dict[str, Any], name: Optional[str] = None, depends_on: Sequence[pulumi.Resource] = ()):
         return self.obj(k8s.apiextensions.CustomResource, suffix, name=name, depends_on=depends_on, api_version=api_version, kind=kind, spec=spec)
 
     def _external_secret(self, name: str, vault_path: str, keys: list[str]):
         # The value never passes through Pulumi: External Secrets copies it from Vault into the cluster.
-        return self.custom("external-secrets.io/v1", "ExternalSecret", f"secret-{name}", name=name, spec={
-            "refreshInterval": "1h",
-            # The store of the service's own namespace: it can read only the team's Vault prefix.
-            "secretStoreRef": {"kind": "SecretStore", "name": self.mesh_info.secret_store},
-            "target": {"name": name, "creationPolicy": "Owner"},
-            "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
-        })
+        return self.custom(
+            "external-secrets.io/v1",
+            "ExternalSecret",
+            f"secret-{name}",
+            name=name,
+            spec={
+                "refreshInterval": "1h",
+                # The store of the service's own namespace: it can read only the team's Vault prefix.
+                "secretStoreRef": {"kind": "SecretStore", "name": self.mesh_info.secret_store},
+                "target": {"name": name, "creationPolicy": "Owner"},
+                "data": [{"secretKey": key, "remoteRef": {"key": vault_path, "property": key}} for key in keys],
+            },
+        )
 
     def _sealed_secret(self, name: str, encrypted_data: dict[str, str]):
         # Ciphertext only: the sealed-secrets controller unseals it in the cluster into the Secret `name`.
@@ -173,25 +183,49 @@ class Microservice(pulumi.ComponentResource):
         if sealed is None:
             raise ValueError(f"service {self.svc.name} declares sealedSecrets but the sealed-secrets addon is off")
         meta = labels(self.svc, self.mesh_info.environment)
-        return self.custom(sealed.api_version, sealed.kind, f"sealed-{name}", name=name, spec={
-            "encryptedData": dict(sorted(encrypted_data.items())),
-            "template": {"metadata": {"name": name, "namespace": self.ns, "labels": meta}, "type": "Opaque"},
-        })
+        return self.custom(
+            sealed.api_version,
+            sealed.kind,
+            f"sealed-{name}",
+            name=name,
+            spec={
+                "encryptedData": dict(sorted(encrypted_data.items())),
+                "template": {"metadata": {"name": name, "namespace": self.ns, "labels": meta}, "type": "Opaque"},
+            },
+        )
 
     def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
         if svc.scaling.sqs:
             sqs = svc.scaling.sqs
-            auth = self.custom("keda.sh/v1alpha1", "TriggerAuthentication", "keda-auth", name=names.keda_auth(svc.name), spec={
-                # The KEDA operator reads queue depth with its own Pod Identity role.
-                "podIdentity": {"provider": "aws", "identityOwner": "keda"},
-            })
+            auth = self.custom(
+                "keda.sh/v1alpha1",
+                "TriggerAuthentication",
+                "keda-auth",
+                name=names.keda_auth(svc.name),
+                spec={
+                    # The KEDA operator reads queue depth with its own Pod Identity role.
+                    "podIdentity": {"provider": "aws", "identityOwner": "keda"}
+                },
+            )
             queue_url = pulumi.Output.concat(f"https://sqs.{mesh.region}.amazonaws.com/", mesh.account_id, f"/{sqs.queue_name}")
-            self.custom("keda.sh/v1alpha1", "ScaledObject", "scaledobject", depends_on=(auth,), spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-                "minReplicaCount": svc.replicas.min, "maxReplicaCount": svc.replicas.max,
-                "triggers": [{"type": "aws-sqs-queue", "authenticationRef": {"name": names.keda_auth(svc.name)},
-                              "metadata": {"queueURL": queue_url, "queueLength": str(sqs.messages_per_replica), "awsRegion": mesh.region}}],
-            })
+            self.custom(
+                "keda.sh/v1alpha1",
+                "ScaledObject",
+                "scaledobject",
+                depends_on=(auth,),
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+                    "minReplicaCount": svc.replicas.min,
+                    "maxReplicaCount": svc.replicas.max,
+                    "triggers": [
+                        {
+                            "type": "aws-sqs-queue",
+                            "authenticationRef": {"name": names.keda_auth(svc.name)},
+                            "metadata": {"queueURL": queue_url, "queueLength": str(sqs.messages_per_replica), "awsRegion": mesh.region},
+                        }
+                    ],
+                },
+            )
             return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": svc.name}
         if svc.replicas.min == svc.replicas.max:
             return None
@@ -201,26 +235,57 @@ class Microservice(pulumi.ComponentResource):
         statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
-            statements.append({"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], "Resource": [queue]})
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                    "Resource": [queue],
+                }
+            )
         # Workloads creates the boundary whenever a service has an AWS identity.
-        role = iam.pod_identity_role(names.workload_role(svc.name), self, inline=statements, description=f"{svc.team}/{svc.name} workload identity",
-                                     permissions_boundary=mesh.boundary_arn,
-                                     conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name))
-        aws.eks.PodIdentityAssociation(f"{svc.name}-identity", cluster_name=mesh.cluster_name, namespace=svc.team, service_account=svc.name,
-                                       role_arn=role.arn, opts=pulumi.ResourceOptions(parent=self))
+        role = iam.pod_identity_role(
+            names.workload_role(svc.name),
+            self,
+            inline=statements,
+            description=f"{svc.team}/{svc.name} workload identity",
+            permissions_boundary=mesh.boundary_arn,
+            conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name),
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{svc.name}-identity",
+            cluster_name=mesh.cluster_name,
+            namespace=svc.team,
+            service_account=svc.name,
+            role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _observability(self, svc: Service, monitoring: MonitoringContract) -> None:
-        self.obj(k8s.core.v1.ConfigMap, "dashboard", name=names.dashboard_config_map(svc.name), extra_labels=dict(monitoring.dashboard_label),
-                 data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc, monitoring.prometheus_datasource_uid), indent=1)})
+        self.obj(
+            k8s.core.v1.ConfigMap,
+            "dashboard",
+            name=names.dashboard_config_map(svc.name),
+            extra_labels=dict(monitoring.dashboard_label),
+            data={f"{svc.team}-{svc.name}.json": json.dumps(dashboard.dashboard(svc, monitoring.prometheus_datasource_uid), indent=1)},
+        )
         # A metrics Service of our own: Flagger's generated Services select only primary or canary pods.
-        metrics = self.obj(k8s.core.v1.Service, "metrics", name=names.metrics_service(svc.name), extra_labels=METRICS_LABEL, spec={
-            "selector": {SERVICE_LABEL: svc.name},
-            "ports": [{"name": "metrics", "port": svc.metrics_port, "targetPort": "metrics", "protocol": "TCP"}],
-        })
-        self.custom("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitor", depends_on=(metrics,), spec={
-            "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
-        })
+        metrics = self.obj(
+            k8s.core.v1.Service,
+            "metrics",
+            name=names.metrics_service(svc.name),
+            extra_labels=METRICS_LABEL,
+            spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "metrics", "port": svc.metrics_port, "targetPort": "metrics", "protocol": "TCP"}]},
+        )
+        self.custom(
+            "monitoring.coreos.com/v1",
+            "ServiceMonitor",
+            "servicemonitor",
+            depends_on=(metrics,),
+            spec={
+                "selector": {"matchLabels": {SERVICE_LABEL: svc.name, **METRICS_LABEL}},
+                "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+            },
+        )
         alerting = self.mesh_info.alerting
         assert alerting is not None  # the stack model requires it with the prometheus addon
         self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting)})

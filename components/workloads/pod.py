@@ -70,8 +70,7 @@ def tracing_env(svc: Service, otlp_endpoint: str) -> list[dict[str, str]]:
     ]
 
 
-def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint: Optional[str] = None,
-                 critical: Optional[Placement] = None) -> dict[str, Any]:
+def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint: Optional[str] = None, critical: Optional[Placement] = None) -> dict[str, Any]:
     probe = lambda path: {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
     container: dict[str, Any] = {
         "name": svc.name,
@@ -79,12 +78,11 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}, {"name": "metrics", "containerPort": svc.metrics_port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": config_map}}],
-        "env": [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
-            for secret in svc.secrets for key in secret.keys
-        ] + [
+        "env": [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}} for secret in svc.secrets for key in secret.keys]
+        + [
             {"name": key, "valueFrom": {"secretKeyRef": {"name": sealed.name, "key": key}}}
-            for sealed in svc.sealed_secrets for key in sorted(sealed.encrypted_data)
+            for sealed in svc.sealed_secrets
+            for key in sorted(sealed.encrypted_data)
         ],
         "resources": {
             "requests": {"cpu": svc.resources.requests.cpu, "memory": svc.resources.requests.memory},
@@ -126,7 +124,9 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
             "annotations": {
                 "platform.io/config-checksum": config_checksum(svc),
                 # Istio merges the app's metrics into the sidecar's; the metrics port stays plain-text for Prometheus.
-                "prometheus.io/scrape": "true", "prometheus.io/port": str(svc.metrics_port), "prometheus.io/path": "/metrics",
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(svc.metrics_port),
+                "prometheus.io/path": "/metrics",
             },
         },
         "spec": pod,

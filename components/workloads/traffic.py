@@ -85,17 +85,9 @@ def network_policy(svc: Service, graph: Graph, platform: Platform, canary: bool)
         scraped = [svc.metrics_port, ENVOY_STATS_PORT]
         ingress.append({"from": [platform.prometheus.network_peer()], "ports": [{"port": p, "protocol": "TCP"} for p in scraped]})
     ingress = [rule for rule in ingress if rule["from"]]
-    egress = [
-        {"to": [service_peer(services[dep]).network_peer()], "ports": [{"port": services[dep].port, "protocol": "TCP"}]}
-        for dep in svc.depends_on
-    ]
+    egress = [{"to": [service_peer(services[dep]).network_peer()], "ports": [{"port": services[dep].port, "protocol": "TCP"}]} for dep in svc.depends_on]
     # Destinations beyond the mesh (declared `egress`, AWS APIs) are a policy of their own: workloads/egress.py.
-    return {
-        "podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": ingress,
-        "egress": egress,
-    }
+    return {"podSelector": {"matchLabels": {SERVICE_LABEL: svc.name}}, "policyTypes": ["Ingress", "Egress"], "ingress": ingress, "egress": egress}
 
 
 def telemetry_egress(svc: Service, collector: Peer) -> dict[str, Any]:
@@ -139,10 +131,12 @@ def virtual_service(svc: Service, gateway: str) -> dict[str, Any]:
     return {
         "hosts": [expose.host],
         "gateways": [gateway],
-        "http": [{
-            "match": [{"uri": {"prefix": expose.path}}],
-            "route": [{"destination": {"host": f"{svc.name}.{svc.team}.svc.cluster.local", "port": {"number": svc.port}}}],
-            "retries": {"attempts": 2, "perTryTimeout": "2s", "retryOn": "gateway-error,connect-failure,refused-stream"},
-            "timeout": "10s",
-        }],
+        "http": [
+            {
+                "match": [{"uri": {"prefix": expose.path}}],
+                "route": [{"destination": {"host": f"{svc.name}.{svc.team}.svc.cluster.local", "port": {"number": svc.port}}}],
+                "retries": {"attempts": 2, "perTryTimeout": "2s", "retryOn": "gateway-error,connect-failure,refused-stream"},
+                "timeout": "10s",
+            }
+        ],
     }

@@ -51,14 +51,15 @@ def record_base(root: Path, stack: str, ref: str, commit: str, python: str = sys
         _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
         try:
             if not (worktree / RECORD_MODULE).is_file():
-                raise DiffError(f"BASE={ref} ({commit[:10]}) predates {RECORD_MODULE}, the entry point `make diff` runs the base with; "
-                                "diff against a newer base (one that has it), or run `make preview` on both checkouts and compare by hand")
+                raise DiffError(
+                    f"BASE={ref} ({commit[:10]}) predates {RECORD_MODULE}, the entry point `make diff` runs the base with; "
+                    "diff against a newer base (one that has it), or run `make preview` on both checkouts and compare by hand"
+                )
             # The base's own code must run: its checkout is the working directory (first on sys.path
             # with -m), and nothing from this tree may leak in through PYTHONPATH.
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
             env["PYTHONDONTWRITEBYTECODE"] = "1"
-            proc = subprocess.run([python, "-m", "engine.record", stack, "--out", str(out)], cwd=worktree, env=env,
-                                  capture_output=True, text=True)
+            proc = subprocess.run([python, "-m", "engine.record", stack, "--out", str(out)], cwd=worktree, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise DiffError(f"BASE={ref} ({commit[:10]}): the engine could not run stack {stack!r} there:\n{proc.stderr.strip()}")
             doc = json.loads(out.read_text())

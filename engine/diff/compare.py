@@ -37,8 +37,8 @@ def services_of(resources: list[dict[str, Any]]) -> dict[str, str]:
     return found
 
 
-
 # --- Policy --------------------------------------------------------------------------------------
+
 
 def compare_violations(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> tuple[list, list, list]:
     """(introduced, fixed, unchanged). A violation is the same one on both sides when rule, resource
@@ -64,7 +64,6 @@ def compare_violations(base: list[dict[str, Any]], head: list[dict[str, Any]]) -
     return head_left, base_left, unchanged
 
 
-
 # --- The comparison ------------------------------------------------------------------------------
 
 OPS = ("create", "update", "replace", "delete")
@@ -83,8 +82,7 @@ def compare(base: dict[str, Any], head: dict[str, Any], base_label: str = "base"
         old, new = base_res.get(urn), head_res.get(urn)
         current = new or old
         assert current is not None  # the urn comes from one side or the other
-        entry: dict[str, Any] = {"urn": urn, "type": current["type"], "name": current["name"],
-                                 "service": head_services.get(urn) or base_services.get(urn)}
+        entry: dict[str, Any] = {"urn": urn, "type": current["type"], "name": current["name"], "service": head_services.get(urn) or base_services.get(urn)}
         if old is None:
             entry.update(op="create", inputs=current["inputs"])
         elif new is None:
@@ -109,16 +107,26 @@ def compare(base: dict[str, Any], head: dict[str, Any], base_label: str = "base"
     manifests = {
         "added": sorted(set(head_manifests) - set(base_manifests)),
         "removed": sorted(set(base_manifests) - set(head_manifests)),
-        "changed": [{"path": p, "diff": _yaml_diff(p, base_manifests[p], head_manifests[p])}
-                    for p in sorted(set(base_manifests) & set(head_manifests)) if base_manifests[p] != head_manifests[p]],
+        "changed": [
+            {"path": p, "diff": _yaml_diff(p, base_manifests[p], head_manifests[p])}
+            for p in sorted(set(base_manifests) & set(head_manifests))
+            if base_manifests[p] != head_manifests[p]
+        ],
     }
 
     introduced, fixed, unchanged = compare_violations(base["policy"]["violations"], head["policy"]["violations"])
-    policy = {"environment": head["policy"].get("environment"), "introduced": introduced, "fixed": fixed,
-              "unchanged": len(unchanged), "unchangedMandatory": sum(v["enforcement"] == "mandatory" for v in unchanged)}
+    policy = {
+        "environment": head["policy"].get("environment"),
+        "introduced": introduced,
+        "fixed": fixed,
+        "unchanged": len(unchanged),
+        "unchangedMandatory": sum(v["enforcement"] == "mandatory" for v in unchanged),
+    }
 
-    outputs = [{"path": path_text(c["tokens"]), **{k: v for k, v in c.items() if k != "tokens"}}
-               for c in property_changes(base.get("outputs", {}), head.get("outputs", {}))]
+    outputs = [
+        {"path": path_text(c["tokens"]), **{k: v for k, v in c.items() if k != "tokens"}}
+        for c in property_changes(base.get("outputs", {}), head.get("outputs", {}))
+    ]
 
     services = _changed_services(base.get("services", {}), head.get("services", {}), resources)
     blocking = any(v["enforcement"] == "mandatory" for v in introduced)
@@ -127,11 +135,13 @@ def compare(base: dict[str, Any], head: dict[str, Any], base_label: str = "base"
         "stack": head.get("stack") or base.get("stack"),
         "base": base_label,
         "head": head_label,
-        "summary": {**{op: counts.get(op, 0) for op in OPS},
-                    "manifests": {k: len(v) for k, v in manifests.items()},
-                    "policy": {"introduced": len(introduced), "introducedMandatory": sum(v["enforcement"] == "mandatory" for v in introduced),
-                               "fixed": len(fixed)},
-                    "outputs": len(outputs), "services": len(services["changed"])},
+        "summary": {
+            **{op: counts.get(op, 0) for op in OPS},
+            "manifests": {k: len(v) for k, v in manifests.items()},
+            "policy": {"introduced": len(introduced), "introducedMandatory": sum(v["enforcement"] == "mandatory" for v in introduced), "fixed": len(fixed)},
+            "outputs": len(outputs),
+            "services": len(services["changed"]),
+        },
         "blocking": blocking,
         "resources": resources,
         "manifests": manifests,
@@ -177,7 +187,4 @@ def _changed_services(base: dict[str, Any], head: dict[str, Any], resources: lis
             if b in nodes:
                 state = "kept" if b in now and b in before else "added" if b in now else "removed"
                 edges.append({"from": a, "to": b, "state": state})
-    return {"changed": dict(sorted(changed.items())),
-            "nodes": sorted(nodes), "edges": edges}
-
-
+    return {"changed": dict(sorted(changed.items())), "nodes": sorted(nodes), "edges": edges}

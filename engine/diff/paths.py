@@ -77,4 +77,3 @@ def change_text(change: dict[str, Any], limit: Optional[int] = None) -> str:
     if change["kind"] == "delete":
         return f"{path}: - {value_text(change['old'], limit)}"
     return f"{path}: {value_text(change['old'], limit)} -> {value_text(change['new'], limit)}"
-

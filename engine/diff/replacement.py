@@ -18,13 +18,29 @@ from .paths import Token, parse_pattern
 # documented `ForceNew` arguments.
 REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "aws:eks/cluster:Cluster": (
-        "name", "roleArn", "bootstrapSelfManagedAddons", "accessConfig.bootstrapClusterCreatorAdminPermissions",
-        "kubernetesNetworkConfig.ipFamily", "kubernetesNetworkConfig.serviceIpv4Cidr",
-        "outpostConfig.controlPlaneInstanceType", "outpostConfig.controlPlanePlacement.groupName", "remoteNetworkConfig",
+        "name",
+        "roleArn",
+        "bootstrapSelfManagedAddons",
+        "accessConfig.bootstrapClusterCreatorAdminPermissions",
+        "kubernetesNetworkConfig.ipFamily",
+        "kubernetesNetworkConfig.serviceIpv4Cidr",
+        "outpostConfig.controlPlaneInstanceType",
+        "outpostConfig.controlPlanePlacement.groupName",
+        "remoteNetworkConfig",
     ),
     "aws:eks/nodeGroup:NodeGroup": (
-        "amiType", "capacityType", "clusterName", "diskSize", "instanceTypes", "launchTemplate.id", "launchTemplate.name",
-        "nodeGroupName", "nodeGroupNamePrefix", "nodeRoleArn", "remoteAccess", "subnetIds",
+        "amiType",
+        "capacityType",
+        "clusterName",
+        "diskSize",
+        "instanceTypes",
+        "launchTemplate.id",
+        "launchTemplate.name",
+        "nodeGroupName",
+        "nodeGroupNamePrefix",
+        "nodeRoleArn",
+        "remoteAccess",
+        "subnetIds",
     ),
     "aws:eks/addon:Addon": ("clusterName", "addonName"),
     "aws:eks/accessEntry:AccessEntry": ("clusterName", "principalArn", "type"),
@@ -32,8 +48,16 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": ("clusterName", "namespace", "serviceAccount"),
     "aws:ec2/vpc:Vpc": ("cidrBlock", "ipv4IpamPoolId", "ipv4NetmaskLength"),
     "aws:ec2/subnet:Subnet": (
-        "availabilityZone", "availabilityZoneId", "cidrBlock", "vpcId", "ipv4IpamPoolId", "ipv4NetmaskLength",
-        "ipv6IpamPoolId", "ipv6Native", "ipv6NetmaskLength", "outpostArn",
+        "availabilityZone",
+        "availabilityZoneId",
+        "cidrBlock",
+        "vpcId",
+        "ipv4IpamPoolId",
+        "ipv4NetmaskLength",
+        "ipv6IpamPoolId",
+        "ipv6Native",
+        "ipv6NetmaskLength",
+        "outpostArn",
     ),
     "aws:ec2/natGateway:NatGateway": ("allocationId", "connectivityType", "privateIp", "subnetId"),
     "aws:ec2/eip:Eip": ("address", "customerOwnedIpv4Pool", "domain", "networkBorderGroup", "publicIpv4Pool"),
@@ -41,8 +65,17 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
     "aws:ec2/routeTableAssociation:RouteTableAssociation": ("subnetId", "gatewayId"),
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("vpcId",),
     "aws:ec2/flowLog:FlowLog": (
-        "vpcId", "subnetId", "eniId", "transitGatewayId", "trafficType", "logDestination", "logDestinationType",
-        "iamRoleArn", "logFormat", "maxAggregationInterval", "destinationOptions",
+        "vpcId",
+        "subnetId",
+        "eniId",
+        "transitGatewayId",
+        "trafficType",
+        "logDestination",
+        "logDestinationType",
+        "iamRoleArn",
+        "logFormat",
+        "maxAggregationInterval",
+        "destinationOptions",
     ),
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix"),
     "aws:ec2/tag:Tag": ("resourceId", "key"),
@@ -67,30 +100,93 @@ REPLACE_ON_CHANGE: dict[str, tuple[str, ...]] = {
 # replaced when metadata.name or metadata.namespace changes; these kinds have more immutable fields.
 # Note Service: only spec.clusterIP; a changed spec.selector is an in-place update.
 _SELECTOR = ("spec.selector",)
-_CONTAINER_FIELDS = ("args", "command", "env", "image", "imagePullPolicy", "lifecycle", "livenessProbe", "ports",
-                     "readinessProbe", "resources", "securityContext", "stdin", "stdinOnce", "terminationMessagePath",
-                     "terminationMessagePolicy", "tty", "volumeDevices", "volumeMounts", "workingDir")
+_CONTAINER_FIELDS = (
+    "args",
+    "command",
+    "env",
+    "image",
+    "imagePullPolicy",
+    "lifecycle",
+    "livenessProbe",
+    "ports",
+    "readinessProbe",
+    "resources",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "tty",
+    "volumeDevices",
+    "volumeMounts",
+    "workingDir",
+)
 KUBERNETES_REPLACE_ON_CHANGE: dict[tuple[str, str], tuple[str, ...]] = {
     ("apps", "Deployment"): _SELECTOR,
     ("apps", "DaemonSet"): _SELECTOR,
-    ("apps", "StatefulSet"): _SELECTOR + ("spec.podManagementPolicy", "spec.revisionHistoryLimit", "spec.serviceName",
-                                          "spec.volumeClaimTemplates"),
+    ("apps", "StatefulSet"): _SELECTOR + ("spec.podManagementPolicy", "spec.revisionHistoryLimit", "spec.serviceName", "spec.volumeClaimTemplates"),
     ("batch", "Job"): _SELECTOR + ("spec.completions", "spec.parallelism", "spec.template"),
     ("core", "Service"): ("spec.clusterIP",),
     ("core", "PersistentVolumeClaim"): _SELECTOR + ("spec.accessModes", "spec.storageClassName", "spec.volumeName"),
     ("core", "ResourceQuota"): ("spec.scopes",),
-    ("core", "Pod"): ("spec.affinity", "spec.automountServiceAccountToken", "spec.dnsConfig", "spec.dnsPolicy",
-                      "spec.enableServiceLinks", "spec.hostAliases", "spec.hostIPC", "spec.hostNetwork", "spec.hostPID",
-                      "spec.hostname", "spec.imagePullSecrets", "spec.nodeName", "spec.nodeSelector", "spec.overhead",
-                      "spec.preemptionPolicy", "spec.priority", "spec.priorityClassName", "spec.readinessGates",
-                      "spec.restartPolicy", "spec.runtimeClassName", "spec.schedulerName", "spec.securityContext",
-                      "spec.serviceAccount", "spec.serviceAccountName", "spec.shareProcessNamespace", "spec.subdomain",
-                      "spec.terminationGracePeriodSeconds", "spec.volumes")
-                     + tuple(f"spec.{c}[*].{f}" for c in ("containers", "initContainers") for f in _CONTAINER_FIELDS),
-    ("core", "PersistentVolume"): tuple(f"spec.{s}" for s in (
-        "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "csi", "fc", "flexVolume", "flocker",
-        "gcePersistentDisk", "glusterfs", "hostPath", "iscsi", "local", "nfs", "photonPersistentDisk", "portworxVolume",
-        "quobyte", "rbd", "scaleIO", "storageos", "vsphereVolume")),
+    ("core", "Pod"): (
+        "spec.affinity",
+        "spec.automountServiceAccountToken",
+        "spec.dnsConfig",
+        "spec.dnsPolicy",
+        "spec.enableServiceLinks",
+        "spec.hostAliases",
+        "spec.hostIPC",
+        "spec.hostNetwork",
+        "spec.hostPID",
+        "spec.hostname",
+        "spec.imagePullSecrets",
+        "spec.nodeName",
+        "spec.nodeSelector",
+        "spec.overhead",
+        "spec.preemptionPolicy",
+        "spec.priority",
+        "spec.priorityClassName",
+        "spec.readinessGates",
+        "spec.restartPolicy",
+        "spec.runtimeClassName",
+        "spec.schedulerName",
+        "spec.securityContext",
+        "spec.serviceAccount",
+        "spec.serviceAccountName",
+        "spec.shareProcessNamespace",
+        "spec.subdomain",
+        "spec.terminationGracePeriodSeconds",
+        "spec.volumes",
+    )
+    + tuple(f"spec.{c}[*].{f}" for c in ("containers", "initContainers") for f in _CONTAINER_FIELDS),
+    ("core", "PersistentVolume"): tuple(
+        f"spec.{s}"
+        for s in (
+            "awsElasticBlockStore",
+            "azureDisk",
+            "azureFile",
+            "cephfs",
+            "cinder",
+            "csi",
+            "fc",
+            "flexVolume",
+            "flocker",
+            "gcePersistentDisk",
+            "glusterfs",
+            "hostPath",
+            "iscsi",
+            "local",
+            "nfs",
+            "photonPersistentDisk",
+            "portworxVolume",
+            "quobyte",
+            "rbd",
+            "scaleIO",
+            "storageos",
+            "vsphereVolume",
+        )
+    ),
     ("rbac.authorization.k8s.io", "RoleBinding"): ("roleRef",),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("roleRef",),
     ("storage.k8s.io", "StorageClass"): ("parameters", "provisioner"),
@@ -118,8 +214,6 @@ def _values_at(obj: Any, pattern: tuple[Token, ...]) -> dict[tuple[Token, ...], 
 
 def _matches(tokens: tuple[Token, ...], pattern: tuple[Token, ...]) -> bool:
     return all(p == t or (p == "*" and isinstance(t, int)) for p, t in zip(pattern, tokens, strict=False))
-
-
 
 
 def kubernetes_api(type_: str) -> Optional[tuple[str, str, str]]:
@@ -159,8 +253,9 @@ def replace_patterns(resource: dict[str, Any], providers: dict[str, dict[str, An
     return patterns
 
 
-def replacement_reasons(resource_old: dict[str, Any], resource_new: dict[str, Any], changes: list[dict[str, Any]],
-                        providers: dict[str, dict[str, Any]]) -> list[str]:
+def replacement_reasons(
+    resource_old: dict[str, Any], resource_new: dict[str, Any], changes: list[dict[str, Any]], providers: dict[str, dict[str, Any]]
+) -> list[str]:
     """The replace-on-change paths this change touches (empty: an in-place update)."""
     old, new = resource_old["inputs"], resource_new["inputs"]
     reasons = []
@@ -184,4 +279,3 @@ def replacement_reasons(resource_old: dict[str, Any], resource_new: dict[str, An
             if change["tokens"][:1] == ("encryptionConfig",):
                 change["replace"] = True
     return reasons
-

@@ -12,6 +12,7 @@ from .paths import change_text
 MAX_MARKDOWN = 60_000
 MAX_VALUE = 160
 
+
 def mermaid(services: dict[str, Any]) -> str:
     ident = lambda n: "svc_" + re.sub(r"\W", "_", n)  # noqa: E731
     lines = ["graph LR"]
@@ -21,10 +22,12 @@ def mermaid(services: dict[str, Any]) -> str:
     for e in services["edges"]:
         arrow = {"kept": "-->", "added": "-- new -->", "removed": "-. removed .->"}[e["state"]]
         lines.append(f"  {ident(e['from'])} {arrow} {ident(e['to'])}")
-    lines += ["  classDef added fill:#dafbe1,stroke:#1a7f37",
-              "  classDef changed fill:#fff8c5,stroke:#9a6700",
-              "  classDef removed fill:#ffebe9,stroke:#cf222e,stroke-dasharray:4",
-              "  classDef context fill:#f6f8fa,stroke:#8c959f"]
+    lines += [
+        "  classDef added fill:#dafbe1,stroke:#1a7f37",
+        "  classDef changed fill:#fff8c5,stroke:#9a6700",
+        "  classDef removed fill:#ffebe9,stroke:#cf222e,stroke-dasharray:4",
+        "  classDef context fill:#f6f8fa,stroke:#8c959f",
+    ]
     return "\n".join(lines)
 
 
@@ -39,13 +42,19 @@ def _cell(text: Any) -> str:
 def markdown(result: dict[str, Any], limit: int = MAX_MARKDOWN) -> str:
     s, stack = result["summary"], result["stack"]
     pol = s["policy"]
-    head = [f"## Offline diff: stack `{stack}`", "",
-            f"`{result['base']}` → `{result['head']}`: desired state from the embedded engine (no cloud calls; "
-            "the real `pulumi preview` runs where credentials exist).", ""]
+    head = [
+        f"## Offline diff: stack `{stack}`",
+        "",
+        f"`{result['base']}` → `{result['head']}`: desired state from the embedded engine (no cloud calls; "
+        "the real `pulumi preview` runs where credentials exist).",
+        "",
+    ]
     if result["blocking"]:
-        head += ["> [!CAUTION]",
-                 f"> This change introduces {pol['introducedMandatory']} **mandatory** policy violation(s); "
-                 "the policy pack will block it (see *Policy* below).", ""]
+        head += [
+            "> [!CAUTION]",
+            f"> This change introduces {pol['introducedMandatory']} **mandatory** policy violation(s); the policy pack will block it (see *Policy* below).",
+            "",
+        ]
     replaced = [r for r in result["resources"] if r["op"] == "replace"]
     if replaced:
         head += ["> [!WARNING]", f"> {len(replaced)} resource(s) will be **replaced** (deleted and created again):"]
@@ -59,10 +68,13 @@ def markdown(result: dict[str, Any], limit: int = MAX_MARKDOWN) -> str:
     head += ["| | resources |", "|---|---|"]
     head += [f"| `{SYMBOL[op]}` {op} | {s[op]} |" for op in OPS]
     m = s["manifests"]
-    head += [f"| Kubernetes manifests | {m['added']} added, {m['changed']} changed, {m['removed']} removed |",
-             f"| policy violations | {pol['introduced']} introduced ({pol['introducedMandatory']} mandatory), {pol['fixed']} fixed |",
-             f"| stack outputs changed | {s['outputs']} |",
-             f"| services touched | {s['services']} |", ""]
+    head += [
+        f"| Kubernetes manifests | {m['added']} added, {m['changed']} changed, {m['removed']} removed |",
+        f"| policy violations | {pol['introduced']} introduced ({pol['introducedMandatory']} mandatory), {pol['fixed']} fixed |",
+        f"| stack outputs changed | {s['outputs']} |",
+        f"| services touched | {s['services']} |",
+        "",
+    ]
     if not result["resources"] and not result["outputs"]:
         head += ["No changes: the desired state is identical.", ""]
 
@@ -74,15 +86,21 @@ def markdown(result: dict[str, Any], limit: int = MAX_MARKDOWN) -> str:
                 head += [f"**{title}**", "", "| enforcement | rule | severity | resource | message | how to fix |", "|---|---|---|---|---|---|"]
                 head += [_violation_line(v) for v in items] + [""]
     if policy["unchanged"]:
-        head += [f"{policy['unchanged']} violation(s) were already there before this change "
-                 f"({policy['unchangedMandatory']} mandatory).", ""]
+        head += [f"{policy['unchanged']} violation(s) were already there before this change ({policy['unchangedMandatory']} mandatory).", ""]
 
     tail: list[str] = []
     services = result["services"]
     if services["changed"]:
-        tail += ["### Services", "",
-                 ", ".join(f"**{n}** ({state})" for n, state in services["changed"].items()) + "; grey: their callers and dependencies.", "",
-                 "```mermaid", mermaid(services), "```", ""]
+        tail += [
+            "### Services",
+            "",
+            ", ".join(f"**{n}** ({state})" for n, state in services["changed"].items()) + "; grey: their callers and dependencies.",
+            "",
+            "```mermaid",
+            mermaid(services),
+            "```",
+            "",
+        ]
 
     # The long parts go in the middle and are cut to fit a PR comment; diff.json has everything.
     budget = limit - len("\n".join(head + tail)) - 1000
@@ -129,5 +147,3 @@ def _capped(lines: list[str], budget: int) -> list[str]:
 
 def _fenced(title: Optional[str], lang: str, lines: list[str], budget: int) -> list[str]:
     return ([title, ""] if title else []) + [f"```{lang}", *_capped(lines, budget), "```", ""]
-
-

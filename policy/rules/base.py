@@ -74,7 +74,7 @@ def api_of(subject: Subject) -> tuple[str, str, str]:
         return "", "", ""
     api_version, kind = subject.props.get("apiVersion"), subject.props.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
-        api_version, _, kind = subject.type[len("kubernetes:"):].rpartition(":")
+        api_version, _, kind = subject.type[len("kubernetes:") :].rpartition(":")
     group, _, version = api_version.rpartition("/")
     return ("" if group == "core" else group), version, kind
 
@@ -140,6 +140,7 @@ class Rule:
 
 
 # -- reading values ---------------------------------------------------------------------------
+
 
 def as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
@@ -214,7 +215,9 @@ def pod_template(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str
     return as_map(template.get("metadata")), as_map(template.get("spec"))
 
 
-def containers(pod_spec: Mapping[str, Any], lists: Iterable[str] = ("containers", "initContainers", "ephemeralContainers")) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def containers(
+    pod_spec: Mapping[str, Any], lists: Iterable[str] = ("containers", "initContainers", "ephemeralContainers")
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """("container web", container) for each container in the named lists."""
     for key, noun in CONTAINER_LISTS:
         if key in lists:
@@ -229,9 +232,11 @@ def security_context(container: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def pod_checks(fn: Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[str]]) -> Callable[[Subject, Settings], list[str]]:
     """Adapt fn(pod metadata, pod spec) to a resource-rule check over any workload kind."""
+
     def check(subject: Subject, settings: Settings) -> list[str]:
         meta, spec = pod_template(subject.props)
         return list(fn(meta, spec)) if spec else []
+
     return check
 
 
@@ -241,11 +246,21 @@ PodSecurityCheck = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[int, in
 def pod_rule(id: str, severity: str, description: str, remediation: str, fn: PodSecurityCheck) -> "Rule":
     """A Pod Security Standards control: a security rule over every workload's pod template.
     fn(pod metadata, pod spec, Pod Security Standards version) yields the findings."""
+
     def check(subject: Subject, settings: Settings) -> list[str]:
         meta, spec = pod_template(subject.props)
         return list(fn(meta, spec, settings.pod_security_version)) if spec else []
-    return Rule(id=id, description=description, severity=severity, category="security", remediation=remediation,
-                applies_to=WORKLOADS, check=check, config=("podSecurityVersion",))
+
+    return Rule(
+        id=id,
+        description=description,
+        severity=severity,
+        category="security",
+        remediation=remediation,
+        applies_to=WORKLOADS,
+        check=check,
+        config=("podSecurityVersion",),
+    )
 
 
 def in_user_namespace(spec: Mapping[str, Any]) -> bool:
@@ -264,8 +279,12 @@ def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
         expr = as_map(expr)
         key, op, values = expr.get("key"), expr.get("operator"), as_list(expr.get("values"))
         present = key in labels
-        ok = {"In": present and labels.get(str(key)) in values, "NotIn": not present or labels.get(str(key)) not in values,
-              "Exists": present, "DoesNotExist": not present}.get(str(op), False)
+        ok = {
+            "In": present and labels.get(str(key)) in values,
+            "NotIn": not present or labels.get(str(key)) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(str(op), False)
         if not ok:
             return False
     return True

@@ -50,8 +50,10 @@ def _rollback_time(s: Subject, settings: Settings) -> Iterator[str]:
     if worst is None:
         yield f"analysis.interval ({analysis.get('interval')!r}) and analysis.threshold ({analysis.get('threshold')!r}) must both be set to compute the rollback time"
     elif worst > settings.max_rollback_seconds:
-        yield (f"worst-case rollback takes {show(worst)}s (the larger of interval {analysis.get('interval')} x threshold {show(analysis.get('threshold'))} "
-               f"+ one interval, and progressDeadlineSeconds + one interval), more than the {settings.max_rollback_seconds}s allowed")
+        yield (
+            f"worst-case rollback takes {show(worst)}s (the larger of interval {analysis.get('interval')} x threshold {show(analysis.get('threshold'))} "
+            f"+ one interval, and progressDeadlineSeconds + one interval), more than the {settings.max_rollback_seconds}s allowed"
+        )
 
 
 def needs_canary(deployment: Subject) -> bool:
@@ -60,22 +62,45 @@ def needs_canary(deployment: Subject) -> bool:
 
 
 def _canary_required(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Subject, str]]:
-    targets = {(c.namespace, dig(c.props, "spec", "targetRef", "name")) for c in subjects
-               if c.kind == "Canary" and dig(c.props, "spec", "targetRef", "kind") == "Deployment"}
+    targets = {
+        (c.namespace, dig(c.props, "spec", "targetRef", "name"))
+        for c in subjects
+        if c.kind == "Canary" and dig(c.props, "spec", "targetRef", "kind") == "Deployment"
+    }
     for d in subjects:
         if d.kind == "Deployment" and needs_canary(d) and (d.namespace, d.name) not in targets:
             yield d, "a critical or exposed prod service has no Flagger Canary targeting its Deployment"
 
 
 RULES = [
-    Rule("helm-version-pinned", "Helm charts are pinned to an exact version.", "high", "security",
-         "Set the chart version to an exact release (e.g. 1.14.1), never a range, wildcard or omitted version.",
-         HELM_TYPES + (CERT_MANAGER,), _chart_version),
-    Rule("canary-required", f"Prod Deployments labelled {TIER_LABEL}: critical or {EXPOSED_LABEL}: \"true\" have a Flagger Canary.",
-         "high", "availability", "Enable canary for the service (canary: {enabled: true}); a Flagger Canary must target its Deployment.",
-         ("apps/Deployment", CANARY), _canary_required, stack=True, prod_only=True),
-    Rule("canary-rollback-time", "A Canary's worst-case rollback (the larger of interval x threshold + interval and progressDeadlineSeconds + interval; Flagger's deadline defaults to 600s) is within maxRollbackSeconds (default 60).",
-         "high", "availability",
-         "Shorten analysis.interval, lower analysis.threshold or set spec.progressDeadlineSeconds (canary.intervalSeconds, canary.threshold and canary.progressDeadlineSeconds in the service declaration).",
-         (CANARY,), _rollback_time, config=("maxRollbackSeconds",)),
+    Rule(
+        "helm-version-pinned",
+        "Helm charts are pinned to an exact version.",
+        "high",
+        "security",
+        "Set the chart version to an exact release (e.g. 1.14.1), never a range, wildcard or omitted version.",
+        HELM_TYPES + (CERT_MANAGER,),
+        _chart_version,
+    ),
+    Rule(
+        "canary-required",
+        f'Prod Deployments labelled {TIER_LABEL}: critical or {EXPOSED_LABEL}: "true" have a Flagger Canary.',
+        "high",
+        "availability",
+        "Enable canary for the service (canary: {enabled: true}); a Flagger Canary must target its Deployment.",
+        ("apps/Deployment", CANARY),
+        _canary_required,
+        stack=True,
+        prod_only=True,
+    ),
+    Rule(
+        "canary-rollback-time",
+        "A Canary's worst-case rollback (the larger of interval x threshold + interval and progressDeadlineSeconds + interval; Flagger's deadline defaults to 600s) is within maxRollbackSeconds (default 60).",
+        "high",
+        "availability",
+        "Shorten analysis.interval, lower analysis.threshold or set spec.progressDeadlineSeconds (canary.intervalSeconds, canary.threshold and canary.progressDeadlineSeconds in the service declaration).",
+        (CANARY,),
+        _rollback_time,
+        config=("maxRollbackSeconds",),
+    ),
 ]

@@ -61,11 +61,23 @@ def _statements(s: Subject, settings: Settings) -> Iterator[str]:
 
 
 RULES: Sequence[Rule] = [
-    Rule("workload-role-boundary", "Every workload role carries the platform's permissions boundary.", "high", "security",
-         "Create workload roles with components.aws.iam.pod_identity_role(..., permissions_boundary=<the workload boundary policy ARN>).",
-         (ROLE,), _boundary),
-    Rule("workload-iam-least-privilege", "Workload policies grant no IAM writes, credentials, policy editing or escalation path, on concrete ARNs only.", "critical", "security",
-         "Declare actions a workload needs on named ARNs (no `*` in partition, service, region or account); IAM writes, iam:PassRole, "
-         "sts:AssumeRole*, *:CreateAccessKey and permissions management are refused.",
-         (ROLE_POLICY,), _statements),
+    Rule(
+        "workload-role-boundary",
+        "Every workload role carries the platform's permissions boundary.",
+        "high",
+        "security",
+        "Create workload roles with components.aws.iam.pod_identity_role(..., permissions_boundary=<the workload boundary policy ARN>).",
+        (ROLE,),
+        _boundary,
+    ),
+    Rule(
+        "workload-iam-least-privilege",
+        "Workload policies grant no IAM writes, credentials, policy editing or escalation path, on concrete ARNs only.",
+        "critical",
+        "security",
+        "Declare actions a workload needs on named ARNs (no `*` in partition, service, region or account); IAM writes, iam:PassRole, "
+        "sts:AssumeRole*, *:CreateAccessKey and permissions management are refused.",
+        (ROLE_POLICY,),
+        _statements,
+    ),
 ]

@@ -34,7 +34,10 @@ def _interruption_queue(subjects: Sequence[Subject], settings: Settings) -> Iter
         return
     for release in (s for s in subjects if s.type in HELM_TYPES and chart_name(s) == "karpenter"):
         if not dig(release.props, "values", "settings", "interruptionQueue"):
-            yield release, f"NodePools {', '.join(spot)} allow spot but the release sets no settings.interruptionQueue, so spot interruptions are not drained ahead of time"
+            yield (
+                release,
+                f"NodePools {', '.join(spot)} allow spot but the release sets no settings.interruptionQueue, so spot interruptions are not drained ahead of time",
+            )
 
 
 def _limits(s: Subject, settings: Settings) -> Iterator[str]:
@@ -71,15 +74,51 @@ def _pinned_ami(s: Subject, settings: Settings) -> Iterator[str]:
 
 
 RULES = [
-    Rule("karpenter-interruption-queue", "When a NodePool allows spot, the Karpenter release sets settings.interruptionQueue.", "high", "availability",
-         "Create the SQS interruption queue with its EventBridge rules and pass its name as settings.interruptionQueue to the karpenter chart.",
-         (NODE_POOL,) + HELM_TYPES, _interruption_queue, stack=True),
-    Rule("karpenter-nodepool-limits", "NodePools set CPU and memory limits.", "medium", "availability",
-         "Set spec.limits.cpu and spec.limits.memory (cpuLimit/memoryLimit in stacks/<stack>.yaml).", (NODE_POOL,), _limits),
-    Rule("karpenter-disruption-budgets", "NodePools declare explicit disruption budgets.", "medium", "availability",
-         "Set spec.disruption.budgets (budgets in stacks/<stack>.yaml), e.g. [{nodes: \"10%\"}].", (NODE_POOL,), _budgets),
-    Rule("karpenter-node-expiry", "NodePools set expireAfter together with terminationGracePeriod.", "medium", "availability",
-         "Set spec.template.spec.expireAfter (e.g. 720h) and spec.template.spec.terminationGracePeriod (e.g. 24h).", (NODE_POOL,), _expiry),
-    Rule("karpenter-pinned-ami", "Prod EC2NodeClasses pin their AMI (a dated alias or an id, never @latest).", "high", "availability",
-         "Set karpenter.amiAlias to a dated version such as al2023@v20261110 in stacks/prod.yaml.", (NODE_CLASS,), _pinned_ami, prod_only=True),
+    Rule(
+        "karpenter-interruption-queue",
+        "When a NodePool allows spot, the Karpenter release sets settings.interruptionQueue.",
+        "high",
+        "availability",
+        "Create the SQS interruption queue with its EventBridge rules and pass its name as settings.interruptionQueue to the karpenter chart.",
+        (NODE_POOL,) + HELM_TYPES,
+        _interruption_queue,
+        stack=True,
+    ),
+    Rule(
+        "karpenter-nodepool-limits",
+        "NodePools set CPU and memory limits.",
+        "medium",
+        "availability",
+        "Set spec.limits.cpu and spec.limits.memory (cpuLimit/memoryLimit in stacks/<stack>.yaml).",
+        (NODE_POOL,),
+        _limits,
+    ),
+    Rule(
+        "karpenter-disruption-budgets",
+        "NodePools declare explicit disruption budgets.",
+        "medium",
+        "availability",
+        'Set spec.disruption.budgets (budgets in stacks/<stack>.yaml), e.g. [{nodes: "10%"}].',
+        (NODE_POOL,),
+        _budgets,
+    ),
+    Rule(
+        "karpenter-node-expiry",
+        "NodePools set expireAfter together with terminationGracePeriod.",
+        "medium",
+        "availability",
+        "Set spec.template.spec.expireAfter (e.g. 720h) and spec.template.spec.terminationGracePeriod (e.g. 24h).",
+        (NODE_POOL,),
+        _expiry,
+    ),
+    Rule(
+        "karpenter-pinned-ami",
+        "Prod EC2NodeClasses pin their AMI (a dated alias or an id, never @latest).",
+        "high",
+        "availability",
+        "Set karpenter.amiAlias to a dated version such as al2023@v20261110 in stacks/prod.yaml.",
+        (NODE_CLASS,),
+        _pinned_ami,
+        prod_only=True,
+    ),
 ]

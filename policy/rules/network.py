@@ -79,20 +79,54 @@ def _mtls(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Sub
 
 
 RULES = [
-    Rule("network-default-deny", "Every namespace with workloads has a default-deny NetworkPolicy.", "high", "security",
-         "Add a NetworkPolicy with podSelector: {} and policyTypes [Ingress, Egress] and no ingress rules, then allow the callers explicitly.",
-         WORKLOADS + ("networking.k8s.io/NetworkPolicy",), _default_deny, stack=True),
-    Rule("service-no-nodeport", "No NodePort Services.", "high", "security",
-         "Use a ClusterIP Service and route external traffic through the Istio ingress gateway.", ("Service",), _node_port),
-    Rule("service-no-external-ips", "No Services with externalIPs (they can intercept cluster traffic, CVE-2020-8554).", "high", "security",
-         "Remove spec.externalIPs; expose the service through the ingress gateway.", ("Service",), _external_ips),
-    Rule("service-no-public-loadbalancer", "No internet-facing LoadBalancer Services except the Istio ingress gateway.", "high", "security",
-         f"Use a ClusterIP Service behind the ingress gateway, or make the load balancer internal "
-         f"(service.beta.kubernetes.io/aws-load-balancer-scheme: internal). The gateway is recognised by namespace {GATEWAY_NAMESPACE} "
-         f"or the annotation {GATEWAY_ANNOTATION}: \"true\".", ("Service",), _public_load_balancer),
-    Rule("mesh-mtls-strict", "Mesh mTLS is STRICT: a mesh-wide STRICT PeerAuthentication when Istio is installed, no PERMISSIVE or DISABLE "
-         "namespace or workload policy (a workload's port-level PERMISSIVE exception is allowed).",
-         "critical", "security",
-         f"Declare a PeerAuthentication named default in {MESH_ROOT} with spec.mtls.mode: STRICT, and remove PERMISSIVE/DISABLE overrides.",
-         ("security.istio.io/PeerAuthentication",) + HELM_TYPES, _mtls, stack=True),
+    Rule(
+        "network-default-deny",
+        "Every namespace with workloads has a default-deny NetworkPolicy.",
+        "high",
+        "security",
+        "Add a NetworkPolicy with podSelector: {} and policyTypes [Ingress, Egress] and no ingress rules, then allow the callers explicitly.",
+        WORKLOADS + ("networking.k8s.io/NetworkPolicy",),
+        _default_deny,
+        stack=True,
+    ),
+    Rule(
+        "service-no-nodeport",
+        "No NodePort Services.",
+        "high",
+        "security",
+        "Use a ClusterIP Service and route external traffic through the Istio ingress gateway.",
+        ("Service",),
+        _node_port,
+    ),
+    Rule(
+        "service-no-external-ips",
+        "No Services with externalIPs (they can intercept cluster traffic, CVE-2020-8554).",
+        "high",
+        "security",
+        "Remove spec.externalIPs; expose the service through the ingress gateway.",
+        ("Service",),
+        _external_ips,
+    ),
+    Rule(
+        "service-no-public-loadbalancer",
+        "No internet-facing LoadBalancer Services except the Istio ingress gateway.",
+        "high",
+        "security",
+        f"Use a ClusterIP Service behind the ingress gateway, or make the load balancer internal "
+        f"(service.beta.kubernetes.io/aws-load-balancer-scheme: internal). The gateway is recognised by namespace {GATEWAY_NAMESPACE} "
+        f'or the annotation {GATEWAY_ANNOTATION}: "true".',
+        ("Service",),
+        _public_load_balancer,
+    ),
+    Rule(
+        "mesh-mtls-strict",
+        "Mesh mTLS is STRICT: a mesh-wide STRICT PeerAuthentication when Istio is installed, no PERMISSIVE or DISABLE "
+        "namespace or workload policy (a workload's port-level PERMISSIVE exception is allowed).",
+        "critical",
+        "security",
+        f"Declare a PeerAuthentication named default in {MESH_ROOT} with spec.mtls.mode: STRICT, and remove PERMISSIVE/DISABLE overrides.",
+        ("security.istio.io/PeerAuthentication",) + HELM_TYPES,
+        _mtls,
+        stack=True,
+    ),
 ]

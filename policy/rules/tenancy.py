@@ -27,7 +27,13 @@ def _team_secrets(s: Subject, settings: Settings) -> Iterator[str]:
 
 
 RULES = [
-    Rule("external-secret-team-prefix", "ExternalSecrets read only their team's Vault prefix, through their namespace's own SecretStore.", "critical", "security",
-         "Name Vault paths under <team>/ and reference the namespace's SecretStore `vault` (kind SecretStore).",
-         ("external-secrets.io/ExternalSecret",), _team_secrets),
+    Rule(
+        "external-secret-team-prefix",
+        "ExternalSecrets read only their team's Vault prefix, through their namespace's own SecretStore.",
+        "critical",
+        "security",
+        "Name Vault paths under <team>/ and reference the namespace's SecretStore `vault` (kind SecretStore).",
+        ("external-secrets.io/ExternalSecret",),
+        _team_secrets,
+    )
 ]

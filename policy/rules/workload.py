@@ -5,17 +5,28 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
-from .base import (LONG_RUNNING, WORKLOADS, Rule, Settings, Subject, as_list, as_map, containers, pod_checks,
-                   pod_template, security_context)
+from .base import LONG_RUNNING, WORKLOADS, Rule, Settings, Subject, as_list, as_map, containers, pod_checks, pod_template, security_context
 
 Pod = Mapping[str, Any]
 
 # Kinds that live in a namespace; a missing namespace means the `default` one.
 NAMESPACED = WORKLOADS + (
-    "Service", "ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "rbac.authorization.k8s.io/Role",
-    "rbac.authorization.k8s.io/RoleBinding", "networking.k8s.io/NetworkPolicy", "networking.k8s.io/Ingress",
-    "policy/PodDisruptionBudget", "autoscaling/HorizontalPodAutoscaler", "flagger.app/Canary", "keda.sh/ScaledObject",
-    "monitoring.coreos.com/ServiceMonitor", "security.istio.io/AuthorizationPolicy", "external-secrets.io/ExternalSecret",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+    "rbac.authorization.k8s.io/Role",
+    "rbac.authorization.k8s.io/RoleBinding",
+    "networking.k8s.io/NetworkPolicy",
+    "networking.k8s.io/Ingress",
+    "policy/PodDisruptionBudget",
+    "autoscaling/HorizontalPodAutoscaler",
+    "flagger.app/Canary",
+    "keda.sh/ScaledObject",
+    "monitoring.coreos.com/ServiceMonitor",
+    "security.istio.io/AuthorizationPolicy",
+    "external-secrets.io/ExternalSecret",
 )
 # Variable or key names that hold a credential: matched on the last words, so TOKEN_TTL or
 # SECRET_NAME (a reference, not a value) pass while DB_PASSWORD or stripeApiKey do not.
@@ -75,16 +86,20 @@ def _read_only_root(meta: Pod, spec: Pod) -> Iterator[str]:
 
 
 def _token_automount(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Subject, str]]:
-    declared = {(s.namespace or "default", s.name) for s in subjects
-                if s.kind == "ServiceAccount" and s.props.get("automountServiceAccountToken") is not None}
+    declared = {(s.namespace or "default", s.name) for s in subjects if s.kind == "ServiceAccount" and s.props.get("automountServiceAccountToken") is not None}
     for s in subjects:
         _, spec = pod_template(s.props)
         if s.kind == "ServiceAccount" or not spec or spec.get("automountServiceAccountToken") is not None:
             continue
         account = str(spec.get("serviceAccountName") or "default")
         if (s.namespace or "default", account) not in declared:
-            yield s, (f"pod spec does not set automountServiceAccountToken and ServiceAccount {account} does not declare it, "
-                      "so Kubernetes mounts an API token into every container")
+            yield (
+                s,
+                (
+                    f"pod spec does not set automountServiceAccountToken and ServiceAccount {account} does not declare it, "
+                    "so Kubernetes mounts an API token into every container"
+                ),
+            )
 
 
 def _namespace(s: Subject, settings: Settings) -> Iterator[str]:
@@ -121,28 +136,78 @@ def _plaintext_secrets(s: Subject, settings: Settings) -> Iterator[str]:
 
 
 RULES = [
-    Rule("image-tag-pinned", "Images are pinned: a tag other than latest, or a digest.", "high", "security",
-         "Reference images by an immutable version tag (repo/app:1.4.2) or a digest (repo/app@sha256:...).",
-         WORKLOADS, pod_checks(_image_tag)),
-    Rule("image-registry-allowed", "Images come from the stack's allowed registries (config allowedRegistries).", "high", "security",
-         "Push the image to an allowed registry (see policy.allowedRegistries in stacks/<stack>.yaml) and reference it from there.",
-         WORKLOADS, _image_registry, config=("allowedRegistries",)),
-    Rule("container-resources", "Containers request CPU and memory and set a memory limit.", "medium", "availability",
-         "Set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every container and init container.",
-         WORKLOADS, pod_checks(_resources)),
-    Rule("container-probes", "Long-running containers have readiness and liveness probes.", "medium", "availability",
-         "Add readinessProbe and livenessProbe to every container (Jobs and CronJobs are exempt).",
-         LONG_RUNNING, pod_checks(_probes)),
-    Rule("read-only-root-filesystem", "Containers run with a read-only root filesystem.", "medium", "security",
-         "Set securityContext.readOnlyRootFilesystem: true; mount an emptyDir where the app must write (e.g. /tmp).",
-         WORKLOADS, pod_checks(_read_only_root)),
-    Rule("service-account-token-declared", "No API token is mounted unless declared: the pod spec or its ServiceAccount sets automountServiceAccountToken.",
-         "high", "security",
-         "Set automountServiceAccountToken: false on the ServiceAccount (or the pod spec); set it to true only where the workload calls the Kubernetes API.",
-         WORKLOADS + ("ServiceAccount",), _token_automount, stack=True),
-    Rule("no-default-namespace", "Nothing is deployed to the default namespace.", "medium", "security",
-         "Set metadata.namespace to the team's namespace.", NAMESPACED, _namespace),
-    Rule("no-plaintext-secrets", "No credentials as literal values in container env or ConfigMaps.", "critical", "security",
-         "Keep the value in Vault/a Secret and reference it with env[].valueFrom.secretKeyRef or envFrom.secretRef; never inline it.",
-         WORKLOADS + ("ConfigMap",), _plaintext_secrets),
+    Rule(
+        "image-tag-pinned",
+        "Images are pinned: a tag other than latest, or a digest.",
+        "high",
+        "security",
+        "Reference images by an immutable version tag (repo/app:1.4.2) or a digest (repo/app@sha256:...).",
+        WORKLOADS,
+        pod_checks(_image_tag),
+    ),
+    Rule(
+        "image-registry-allowed",
+        "Images come from the stack's allowed registries (config allowedRegistries).",
+        "high",
+        "security",
+        "Push the image to an allowed registry (see policy.allowedRegistries in stacks/<stack>.yaml) and reference it from there.",
+        WORKLOADS,
+        _image_registry,
+        config=("allowedRegistries",),
+    ),
+    Rule(
+        "container-resources",
+        "Containers request CPU and memory and set a memory limit.",
+        "medium",
+        "availability",
+        "Set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every container and init container.",
+        WORKLOADS,
+        pod_checks(_resources),
+    ),
+    Rule(
+        "container-probes",
+        "Long-running containers have readiness and liveness probes.",
+        "medium",
+        "availability",
+        "Add readinessProbe and livenessProbe to every container (Jobs and CronJobs are exempt).",
+        LONG_RUNNING,
+        pod_checks(_probes),
+    ),
+    Rule(
+        "read-only-root-filesystem",
+        "Containers run with a read-only root filesystem.",
+        "medium",
+        "security",
+        "Set securityContext.readOnlyRootFilesystem: true; mount an emptyDir where the app must write (e.g. /tmp).",
+        WORKLOADS,
+        pod_checks(_read_only_root),
+    ),
+    Rule(
+        "service-account-token-declared",
+        "No API token is mounted unless declared: the pod spec or its ServiceAccount sets automountServiceAccountToken.",
+        "high",
+        "security",
+        "Set automountServiceAccountToken: false on the ServiceAccount (or the pod spec); set it to true only where the workload calls the Kubernetes API.",
+        WORKLOADS + ("ServiceAccount",),
+        _token_automount,
+        stack=True,
+    ),
+    Rule(
+        "no-default-namespace",
+        "Nothing is deployed to the default namespace.",
+        "medium",
+        "security",
+        "Set metadata.namespace to the team's namespace.",
+        NAMESPACED,
+        _namespace,
+    ),
+    Rule(
+        "no-plaintext-secrets",
+        "No credentials as literal values in container env or ConfigMaps.",
+        "critical",
+        "security",
+        "Keep the value in Vault/a Secret and reference it with env[].valueFrom.secretKeyRef or envFrom.secretRef; never inline it.",
+        WORKLOADS + ("ConfigMap",),
+        _plaintext_secrets,
+    ),
 ]
