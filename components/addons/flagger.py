@@ -105,15 +105,7 @@ class Flagger(Addon):
             net.api_server(self.vpc_cidr),
             *self.sidecar(NAMESPACE),
             *self.scraped((METRICS_PORT,), selector=POD_LABELS),
-            net.flow(
-                "prometheus",
-                "egress",
-                [net.Peer.to(monitoring.prometheus)],
-                "canary analysis queries Prometheus",
-                ports=(monitoring.prometheus_port,),
-                selector=POD_LABELS,
-                both_ends=True,
-            ),
+            net.prometheus_queries(monitoring, "canary analysis queries Prometheus", selector=POD_LABELS),
             net.flow(
                 "loadtester",
                 "egress",

@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from components.contracts import IstioContract, Pods, TracingContract
+from components.contracts import IstioContract, MonitoringContract, Pods, TracingContract
 
 NS_LABEL = "kubernetes.io/metadata.name"
 WORLD = "0.0.0.0/0"
@@ -130,6 +130,11 @@ def flow(
 
 
 # -- the flows most addons need ---------------------------------------------------------------------
+
+
+def prometheus_queries(monitoring: MonitoringContract, reason: str, selector: Optional[dict[str, str]] = None) -> Flow:
+    """Queries to Prometheus's API; mirrored in Prometheus's namespace, which denies everything else."""
+    return flow("prometheus", "egress", [Peer.to(monitoring.prometheus)], reason, ports=(monitoring.prometheus_port,), selector=selector, both_ends=True)
 
 
 def dns(namespace: Optional[str] = None) -> Flow:

@@ -71,14 +71,7 @@ class Kubecost(Addon):
         return [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="the frontend calls cost-model"),
-            net.flow(
-                "prometheus",
-                "egress",
-                [net.Peer.to(monitoring.prometheus)],
-                "costs computed from Prometheus metrics",
-                ports=(monitoring.prometheus_port,),
-                both_ends=True,
-            ),
+            net.prometheus_queries(monitoring, "costs computed from Prometheus metrics"),
             net.cloud("AWS list prices (the pricing API)"),
             *self.scraped((METRICS_PORT,)),
         ]
