@@ -154,15 +154,7 @@ class ExternalSecrets(Addon):
             net.api_server(self.vpc_cidr),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the ExternalSecret webhook", selector=WEBHOOK_POD_LABELS),
             # Every team's SecretStore is served by this controller: the team namespaces need no path to Vault.
-            net.flow(
-                "vault",
-                "egress",
-                [net.Peer.to(server.server)],
-                "the operator reads secrets from Vault",
-                ports=(server.port,),
-                selector=CONTROLLER_POD_LABELS,
-                both_ends=True,
-            ),
+            net.vault_client(server, "the operator reads secrets from Vault", selector=CONTROLLER_POD_LABELS),
             *self.scraped((METRICS_PORT,), selector=CONTROLLER_POD_LABELS),
         ]
 

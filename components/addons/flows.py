@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from components.contracts import IstioContract, MonitoringContract, Pods, TracingContract
+from components.contracts import IstioContract, MonitoringContract, Pods, TracingContract, VaultContract
 
 NS_LABEL = "kubernetes.io/metadata.name"
 WORLD = "0.0.0.0/0"
@@ -130,6 +130,11 @@ def flow(
 
 
 # -- the flows most addons need ---------------------------------------------------------------------
+
+
+def vault_client(vault: VaultContract, reason: str, selector: dict[str, str]) -> Flow:
+    """A client of Vault's API (TLS); mirrored in Vault's namespace, which denies everything else."""
+    return flow("vault", "egress", [Peer.to(vault.server)], reason, ports=(vault.port,), selector=selector, both_ends=True)
 
 
 def prometheus_queries(monitoring: MonitoringContract, reason: str, selector: Optional[dict[str, str]] = None) -> Flow:

@@ -166,15 +166,7 @@ class Velero(Addon):
         if vault is not None:
             job = {"app.kubernetes.io/name": vault_snapshot.NAME}
             found += [
-                net.flow(
-                    "vault",
-                    "egress",
-                    [net.Peer.to(vault.server)],
-                    "the snapshot job saves a raft snapshot from the leader (TLS)",
-                    ports=(vault.port,),
-                    selector=job,
-                    both_ends=True,
-                ),
+                net.vault_client(vault, "the snapshot job saves a raft snapshot from the leader (TLS)", selector=job),
                 net.cloud("the snapshot job uploads to S3 under the bucket's KMS key", selector=job, name="snapshot-upload"),
                 net.flow(
                     "snapshot-identity",
