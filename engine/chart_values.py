@@ -49,8 +49,6 @@ FREE_FORM: dict[str, dict[str, str]] = {
     "vault": {
         "server.statefulSet.securityContext.pod": "the server pod's PodSecurityContext; a non-empty value replaces the chart's default",
         "server.statefulSet.securityContext.container": "the server container's SecurityContext; a non-empty value replaces the chart's default",
-        "injector.securityContext.pod": "the injector pod's PodSecurityContext; a non-empty value replaces the chart's default",
-        "injector.securityContext.container": "the injector container's SecurityContext; a non-empty value replaces the chart's default",
         "server.extraEnvironmentVars": "environment variables of the server container, rendered name: value; values.yaml: 'extraEnvironmentVars is a list of extra environment variables to set with the stateful set'",
     },
     "opentelemetry-collector": {

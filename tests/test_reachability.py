@@ -72,7 +72,6 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
         "cert-manager": pod("cert-manager", "cert-manager", {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}),
         "cert-manager-webhook": pod("cert-manager-webhook", "cert-manager", {"app.kubernetes.io/name": "webhook", "app.kubernetes.io/component": "webhook"}),
         "vault": pod("vault", "vault", {"app.kubernetes.io/name": "vault", "component": "server"}),
-        "vault-injector": pod("vault-injector", "vault", {"app.kubernetes.io/name": "vault-agent-injector"}),
         "external-secrets": pod("external-secrets", "external-secrets", {"app.kubernetes.io/name": "external-secrets"}),
         "flagger": pod("flagger", "flagger-system", {"app.kubernetes.io/name": "flagger", "app.kubernetes.io/instance": "flagger"}),
         "loadtester": pod("loadtester", "flagger-loadtester", {"app": "loadtester"}),
@@ -138,7 +137,6 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         "cert-manager-webhook",
         "istiod",
         "vault",
-        "vault-injector",
         "external-secrets",
         "external-secrets-webhook",
         "flagger",
@@ -156,7 +154,6 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     for src in ("control-plane", "node"):
         add(src, "cert-manager-webhook", 10250)
         add(src, "istiod", 15017)
-        add(src, "vault-injector", 8080)
         add(src, "external-secrets-webhook", 10250)
         add(src, "keda", 9443, 6443)
     # The public gateway: the internet in, the exposed services and ACME solvers out.
@@ -191,8 +188,6 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("egress-gateway", PUBLIC, *host_ports)
     # Peers.
     add("external-secrets", "vault", 8200)
-    add("vault", "vault-injector", 8200, 8201)
-    add("vault-injector", "vault", 8200, 8201)
     add("flagger", "prometheus", 9090)
     add("flagger", "loadtester", 8080)
     add("grafana", "jaeger", 16686)
@@ -296,11 +291,7 @@ def test_a_stray_pod_in_a_platform_namespace_reaches_only_dns():
     stray = Endpoint.pod("stray", "vault", {"app": "debug"})
     reached = {(d, p) for d, dst in eps.items() for p in PORTS if network.allowed(stray, dst, p, "UDP" if p == 53 else "TCP")}
     # DNS, the API server, and Vault's own peer ports (every pod of the namespace is a raft peer's neighbour).
-    allowed = {
-        ("kube-dns", 53),
-        *((name, 443) for name in ("api-service", "control-plane", "node")),
-        *((name, p) for name in ("vault", "vault-injector") for p in (8200, 8201)),
-    }
+    allowed = {("kube-dns", 53), *((name, 443) for name in ("api-service", "control-plane", "node")), *(("vault", p) for p in (8200, 8201))}
     assert reached == allowed
     assert not any(network.allowed(eps["orders"], stray, p) for p in PORTS)
 

@@ -1,4 +1,4 @@
-"""Vault: HA on integrated raft storage, auto-unsealed by an AWS KMS key, agent injector, internal UI.
+"""Vault: HA on integrated raft storage, auto-unsealed by an AWS KMS key, internal UI, no agent injector.
 
 The server's service account gets the key's IAM role through EKS Pod Identity, so no AWS
 credential is stored anywhere and nobody holds unseal keys. Initialising Vault (`vault operator
@@ -8,8 +8,15 @@ output must never pass through Pulumi state.
 The seal names the key by its alias, which is fixed per cluster, so the raft config is a plain
 string known before the key exists (KMS accepts an alias wherever a key ID is expected).
 
-helm.v3.Release: the injector's webhook certificate is generated at install and the release waits
-for the StatefulSet, so External Secrets (which requires this addon) starts against a running Vault.
+The chart's agent injector is off. Pods get Vault secrets one way only: External Secrets, through the
+per-team SecretStore and Vault role (components/addons/external_secrets.py). The injector would add a
+mutating webhook on every pod in the cluster whose agents log in as the pod's own service account, to
+which no Vault role is bound. Its agents also cannot trust Vault's CA: the chart passes the CA to
+them only as literal PEM bytes (`AGENT_INJECT_VAULT_CACERT_BYTES`) at deploy time, and cert-manager
+creates that CA later, inside the cluster.
+
+helm.v3.Release: the release waits for the StatefulSet, so External Secrets (which requires this
+addon) starts against a running Vault.
 """
 
 from __future__ import annotations
@@ -61,15 +68,12 @@ DNS_NAMES = [
 # The UI is served on its own ClusterIP service; reach it with `kubectl port-forward`.
 UI_SERVICE = f"{RELEASE}-ui"
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "vault", "component": "server"}
-INJECTOR_POD_LABELS = {"app.kubernetes.io/name": "vault-agent-injector"}
 CLUSTER_PORT = 8201
-INJECTOR_PORT = 8080
 KMS_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
 # The chart's pod defaults (user 100, group 1000) with the restricted profile's seccomp; a non-empty
 # value replaces the chart's default, so the user and group are repeated. The server's root stays
 # writable: its start command copies the config to /tmp to fill in the pod's address.
 POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": 100, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
-INJECTOR_CONTEXT = {"pod": POD_CONTEXT, "container": RESTRICTED_CONTAINER}
 SERVER_CONTEXT = {"pod": POD_CONTEXT, "container": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False}}
 
 
@@ -163,13 +167,9 @@ class Vault(Addon):
 
     def chart_values(self, s: VaultSettings) -> dict[str, Any]:
         return {
-            "injector": {
-                "enabled": True,
-                "replicas": 2 if s.ha else 1,
-                "podDisruptionBudget": {"maxUnavailable": 1} if s.ha else {},
-                "securityContext": INJECTOR_CONTEXT,
-            },
-            # HTTPS everywhere: the probes, the injector's agent address and the UI service follow this.
+            # Off: see the module docstring (External Secrets is the one way to read Vault).
+            "injector": {"enabled": False},
+            # HTTPS everywhere: the probes and the UI service follow this.
             "global": {"tlsDisable": False},
             "server": {
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
@@ -208,7 +208,6 @@ class Vault(Addon):
         return [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, ports=(PORT, CLUSTER_PORT), reason="raft peers: the API (joins, forwarding) and the cluster port"),
-            net.webhook("injector", self.vpc_cidr, (INJECTOR_PORT,), "the API server calls the agent injector's webhook", selector=INJECTOR_POD_LABELS),
             net.cloud("auto-unseal with AWS KMS", selector=SERVER_POD_LABELS),
             net.pod_identity(SERVER_POD_LABELS),
         ]
