@@ -13,9 +13,8 @@ from typing import Callable, Iterable
 
 from .problems import Problem, short
 from .service import Service
+from .tenancy import KUBERNETES_NAMESPACES
 
-# Namespaces every cluster has; a team namespace must not be one of them.
-RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 # Kubernetes: namespaces and Services are DNS labels (63); other object names DNS subdomains (253).
 K8S_LIMITS = {"Namespace": 63, "Service": 63}
 K8S_DEFAULT_LIMIT = 253
@@ -78,7 +77,7 @@ class StackNames:
 
 
 def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[Derived]:
-    out = [Derived("cluster", "Namespace", ns, 63, "(Kubernetes)", "", "a namespace every cluster has") for ns in RESERVED_NAMESPACES]
+    out = [Derived("cluster", "Namespace", ns, 63, "(Kubernetes)", "", "a namespace every cluster has") for ns in KUBERNETES_NAMESPACES]
     for addon, namespaces in stack.addons.items():
         out += [Derived("cluster", "Namespace", ns, 63, stack.rel, f"addons.{addon}", f"the {addon} addon's namespace") for ns in namespaces]
     cluster = (stack.rel, "cluster.name")

@@ -17,9 +17,9 @@ from pydantic import field_validator
 
 from .base import Spec, field
 
-# Namespaces every cluster has, and the prefix Kubernetes keeps for itself (kube-system,
-# kube-public, kube-node-lease; EKS addons and Karpenter run in kube-system).
-KUBERNETES_NAMESPACES = ("default",)
+# Namespaces every cluster has, and the prefix Kubernetes keeps for itself (EKS addons and Karpenter
+# run in kube-system; the prefix also covers namespaces a later Kubernetes adds).
+KUBERNETES_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 KUBERNETES_PREFIX = "kube-"
 # RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with a hyphen.
 HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
