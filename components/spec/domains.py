@@ -56,7 +56,7 @@ def placeholder_problem(value: str, consequence: str) -> Optional[str]:
         return None
     return (
         f"{short(value)} is a placeholder: {domain} is reserved for documentation or special use (RFC 2606, RFC 6761), so {consequence}; "
-        f"a prod stack needs a domain the company owns (not under any of {', '.join(RESERVED_DOMAINS)})"
+        f"prod needs a real, registered domain here (none under {', '.join(RESERVED_DOMAINS)})"
     )
 
 
