@@ -30,9 +30,9 @@ def service(i: int, rng: random.Random) -> dict:
     if i:
         decl["dependsOn"] = sorted({f"svc-{rng.randrange(i):04d}" for _ in range(rng.choice([0, 1, 2, 3]))})
     if rng.random() < 0.1:
-        # Each stack serves its own domain (ingress.domains): prod example.com, dev dev.example.com.
-        decl["expose"] = {"host": f"{name}.example.com"}
-        decl["envs"] = {"dev": {"expose": {"host": f"{name}.dev.example.com"}}}
+        # Each stack serves its own domain (ingress.domains): prod acme-shop.com, dev dev.acme-shop.com.
+        decl["expose"] = {"host": f"{name}.acme-shop.com"}
+        decl["envs"] = {"dev": {"expose": {"host": f"{name}.dev.acme-shop.com"}}}
     if rng.random() < 0.3:
         decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"{decl['team']}/{name}/db", "keys": ["DATABASE_URL"]}]
     if tier == "batch" and rng.random() < 0.5:

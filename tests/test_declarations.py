@@ -26,8 +26,8 @@ def test_sample_stacks_load_with_overlays():
     dev, prod = load("dev", ROOT), load("prod", ROOT)
     store_dev = {s.name: s for s in dev.services}["storefront"]
     store_prod = {s.name: s for s in prod.services}["storefront"]
-    assert store_dev.expose.host == "shop.dev.example.com" and store_dev.env["LOG_LEVEL"] == "debug"
-    assert store_prod.expose.host == "shop.example.com" and store_prod.replicas.min == 3
+    assert store_dev.expose.host == "shop.dev.acme-shop.com" and store_dev.env["LOG_LEVEL"] == "debug"
+    assert store_prod.expose.host == "shop.acme-shop.com" and store_prod.replicas.min == 3
     # Overlay maps merge key by key: prod overrides requests and keeps nothing stale.
     assert store_prod.resources.requests.cpu == "500m" and store_prod.resources.limits.memory == "1Gi"
     # Stack defaults fill what a file leaves out.

@@ -18,34 +18,34 @@ def release_values(rec, name):
 
 
 def test_external_host_routes_through_the_egress_gateway(stack):
-    entry = stack.manifest("ServiceEntry", "egress-payments-example-net-443", "istio-egress")["spec"]
-    assert entry["hosts"] == ["payments.example.net"] and entry["location"] == "MESH_EXTERNAL" and entry["resolution"] == "DNS"
+    entry = stack.manifest("ServiceEntry", "egress-api-stripe-com-443", "istio-egress")["spec"]
+    assert entry["hosts"] == ["api.stripe.com"] and entry["location"] == "MESH_EXTERNAL" and entry["resolution"] == "DNS"
     assert entry["ports"] == [{"number": 443, "name": "tls-443", "protocol": "TLS"}]
     assert set(entry["exportTo"]) == {"checkout", "istio-egress"}
-    gateway = stack.manifest("Gateway", "egress-payments-example-net-443-gateway", "istio-egress")["spec"]
+    gateway = stack.manifest("Gateway", "egress-api-stripe-com-443-gateway", "istio-egress")["spec"]
     assert gateway["selector"] == {"app": "istio-egressgateway", "istio": "egressgateway"}
-    assert gateway["servers"][0]["tls"] == {"mode": "ISTIO_MUTUAL"} and gateway["servers"][0]["hosts"] == ["payments.example.net"]
-    route = stack.manifest("VirtualService", "egress-payments-example-net-443-route", "istio-egress")["spec"]
+    assert gateway["servers"][0]["tls"] == {"mode": "ISTIO_MUTUAL"} and gateway["servers"][0]["hosts"] == ["api.stripe.com"]
+    route = stack.manifest("VirtualService", "egress-api-stripe-com-443-route", "istio-egress")["spec"]
     assert route["tls"][0]["route"][0]["destination"]["host"] == "istio-egressgateway.istio-egress.svc.cluster.local"
-    assert route["tcp"][0]["route"][0]["destination"] == {"host": "payments.example.net", "port": {"number": 443}}
+    assert route["tcp"][0]["route"][0]["destination"] == {"host": "api.stripe.com", "port": {"number": 443}}
     subsets = stack.manifest("DestinationRule", "egress-gateway", "istio-egress")["spec"]["subsets"]
-    assert subsets[0]["trafficPolicy"]["portLevelSettings"][0]["tls"] == {"mode": "ISTIO_MUTUAL", "sni": "payments.example.net"}
+    assert subsets[0]["trafficPolicy"]["portLevelSettings"][0]["tls"] == {"mode": "ISTIO_MUTUAL", "sni": "api.stripe.com"}
 
 
 def test_only_the_declaring_service_may_use_the_route(stack):
-    policy = stack.manifest("AuthorizationPolicy", "egress-payments-example-net-443-callers", "istio-egress")["spec"]
+    policy = stack.manifest("AuthorizationPolicy", "egress-api-stripe-com-443-callers", "istio-egress")["spec"]
     assert policy["action"] == "ALLOW"
     [rule] = policy["rules"]
     assert rule["from"] == [{"source": {"principals": [PAYMENT_PRINCIPAL]}}]
-    assert rule["when"] == [{"key": "connection.sni", "values": ["payments.example.net"]}]
+    assert rule["when"] == [{"key": "connection.sni", "values": ["api.stripe.com"]}]
 
 
 def test_a_second_caller_joins_the_same_route(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "payments.example.net", "port": 443}]))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "api.stripe.com", "port": 443}]))
     rec = run("dev", scratch.root)
-    policy = rec.manifest("AuthorizationPolicy", "egress-payments-example-net-443-callers", "istio-egress")["spec"]
+    policy = rec.manifest("AuthorizationPolicy", "egress-api-stripe-com-443-callers", "istio-egress")["spec"]
     assert policy["rules"][0]["from"][0]["source"]["principals"] == ["cluster.local/ns/catalog/sa/inventory", PAYMENT_PRINCIPAL]
-    assert set(rec.manifest("ServiceEntry", "egress-payments-example-net-443", "istio-egress")["spec"]["exportTo"]) == {"catalog", "checkout", "istio-egress"}
+    assert set(rec.manifest("ServiceEntry", "egress-api-stripe-com-443", "istio-egress")["spec"]["exportTo"]) == {"catalog", "checkout", "istio-egress"}
 
 
 def test_registry_only_in_prod():

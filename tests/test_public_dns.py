@@ -11,7 +11,7 @@ from conftest import ROOT
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
-ZONE = {"dev": "dev.example.com", "prod": "example.com"}
+ZONE = {"dev": "dev.acme-shop.com", "prod": "acme-shop.com"}
 
 
 def release(rec, name):
@@ -74,16 +74,16 @@ def test_the_gateway_certificate_issues_by_dns01_in_the_zone(prod):
     assert certificate["issuerRef"]["name"] == "letsencrypt-prod"
     issuer = prod.manifest("ClusterIssuer", "letsencrypt-prod")["spec"]["acme"]
     [solver] = issuer["solvers"]
-    assert solver["selector"] == {"dnsZones": ["example.com"]}
+    assert solver["selector"] == {"dnsZones": ["acme-shop.com"]}
     assert solver["dns01"]["route53"]["hostedZoneID"].startswith("Z")
-    assert all(h == "example.com" or h.endswith(".example.com") for h in certificate["dnsNames"])
+    assert all(h == "acme-shop.com" or h.endswith(".acme-shop.com") for h in certificate["dnsNames"])
 
 
 def test_an_exposed_host_outside_the_zone_is_refused(scratch):
     # Even under a domain the stack serves (ingress.domains), a host outside the zone gets no record.
     scratch.edit("stacks/dev.yaml", lambda d: d["ingress"]["domains"].append("elsewhere.org"))
     scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.elsewhere.org"))
-    with pytest.raises(SpecError, match=r"storefront.yaml: expose.host: 'shop.elsewhere.org' is outside the stack's DNS zone 'dev.example.com'"):
+    with pytest.raises(SpecError, match=r"storefront.yaml: expose.host: 'shop.elsewhere.org' is outside the stack's DNS zone 'dev.acme-shop.com'"):
         load("dev", scratch.root)
 
 
@@ -96,7 +96,7 @@ def test_external_dns_needs_a_zone(scratch):
 @pytest.mark.parametrize("email", ["platform@example.com", "ops@sub.example.org", "me@acme.test", "x@corp.invalid"])
 def test_prod_acme_email_is_not_a_placeholder(scratch, email):
     scratch.edit("stacks/prod.yaml", lambda d: d["addons"]["cert-manager"]["settings"].update(acmeEmail=email))
-    with pytest.raises(SpecError, match=r"stacks/prod.yaml: addons.cert-manager.settings: acmeEmail .* is a placeholder"):
+    with pytest.raises(SpecError, match=r"stacks/prod.yaml: addons.cert-manager.settings.acmeEmail: .* is a placeholder"):
         load("prod", scratch.root)
 
 

@@ -90,45 +90,45 @@ def test_sample_hosts_are_under_the_stacks_domains():
 
 
 def test_second_claim_on_a_host_names_both_files(scratch, capsys):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.dev.example.com"}))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.dev.acme-shop.com"}))
     msg = refused(scratch)
     assert (
-        "stacks/services/storefront.yaml: expose.host: host 'shop.dev.example.com' is already routed to service 'inventory' (stacks/services/inventory.yaml)"
+        "stacks/services/storefront.yaml: expose.host: host 'shop.dev.acme-shop.com' is already routed to service 'inventory' (stacks/services/inventory.yaml)"
     ) in msg
     preview_refuses(scratch, capsys, "stacks/services/storefront.yaml: expose.host:", "stacks/services/inventory.yaml")
 
 
 def test_distinct_hosts_under_the_domain_load(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "api.dev.example.com"}))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "api.dev.acme-shop.com"}))
     hosts = {s.name: s.expose.host for s in load("dev", scratch.root).services if s.expose}
-    assert hosts == {"inventory": "api.dev.example.com", "storefront": "shop.dev.example.com"}
+    assert hosts == {"inventory": "api.dev.acme-shop.com", "storefront": "shop.dev.acme-shop.com"}
 
 
 def test_host_outside_the_stacks_domains_is_refused(scratch, capsys):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "login.bank.example.org"}))
     msg = refused(scratch)
     assert (
-        "stacks/services/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.example.com"
+        "stacks/services/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.acme-shop.com"
         in msg
     )
     preview_refuses(scratch, capsys, "stacks/services/inventory.yaml: expose.host:")
 
 
 def test_lookalike_suffix_is_not_under_the_domain(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.evildev.example.com.attacker.io"}))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.evildev.acme-shop.com.attacker.io"}))
     assert "is not under a domain this stack serves" in refused(scratch)
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "xdev.example.com"}))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "xdev.acme-shop.com"}))
     assert "is not under a domain this stack serves" in refused(scratch)
 
 
 @pytest.mark.parametrize(
     "host, why",
     [
-        ("*.dev.example.com", "String should match pattern"),
-        ("shop..dev.example.com", "is not a DNS label"),
-        ("-shop.dev.example.com", "String should match pattern"),
-        ("shop-.dev.example.com", "is not a DNS label"),
-        ("a" * 64 + ".dev.example.com", "is not a DNS label"),
+        ("*.dev.acme-shop.com", "String should match pattern"),
+        ("shop..dev.acme-shop.com", "is not a DNS label"),
+        ("-shop.dev.acme-shop.com", "String should match pattern"),
+        ("shop-.dev.acme-shop.com", "is not a DNS label"),
+        ("a" * 64 + ".dev.acme-shop.com", "is not a DNS label"),
         ("localhost", "is not a fully qualified host name"),
     ],
 )

@@ -228,7 +228,7 @@ def test_canary_analysis_and_rollback_bound(prod):
     interval = int(analysis["interval"].rstrip("s"))
     worst = max(interval * (analysis["threshold"] + 1), canary["progressDeadlineSeconds"] + interval)
     assert worst <= 60
-    assert canary["service"]["hosts"][0] == "shop.example.com"
+    assert canary["service"]["hosts"][0] == "shop.acme-shop.com"
 
 
 def test_canary_targets_leave_primary_service_and_routing_to_flagger(prod):
@@ -240,7 +240,7 @@ def test_canary_targets_leave_primary_service_and_routing_to_flagger(prod):
 
 def test_exposed_service_without_canary_gets_a_route(dev):
     route = dev.manifest("VirtualService", "storefront", "web")["spec"]
-    assert route["hosts"] == ["shop.dev.example.com"] and route["gateways"] == ["istio-ingress/public"]
+    assert route["hosts"] == ["shop.dev.acme-shop.com"] and route["gateways"] == ["istio-ingress/public"]
     assert dev.manifest("Service", "storefront", "web")["spec"]["ports"][0]["port"] == 8080
 
 

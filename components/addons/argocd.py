@@ -29,10 +29,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from components.monitoring.scrape import Metrics
 from components.spec.base import Spec, field
+from components.spec.domains import refuse_placeholder
 from components.workloads.kinds import PLATFORM_KINDS
 from components.versions import ARGO_CD
 
@@ -91,11 +92,11 @@ class ArgoCDSettings(Spec):
 
     @field_validator("repo_url_template")
     @classmethod
-    def _repo(cls, url: str) -> str:
+    def _repo(cls, url: str, info: ValidationInfo) -> str:
         _placeholders(url, required={"team"}, allowed={"team"})
         if not url.startswith(("https://", "ssh://", "git@")):
             raise ValueError(f"{url!r} is not a Git URL (https://..., ssh://... or git@host:org/repo.git)")
-        return url
+        return refuse_placeholder(url, info.context, "no team's Application can ever sync")
 
     @field_validator("path_template")
     @classmethod

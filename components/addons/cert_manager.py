@@ -27,7 +27,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes_cert_manager as cm
-from pydantic import ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from components.aws import iam
 from components.aws.dns import zone_statements
@@ -35,6 +35,7 @@ from components.contracts import CertManagerContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations, deep_merge
 from components.spec.base import Spec, field
+from components.spec.domains import refuse_placeholder
 from components.versions import CERT_MANAGER
 
 from . import flows as net
@@ -65,9 +66,6 @@ ACME_SERVERS = {
     ACME_STAGING_ISSUER: "https://acme-staging-v02.api.letsencrypt.org/directory",
     ACME_PROD_ISSUER: "https://acme-v02.api.letsencrypt.org/directory",
 }
-# Documentation-only domains (RFC 2606, RFC 6761): an ACME contact there reaches nobody.
-PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
-RESERVED_TLDS = ("example", "test", "invalid", "localhost", "local")
 # The IngressClass the HTTP-01 solver's Ingress uses; the istio addon creates it.
 SOLVER_INGRESS_CLASS = "istio"
 
@@ -90,17 +88,15 @@ class CertManagerSettings(Spec):
         "Contact address of the Let's Encrypt account (expiry and policy notices); required in prod.", default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     )
 
+    @field_validator("acme_email")
+    @classmethod
+    def _real_email(cls, email: Optional[str], info: ValidationInfo) -> Optional[str]:
+        return refuse_placeholder(email, info.context, "Let's Encrypt's expiry and policy notices reach nobody")
+
     @model_validator(mode="after")
     def _prod_needs_email(self, info: ValidationInfo) -> "CertManagerSettings":
-        if (info.context or {}).get("environment") == "prod":
-            if not self.acme_email:
-                raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
-            domain = self.acme_email.rsplit("@", 1)[1].lower()
-            if domain in PLACEHOLDER_DOMAINS or domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS)) or domain.rsplit(".", 1)[-1] in RESERVED_TLDS:
-                raise ValueError(
-                    f"acmeEmail {self.acme_email!r} is a placeholder (reserved domain {domain}); give the address "
-                    "that must receive Let's Encrypt's expiry and policy notices"
-                )
+        if (info.context or {}).get("environment") == "prod" and not self.acme_email:
+            raise ValueError("acmeEmail is required in prod: the Let's Encrypt issuers register an account with it")
         return self
 
 

@@ -11,9 +11,10 @@ import re
 from typing import Optional
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from .base import Spec, field
+from .domains import refuse_placeholder
 
 # Alertmanager's receiver for alerts that must go nowhere (the chart's InfoInhibitor).
 NULL_RECEIVER = "null"
@@ -41,6 +42,11 @@ class Webhook(Spec):
     url: str = field("HTTPS endpoint receiving Alertmanager's JSON; no credentials in it (use bearerToken).")
     bearer_token: Optional[SecretConfig] = field("Token sent as `Authorization: Bearer`, for endpoints that require one.", default=None)
 
+    @field_validator("url")
+    @classmethod
+    def _real_host(cls, url: str, info: ValidationInfo) -> str:
+        return refuse_placeholder(url, info.context, "the alerts (and the dead man's switch's heartbeat) posted there reach nobody")
+
     @model_validator(mode="after")
     def _check(self) -> "Webhook":
         parts = urlsplit(self.url)
@@ -57,6 +63,11 @@ class Email(Spec):
     smarthost: str = field("SMTP relay as host:port (STARTTLS is required).", pattern=r"^[a-z0-9.-]+:[0-9]{2,5}$")
     auth_username: Optional[str] = field("SMTP user; needs authPassword.", default=None)
     auth_password: Optional[SecretConfig] = field("SMTP password; needs authUsername.", default=None)
+
+    @field_validator("to", "sender", "smarthost")
+    @classmethod
+    def _real_domain(cls, value: str, info: ValidationInfo) -> str:
+        return refuse_placeholder(value, info.context, "the alerts e-mailed through it reach nobody")
 
     @model_validator(mode="after")
     def _check(self) -> "Email":
@@ -95,7 +106,7 @@ class TeamAlerts(Spec):
 
 class AlertingSpec(Spec):
     repository_url: str = field(
-        "Web address of this repository's default branch (e.g. https://github.com/acme/platform/blob/main); "
+        "Web address of this repository's default branch (e.g. https://github.com/acme-shop/platform/blob/main); "
         "runbook links are <repositoryUrl>/docs/runbooks/<alert>.md.",
         pattern=r"^https://[^\s?#]+[^/\s?#]$",
     )
@@ -104,6 +115,11 @@ class AlertingSpec(Spec):
         "Receiver of the always-firing Watchdog heartbeat; the service behind it pages when the heartbeat stops.", pattern=RECEIVER_NAME
     )
     receivers: dict[str, Receiver] = field("Receivers by name; teams and the dead man's switch refer to them.", min_length=1)
+
+    @field_validator("repository_url")
+    @classmethod
+    def _real_repository(cls, url: str, info: ValidationInfo) -> str:
+        return refuse_placeholder(url, info.context, "every alert's runbook link leads nowhere")
 
     @model_validator(mode="after")
     def _check(self) -> "AlertingSpec":

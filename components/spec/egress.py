@@ -6,9 +6,10 @@ import ipaddress
 import re
 from typing import Literal, Optional
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from .base import Spec, field
+from .domains import refuse_placeholder
 
 # AWS APIs a service may reach, and the kind of VPC endpoint each gets (components/aws/network.py):
 # S3 and DynamoDB through gateway endpoints (routes to the service's prefix list), the others
@@ -34,10 +35,15 @@ PRIVATE = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "19
 class Egress(Spec):
     """One destination outside the mesh: exactly one of `host`, `cidr` or `aws`."""
 
-    host: Optional[str] = field("External DNS name reached over TLS through the mesh's egress gateway, e.g. payments.example.net.", default=None)
+    host: Optional[str] = field("External DNS name reached over TLS through the mesh's egress gateway, e.g. api.stripe.com.", default=None)
     cidr: Optional[str] = field("A private network reached directly (database, cache), e.g. 10.40.0.0/16.", default=None)
     port: Optional[int] = field("TCP port of `host` or `cidr` (not used with `aws`).", default=None, ge=1, le=65535)
     aws: list[Literal[tuple(AWS_ENDPOINTS)]] = field("AWS APIs reached through VPC endpoints, e.g. [sqs, s3].", default_factory=list)  # type: ignore[valid-type]
+
+    @field_validator("host")
+    @classmethod
+    def _real_host(cls, host: Optional[str], info: ValidationInfo) -> Optional[str]:
+        return refuse_placeholder(host, info.context, "the service's calls to it never leave the mesh")
 
     @model_validator(mode="after")
     def _one(self) -> "Egress":

@@ -126,7 +126,9 @@ def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...])
     path = _stack_file(root, stack)
     rel = _rel(path, root)
     raw = read_yaml(path, root)
-    spec = validate(StackSpec, raw, rel, context={"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved})
+    # The declared environment is context for the nested settings whose rules depend on it (components/spec/domains.py).
+    context = {"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved, "environment": raw.get("environment")}
+    spec = validate(StackSpec, raw, rel, context=context)
     problems: list[Problem] = []
     for name, addon in spec.addons.items():
         # The environment is context: some settings are required only in prod.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Any, Optional
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 from .base import Spec, field
+from .domains import refuse_placeholder
 from .iam_actions import WorkloadBoundary
 
 
@@ -19,7 +20,7 @@ class AddonSpec(Spec):
 
 class DnsSpec(Spec):
     zone: str = field(
-        "The public Route 53 zone of this stack's hosts, e.g. shop.example.com; every exposed host lies in it.",
+        "The public Route 53 zone of this stack's hosts, e.g. shop.acme-shop.com; every exposed host lies in it.",
         pattern=r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
     )
     zone_id: Optional[str] = field(
@@ -27,6 +28,11 @@ class DnsSpec(Spec):
         default=None,
         pattern=r"^Z[A-Z0-9]{1,32}$",
     )
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, zone: str, info: ValidationInfo) -> str:
+        return refuse_placeholder(zone, info.context, "no one can delegate it to the stack's name servers and no DNS-01 challenge can succeed")
 
 
 class PolicySpec(Spec):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Optional
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from .base import Spec, field
+from .domains import refuse_placeholder
 
 # Namespaces every cluster has, and the prefix Kubernetes keeps for itself (EKS addons and Karpenter
 # run in kube-system; the prefix also covers namespaces a later Kubernetes adds).
@@ -118,9 +119,10 @@ class IngressSpec(Spec):
 
     @field_validator("domains")
     @classmethod
-    def _domains(cls, domains: list[str]) -> list[str]:
+    def _domains(cls, domains: list[str], info: ValidationInfo) -> list[str]:
         for domain in domains:
             problem = host_problem(domain)
             if problem:
                 raise ValueError(problem)
+            refuse_placeholder(domain, info.context, "no certificate for its hosts can ever issue and no one can reach them")
         return domains

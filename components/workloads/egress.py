@@ -1,6 +1,6 @@
 """Egress beyond the mesh, declared per service (`egress:` in its file); nothing else leaves.
 
-- `host` (TLS, e.g. payments.example.net:443): the sidecar sends it, inside mTLS, to the Istio egress
+- `host` (TLS, e.g. api.stripe.com:443): the sidecar sends it, inside mTLS, to the Istio egress
   gateway, which forwards it to the host. Per (host, port), in the egress gateway's namespace: a
   ServiceEntry (the host joins the registry, which REGISTRY_ONLY prod meshes require), a Gateway
   (ISTIO_MUTUAL on the gateway's 443, for that host), a VirtualService (sidecars' TLS by SNI to the
