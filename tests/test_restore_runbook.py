@@ -64,10 +64,16 @@ def test_namespaces_jobs_and_locations_exist(prod_names):
     assert {n.strip("`, ") for n in platform.pop().split(", ")} == set(velero.namespaces(load("prod", ROOT))["platform"])
 
 
-def test_vault_commands_match_the_job():
-    assert f"vault write auth/kubernetes/role/{vault_snapshot.VAULT_ROLE} bound_service_account_names={vault_snapshot.SERVICE_ACCOUNT}" in TEXT
-    assert f"bound_service_account_namespaces={velero.NAMESPACE} audience={vault_snapshot.TOKEN_AUDIENCE} policies={vault_snapshot.VAULT_POLICY}" in TEXT
-    assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT
+def test_the_snapshot_role_is_no_manual_step_and_the_checks_match_the_render(prod):
+    # Declared by the program: the runbook writes no Vault policy or role by hand.
+    assert "vault policy write" not in TEXT and not re.search(r"vault write auth/[a-z-]+/role", TEXT)
+    [role] = [r.inputs for r in prod.of_type("vault:kubernetes/authBackendRole:AuthBackendRole") if r.inputs["roleName"] == vault_snapshot.VAULT_ROLE]
+    assert f"vault read auth/{role['backend']}/role/{role['roleName']} " in TEXT
+    assert f"vault policy read {role['tokenPolicies'][0]} " in TEXT
+    [policy] = [r.inputs["policy"] for r in prod.of_type("vault:index/policy:Policy") if r.inputs["name"] == role["tokenPolicies"][0]]
+    assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT and vault_snapshot.SNAPSHOT_PATH in policy
+    bindings = f"bound_service_account_names [{role['boundServiceAccountNames'][0]}], namespaces [{role['boundServiceAccountNamespaces'][0]}]"
+    assert bindings in TEXT and f"audience `{role['audience']}`" in TEXT
     assert f"svc/{vault.ACTIVE_SERVICE}" in TEXT
     assert "vault operator raft snapshot restore -force" in TEXT
 

@@ -33,6 +33,7 @@ from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
+from components.vault_access import AUTH_MOUNT, KV_MOUNT, VaultAccess
 from components.versions import VAULT
 
 from . import flows as net
@@ -123,6 +124,9 @@ class Vault(Addon):
             port=PORT,
             tls_secret=TLS_SECRET,
             ca_key=CA_KEY,
+            access=VaultAccess(VAULT_ADDR),
+            kv_mount=KV_MOUNT,
+            auth_mount=AUTH_MOUNT,
         )
 
     def install(self) -> None:
@@ -164,6 +168,9 @@ class Vault(Addon):
         )
         # The pods must find their credentials and key on first start, or they cannot unseal.
         self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity, certificate))
+        # Vault's own configuration (provider, mounts, auth method), once the server runs; its consumers'
+        # roles follow through the same access (components/vault_access.py).
+        self.ctx.contracts.require(VaultContract).access.connect(self, self.name, after=[self.release])
 
     def chart_values(self, s: VaultSettings) -> dict[str, Any]:
         return {
