@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from components.addons import prometheus, sealed_secrets, vault, velero
+from components.aws import seal
 from components.backup import vault_snapshot
 from components.backup.alerts import rules
 from components.spec import load
@@ -50,7 +51,12 @@ def test_buckets_and_prefixes_are_the_rendered_ones(prod, dev, prod_names):
     assert prefixes == {vault_snapshot.SNAPSHOT_PREFIX, velero.VELERO_PREFIX}
     keys = found(r"`alias/(shop-prod-backup-[a-z0-9-]+)`")
     assert keys == {a.inputs["name"].removeprefix("alias/") for a in prod.of_type("aws:kms/alias:Alias") if a.name.startswith("velero-")}
-    assert f"`{vault.unseal_alias('shop-prod')}`" in TEXT
+    # Vault's seal key: the alias the stack's key and its copy-region replica carry, and the setting a recovery stack sets.
+    seal_aliases = {(a.inputs.get("region", "eu-west-1"), a.inputs["name"]) for a in prod.of_type("aws:kms/alias:Alias") if a.name.startswith("vault-seal")}
+    assert seal_aliases == {("eu-west-1", seal.seal_alias("shop-prod")), ("eu-central-1", seal.seal_alias("shop-prod"))}
+    assert f"`{seal.seal_alias('shop-prod')}`" in TEXT and f"`{seal.legacy_alias('shop-prod')}`" in TEXT
+    assert f"aws kms describe-key --region eu-central-1 --key-id {seal.seal_alias('shop-prod')} " in TEXT
+    assert "unsealKeyArn: arn:aws:kms:eu-central-1:444455556666:key/mrk-" in TEXT and "unsealKeyArn" in vault.VaultSettings.model_json_schema()["properties"]
 
 
 def test_namespaces_jobs_and_locations_exist(prod_names):

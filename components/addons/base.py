@@ -103,7 +103,7 @@ class Addon(pulumi.ComponentResource):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
         self.ctx = ctx
         # Typed by each addon where it reads them (`s: IstioSettings = self.settings`).
-        self.settings: Any = self.validated(spec, ctx.environment)
+        self.settings: Any = self.validated(spec, ctx.environment, ctx.region)
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
         self._after = [resource for r in self.after(ctx.decl.spec.addon_enabled) for resource in ctx.installed[r].ready]
@@ -115,9 +115,9 @@ class Addon(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     @classmethod
-    def validated(cls, spec: AddonSpec, environment: str) -> Spec:
-        # The environment is context: some settings are required only in prod.
-        return cls.Settings.model_validate(spec.settings, context={"environment": environment})
+    def validated(cls, spec: AddonSpec, environment: str, region: Optional[str] = None) -> Spec:
+        # The environment and region are context: some settings are required only in prod, or name regional resources.
+        return cls.Settings.model_validate(spec.settings, context={"environment": environment, "region": region})
 
     @classmethod
     def after(cls, enabled: Callable[[str], bool]) -> tuple[str, ...]:

@@ -54,7 +54,7 @@ def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) ->
     order = install_order(enabled, {n: a.after(spec.addon_enabled) + tuple(filter(spec.addon_enabled, a.installs_after)) for n, a in addons.items()})
     # Every contract first: a consumer may install before the addon it reads (Istio before tracing).
     for name in order:
-        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment), ctx.decl)
+        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment, ctx.region), ctx.decl)
         if contract is not None:
             ctx.contracts.publish(contract)
     for name in order:
