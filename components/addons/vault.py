@@ -5,12 +5,10 @@ credential is stored anywhere and nobody holds unseal keys. Initialising Vault (
 init`, which returns recovery keys and the root token) is a one-time manual step by design: its
 output must never pass through Pulumi state.
 
-The seal key is a KMS multi-Region key, replicated to the backup copy's region so that Vault's raft
-snapshots can be restored there; a recovery stack unseals with that replica (`unsealKeyArn`), and
-stacks built before keep their old key through a seal migration (`legacyUnsealKey`); see
-components/aws/seal.py. The seal names the key by its alias, fixed per cluster (or by the given
-ARN), so the raft config is a plain string known before the key exists (KMS accepts an alias
-wherever a key ID is expected).
+The seal key is a KMS multi-Region key replicated to the backup copy's region, where a recovery stack
+unseals with the replica (`unsealKeyArn`); older stacks migrate from their old key (`legacyUnsealKey`):
+components/aws/seal.py. The seal names the key by its alias (or the given ARN), so the raft config
+is a plain string known before the key exists (KMS accepts an alias wherever a key ID is expected).
 
 The chart's agent injector is off. Pods get Vault secrets one way only: External Secrets, through the
 per-team SecretStore and Vault role (components/addons/external_secrets.py). The injector would add a
