@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
+from components.vault_access import VaultAccess
+
 
 @dataclass(frozen=True)
 class Pods:
@@ -111,6 +113,12 @@ class VaultContract:
     # the CA it chains to: what Vault's clients trust.
     tls_secret: str
     ca_key: str
+    # Vault's provider, auth method and mounts, connected by the vault addon when it installs (before
+    # its consumers): every Vault role is declared through `access.role` (components/vault_access.py).
+    access: VaultAccess
+    # The KV v2 mount of the team secrets and the path of the Kubernetes auth method.
+    kv_mount: str
+    auth_mount: str
 
 
 @dataclass(frozen=True)

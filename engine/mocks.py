@@ -99,8 +99,16 @@ def _iam(kind: str) -> Callable:
 
 
 def _kms_key(m, name, phys, inputs):
+    # A multi-Region key's ID is mrk- and 32 hex digits; a replica shares its primary's ID, in its own region.
     key_id = "-".join(_hex(name, 32)[i:j] for i, j in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)))
-    return key_id, {"keyId": key_id, "arn": _arn("kms", m.region, f"key/{key_id}")}
+    if inputs.get("multiRegion"):
+        key_id = "mrk-" + _hex(name, 32)
+    return key_id, {"keyId": key_id, "arn": _arn("kms", inputs.get("region") or m.region, f"key/{key_id}")}
+
+
+def _kms_replica_key(m, name, phys, inputs):
+    key_id = str(inputs.get("primaryKeyArn", "")).rsplit("/", 1)[-1] or "mrk-" + _hex(name, 32)
+    return key_id, {"keyId": key_id, "arn": _arn("kms", inputs.get("region") or m.region, f"key/{key_id}")}
 
 
 def _eks_cluster(m, name, phys, inputs):
@@ -169,6 +177,7 @@ AWS_TYPES: dict[str, Callable] = {
     "aws:iam/instanceProfile:InstanceProfile": _iam("instance-profile"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": _oidc_provider,
     "aws:kms/key:Key": _kms_key,
+    "aws:kms/replicaKey:ReplicaKey": _kms_replica_key,
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_child("nodegroup"),
     "aws:eks/addon:Addon": _eks_child("addon"),

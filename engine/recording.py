@@ -22,6 +22,8 @@ class Resource:
     protect: bool
     dependencies: list[str]
     inputs: dict[str, Any]
+    # The URNs the resource was known by before (ResourceOptions.aliases): a move, not a replacement.
+    aliases: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

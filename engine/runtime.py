@@ -103,8 +103,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=bool(request.protect) if request.HasField("protect") else False,
                 dependencies=sorted(set(request.dependencies)),
                 inputs=mask(json_format.MessageToDict(request.object)),
+                aliases=sorted(self.alias_urn(request, alias) for alias in request.aliases),
             )
         return super().RegisterResource(request)
+
+    def alias_urn(self, request, alias) -> str:
+        """An alias as the engine resolves it: a URN, or a spec whose blanks are the resource's own name, type and parent."""
+        if alias.urn:
+            return alias.urn
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
 
 def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:

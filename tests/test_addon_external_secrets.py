@@ -46,7 +46,7 @@ def test_each_team_namespace_has_its_own_store_on_vault_kv2(stack):
 def test_vault_role_of_a_team_is_bound_to_its_namespace_and_reads_only_its_prefix(stack):
     roles = {r.inputs["roleName"]: r.inputs for r in stack.of_type(VAULT)}
     policies = {r.inputs["name"]: r.inputs["policy"] for r in stack.of_type("vault:index/policy:Policy")}
-    assert sorted(roles) == [f"team-{t}" for t in teams_of(stack)]
+    assert sorted(r for r in roles if r.startswith("team-")) == [f"team-{t}" for t in teams_of(stack)]
     for team in teams_of(stack):
         role = roles[f"team-{team}"]
         assert role["boundServiceAccountNames"] == [eso.TEAM_SERVICE_ACCOUNT]
@@ -56,12 +56,34 @@ def test_vault_role_of_a_team_is_bound_to_its_namespace_and_reads_only_its_prefi
         assert paths == [f"secret/data/{team}/*", f"secret/metadata/{team}/*"]
 
 
-def test_vault_side_is_declared_after_the_vault_release(stack):
-    mount = stack.named("external-secrets-kv", "vault:index/mount:Mount")
-    assert (mount.inputs["path"], mount.inputs["type"], mount.inputs["options"]) == ("secret", "kv", {"version": "2"})
-    auth = stack.named("external-secrets-kubernetes-auth", "vault:index/authBackend:AuthBackend")
-    assert auth.inputs["type"] == "kubernetes" and auth.inputs["path"] == "kubernetes"
-    assert stack.named("vault-vault", RELEASE).urn in auth.dependencies
+def test_vault_side_is_declared_once_by_the_vault_addon_after_its_release(stack):
+    [mount] = stack.of_type("vault:index/mount:Mount")
+    assert mount.name == "vault-kv" and (mount.inputs["path"], mount.inputs["type"], mount.inputs["options"]) == ("secret", "kv", {"version": "2"})
+    [auth] = stack.of_type("vault:index/authBackend:AuthBackend")
+    assert auth.name == "vault-kubernetes-auth" and auth.inputs["type"] == "kubernetes" and auth.inputs["path"] == "kubernetes"
+    [config] = stack.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+    assert config.inputs["kubernetesHost"] == "https://kubernetes.default.svc"
+    release = stack.named("vault-vault", RELEASE).urn
+    assert release in auth.dependencies and release in mount.dependencies and release in config.dependencies
+    # Every role (the teams' and the snapshot job's) comes after the auth method's config, its policy after the mount.
+    for role in stack.of_type(VAULT):
+        assert config.urn in role.dependencies
+    for policy in stack.of_type("vault:index/policy:Policy"):
+        assert mount.urn in policy.dependencies
+
+
+def test_moved_vault_resources_keep_their_identity(stack):
+    """The provider, mount and auth method moved from External Secrets to the vault addon: aliases name
+    their old URNs, so Pulumi never unmounts secret/ (deleting every team's secrets) to move them."""
+    for name, type_, old in (
+        ("vault-provider", "pulumi:providers:vault", "external-secrets-vault"),
+        ("vault-kv", "vault:index/mount:Mount", "external-secrets-kv"),
+        ("vault-kubernetes-auth", "vault:index/authBackend:AuthBackend", "external-secrets-kubernetes-auth"),
+        ("vault-kubernetes-auth", "vault:kubernetes/authBackendConfig:AuthBackendConfig", "external-secrets-kubernetes-auth"),
+    ):
+        resource = stack.named(name, type_)
+        assert resource.aliases, name
+        assert any(alias.endswith(f"platform:addons:ExternalSecrets${type_}::{old}") for alias in resource.aliases), resource.aliases
 
 
 def team_can_read(policy: str, path: str) -> bool:
@@ -72,9 +94,9 @@ def team_can_read(policy: str, path: str) -> bool:
 
 def test_team_a_store_cannot_name_team_b_path(stack, scratch):
     # Vault's side: checkout's policy reads checkout's paths, none of web's.
-    assert team_can_read(eso.team_policy("checkout"), "checkout/orders/db")
-    assert not team_can_read(eso.team_policy("checkout"), "web/storefront/session")
-    assert not team_can_read(eso.team_policy("checkout"), "checkout-admin/root")
+    assert team_can_read(eso.team_policy("checkout", "secret"), "checkout/orders/db")
+    assert not team_can_read(eso.team_policy("checkout", "secret"), "web/storefront/session")
+    assert not team_can_read(eso.team_policy("checkout", "secret"), "checkout-admin/root")
     # The loader's side: a checkout service naming web's path is refused, naming file and key.
     scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath="web/storefront/session"))
     with pytest.raises(SpecError) as err:

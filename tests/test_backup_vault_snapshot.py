@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import ROOT
@@ -13,8 +14,11 @@ from components.spec.backup import BackupSpec
 from components.versions import AWS_CLI_IMAGE, VAULT, VAULT_IMAGE
 from engine import chart_values
 from engine.conformance import errors
+from engine.runtime import run
 
 POLICY = "aws:iam/rolePolicy:RolePolicy"
+VAULT_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+VAULT_POLICY = "vault:index/policy:Policy"
 ALERTING = load("prod", ROOT).spec.alerting
 
 
@@ -49,6 +53,54 @@ def test_snapshot_is_taken_with_a_short_lived_vault_audience_token(stack):
     [token] = [v for v in spec["volumes"] if v["name"] == "vault-token"]
     source = token["projected"]["sources"][0]["serviceAccountToken"]
     assert source["audience"] == "vault" and source["expirationSeconds"] <= 600
+
+
+def test_job_logs_in_with_its_own_vault_role_that_may_only_read_snapshots(stack):
+    role = stack.named(vault_snapshot.NAME, VAULT_ROLE)
+    assert role.inputs["roleName"] == vault_snapshot.VAULT_ROLE
+    assert role.inputs["boundServiceAccountNames"] == [vault_snapshot.SERVICE_ACCOUNT] and role.inputs["boundServiceAccountNamespaces"] == ["velero"]
+    assert role.inputs["audience"] == "vault" and role.inputs["tokenTtl"] == role.inputs["tokenMaxTtl"] == 600
+    policy = stack.named(vault_snapshot.NAME, VAULT_POLICY)
+    assert role.inputs["tokenPolicies"] == [policy.inputs["name"]] == [vault_snapshot.VAULT_ROLE] and policy.urn in role.dependencies
+    # One path, read only: `vault operator raft snapshot save` and nothing else.
+    assert re.findall(r'path "([^"]+)" \{\s*capabilities = \[([^\]]*)\]\s*\}', policy.inputs["policy"]) == [("sys/storage/raft/snapshot", '"read"')]
+    assert policy.inputs["policy"].count("path ") == 1
+
+
+def test_snapshot_role_goes_the_teams_way_and_exists_before_the_job(stack):
+    """One provider and one auth method for every Vault role; the role after the method's config, the job after the role."""
+    [provider] = stack.of_type("pulumi:providers:vault")
+    [auth] = stack.of_type("vault:index/authBackend:AuthBackend")
+    [config] = stack.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+    roles = stack.of_type(VAULT_ROLE)
+    assert {r.inputs["roleName"] for r in roles} >= {vault_snapshot.VAULT_ROLE, "team-checkout"}
+    for role in roles:
+        assert role.provider_urn == provider.urn and role.inputs["backend"] == auth.inputs["path"] and config.urn in role.dependencies
+    cronjob = next(r for r in stack.kubernetes_objects() if r.kind == "CronJob" and r.metadata["name"] == vault_snapshot.NAME)
+    assert stack.named(vault_snapshot.NAME, VAULT_ROLE).urn in cronjob.dependencies
+    assert vault_snapshot.vault_role("velero").namespace == "velero"
+
+
+def test_velero_without_vault_declares_no_vault_role(scratch):
+    def off(d):
+        d["addons"]["vault"] = {"enabled": False}
+        d["addons"]["external-secrets"] = {"enabled": False}
+
+    scratch.edit("stacks/dev.yaml", off)
+    for service in scratch.root.glob("stacks/services/*.yaml"):
+        scratch.edit(str(service.relative_to(scratch.root)), lambda d: d.pop("secrets", None))
+    rec = run("dev", scratch.root)
+    assert not [r for r in rec if r.type.startswith("vault:") or r.type == "pulumi:providers:vault"]
+    assert not [r for r in rec.kubernetes_objects() if r.kind == "CronJob"]
+    assert [r for r in rec.kubernetes_objects() if r.kind == "Schedule"]
+
+
+def test_velero_declared_before_vault_still_installs_after_it(scratch):
+    # Declaration order is the install order's tie-break: Velero first would find Vault's access unconnected.
+    scratch.edit("stacks/dev.yaml", lambda d: d.update(addons={"velero": d["addons"].pop("velero"), **d["addons"]}))
+    assert next(iter(scratch.read("stacks/dev.yaml")["addons"])) == "velero"
+    rec = run("dev", scratch.root)
+    assert rec.named(vault_snapshot.NAME, VAULT_ROLE)
 
 
 def test_snapshot_talks_tls_to_vault_and_trusts_only_its_ca(stack):

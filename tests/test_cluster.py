@@ -232,7 +232,17 @@ def test_dev_differs_from_prod_only_through_declarations(scratch, prod):
     def shape(rec):
         # The stack name itself differs (URNs, the stack tag on the AWS provider); nothing else may.
         return sorted(
-            json.dumps({**r.to_json(), "urn": r.urn.split("::", 2)[2], "parent": None, "provider": None, "dependencies": None}, sort_keys=True)
+            json.dumps(
+                {
+                    **r.to_json(),
+                    "urn": r.urn.split("::", 2)[2],
+                    "parent": None,
+                    "provider": None,
+                    "dependencies": None,
+                    "aliases": [a.split("::", 2)[2] for a in r.aliases],
+                },
+                sort_keys=True,
+            )
             for r in rec
             if r.type != "pulumi:providers:aws"
         )

@@ -104,6 +104,22 @@ def one_change(type_: str, old: dict, new: dict) -> dict:
     return entry
 
 
+def test_a_resource_moved_by_its_aliases_is_no_delete_and_create():
+    """ResourceOptions.aliases: Pulumi keeps the state (a Vault mount is not unmounted); so does the diff."""
+    mount, provider = "vault:index/mount:Mount", "pulumi:providers:vault"
+    old_provider = resource(provider, {"address": "https://vault"}, name="old-vault")
+    old = resource(mount, {"path": "secret"}, name="old-kv", provider=f"{old_provider['urn']}::old-id")
+    new_provider = resource(provider, {"address": "https://vault"}, name="vault-provider", aliases=[old_provider["urn"]])
+    new = resource(mount, {"path": "secret"}, name="vault-kv", provider=f"{new_provider['urn']}::new-id", aliases=[old["urn"]])
+    result = compare(doc(old_provider, old), doc(new_provider, new))
+    assert {r["op"] for r in result["resources"]} == {"update"}
+    entry = next(r for r in result["resources"] if r["name"] == "vault-kv")
+    assert [c["path"] for c in entry["changes"]] == ['["(moved)"]'] and entry["replaceReasons"] == []
+    # Without the alias it would be what Pulumi would do: delete the mount, create another.
+    result = compare(doc(old_provider, old), doc(new_provider, {**new, "aliases": []}))
+    assert {(r["name"], r["op"]) for r in result["resources"] if r["type"] == mount} == {("old-kv", "delete"), ("vault-kv", "create")}
+
+
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",

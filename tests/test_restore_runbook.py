@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from components.addons import prometheus, sealed_secrets, vault, velero
+from components.aws import seal
 from components.backup import vault_snapshot
 from components.backup.alerts import rules
 from components.spec import load
@@ -50,7 +51,12 @@ def test_buckets_and_prefixes_are_the_rendered_ones(prod, dev, prod_names):
     assert prefixes == {vault_snapshot.SNAPSHOT_PREFIX, velero.VELERO_PREFIX}
     keys = found(r"`alias/(shop-prod-backup-[a-z0-9-]+)`")
     assert keys == {a.inputs["name"].removeprefix("alias/") for a in prod.of_type("aws:kms/alias:Alias") if a.name.startswith("velero-")}
-    assert f"`{vault.unseal_alias('shop-prod')}`" in TEXT
+    # Vault's seal key: the alias the stack's key and its copy-region replica carry, and the setting a recovery stack sets.
+    seal_aliases = {(a.inputs.get("region", "eu-west-1"), a.inputs["name"]) for a in prod.of_type("aws:kms/alias:Alias") if a.name.startswith("vault-seal")}
+    assert seal_aliases == {("eu-west-1", seal.seal_alias("shop-prod")), ("eu-central-1", seal.seal_alias("shop-prod"))}
+    assert f"`{seal.seal_alias('shop-prod')}`" in TEXT and f"`{seal.legacy_alias('shop-prod')}`" in TEXT
+    assert f"aws kms describe-key --region eu-central-1 --key-id {seal.seal_alias('shop-prod')} " in TEXT
+    assert "unsealKeyArn: arn:aws:kms:eu-central-1:444455556666:key/mrk-" in TEXT and "unsealKeyArn" in vault.VaultSettings.model_json_schema()["properties"]
 
 
 def test_namespaces_jobs_and_locations_exist(prod_names):
@@ -64,10 +70,16 @@ def test_namespaces_jobs_and_locations_exist(prod_names):
     assert {n.strip("`, ") for n in platform.pop().split(", ")} == set(velero.namespaces(load("prod", ROOT))["platform"])
 
 
-def test_vault_commands_match_the_job():
-    assert f"vault write auth/kubernetes/role/{vault_snapshot.VAULT_ROLE} bound_service_account_names={vault_snapshot.SERVICE_ACCOUNT}" in TEXT
-    assert f"bound_service_account_namespaces={velero.NAMESPACE} audience={vault_snapshot.TOKEN_AUDIENCE} policies={vault_snapshot.VAULT_POLICY}" in TEXT
-    assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT
+def test_the_snapshot_role_is_no_manual_step_and_the_checks_match_the_render(prod):
+    # Declared by the program: the runbook writes no Vault policy or role by hand.
+    assert "vault policy write" not in TEXT and not re.search(r"vault write auth/[a-z-]+/role", TEXT)
+    [role] = [r.inputs for r in prod.of_type("vault:kubernetes/authBackendRole:AuthBackendRole") if r.inputs["roleName"] == vault_snapshot.VAULT_ROLE]
+    assert f"vault read auth/{role['backend']}/role/{role['roleName']} " in TEXT
+    assert f"vault policy read {role['tokenPolicies'][0]} " in TEXT
+    [policy] = [r.inputs["policy"] for r in prod.of_type("vault:index/policy:Policy") if r.inputs["name"] == role["tokenPolicies"][0]]
+    assert f'path "{vault_snapshot.SNAPSHOT_PATH}" {{ capabilities = ["read"] }}' in TEXT and vault_snapshot.SNAPSHOT_PATH in policy
+    bindings = f"bound_service_account_names [{role['boundServiceAccountNames'][0]}], namespaces [{role['boundServiceAccountNamespaces'][0]}]"
+    assert bindings in TEXT and f"audience `{role['audience']}`" in TEXT
     assert f"svc/{vault.ACTIVE_SERVICE}" in TEXT
     assert "vault operator raft snapshot restore -force" in TEXT
 

@@ -10,7 +10,7 @@ import pytest
 from components.addons import external_secrets as eso
 from components.addons import vault
 from components.addons.cert_manager import CA_ISSUER
-from components.contracts import Pods, VaultContract
+from components.vault_access import provider_address
 from engine.render import manifest_files
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -65,7 +65,9 @@ def test_every_team_store_verifies_vault_with_its_ca(stack):
 
 
 def test_pulumi_vault_talks_to_vault_over_tls(stack):
-    provider = stack.named("external-secrets-vault", "pulumi:providers:vault")
+    # One provider for the whole program, the vault addon's.
+    [provider] = stack.of_type("pulumi:providers:vault")
+    assert provider.name == "vault-provider"
     assert provider.inputs["address"] == vault.VAULT_ADDR and provider.inputs["address"].startswith("https://")
     assert provider.inputs.get("skipTlsVerify") in (False, "false")
     # Everything pulumi-vault declares goes through that provider, none through an ambient default one.
@@ -74,9 +76,9 @@ def test_pulumi_vault_talks_to_vault_over_tls(stack):
 
 
 def test_a_plain_http_vault_provider_address_is_refused():
-    server = VaultContract(address="http://vault.vault.svc:8200", active_address="", server=Pods("vault", {}), port=8200, tls_secret="t", ca_key="ca.crt")
     with pytest.raises(ValueError, match="https"):
-        eso.provider_address(server)
+        provider_address("http://vault.vault.svc:8200")
+    assert provider_address("https://vault.vault.svc:8200") == "https://vault.vault.svc:8200"
 
 
 def test_no_plain_http_vault_address_remains(stack):

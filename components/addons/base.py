@@ -1,12 +1,11 @@
 """The one base for platform addons installed with Helm.
 
-An addon is one file under components/addons/ holding one subclass of `Addon`: its name in
-`stacks/<stack>.yaml`, its namespace, the addons it requires, a typed `Settings` model, and
-`install()`, which calls `self.helm(...)` for each chart and adds the addon's own objects.
-Subclasses register themselves; the registry installs enabled addons in dependency order.
+An addon is one file under components/addons/ holding one subclass of `Addon`: its name in `stacks/<stack>.yaml`,
+its namespace, the addons it requires, a typed `Settings` model, and `install()`, which calls `self.helm(...)`
+for each chart and adds its own objects. Subclasses register; the registry installs them in dependency order.
 
-Per-stack Helm overrides (`addons.<name>.values`) are deep-merged over what `install()` passes,
-so every value that reaches a chart goes through `helm()` and is visible to the values test.
+Per-stack Helm overrides (`addons.<name>.values`) are deep-merged over what `install()` passes, so
+every value that reaches a chart goes through `helm()` and is visible to the values test.
 """
 
 from __future__ import annotations
@@ -79,6 +78,9 @@ class Addon(pulumi.ComponentResource):
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
     # service account and IAM role) is installed after them, without depending on them.
     describes_others: ClassVar[bool] = False
+    # Installed before this one when enabled, not required nor waited for (install order only).
+    installs_after: ClassVar[tuple[str, ...]] = ()
+    multi_chart: ClassVar[bool] = False
 
     # Every addon says whether it exposes metrics and how they are scraped (None: it exposes none).
     metrics: ClassVar[Optional[Metrics]]
@@ -101,7 +103,7 @@ class Addon(pulumi.ComponentResource):
         super().__init__(f"platform:addons:{type(self).__name__}", self.name, None, opts)
         self.ctx = ctx
         # Typed by each addon where it reads them (`s: IstioSettings = self.settings`).
-        self.settings: Any = self.validated(spec, ctx.environment)
+        self.settings: Any = self.validated(spec, ctx.environment, ctx.region)
         self._overrides = spec.values
         # An addon starts after everything it requires is in place (CRDs, webhooks, services).
         self._after = [resource for r in self.after(ctx.decl.spec.addon_enabled) for resource in ctx.installed[r].ready]
@@ -113,9 +115,9 @@ class Addon(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     @classmethod
-    def validated(cls, spec: AddonSpec, environment: str) -> Spec:
-        # The environment is context: some settings are required only in prod.
-        return cls.Settings.model_validate(spec.settings, context={"environment": environment})
+    def validated(cls, spec: AddonSpec, environment: str, region: Optional[str] = None) -> Spec:
+        # The environment and region are context: some settings are required only in prod, or name regional resources.
+        return cls.Settings.model_validate(spec.settings, context={"environment": environment, "region": region})
 
     @classmethod
     def after(cls, enabled: Callable[[str], bool]) -> tuple[str, ...]:
@@ -232,8 +234,6 @@ class Addon(pulumi.ComponentResource):
             values = deep_merge(values, self.metrics.charts.get(chart.name, {}))
         overrides = self._overrides.get(chart.name, {}) if self.multi_chart else self._overrides
         return deep_merge(values, overrides)
-
-    multi_chart: ClassVar[bool] = False
 
     def helm(
         self, chart: Chart, values: dict[str, Any], release: Optional[str] = None, namespace: Optional[str] = None, depends_on: tuple = (), **kwargs: Any

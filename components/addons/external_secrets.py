@@ -14,18 +14,13 @@ that account in that namespace only and carries the policy `team-<team>`: read o
 of its own namespace, so a team's store can never log in as another team, and the role's policy
 refuses every path outside the team's prefix even if a declaration slipped past the loader.
 
-The Vault side (KV v2 mount, Kubernetes auth method, per-team policies and roles) is declared here
-with pulumi-vault, so adding a team is a pull request, not a manual step. pulumi-vault rather than
-a templated policy on the service account's namespace: the policy then names each team's prefix
-literally (readable in review and in the diff), and no wildcard role spans all namespaces. The
-provider is explicit and talks TLS only: Vault's https address (or the stack config's
-platform:vaultAddress, https as well), verified with VAULT_CACERT, logged in with VAULT_TOKEN from
-the deploy pipeline's environment (Vault answers on the private network, like the cluster's private
-API endpoint). Each team store trusts Vault's CA through a Secret in its own namespace (a
-namespaced store reads no other), issued there by cert-manager from Vault's issuer; `vault operator init`, whose
-output is the root token and recovery keys, stays a one-time step outside Pulumi by design.
-Vault checks the tokens with the TokenReview API as its own service account, which the Vault
-chart binds to system:auth-delegator (server.authDelegator, on by default).
+The Vault side is declared with pulumi-vault, so adding a team is a pull request, not a manual step:
+the vault addon owns Vault's provider, the KV v2 mount and the Kubernetes auth method, and each team's
+policy and role are declared here through its one helper (components/vault_access.py), the same way
+as every other Vault role. pulumi-vault rather than a templated policy on the service account's
+namespace: the policy then names each team's prefix literally (readable in review and in the diff),
+and no wildcard role spans all namespaces. Each team store trusts Vault's CA through a Secret in its
+own namespace (a namespaced store reads no other), issued there by cert-manager from Vault's issuer.
 
 helm.v3.Release: the chart installs its CRDs and a validating webhook, and the release waits for
 the webhook to be ready before any SecretStore (in the team namespaces) is created.
@@ -35,13 +30,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
 import pulumi_vault as vault
 
 from components.contracts import ExternalSecretsContract, VaultContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.base import Spec, field
+from components.vault_access import TOKEN_AUDIENCE, VaultRole
 from components.versions import EXTERNAL_SECRETS
 
 from . import flows as net
@@ -63,13 +58,8 @@ TEAM_SERVICE_ACCOUNT = "vault-secrets"
 TEAM_CA_SECRET = "vault-ca"
 # The controller's metrics port (chart: metrics.listen.port).
 METRICS_PORT = 8080
-# Vault's KV v2 mount: a service's vaultPath "checkout/orders/db" is secret/data/checkout/orders/db in Vault.
-KV_MOUNT = "secret"
+# Vault's KV v2 mount (Vault's contract): a service's vaultPath "checkout/orders/db" is secret/data/checkout/orders/db in Vault.
 KV_VERSION = "v2"
-# Vault's Kubernetes auth method (see the module docstring).
-VAULT_AUTH_MOUNT = "kubernetes"
-TOKEN_AUDIENCE = "vault"
-KUBERNETES_HOST = "https://kubernetes.default.svc"
 # Vault tokens of a store live 15 minutes; the operator logs in again as needed.
 TOKEN_TTL_SECONDS = 900
 
@@ -110,43 +100,9 @@ class ExternalSecrets(Addon):
         self.vault_roles = self.declare_vault(teams)
 
     def declare_vault(self, teams: list[str]) -> dict[str, vault.kubernetes.AuthBackendRole]:
-        """The Vault side: the KV v2 mount, the Kubernetes auth method, and per team a policy and a role."""
-        # Over TLS only: the listener's https address (or the deploy network's https name for it); the
-        # provider verifies it with VAULT_CACERT and logs in with VAULT_TOKEN from the pipeline's environment.
-        provider = vault.Provider(
-            f"{self.name}-vault",
-            address=provider_address(self.ctx.contracts.require(VaultContract)),
-            skip_tls_verify=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # After the Vault release: the server must be running (and initialised) to be configured.
-        opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=self._after)
-        kv = vault.Mount(f"{self.name}-kv", path=KV_MOUNT, type="kv", options={"version": "2"}, description="Team secrets, one prefix per team", opts=opts)
-        auth = vault.AuthBackend(f"{self.name}-kubernetes-auth", type="kubernetes", path=VAULT_AUTH_MOUNT, opts=opts)
-        config = vault.kubernetes.AuthBackendConfig(f"{self.name}-kubernetes-auth", backend=auth.path, kubernetes_host=KUBERNETES_HOST, opts=opts)
-        roles = {}
-        for team in teams:
-            policy = vault.Policy(
-                f"{self.name}-{team}",
-                name=team_role(team),
-                policy=team_policy(team),
-                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[kv])),
-            )
-            roles[team] = vault.kubernetes.AuthBackendRole(
-                f"{self.name}-{team}",
-                backend=auth.path,
-                role_name=team_role(team),
-                bound_service_account_names=[TEAM_SERVICE_ACCOUNT],
-                bound_service_account_namespaces=[team],
-                # Vault's `default` policy stays attached: it grants only the token's own lookup and
-                # renewal, which External Secrets uses to check a cached login.
-                audience=TOKEN_AUDIENCE,
-                token_policies=[policy.name],
-                token_ttl=TOKEN_TTL_SECONDS,
-                token_max_ttl=TOKEN_TTL_SECONDS,
-                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[config])),
-            )
-        return roles
+        """Per team a policy and a role, through Vault's one access (the vault addon has connected it)."""
+        server = self.ctx.contracts.require(VaultContract)
+        return {team: server.access.role(self, f"{self.name}-{team}", team_vault_role(team, server.kv_mount)) for team in teams}
 
     def flows(self) -> list[net.Flow]:
         server = self.ctx.contracts.require(VaultContract)
@@ -159,15 +115,12 @@ class ExternalSecrets(Addon):
         ]
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "secretStore": SECRET_STORE, "kvMount": KV_MOUNT}
-
-
-def provider_address(server: VaultContract) -> str:
-    """Where pulumi-vault reaches Vault: the stack config's platform:vaultAddress, else the listener's address; https only."""
-    address = pulumi.Config("platform").get("vaultAddress") or server.address
-    if not address.startswith("https://"):
-        raise ValueError(f"platform:vaultAddress {address!r}: Vault serves TLS only; give an https:// address")
-    return address
+        return {
+            "namespace": NAMESPACE,
+            "serviceAccount": SERVICE_ACCOUNT,
+            "secretStore": SECRET_STORE,
+            "kvMount": self.ctx.contracts.require(VaultContract).kv_mount,
+        }
 
 
 def team_role(team: str) -> str:
@@ -175,13 +128,20 @@ def team_role(team: str) -> str:
     return f"team-{team}"
 
 
-def team_policy(team: str) -> str:
+def team_policy(team: str, kv_mount: str) -> str:
     """Vault policy: read the team's KV v2 prefix, list its metadata; nothing else."""
-    return f'path "{KV_MOUNT}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\npath "{KV_MOUNT}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+    return f'path "{kv_mount}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\npath "{kv_mount}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+
+
+def team_vault_role(team: str, kv_mount: str) -> VaultRole:
+    """A team's Vault role: its namespace's `vault-secrets` account, reading only the team's prefix."""
+    return VaultRole(
+        name=team_role(team), policy=team_policy(team, kv_mount), service_account=TEAM_SERVICE_ACCOUNT, namespace=team, ttl_seconds=TOKEN_TTL_SECONDS
+    )
 
 
 def team_store_spec(team: str, server: VaultContract) -> dict[str, Any]:
-    """A team namespace's SecretStore: Vault KV v2 at KV_MOUNT over TLS, logged in as the namespace's own account and role."""
+    """A team namespace's SecretStore: Vault KV v2 at Vault's KV mount over TLS, logged in as the namespace's own account and role."""
     return {
         "provider": {
             "vault": {
@@ -189,11 +149,11 @@ def team_store_spec(team: str, server: VaultContract) -> dict[str, Any]:
                 # Vault's listener certificate chains to the platform's internal CA; a namespaced store reads
                 # the CA from its own namespace (TEAM_CA_SECRET, issued there by the same issuer).
                 "caProvider": {"type": "Secret", "name": TEAM_CA_SECRET, "key": server.ca_key},
-                "path": KV_MOUNT,
+                "path": server.kv_mount,
                 "version": KV_VERSION,
                 "auth": {
                     "kubernetes": {
-                        "mountPath": VAULT_AUTH_MOUNT,
+                        "mountPath": server.auth_mount,
                         "role": team_role(team),
                         # A SecretStore's account is always in the store's own namespace.
                         "serviceAccountRef": {"name": TEAM_SERVICE_ACCOUNT, "audiences": [TOKEN_AUDIENCE]},

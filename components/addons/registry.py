@@ -51,10 +51,10 @@ def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) ->
     enabled = [name for name, addon in spec.addons.items() if addon.enabled]
     # Stable sort: declaration order otherwise, but the addons that describe the others come last.
     enabled.sort(key=lambda name: addons[name].describes_others)
-    order = install_order(enabled, {n: a.after(spec.addon_enabled) for n, a in addons.items()})
+    order = install_order(enabled, {n: a.after(spec.addon_enabled) + tuple(filter(spec.addon_enabled, a.installs_after)) for n, a in addons.items()})
     # Every contract first: a consumer may install before the addon it reads (Istio before tracing).
     for name in order:
-        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment), ctx.decl)
+        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment, ctx.region), ctx.decl)
         if contract is not None:
             ctx.contracts.publish(contract)
     for name in order:

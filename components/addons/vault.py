@@ -5,8 +5,10 @@ credential is stored anywhere and nobody holds unseal keys. Initialising Vault (
 init`, which returns recovery keys and the root token) is a one-time manual step by design: its
 output must never pass through Pulumi state.
 
-The seal names the key by its alias, which is fixed per cluster, so the raft config is a plain
-string known before the key exists (KMS accepts an alias wherever a key ID is expected).
+The seal key is a KMS multi-Region key replicated to the backup copy's region, where a recovery stack
+unseals with the replica (`unsealKeyArn`); older stacks migrate from their old key (`legacyUnsealKey`):
+components/aws/seal.py. The seal names the key by its alias (or the given ARN), so the raft config
+is a plain string known before the key exists (KMS accepts an alias wherever a key ID is expected).
 
 The chart's agent injector is off. Pods get Vault secrets one way only: External Secrets, through the
 per-team SecretStore and Vault role (components/addons/external_secrets.py). The injector would add a
@@ -21,18 +23,20 @@ addon) starts against a running Vault.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from components.aws import iam
+from components.aws import seal as seals
 from components.contracts import CertManagerContract, Pods, VaultContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.base import Spec, field
+from components.vault_access import AUTH_MOUNT, KV_MOUNT, VaultAccess
 from components.versions import VAULT
 
 from . import flows as net
@@ -69,7 +73,6 @@ DNS_NAMES = [
 UI_SERVICE = f"{RELEASE}-ui"
 SERVER_POD_LABELS = {"app.kubernetes.io/name": "vault", "component": "server"}
 CLUSTER_PORT = 8201
-KMS_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
 # The chart's pod defaults (user 100, group 1000) with the restricted profile's seccomp; a non-empty
 # value replaces the chart's default, so the user and group are repeated. The server's root stays
 # writable: its start command copies the config to /tmp to fill in the pod's address.
@@ -80,6 +83,19 @@ SERVER_CONTEXT = {"pod": POD_CONTEXT, "container": {**RESTRICTED_CONTAINER, "rea
 class VaultSettings(Spec):
     replicas: int = field("Vault server pods in the raft cluster: 1, or an odd number (3, 5) so a quorum survives losing one.", default=1, ge=1, le=5)
     storage_gib: int = field("Raft data volume per server pod, in GiB.", default=10, ge=1)
+    unseal_key_arn: Optional[str] = field(
+        "Recovery stacks only: the key ARN (arn:aws:kms:<this stack's region>:<account>:key/mrk-...) of the replica of another "
+        "stack's Vault seal key in this region (made by that stack's backup.copyTo), which Vault unseals with instead of a key of "
+        "its own, so that stack's raft snapshots restore here; this stack then creates no seal key and no replica.",
+        default=None,
+    )
+    legacy_unseal_key: Optional[seals.LegacyStage] = field(
+        "Stacks whose Vault was initialised before the seal key became multi-Region: keep the old single-Region key declared, "
+        "never replaced, while Vault migrates to the new key (docs/operations.md): active (Vault still seals with it), "
+        "migrating (the new key seals, the old one is the disabled seal for `vault operator unseal -migrate`), retired "
+        "(unused, kept until the snapshots sealed with it expire). Omit on stacks built since.",
+        default=None,
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -87,6 +103,16 @@ class VaultSettings(Spec):
         if replicas % 2 == 0:
             raise ValueError(f"{replicas} replicas: raft needs an odd number of voters (1, 3 or 5); an even count survives no more failures than one fewer")
         return replicas
+
+    @model_validator(mode="after")
+    def _seal_key(self, info: ValidationInfo) -> "VaultSettings":
+        if self.unseal_key_arn is not None:
+            if self.legacy_unseal_key is not None:
+                raise ValueError("legacyUnsealKey: a stack that unseals with another stack's key (unsealKeyArn) has no key of its own to migrate from")
+            problem = seals.key_problem(self.unseal_key_arn, (info.context or {}).get("region"))
+            if problem:
+                raise ValueError(f"unsealKeyArn: {problem}")
+        return self
 
     @property
     def ha(self) -> bool:
@@ -123,27 +149,22 @@ class Vault(Addon):
             port=PORT,
             tls_secret=TLS_SECRET,
             ca_key=CA_KEY,
+            access=VaultAccess(VAULT_ADDR),
+            kv_mount=KV_MOUNT,
+            auth_mount=AUTH_MOUNT,
         )
 
     def install(self) -> None:
         s: VaultSettings = self.settings
         cluster = self.ctx.cluster_name
         protect = self.ctx.decl.spec.cluster.protect
-        # Losing this key loses every secret in Vault: rotation on, a long deletion window, and
-        # protected wherever the cluster itself is.
-        self.key = aws.kms.Key(
-            f"{self.name}-unseal",
-            description=f"Vault auto-unseal for {cluster}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
-        )
-        self.alias = aws.kms.Alias(f"{self.name}-unseal", name=unseal_alias(cluster), target_key_id=self.key.key_id, opts=pulumi.ResourceOptions(parent=self))
+        backup = self.ctx.decl.spec.backup
+        self.seal = seals.seal(self.name, self, cluster, protect, s.unseal_key_arn, s.legacy_unseal_key, backup.copy_to if backup else None)
         self.role = iam.pod_identity_role(f"{self.name}-unseal", self, description="Vault server: auto-unseal with its KMS key (Pod Identity)")
         policy = aws.iam.RolePolicy(
             f"{self.name}-unseal-kms",
             role=self.role.id,
-            policy=iam.document([{"Effect": "Allow", "Action": KMS_ACTIONS, "Resource": self.key.arn}]),
+            policy=iam.document([{"Effect": "Allow", "Action": seals.SEAL_ACTIONS, "Resource": arn} for arn in self.seal.arns]),
             opts=pulumi.ResourceOptions(parent=self),
         )
         identity = aws.eks.PodIdentityAssociation(
@@ -163,7 +184,10 @@ class Vault(Addon):
             spec=certificate_spec(self.ctx.contracts.require(CertManagerContract).internal_issuer),
         )
         # The pods must find their credentials and key on first start, or they cannot unseal.
-        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(self.alias, policy, identity, certificate))
+        self.release = self.helm(VAULT, self.chart_values(s), release=RELEASE, depends_on=(*self.seal.ready, policy, identity, certificate))
+        # Vault's own configuration (provider, mounts, auth method), once the server runs; its consumers'
+        # roles follow through the same access (components/vault_access.py).
+        self.ctx.contracts.require(VaultContract).access.connect(self, self.name, after=[self.release])
 
     def chart_values(self, s: VaultSettings) -> dict[str, Any]:
         return {
@@ -185,7 +209,7 @@ class Vault(Addon):
                     # The chart's budget is floor((n-1)/2) unavailable: 0 for one pod, which would
                     # block every node drain, so the budget exists only with a quorum to protect.
                     "disruptionBudget": {"enabled": s.ha},
-                    "raft": {"enabled": True, "setNodeId": True, "config": raft_config(s.replicas, self.ctx.region, unseal_alias(self.ctx.cluster_name))},
+                    "raft": {"enabled": True, "setNodeId": True, "config": raft_config(s.replicas, self.ctx.region, self.seal.key, self.seal.migrating_from)},
                 },
                 # Raft peers in different zones: one zone outage leaves a quorum (hosts are already
                 # spread by the chart's default anti-affinity).
@@ -213,14 +237,17 @@ class Vault(Addon):
         ]
 
     def outputs(self) -> dict[str, Any]:
-        return {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "address": VAULT_ADDR, "uiService": UI_SERVICE}
+        return {
+            "namespace": NAMESPACE,
+            "serviceAccount": SERVICE_ACCOUNT,
+            "iamRoleArn": self.role.arn,
+            "address": VAULT_ADDR,
+            "uiService": UI_SERVICE,
+            "sealKey": self.seal.key,
+        }
 
 
-def unseal_alias(cluster: str) -> str:
-    return f"alias/{cluster}-vault-unseal"
-
-
-def raft_config(replicas: int, region: str, key: str) -> str:
+def raft_config(replicas: int, region: str, key: str, migrating_from: Optional[str] = None) -> str:
     """Vault's server config (HCL): raft storage joined through every peer's stable pod DNS name,
     and the awskms seal, which unseals with the Pod Identity credentials on every start."""
     joins = "".join(
@@ -252,11 +279,7 @@ storage "raft" {{
   path = "/vault/data"{joins}
 }}
 
-seal "awskms" {{
-  region = "{region}"
-  kms_key_id = "{key}"
-}}
-
+{seals.stanzas(region, key, migrating_from)}
 service_registration "kubernetes" {{}}
 '''
 

@@ -84,6 +84,8 @@ class Velero(Addon):
     metrics = Metrics(charts={VELERO.name: {"metrics": {"serviceMonitor": {"enabled": True, "autodetect": False}}}})
     # The chart's ServiceMonitor and the backup alerts need the Prometheus Operator CRDs.
     requires = ("prometheus",)
+    # With Vault on, its access is connected first: the snapshot job's Vault role is declared through it.
+    installs_after = ("vault",)
     pod_security = "restricted"
 
     def install(self) -> None:
@@ -140,8 +142,10 @@ class Velero(Addon):
                 spec=vault_snapshot.ca_certificate(certs.internal_issuer),
                 depends_on=tuple(self.ctx.installed["cert-manager"].ready),
             )
+            # The job's Vault role exists (after Vault's auth method) before the job can run.
+            role = vault.access.role(self, vault_snapshot.NAME, vault_snapshot.vault_role(NAMESPACE))
             self.snapshot_job, _ = vault_snapshot.snapshot_job(
-                self, self.opts((ca,)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror, vault.active_address
+                self, self.opts((ca, role)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror, vault.active_address
             )
         alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}

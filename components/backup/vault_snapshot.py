@@ -3,15 +3,10 @@
 Velero's CSI snapshots of Vault's volumes are crash-consistent at best; a raft snapshot is Vault's
 own consistent, restorable backup (`vault operator raft snapshot restore`). The CronJob logs in to
 Vault with the Kubernetes auth method as its own service account, with a token whose audience is
-"vault" and which lives ten minutes; the Vault role it logs in with may only read
-sys/storage/raft/snapshot. What must exist inside Vault (Vault-internal state, set once by an
-operator with a Vault token, as for External Secrets; docs/runbooks/restore.md repeats it):
-
-  vault policy write vault-snapshot - <<EOF
-  path "sys/storage/raft/snapshot" { capabilities = ["read"] }
-  EOF
-  vault write auth/kubernetes/role/vault-snapshot bound_service_account_names=vault-snapshot \\
-    bound_service_account_namespaces=velero audience=vault policies=vault-snapshot ttl=10m
+"vault" and which lives ten minutes. Its Vault role `vault-snapshot` and policy `vault-snapshot`
+(read on sys/storage/raft/snapshot, nothing else), bound to the job's service account in Velero's
+namespace, are declared by Velero through Vault's one access (components/vault_access.py, `vault_role`
+below), like the team roles of External Secrets: nothing inside Vault is set up by hand.
 
 Two containers share a memory-backed emptyDir: the Vault CLI (init container) writes the snapshot,
 the AWS CLI uploads it with SSE-KMS under the backup key, using the job's Pod Identity role, which
@@ -30,6 +25,7 @@ from components import security
 from components.aws import iam
 from components.scheduling import priority_class_name
 from components.security import RESTRICTED_CONTAINER
+from components.vault_access import AUTH_MOUNT, TOKEN_AUDIENCE, VaultRole
 from components.versions import AWS_CLI_IMAGE, VAULT_IMAGE
 
 from .storage import Bucket
@@ -37,11 +33,11 @@ from .storage import Bucket
 NAME = "vault-snapshot"
 SERVICE_ACCOUNT = NAME
 VAULT_ROLE = NAME
-VAULT_POLICY = NAME
 # The path the Vault policy allows, read only: what `vault operator raft snapshot save` calls.
 SNAPSHOT_PATH = "sys/storage/raft/snapshot"
 SNAPSHOT_PREFIX = "vault-snapshots"
-TOKEN_AUDIENCE = "vault"
+# Vault tokens of the job live ten minutes: one snapshot, never reused.
+TOKEN_TTL_SECONDS = 600
 # Vault's CA for the job: cert-manager writes the issuing CA into every certificate's Secret (ca.crt), so a
 # certificate from the issuer that signs Vault's listener, in the job's namespace, carries the CA the job trusts.
 CA_SECRET = f"{NAME}-vault-ca"
@@ -55,6 +51,12 @@ RUN_AS = 65532
 def image(mirror: str, reference: str) -> str:
     """An upstream image reference through the stack's mirror: public.ecr.aws/x/y:1 -> <mirror>x/y:1."""
     return mirror + reference.split("/", 1)[1] if mirror else reference
+
+
+def vault_role(namespace: str) -> VaultRole:
+    """The job's Vault role and policy: read on the raft snapshot endpoint only, for the job's account in `namespace`."""
+    policy = f'path "{SNAPSHOT_PATH}" {{\n  capabilities = ["read"]\n}}\n'
+    return VaultRole(name=VAULT_ROLE, policy=policy, service_account=SERVICE_ACCOUNT, namespace=namespace, ttl_seconds=TOKEN_TTL_SECONDS)
 
 
 def ca_certificate(issuer: str) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def snapshot_job(
 def pod_template(namespace: str, bucket: Bucket, mirror: str, vault_address: str) -> dict[str, Any]:
     resources = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     login = (
-        f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
+        f'export VAULT_TOKEN="$(vault write -field=token auth/{AUTH_MOUNT}/login role={VAULT_ROLE} jwt=@/var/run/secrets/vault/token)" '
         "&& vault operator raft snapshot save /snapshot/vault.snap"
     )
     upload = (

@@ -130,10 +130,13 @@ def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...])
     context = {"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved, "environment": raw.get("environment")}
     spec = validate(StackSpec, raw, rel, context=context)
     problems: list[Problem] = []
+    region = aws_region(stack, root)
     for name, addon in spec.addons.items():
-        # The environment is context: some settings are required only in prod.
+        # The environment and region are context: some settings are required only in prod, or name regional resources.
         try:
-            validate(addons[name].settings, addon.settings, rel, context={"environment": spec.environment}, prefix=("addons", name, "settings"))
+            validate(
+                addons[name].settings, addon.settings, rel, context={"environment": spec.environment, "region": region}, prefix=("addons", name, "settings")
+            )
         except SpecError as err:
             problems += err.problems
     if problems:

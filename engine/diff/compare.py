@@ -70,10 +70,21 @@ OPS = ("create", "update", "replace", "delete")
 SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
 
+def moves(base_res: dict[str, Any], head_res: dict[str, Any]) -> dict[str, str]:
+    """old URN -> new URN: a resource whose aliases name a URN only the base has is moved by Pulumi
+    (same state and ID), not deleted and created."""
+    return {alias: r["urn"] for r in head_res.values() for alias in r.get("aliases") or () if alias in base_res and alias not in head_res}
+
+
+def _provider_urn(reference: Optional[str]) -> str:
+    return (reference or "").rsplit("::", 1)[0]
+
+
 def compare(base: dict[str, Any], head: dict[str, Any], base_label: str = "base", head_label: str = "working tree") -> dict[str, Any]:
     """Diff two `engine.record` documents of one stack. Returns the JSON-ready result."""
-    base_res = {r["urn"]: r for r in base["resources"]}
     head_res = {r["urn"]: r for r in head["resources"]}
+    moved = moves({r["urn"]: r for r in base["resources"]}, head_res)
+    base_res = {moved.get(r["urn"], r["urn"]): {**r, "movedFrom": r["urn"]} if r["urn"] in moved else r for r in base["resources"]}
     providers = {r["urn"]: r["inputs"] for r in head["resources"] if r["type"].startswith("pulumi:providers:")}
     base_services, head_services = services_of(base["resources"]), services_of(head["resources"])
 
@@ -89,9 +100,15 @@ def compare(base: dict[str, Any], head: dict[str, Any], base_label: str = "base"
             entry.update(op="delete", inputs=old["inputs"], protect=old.get("protect", False))
         else:
             changes = property_changes(old["inputs"], new["inputs"])
+            if old.get("movedFrom"):
+                changes.append({"tokens": ("(moved)",), "kind": "update", "old": old["movedFrom"], "new": urn})
             for option in ("protect", "provider"):
-                if old.get(option) != new.get(option):
-                    changes.append({"tokens": (f"({option})",), "kind": "update", "old": old.get(option), "new": new.get(option)})
+                before = old.get(option)
+                # A provider moved by its aliases keeps its state and ID: the same provider.
+                if option == "provider" and moved.get(_provider_urn(before)) == _provider_urn(new.get(option)):
+                    before = new.get(option)
+                if before != new.get(option):
+                    changes.append({"tokens": (f"({option})",), "kind": "update", "old": before, "new": new.get(option)})
             if not changes:
                 continue
             for change in changes:
