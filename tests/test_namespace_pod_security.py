@@ -53,7 +53,7 @@ def test_addon_namespaces_enforce_the_addons_level(stack):
     found = namespaces(stack)
     for name, addon in discover().items():
         if load(stack.stack, ROOT).spec.addon_enabled(name):
-            assert found[addon.namespace][ENFORCE] == addon.pod_security, name
+            assert found[addon.namespace][ENFORCE] == addon.pod_security_in(load(stack.stack, ROOT)), name
 
 
 @pytest.mark.parametrize("namespace", ["istio-system", "istio-ingress", "flagger-system", "flagger-loadtester", "vault"])

@@ -53,6 +53,19 @@ def plaintext_secrets(stack: str, root: Path) -> list[Problem]:
     return problems
 
 
+def secret_keys(stack: str, root: Path) -> set[str]:
+    """The `platform` config keys that hold a secret for this stack: declared `secret: true` in Pulumi.yaml
+    (the CLI then refuses to run a stack that has not set it) or stored encrypted in Pulumi.<stack>.yaml."""
+    project_file = Path(root) / "Pulumi.yaml"
+    project = yamlsafe.read(project_file, "Pulumi.yaml") if project_file.is_file() else {}
+    declared = project.get("config") or {}
+    found = {name for name, schema in declared.items() if isinstance(schema, dict) and schema.get("secret") is True}
+    for key, value in pulumi_config(stack, root).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            found.add(key.split(":", 1)[1] if key.startswith(f"{project.get('name')}:") else key)
+    return found
+
+
 def aws_region(stack: str, root: Path) -> Optional[str]:
     region = pulumi_config(stack, root).get("aws:region")
     return region if isinstance(region, str) else None
