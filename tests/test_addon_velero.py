@@ -128,9 +128,7 @@ def assert_expiry(rules, days, moves_data):
     any one backup); old versions and failed uploads everywhere."""
     expiring = {r["filter"]["prefix"] for r in rules if "expiration" in r}
     assert {r["expiration"]["days"] for r in rules if "expiration" in r} == {days}
-    assert [r["noncurrentVersionExpiration"] for r in rules if r["filter"]["prefix"] == "" and "noncurrentVersionExpiration" in r] == [
-        {"noncurrentDays": 7}
-    ]
+    assert [r["noncurrentVersionExpiration"] for r in rules if r["filter"]["prefix"] == "" and "noncurrentVersionExpiration" in r] == [{"noncurrentDays": 7}]
     assert all(r["status"] == "Enabled" for r in rules)
     if moves_data:
         assert expiring == {"velero/backups/", "velero/restores/", "vault-snapshots/"}

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from components.addons import prometheus, sealed_secrets, vault, velero
-from components.backup import vault_snapshot
+from components.backup import data_mover, vault_snapshot
 from components.backup.alerts import rules
 from components.spec import load
 
@@ -88,3 +88,17 @@ def test_restore_order_is_vault_keys_platform_teams():
     section = TEXT.split("## A lost cluster")[1].split("### The region")[0]
     steps = [section.index(f"**{step}**") for step in ("Vault", "Sealing keys", "Platform state", "Teams")]
     assert steps == sorted(steps)
+
+
+def test_the_region_loss_procedure_matches_the_data_mover():
+    backup = load("prod", ROOT).spec.backup
+    key = backup.repository_password.config
+    assert backup.moves_data and f"Secret `velero/{data_mover.REPO_SECRET}`" in TEXT
+    assert f"(prod: `{key}`)" in TEXT and f"pulumi config set --secret {key} " in TEXT
+    assert f"`{velero.VELERO_PREFIX}/{data_mover.KOPIA_DIR}/<namespace>/`" in TEXT
+    # The new Velero reads the copy (Kopia's repositories are under Velero's prefix) as the server's
+    # service account, which the node agent and its data mover pods share.
+    assert f"arn:aws:s3:::{backup.copy_to.bucket_name or 'shop-prod-backup-' + backup.copy_to.region}/{velero.VELERO_PREFIX}/*" in TEXT
+    assert f"--namespace {velero.NAMESPACE} --service-account {velero.SERVICE_ACCOUNT} " in TEXT
+    assert "--access-mode ReadOnly" in TEXT and 'kmsKeyId="$COPY_KEY"' in TEXT
+    assert "moveData: true" in TEXT and "kubectl -n velero get datadownloads" in TEXT

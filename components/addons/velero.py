@@ -14,6 +14,9 @@ stack model requires it in prod and ties it to this addon.
   `extraObjects`) and the CSI snapshot controller (EKS addon `snapshot-controller`, which also
   installs the snapshot.storage.k8s.io CRDs). Velero skips its native snapshotter for CSI volumes when
   EnableCSI is on; the VolumeSnapshotLocation serves volumes that are not CSI-provisioned.
+- Volume data in the second region: with `backup.copyTo` (or `moveData`) the schedules move each
+  snapshot's data into the bucket with Kopia, through the node agent and its data mover pods
+  (components/backup/data_mover.py); the bucket then expires by age only what is not a Kopia repository.
 - Schedules (velero.io/v1 objects, after the chart's CRDs): `teams` (every team namespace),
   `platform` (the addons' namespaces that hold state, PLATFORM_STATE) and `sealing-keys`.
 - Sealed Secrets keys: a Velero Schedule of the secrets labelled sealedsecrets.bitnami.com/sealed-secrets-key
