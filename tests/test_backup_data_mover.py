@@ -132,9 +132,11 @@ def test_data_mover_pods_are_labelled_sized_and_prioritised(prod):
     assert data_mover.KOPIA_CLIENTS.items() <= parsed["podLabels"].items()
     assert set(parsed["podResources"]) == {"cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"}
     assert parsed["priorityClassName"] in {name for name, *_ in PRIORITY_CLASSES.values()}
+    assert parsed["podAnnotations"] == {"karpenter.sh/do-not-disrupt": "true"}
     maintenance = values(prod)["configuration"]["repositoryMaintenanceJob"]["repositoryConfigData"]["global"]
     assert data_mover.KOPIA_CLIENTS.items() <= maintenance["podLabels"].items()
     assert set(maintenance["podResources"]) == {"cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"}
+    assert maintenance["podAnnotations"] == {"karpenter.sh/do-not-disrupt": "true"}
 
 
 def test_the_repository_password_comes_masked_from_config_before_the_chart(prod):

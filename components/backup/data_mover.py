@@ -31,8 +31,8 @@ import pulumi_kubernetes as k8s
 
 from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
-from components.spec.placement import pool_tolerations
 from components.spec.alerting import SecretConfig
+from components.spec.placement import pool_tolerations
 
 REPO_SECRET = "velero-repo-credentials"
 REPO_PASSWORD_KEY = "repository-password"
@@ -43,7 +43,6 @@ KOPIA_DIR = "kopia"
 KOPIA_CLIENTS = {"app.kubernetes.io/component": "kopia"}
 DATA_MOVER_LABELS = {"app.kubernetes.io/name": "velero-data-mover", **KOPIA_CLIENTS}
 MAINTENANCE_LABELS = {"app.kubernetes.io/name": "velero-repo-maintenance", **KOPIA_CLIENTS}
-NODE_AGENT_LABELS = {"name": "node-agent"}
 # A DaemonSet pod must fit on every node, full ones included, or volumes there are never moved; the
 # agent is small (the data path runs in the data mover pods). The log agent does the same.
 NODE_AGENT_PRIORITY = "system-node-critical"
@@ -52,6 +51,9 @@ DATA_MOVER_PRIORITY = "standard"
 # Velero parses all four (a missing one voids the section); Kopia's memory grows with the volume's file count.
 DATA_MOVER_RESOURCES = {"cpuRequest": "250m", "cpuLimit": "2", "memoryRequest": "512Mi", "memoryLimit": "2Gi"}
 MAINTENANCE_RESOURCES = {"cpuRequest": "100m", "cpuLimit": "1", "memoryRequest": "256Mi", "memoryLimit": "1Gi"}
+# Karpenter does not consolidate a node away under a running upload, download or maintenance (which
+# would fail that volume's backup); it still replaces the node once the pod is done.
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 
 
 def repository_secret(name: str, namespace: str, password: SecretConfig, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
@@ -69,7 +71,7 @@ def repository_secret(name: str, namespace: str, password: SecretConfig, opts: p
 
 def node_agent_config(name: str, namespace: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.ConfigMap:
     """The node agent's ConfigMap (`--node-agent-configmap`, exactly one JSON key): what its data mover pods get."""
-    config = {"podLabels": DATA_MOVER_LABELS, "podResources": DATA_MOVER_RESOURCES, "priorityClassName": DATA_MOVER_PRIORITY}
+    config = {"podLabels": DATA_MOVER_LABELS, "podAnnotations": DO_NOT_DISRUPT, "podResources": DATA_MOVER_RESOURCES, "priorityClassName": DATA_MOVER_PRIORITY}
     return k8s.core.v1.ConfigMap(
         name,
         metadata={"name": NODE_AGENT_CONFIG, "namespace": namespace, "labels": {"app.kubernetes.io/name": "velero"}},
@@ -104,7 +106,14 @@ def chart_values(decl: Declarations, run_as: int) -> dict[str, Any]:
         },
         "configuration": {
             "repositoryMaintenanceJob": {
-                "repositoryConfigData": {"global": {"keepLatestMaintenanceJobs": 3, "podLabels": MAINTENANCE_LABELS, "podResources": MAINTENANCE_RESOURCES}}
+                "repositoryConfigData": {
+                    "global": {
+                        "keepLatestMaintenanceJobs": 3,
+                        "podLabels": MAINTENANCE_LABELS,
+                        "podAnnotations": DO_NOT_DISRUPT,
+                        "podResources": MAINTENANCE_RESOURCES,
+                    }
+                }
             }
         },
         "metrics": {"nodeAgentPodMonitor": {"enabled": True, "autodetect": False}},
