@@ -209,11 +209,6 @@ class Addon(pulumi.ComponentResource):
         return pulumi.ResourceOptions.merge(self.k8s, pulumi.ResourceOptions(depends_on=list(depends_on), **kwargs))
 
     @classmethod
-    def pod_security_in(cls, decl: Declarations) -> Literal["restricted", "baseline", "privileged"]:
-        """The level enforced in this stack: `pod_security`, or stricter where a stack runs none of the pods that need it."""
-        return cls.pod_security
-
-    @classmethod
     def namespaces(cls) -> tuple[str, ...]:
         return (cls.namespace, *cls.extra_namespaces)
 
@@ -225,11 +220,7 @@ class Addon(pulumi.ComponentResource):
             f"{self.name}-{namespace}",
             metadata={
                 "name": namespace,
-                "labels": {
-                    "pod-security.kubernetes.io/enforce": self.pod_security_in(self.ctx.decl),
-                    "pod-security.kubernetes.io/warn": "restricted",
-                    **(labels or {}),
-                },
+                "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})},
             },
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )

@@ -92,9 +92,13 @@ class Velero(Addon):
 
     @classmethod
     def pod_security_in(cls, decl: Declarations) -> Literal["restricted", "baseline", "privileged"]:
-        # Without the data mover every pod in the namespace passes restricted.
+        """The level this stack's namespace enforces: without the data mover every pod here passes restricted."""
         backup = decl.spec.backup
         return cls.pod_security if backup is not None and backup.moves_data else "restricted"
+
+    def namespace_labels(self) -> dict[str, str]:
+        # Over the base's `pod_security` label.
+        return {"pod-security.kubernetes.io/enforce": self.pod_security_in(self.ctx.decl)}
 
     def install(self) -> None:
         spec = cast(BackupSpec, self.ctx.decl.spec.backup)  # the stack model requires it with this addon
