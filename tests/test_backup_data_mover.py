@@ -181,3 +181,39 @@ def test_the_kopia_repositories_are_never_expired_by_age_and_the_role_reaches_th
     association = prod.named("velero-server", "aws:eks/podIdentityAssociation:PodIdentityAssociation").inputs
     assert association["serviceAccount"] == values(prod)["serviceAccount"]["server"]["name"] == velero.SERVICE_ACCOUNT
     assert "serviceAccount" not in values(prod)["nodeAgent"]
+
+
+# -- restoring another region's backups -------------------------------------------------------------
+
+SOURCE = {
+    "bucketName": "shop-prod-backup-eu-central-1",
+    "region": "eu-central-1",
+    "kmsKeyArn": "arn:aws:kms:eu-central-1:444455556666:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+}
+
+
+def test_restoring_from_another_stacks_backups_needs_the_data_mover(scratch, capsys):
+    scratch.edit("stacks/dev.yaml", lambda d: d["backup"].update(restoreFrom=SOURCE))
+    assert "stacks/dev.yaml: backup: restoreFrom: restoring moved volume data needs the node agent" in scratch.rejected(capsys, "dev")
+
+
+def test_a_read_only_location_on_the_source_and_read_access_only(scratch):
+    from engine.conformance import errors
+    from engine.runtime import run
+
+    scratch.edit("stacks/prod.yaml", lambda d: d["backup"].update(restoreFrom=SOURCE))
+    rec = run("prod", scratch.root)
+    location = rec.manifest("BackupStorageLocation", velero.RESTORE_LOCATION, "velero")
+    assert errors(location, "1.35") == []
+    assert location["spec"]["accessMode"] == "ReadOnly" and location["spec"]["default"] is False
+    assert location["spec"]["objectStorage"] == {"bucket": SOURCE["bucketName"], "prefix": velero.VELERO_PREFIX}
+    assert location["spec"]["config"] == {"region": "eu-central-1", "kmsKeyId": SOURCE["kmsKeyArn"]}
+    policy = json.loads(rec.named("velero-server", "aws:iam/rolePolicy:RolePolicy").inputs["policy"])["Statement"]
+    arn = f"arn:aws:s3:::{SOURCE['bucketName']}"
+    on_source = [s for s in policy if any(str(r).startswith(arn) or r == SOURCE["kmsKeyArn"] for r in [s["Resource"]])]
+    assert sorted(a for s in on_source for a in s["Action"]) == ["kms:Decrypt", "kms:DescribeKey", "s3:GetObject", "s3:ListBucket"]
+    assert {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{arn}/{velero.VELERO_PREFIX}/*"} in on_source
+    # The stack's own location stays the default one it writes to.
+    assert rec.manifest("BackupStorageLocation", velero.STORAGE_LOCATION, "velero")["spec"]["default"] is True
+    # The committed prod stack restores from nothing.
+    assert load("prod", ROOT).spec.backup.restore_from is None

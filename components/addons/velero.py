@@ -41,7 +41,7 @@ from components.contracts import CertManagerContract, MonitoringContract, VaultC
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations
 from components.spec.alerting import AlertingSpec
-from components.spec.backup import BackupSpec
+from components.spec.backup import BackupSpec, RestoreSource
 from components.versions import VELERO
 
 from . import flows as net
@@ -53,6 +53,8 @@ RELEASE = "velero"
 SERVICE_ACCOUNT = chart.SERVICE_ACCOUNT
 API = "velero.io/v1"
 STORAGE_LOCATION = "default"
+# Read-only, on another stack's backups (backup.restoreFrom).
+RESTORE_LOCATION = "restore-source"
 SNAPSHOT_LOCATION = "default"
 # Velero's objects live under this prefix of the bucket; Vault snapshots under their own.
 VELERO_PREFIX = "velero"
@@ -113,7 +115,7 @@ class Velero(Addon):
             self.copy, _ = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to, name, spec, self, protect, tags, expiring=kept)
         self.role = iam.pod_identity_role(f"{self.name}-server", self, description="Velero: backups in its bucket, EBS snapshots (Pod Identity)")
         child = pulumi.ResourceOptions(parent=self)
-        policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket)))
+        policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket, spec.restore_from)))
         identity = aws.eks.PodIdentityAssociation(
             f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
         )
@@ -144,6 +146,8 @@ class Velero(Addon):
         values = chart.values(self.ctx.decl, spec.moves_data)
         self.release = self.helm(VELERO, values, release=RELEASE, depends_on=(policy, identity, snapshots, *self.bucket.guards, *mover))
         self.manifest(API, "BackupStorageLocation", STORAGE_LOCATION, namespace=NAMESPACE, spec=storage_location(self.bucket, region))
+        if spec.restore_from is not None:
+            self.manifest(API, "BackupStorageLocation", RESTORE_LOCATION, namespace=NAMESPACE, spec=restore_location(spec.restore_from))
         self.manifest(API, "VolumeSnapshotLocation", SNAPSHOT_LOCATION, namespace=NAMESPACE, spec={"provider": "aws", "config": {"region": region}})
         self.schedules = {
             SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
@@ -213,12 +217,21 @@ class Velero(Addon):
         return out | ({"copyBucket": self.copy.name} if self.copy else {})
 
 
-def server_policy(bucket: storage.Bucket) -> list[dict[str, Any]]:
-    return [
+def server_policy(bucket: storage.Bucket, source: Optional[RestoreSource]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": EC2_ACTIONS, "Resource": "*"},
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.arn},
         {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{bucket.arn}/{VELERO_PREFIX}/*"},
         {"Effect": "Allow", "Action": storage.KMS_USE, "Resource": bucket.key.arn},
+    ]
+    if source is None:
+        return found
+    # Reading is all a restore needs: objects, Kopia repositories, and their key.
+    arn = storage.bucket_arn(source.bucket_name)
+    return found + [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arn},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{arn}/{VELERO_PREFIX}/*"},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": source.kms_key_arn},
     ]
 
 
@@ -237,6 +250,16 @@ def storage_location(bucket: storage.Bucket, region: str) -> dict[str, Any]:
         "objectStorage": {"bucket": bucket.name, "prefix": VELERO_PREFIX},
         # The plugin then uploads with SSE-KMS under this key (the bucket's default too).
         "config": {"region": region, "kmsKeyId": bucket.key.arn},
+    }
+
+
+def restore_location(source: RestoreSource) -> dict[str, Any]:
+    return {
+        "provider": "aws",
+        "default": False,
+        "accessMode": "ReadOnly",
+        "objectStorage": {"bucket": source.bucket_name, "prefix": VELERO_PREFIX},
+        "config": {"region": source.region, "kmsKeyId": source.kms_key_arn},
     }
 
 

@@ -99,6 +99,15 @@ class CopyTarget(Spec):
         return self.role_arn.split(":")[4] if self.role_arn else None
 
 
+class RestoreSource(Spec):
+    bucket_name: str = field("The bucket with the backups to restore, e.g. the lost region's copy (the old stack's backup.copyTo bucket).", pattern=BUCKET)
+    region: str = field("AWS region of that bucket.", pattern=REGION)
+    kms_key_arn: str = field(
+        "ARN of the KMS key its objects are encrypted with (the copy's own key: `aws kms describe-key --key-id alias/<bucket>`).",
+        pattern=r"^arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+    )
+
+
 class BackupSpec(Spec):
     retention: str = field(
         "How long backups and snapshots are kept, in hours or days (e.g. 30d, 720h); the bucket expires objects one day later.", pattern=DURATION
@@ -132,6 +141,12 @@ class BackupSpec(Spec):
         default=None,
     )
 
+    restore_from: Optional[RestoreSource] = field(
+        "Another stack's backups to restore from (after losing its region): a read-only Velero storage location "
+        "`restore-source` and read access to that bucket and key; Velero never writes to it nor maintains its repositories.",
+        default=None,
+    )
+
     @property
     def retention_hours(self) -> int:
         return hours(self.retention)
@@ -155,6 +170,8 @@ class BackupSpec(Spec):
                 "name the Pulumi secret config key, e.g. {config: backupRepositoryPassword}, "
                 "set with `pulumi config set --secret backupRepositoryPassword`"
             )
+        if self.restore_from is not None and not self.moves_data:
+            raise ValueError("restoreFrom: restoring moved volume data needs the node agent and the repository password; set moveData: true")
         return self
 
     @model_validator(mode="after")
