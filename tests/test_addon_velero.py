@@ -117,11 +117,24 @@ def test_bucket_is_private_encrypted_versioned_tls_only_and_expires(stack):
         and key.urn in stack.named("velero-backups", f"{S3}bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").dependencies
     )
     assert guard(stack, "bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
-    [lifecycle] = guard(stack, "bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
     days = spec.backup.retention_hours // 24
-    assert lifecycle["expiration"] == {"days": days + 1} and lifecycle["noncurrentVersionExpiration"] == {"noncurrentDays": 7}
+    assert_expiry(guard(stack, "bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"], days + 1, spec.backup.moves_data)
     [deny] = json.loads(guard(stack, "bucketPolicy:BucketPolicy")["policy"])["Statement"]
     assert (deny["Effect"], deny["Principal"], deny["Condition"]) == ("Deny", "*", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def assert_expiry(rules, days, moves_data):
+    """Current objects expire a day after the retention, but never a Kopia repository's (its blobs outlive
+    any one backup); old versions and failed uploads everywhere."""
+    expiring = {r["filter"]["prefix"] for r in rules if "expiration" in r}
+    assert {r["expiration"]["days"] for r in rules if "expiration" in r} == {days}
+    assert [r["noncurrentVersionExpiration"] for r in rules if r["filter"]["prefix"] == "" and "noncurrentVersionExpiration" in r] == [{"noncurrentDays": 7}]
+    assert all(r["status"] == "Enabled" for r in rules)
+    if moves_data:
+        assert expiring == {"velero/backups/", "velero/restores/", "vault-snapshots/"}
+        assert not any("velero/kopia/checkout/p0123".startswith(prefix) for prefix in expiring)
+    else:
+        assert expiring == {""}
 
 
 def test_storage_location_writes_with_the_bucket_key(stack):
@@ -142,7 +155,8 @@ def test_every_velero_object_conforms_to_its_crd(stack):
 
 def test_volumes_are_snapshotted_through_the_csi_driver(stack):
     v = values(stack)
-    assert v["configuration"]["features"] == "EnableCSI" and v["snapshotsEnabled"] is True and v["deployNodeAgent"] is False
+    assert v["configuration"]["features"] == "EnableCSI" and v["snapshotsEnabled"] is True
+    assert v["deployNodeAgent"] is load(stack.stack, ROOT).spec.backup.moves_data
     [snapshot_class] = v["extraObjects"]
     assert snapshot_class["kind"] == "VolumeSnapshotClass" and snapshot_class["driver"] == "ebs.csi.aws.com"
     assert snapshot_class["metadata"]["labels"] == {"velero.io/csi-volumesnapshot-class": "true"}
@@ -191,7 +205,9 @@ def test_metrics_are_scraped_and_only_prometheus_may_reach_velero(stack):
     # No hand-made policy of its own any more: only what the base renders.
     assert "allow-prometheus" not in policies
     assert {"default-deny", "allow-dns", "allow-api-server", "allow-cloud-apis", "allow-pod-identity", "allow-vault"} <= policies
-    assert stack.manifest("Namespace", "velero")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Restricted unless the data mover's pods (root, created by the node agent) run here: prod's copyTo.
+    level = "baseline" if load(stack.stack, ROOT).spec.backup.moves_data else "restricted"
+    assert stack.manifest("Namespace", "velero")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == level
     # What the restricted level demands of the chart's pods (server, CRD upgrade job) and the plugin.
     v = values(stack)
     assert v["podSecurityContext"]["runAsNonRoot"] is True and v["podSecurityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -217,8 +233,7 @@ def test_prod_replicates_to_a_second_region(prod):
     assert guard(prod, "bucketOwnershipControls:BucketOwnershipControls", "velero-copy")["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
     [sse] = guard(prod, "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "velero-copy")["rules"]
     assert sse["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"]
-    [lifecycle] = guard(prod, "bucketLifecycleConfiguration:BucketLifecycleConfiguration", "velero-copy")["rules"]
-    assert lifecycle["expiration"] == {"days": 31}
+    assert_expiry(guard(prod, "bucketLifecycleConfiguration:BucketLifecycleConfiguration", "velero-copy")["rules"], 31, moves_data=True)
     [deny] = json.loads(guard(prod, "bucketPolicy:BucketPolicy", "velero-copy")["policy"])["Statement"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert {

@@ -108,9 +108,16 @@ def test_cron_gaps_and_durations():
 
 
 def test_cross_account_copy_names_its_account():
-    spec = BackupSpec.model_validate({"retention": "30d", "copyTo": {"region": "us-east-1", "roleArn": "arn:aws:iam::999988887777:role/backup-copy"}})
+    spec = BackupSpec.model_validate(
+        {
+            "retention": "30d",
+            "copyTo": {"region": "us-east-1", "roleArn": "arn:aws:iam::999988887777:role/backup-copy"},
+            "repositoryPassword": {"config": "backupRepositoryPassword"},
+        }
+    )
     assert spec.copy_to.account == "999988887777"
-    assert BackupSpec.model_validate({"retention": "30d", "copyTo": {"region": "us-east-1"}}).copy_to.account is None
+    password = {"config": "backupRepositoryPassword"}
+    assert BackupSpec.model_validate({"retention": "30d", "copyTo": {"region": "us-east-1"}, "repositoryPassword": password}).copy_to.account is None
 
 
 def test_the_key_renewal_checked_is_the_one_the_controller_uses(stack):

@@ -84,6 +84,30 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
         "egress-gateway": pod("egress-gateway", "istio-egress", {"app": "istio-egressgateway", "istio": "egressgateway"}),
         "velero": pod("velero", "velero", {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": "velero"}),
         "vault-snapshot": pod("vault-snapshot", "velero", {"app.kubernetes.io/name": "vault-snapshot"}),
+        # The chart's node agent, and what Velero itself starts: a data mover pod per volume (its labels
+        # plus the node agent config's podLabels) and repository maintenance Jobs (the chart's global podLabels).
+        "node-agent": pod(
+            "node-agent", "velero", {"name": "node-agent", "role": "node-agent", "app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": "velero"}
+        ),
+        "data-mover": pod(
+            "data-mover",
+            "velero",
+            {
+                "velero.io/data-upload": "teams-20260101020000-x7k2q",
+                "velero.io/exposer-pod-group": "snapshot-exposer",
+                "app.kubernetes.io/name": "velero-data-mover",
+                "app.kubernetes.io/component": "kopia",
+            },
+        ),
+        "repo-maintenance": pod(
+            "repo-maintenance",
+            "velero",
+            {
+                "velero.io/repo-name": "checkout-default-kopia-x7k2q",
+                "app.kubernetes.io/name": "velero-repo-maintenance",
+                "app.kubernetes.io/component": "kopia",
+            },
+        ),
         "database": Endpoint.external("database", "10.40.1.5"),
         "s3": Endpoint.external("s3", "52.100.0.10"),
     }
@@ -210,9 +234,15 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("prometheus", "loki", 3100, 8888)
     # Velero: the API, S3/KMS/EC2 with Pod Identity, scraped on its metrics port; its Vault snapshot job
     # reaches the raft leader over TLS and uploads to S3.
+    # With the data mover (prod's copyTo): the node agent (the server's labels, scraped by its PodMonitor)
+    # and the Kopia clients reach the API, S3 and KMS, and the Pod Identity agent; nothing else. Without
+    # it, a pod with their labels reaches only the API, like every pod of the namespace.
     if decl.spec.addon_enabled("velero"):
-        add("prometheus", "velero", 8085)
-        for name in ("velero", "vault-snapshot"):
+        movers = ("node-agent", "data-mover", "repo-maintenance") if decl.spec.backup.moves_data else ("node-agent",)
+        add("prometheus", ["velero", "node-agent"], 8085)
+        add("data-mover", API, 443)
+        add("repo-maintenance", API, 443)
+        for name in ("velero", "vault-snapshot", *movers):
             add(name, API, 443)
             add(name, PUBLIC, 443)
             add(name, "pod-identity", 80)

@@ -10,9 +10,10 @@ from conftest import ROOT
 
 from components.addons import prometheus, sealed_secrets, vault, velero
 from components.aws import seal
-from components.backup import vault_snapshot
+from components.backup import data_mover, vault_snapshot
 from components.backup.alerts import rules
 from components.spec import load
+from components.spec.backup import BackupSpec, RestoreSource
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "restore.md"
 TEXT = RUNBOOK.read_text()
@@ -100,3 +101,20 @@ def test_restore_order_is_vault_keys_platform_teams():
     section = TEXT.split("## A lost cluster")[1].split("### The region")[0]
     steps = [section.index(f"**{step}**") for step in ("Vault", "Sealing keys", "Platform state", "Teams")]
     assert steps == sorted(steps)
+
+
+def test_the_region_loss_procedure_matches_the_data_mover():
+    backup = load("prod", ROOT).spec.backup
+    key = backup.repository_password.config
+    copy = backup.copy_to.bucket_name or f"shop-prod-backup-{backup.copy_to.region}"
+    assert backup.moves_data and f"Secret `velero/{data_mover.REPO_SECRET}`" in TEXT
+    assert f"(prod: `{key}`)" in TEXT and f"pulumi config set --secret {key} " in TEXT and f"repositoryPassword: {{config: {key}}}" in TEXT
+    assert f"`{velero.VELERO_PREFIX}/{data_mover.KOPIA_DIR}/<namespace>/`" in TEXT
+    # The new stack reads the copy through the typed setting, whose keys are the model's.
+    block = re.search(r"```yaml\n(   backup:\n.*?)```", TEXT, re.S).group(1)
+    declared = set(re.findall(r"^     ([a-zA-Z]+):", block, re.M)) | set(re.findall(r"^       ([a-zA-Z]+):", block, re.M))
+    fields = {f.alias for f in BackupSpec.model_fields.values()} | {f.alias for f in RestoreSource.model_fields.values()}
+    assert {"restoreFrom", "kmsKeyArn", "moveData"} <= declared <= fields
+    assert f"       bucketName: {copy}\n       region: {backup.copy_to.region}\n" in block
+    assert f"--storage-location {velero.RESTORE_LOCATION}" in TEXT and f"backup-location get {velero.RESTORE_LOCATION}" in TEXT
+    assert "moveData: true" in block and "kubectl -n velero get datadownloads" in TEXT

@@ -34,6 +34,7 @@ from typing import Any, Optional
 from components.contracts import ChaosExperiments, ChaosMeshContract
 from components.spec import Declarations
 from components.spec.base import Spec, field
+from components.spec.placement import pool_tolerations
 from components.versions import CHAOS_MESH
 
 from . import flows as net
@@ -79,7 +80,11 @@ class ChaosMesh(Addon):
             CHAOS_MESH,
             {
                 "controllerManager": {"replicaCount": s.controller_replicas, "enableFilterNamespace": True},
-                "chaosDaemon": {"runtime": "containerd", "socketPath": CONTAINERD_SOCKET, "tolerations": pool_tolerations(self.ctx.decl)},
+                "chaosDaemon": {
+                    "runtime": "containerd",
+                    "socketPath": CONTAINERD_SOCKET,
+                    "tolerations": pool_tolerations(self.ctx.decl.spec.karpenter.node_pools),
+                },
                 "dashboard": {"service": {"type": "ClusterIP"}},
                 # DNSChaos is not used; its CoreDNS fork would only be another deployment to run.
                 "dnsServer": {"create": False},
@@ -96,19 +101,6 @@ class ChaosMesh(Addon):
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}
-
-
-def pool_tolerations(decl: Declarations) -> list[dict[str, str]]:
-    """Tolerations for every taint of the stack's Karpenter pools (key=value:Effect)."""
-    found = []
-    for pool in decl.spec.karpenter.node_pools:
-        for taint in pool.taints:
-            key, _, rest = taint.partition("=")
-            value, _, effect = rest.partition(":")
-            toleration = {"key": key, "operator": "Equal", "value": value, "effect": effect}
-            if toleration not in found:
-                found.append(toleration)
-    return found
 
 
 def experiments(decl: Declarations) -> Optional[ChaosMeshSettings]:

@@ -188,8 +188,8 @@ def cloud(reason: str, ports: tuple[int, ...] = (443,), selector: Optional[dict[
     return flow(name, "egress", [Peer(cidr=WORLD, exclude=(*PRIVATE, LINK_LOCAL))], reason, ports=ports, selector=selector)
 
 
-def pod_identity(selector: Optional[dict[str, str]] = None) -> Flow:
-    return flow("pod-identity", "egress", [Peer(cidr=POD_IDENTITY_AGENT)], "AWS credentials from the EKS Pod Identity agent", ports=(80,), selector=selector)
+def pod_identity(selector: Optional[dict[str, str]] = None, name: str = "pod-identity") -> Flow:
+    return flow(name, "egress", [Peer(cidr=POD_IDENTITY_AGENT)], "AWS credentials from the EKS Pod Identity agent", ports=(80,), selector=selector)
 
 
 def within(namespace: str, ports: tuple[int, ...] = (), reason: str = "the addon's components call each other") -> list[Flow]:

@@ -14,6 +14,9 @@ stack model requires it in prod and ties it to this addon.
   `extraObjects`) and the CSI snapshot controller (EKS addon `snapshot-controller`, which also
   installs the snapshot.storage.k8s.io CRDs). Velero skips its native snapshotter for CSI volumes when
   EnableCSI is on; the VolumeSnapshotLocation serves volumes that are not CSI-provisioned.
+- Volume data in the second region: with `backup.copyTo` (or `moveData`) the schedules move each
+  snapshot's data into the bucket with Kopia, through the node agent and its data mover pods
+  (components/backup/data_mover.py); the bucket then expires by age only what is not a Kopia repository.
 - Schedules (velero.io/v1 objects, after the chart's CRDs): `teams` (every team namespace),
   `platform` (the addons' namespaces that hold state, PLATFORM_STATE) and `sealing-keys`.
 - Sealed Secrets keys: a Velero Schedule of the secrets labelled sealedsecrets.bitnami.com/sealed-secrets-key
@@ -27,35 +30,35 @@ stack model requires it in prod and ties it to this addon.
 
 from __future__ import annotations
 
-from typing import Any, Optional, cast
+from typing import Any, Literal, Optional, cast
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
-from components.backup import alerts, storage, vault_snapshot
+from components.backup import alerts, chart, data_mover, storage, vault_snapshot
 from components.contracts import CertManagerContract, MonitoringContract, VaultContract
 from components.monitoring.scrape import Metrics
-from components.security import RESTRICTED_CONTAINER
 from components.spec import Declarations
 from components.spec.alerting import AlertingSpec
-from components.spec.backup import BackupSpec
-from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
+from components.spec.backup import BackupSpec, RestoreSource
+from components.versions import VELERO
 
 from . import flows as net
 from .base import Addon
 
 NAMESPACE = "velero"
 RELEASE = "velero"
-SERVICE_ACCOUNT = "velero"
+# The server's; the node agent, its data mover pods and the maintenance Jobs run as it too.
+SERVICE_ACCOUNT = chart.SERVICE_ACCOUNT
 API = "velero.io/v1"
 STORAGE_LOCATION = "default"
+# Read-only, on another stack's backups (backup.restoreFrom).
+RESTORE_LOCATION = "restore-source"
 SNAPSHOT_LOCATION = "default"
 # Velero's objects live under this prefix of the bucket; Vault snapshots under their own.
 VELERO_PREFIX = "velero"
 METRICS_PORT = 8085
-SNAPSHOT_CLASS = "ebs-csi-velero"
-CSI_DRIVER = "ebs.csi.aws.com"
 SEALING_KEY_LABEL = "sealedsecrets.bitnami.com/sealed-secrets-key"
 SCHEDULES = {"teams": "teams", "platform": "platform", "sealing_keys": "sealing-keys"}
 # Addons whose namespaces hold state to restore, and what it is. A new stateful addon must be added
@@ -73,8 +76,6 @@ PLATFORM_STATE = {
 EC2_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:CreateVolume", "ec2:CreateSnapshot", "ec2:DeleteSnapshot"]
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 POD_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": RELEASE}
-# The chart's pods run as this user; the image's files are world-readable.
-RUN_AS = 65532
 
 
 class Velero(Addon):
@@ -86,22 +87,37 @@ class Velero(Addon):
     requires = ("prometheus",)
     # With Vault on, its access is connected first: the snapshot job's Vault role is declared through it.
     installs_after = ("vault",)
-    pod_security = "restricted"
+    pod_security = "baseline"
+    pod_security_reason = (
+        "with the data mover (backup.copyTo or moveData), the node agent creates a data mover pod per volume from "
+        "Velero's code: root (runAsUser 0) and no container securityContext, which baseline admits (no hostPath: "
+        "nodeAgent.disableHostPath) and restricted refuses; every pod the chart and this addon render passes restricted"
+    )
+
+    @classmethod
+    def pod_security_in(cls, decl: Declarations) -> Literal["restricted", "baseline", "privileged"]:
+        """The level this stack's namespace enforces: without the data mover every pod here passes restricted."""
+        backup = decl.spec.backup
+        return cls.pod_security if backup is not None and backup.moves_data else "restricted"
+
+    def namespace_labels(self) -> dict[str, str]:
+        # Over the base's `pod_security` label.
+        return {"pod-security.kubernetes.io/enforce": self.pod_security_in(self.ctx.decl)}
 
     def install(self) -> None:
         spec = cast(BackupSpec, self.ctx.decl.spec.backup)  # the stack model requires it with this addon
         cluster, region = self.ctx.cluster_name, self.ctx.region
         protect = self.ctx.decl.spec.cluster.protect
-        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or f"{cluster}-backup-{region}", spec, self, protect)
+        kept = expiring(spec)
+        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or f"{cluster}-backup-{region}", spec, self, protect, expiring=kept)
         self.copy: Optional[storage.Bucket] = None
         if spec.copy_to is not None:
             tags = {"platform/stack": self.ctx.decl.stack, "platform/cluster": cluster, "managed-by": "pulumi"}
-            self.copy, _ = storage.replicate(
-                f"{self.name}-copy", self.bucket, spec.copy_to, spec.copy_to.bucket_name or f"{cluster}-backup-{spec.copy_to.region}", spec, self, protect, tags
-            )
+            name = spec.copy_to.bucket_name or f"{cluster}-backup-{spec.copy_to.region}"
+            self.copy, _ = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to, name, spec, self, protect, tags, expiring=kept)
         self.role = iam.pod_identity_role(f"{self.name}-server", self, description="Velero: backups in its bucket, EBS snapshots (Pod Identity)")
         child = pulumi.ResourceOptions(parent=self)
-        policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket)))
+        policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket, spec.restore_from)))
         identity = aws.eks.PodIdentityAssociation(
             f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
         )
@@ -120,9 +136,20 @@ class Velero(Addon):
             resolve_conflicts_on_update="OVERWRITE",
             opts=child,
         )
-        # Velero validates its storage location on start: bucket, key and credentials come first.
-        self.release = self.helm(VELERO, chart_values(), release=RELEASE, depends_on=(policy, identity, snapshots, *self.bucket.guards))
+        # Velero validates its storage location on start: bucket, key and credentials come first; with the
+        # data mover, the repository password (or Velero creates its public default) and the node agent's config.
+        mover: tuple[pulumi.Resource, ...] = ()
+        if spec.moves_data:
+            assert spec.repository_password is not None  # BackupSpec requires it when data moves
+            mover = (
+                data_mover.repository_secret(f"{self.name}-repo-credentials", NAMESPACE, spec.repository_password, self.k8s),
+                data_mover.node_agent_config(f"{self.name}-node-agent-config", NAMESPACE, self.k8s),
+            )
+        values = chart.values(self.ctx.decl, spec.moves_data)
+        self.release = self.helm(VELERO, values, release=RELEASE, depends_on=(policy, identity, snapshots, *self.bucket.guards, *mover))
         self.manifest(API, "BackupStorageLocation", STORAGE_LOCATION, namespace=NAMESPACE, spec=storage_location(self.bucket, region))
+        if spec.restore_from is not None:
+            self.manifest(API, "BackupStorageLocation", RESTORE_LOCATION, namespace=NAMESPACE, spec=restore_location(spec.restore_from))
         self.manifest(API, "VolumeSnapshotLocation", SNAPSHOT_LOCATION, namespace=NAMESPACE, spec={"provider": "aws", "config": {"region": region}})
         self.schedules = {
             SCHEDULES[key]: self.manifest(API, "Schedule", SCHEDULES[key], namespace=NAMESPACE, spec=body)
@@ -166,20 +193,20 @@ class Velero(Addon):
             net.cloud("backups in S3, their KMS key and EBS snapshots (EC2)", selector=POD_LABELS),
             net.pod_identity(POD_LABELS),
         ]
+        if cast(BackupSpec, self.ctx.decl.spec.backup).moves_data:
+            # The node agent carries the server's labels (and flows); the Kopia clients, their own.
+            kopia = data_mover.KOPIA_CLIENTS
+            found += [
+                net.cloud("Kopia repositories in S3 under the bucket's KMS key (data mover pods, maintenance Jobs)", selector=kopia, name="kopia-storage"),
+                net.pod_identity(kopia, name="kopia-identity"),
+            ]
         vault = self.ctx.contracts.get(VaultContract)
         if vault is not None:
             job = {"app.kubernetes.io/name": vault_snapshot.NAME}
             found += [
                 net.vault_client(vault, "the snapshot job saves a raft snapshot from the leader (TLS)", selector=job),
                 net.cloud("the snapshot job uploads to S3 under the bucket's KMS key", selector=job, name="snapshot-upload"),
-                net.flow(
-                    "snapshot-identity",
-                    "egress",
-                    [net.Peer(cidr=net.POD_IDENTITY_AGENT)],
-                    "the snapshot job's AWS credentials (Pod Identity agent)",
-                    ports=(80,),
-                    selector=job,
-                ),
+                net.pod_identity(job, name="snapshot-identity"),
             ]
         return found
 
@@ -194,13 +221,29 @@ class Velero(Addon):
         return out | ({"copyBucket": self.copy.name} if self.copy else {})
 
 
-def server_policy(bucket: storage.Bucket) -> list[dict[str, Any]]:
-    return [
+def server_policy(bucket: storage.Bucket, source: Optional[RestoreSource]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": EC2_ACTIONS, "Resource": "*"},
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.arn},
         {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{bucket.arn}/{VELERO_PREFIX}/*"},
         {"Effect": "Allow", "Action": storage.KMS_USE, "Resource": bucket.key.arn},
     ]
+    if source is None:
+        return found
+    # Reading is all a restore needs: objects, Kopia repositories, and their key.
+    arn = storage.bucket_arn(source.bucket_name)
+    return found + [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arn},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{arn}/{VELERO_PREFIX}/*"},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": source.kms_key_arn},
+    ]
+
+
+def expiring(spec: BackupSpec) -> tuple[str, ...]:
+    """The bucket prefixes whose objects expire by age: all, unless Kopia repositories live there too."""
+    if not spec.moves_data:
+        return ("",)
+    return (f"{VELERO_PREFIX}/backups/", f"{VELERO_PREFIX}/restores/", f"{vault_snapshot.SNAPSHOT_PREFIX}/")
 
 
 def storage_location(bucket: storage.Bucket, region: str) -> dict[str, Any]:
@@ -211,6 +254,16 @@ def storage_location(bucket: storage.Bucket, region: str) -> dict[str, Any]:
         "objectStorage": {"bucket": bucket.name, "prefix": VELERO_PREFIX},
         # The plugin then uploads with SSE-KMS under this key (the bucket's default too).
         "config": {"region": region, "kmsKeyId": bucket.key.arn},
+    }
+
+
+def restore_location(source: RestoreSource) -> dict[str, Any]:
+    return {
+        "provider": "aws",
+        "default": False,
+        "accessMode": "ReadOnly",
+        "objectStorage": {"bucket": source.bucket_name, "prefix": VELERO_PREFIX},
+        "config": {"region": source.region, "kmsKeyId": source.kms_key_arn},
     }
 
 
@@ -240,50 +293,7 @@ def schedule_specs(decl: Declarations, spec: BackupSpec) -> dict[str, dict[str, 
         if key == "sealing_keys":
             template |= {"includedResources": ["secrets"], "labelSelector": {"matchExpressions": [{"key": SEALING_KEY_LABEL, "operator": "Exists"}]}}
         else:
-            template |= {"csiSnapshotTimeout": "30m", "snapshotMoveData": False}
+            # Moved data lands in the bucket (and its replica); otherwise it stays in this region's EBS snapshots.
+            template |= {"csiSnapshotTimeout": "30m", "snapshotMoveData": spec.moves_data}
         specs[key] = {"schedule": getattr(spec.schedules, key), "useOwnerReferencesInBackup": False, "template": template}
     return specs
-
-
-def chart_values() -> dict[str, Any]:
-    return {
-        "initContainers": [
-            {
-                "name": "velero-plugin-for-aws",
-                "image": VELERO_PLUGIN_FOR_AWS,
-                "imagePullPolicy": "IfNotPresent",
-                "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
-                "securityContext": RESTRICTED_CONTAINER,
-                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
-            }
-        ],
-        "podSecurityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        # readOnlyRootFilesystem makes the chart mount an emptyDir at /tmp.
-        "containerSecurityContext": RESTRICTED_CONTAINER,
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "serviceAccount": {"server": {"create": True, "name": SERVICE_ACCOUNT}},
-        # Pod Identity: the plugin's AWS SDK finds the container credentials EKS injects.
-        "credentials": {"useSecret": False},
-        # The locations and schedules are Pulumi-managed velero.io objects (validated against the CRDs).
-        "configuration": {"backupStorageLocation": [], "volumeSnapshotLocation": [], "features": "EnableCSI", "logFormat": "json"},
-        "snapshotsEnabled": True,
-        "deployNodeAgent": False,
-        # Its ServiceMonitor comes with `Velero.metrics`.
-        "metrics": {"enabled": True},
-        "extraObjects": [
-            {
-                "apiVersion": "snapshot.storage.k8s.io/v1",
-                "kind": "VolumeSnapshotClass",
-                "metadata": {"name": SNAPSHOT_CLASS, "labels": {"velero.io/csi-volumesnapshot-class": "true"}},
-                # Velero deletes a backup's snapshots when the backup expires.
-                "driver": CSI_DRIVER,
-                "deletionPolicy": "Delete",
-            }
-        ],
-    }

@@ -8,8 +8,13 @@ expires objects one day after the retention (Velero deletes expired backups itse
 the backstop for what a failed garbage collection or a snapshot job leaves) and old versions after
 `noncurrentVersionDays`.
 
-Velero stores only manifests and metadata here (no node agent, no Kopia repository, whose objects
-must never be expired by age); volume data is in EBS snapshots taken through the CSI driver.
+Without the data mover, Velero stores only manifests and metadata here; volume data is in EBS
+snapshots taken through the CSI driver. With it (components/backup/data_mover.py), volume data is
+also here, in Kopia repositories: Kopia deduplicates, so a blob written months ago can hold today's
+data, and expiring its objects by age would corrupt every snapshot. Age-based expiry then covers only
+the prefixes the caller names (Velero's backups and restores, the Vault snapshots); Kopia's own
+maintenance deletes what no retained backup references, and versioning keeps a deleted object for
+`noncurrentVersionDays`.
 """
 
 from __future__ import annotations
@@ -61,6 +66,20 @@ def tls_only(arn: str) -> dict[str, Any]:
     }
 
 
+def lifecycle_rules(spec: BackupSpec, expiring: Sequence[str]) -> list[dict[str, Any]]:
+    """Old versions and failed uploads go everywhere; current objects expire only under `expiring`."""
+    housekeeping = {
+        "noncurrent_version_expiration": {"noncurrent_days": spec.noncurrent_version_days},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+    }
+    expiration = {"expiration": {"days": expiry_days(spec)}}
+    if tuple(expiring) == ("",):
+        return [{"id": "expire-after-retention", "status": "Enabled", "filter": {"prefix": ""}, **expiration, **housekeeping}]
+    return [{"id": "old-versions", "status": "Enabled", "filter": {"prefix": ""}, **housekeeping}] + [
+        {"id": f"expire-{prefix.strip('/').replace('/', '-')}", "status": "Enabled", "filter": {"prefix": prefix}, **expiration} for prefix in expiring
+    ]
+
+
 def private_bucket(
     resource: str,
     name: str,
@@ -71,9 +90,11 @@ def private_bucket(
     region: Optional[str] = None,
     key_policy: Optional[pulumi.Input[str]] = None,
     statements: Sequence[dict[str, Any]] = (),
+    expiring: Sequence[str] = ("",),
 ) -> Bucket:
     """An encrypted, versioned, TLS-only bucket with its own key; `statements` are added to its policy.
-    `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource)."""
+    `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource);
+    objects under the `expiring` prefixes expire after the retention (default: all of them)."""
     where = {"region": region} if region else {}
     child = pulumi.ResourceOptions(parent=parent, provider=provider)
     # Losing the key or the bucket loses every backup: protected wherever the cluster is.
@@ -104,29 +125,22 @@ def private_bucket(
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}],
         ),
         aws.s3.BucketVersioning(resource, **where, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child),
-        aws.s3.BucketLifecycleConfiguration(
-            resource,
-            **where,
-            bucket=bucket.id,
-            opts=child,
-            rules=[
-                {
-                    "id": "expire-after-retention",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": expiry_days(spec)},
-                    "noncurrent_version_expiration": {"noncurrent_days": spec.noncurrent_version_days},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-                }
-            ],
-        ),
+        aws.s3.BucketLifecycleConfiguration(resource, **where, bucket=bucket.id, opts=child, rules=lifecycle_rules(spec, expiring)),
         aws.s3.BucketPolicy(resource, **where, bucket=bucket.id, policy=iam.document([tls_only(arn), *statements]), opts=child),
     ]
     return Bucket(name, arn, bucket, key, guards)
 
 
 def replicate(
-    resource: str, source: Bucket, copy: CopyTarget, name: str, spec: BackupSpec, parent: pulumi.Resource, protect: bool, tags: dict[str, str]
+    resource: str,
+    source: Bucket,
+    copy: CopyTarget,
+    name: str,
+    spec: BackupSpec,
+    parent: pulumi.Resource,
+    protect: bool,
+    tags: dict[str, str],
+    expiring: Sequence[str] = ("",),
 ) -> tuple[Bucket, aws.s3.BucketReplicationConfig]:
     """The copy bucket in copy.region (in copy's account when a role is given) and S3 replication of every
     object from the source, re-encrypted there with the copy's own key."""
@@ -179,7 +193,16 @@ def replicate(
             }
         ]
     target = private_bucket(
-        resource, name, spec, parent, protect, provider=provider, region=None if provider else copy.region, key_policy=key_policy, statements=grants
+        resource,
+        name,
+        spec,
+        parent,
+        protect,
+        provider=provider,
+        region=None if provider else copy.region,
+        key_policy=key_policy,
+        statements=grants,
+        expiring=expiring,
     )
     policy = aws.iam.RolePolicy(
         f"{resource}-replication",

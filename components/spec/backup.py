@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 from croniter import croniter
 from pydantic import AfterValidator, model_validator
 
+from .alerting import SecretConfig
 from .base import Spec, field
 
 DURATION = r"^[1-9][0-9]*(h|d)$"
@@ -98,6 +99,15 @@ class CopyTarget(Spec):
         return self.role_arn.split(":")[4] if self.role_arn else None
 
 
+class RestoreSource(Spec):
+    bucket_name: str = field("The bucket with the backups to restore, e.g. the lost region's copy (the old stack's backup.copyTo bucket).", pattern=BUCKET)
+    region: str = field("AWS region of that bucket.", pattern=REGION)
+    kms_key_arn: str = field(
+        "ARN of the KMS key its objects are encrypted with (the copy's own key: `aws kms describe-key --key-id alias/<bucket>`).",
+        pattern=r"^arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+    )
+
+
 class BackupSpec(Spec):
     retention: str = field(
         "How long backups and snapshots are kept, in hours or days (e.g. 30d, 720h); the bucket expires objects one day later.", pattern=DURATION
@@ -114,12 +124,55 @@ class BackupSpec(Spec):
         pattern=r"^$|^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$",
     )
     copy_to: Optional[CopyTarget] = field(
-        "A second copy of every backup in another region (and optionally account), so losing the region is survivable.", default=None
+        "A second copy of every backup in another region (and optionally account), so losing the region is survivable; "
+        "volume data then moves into the bucket too (moveData).",
+        default=None,
+    )
+    move_data: Optional[bool] = field(
+        "Copy volume data from the CSI snapshots into the backup bucket (Velero's data mover, Kopia, with the node agent), "
+        "so it is replicated with the rest; default: on exactly when copyTo is declared, which requires it. "
+        "On without copyTo rehearses the prod restore path in a stack without a second region.",
+        default=None,
+    )
+    repository_password: Optional[SecretConfig] = field(
+        "The Pulumi secret config key holding the password that encrypts the Kopia repository of moved volume data "
+        "(Secret velero-repo-credentials); required when volume data moves. Keep it outside the cluster: "
+        "a restore in another region needs the same password.",
+        default=None,
+    )
+
+    restore_from: Optional[RestoreSource] = field(
+        "Another stack's backups to restore from (after losing its region): a read-only Velero storage location "
+        "`restore-source` and read access to that bucket and key; Velero never writes to it nor maintains its repositories.",
+        default=None,
     )
 
     @property
     def retention_hours(self) -> int:
         return hours(self.retention)
+
+    @property
+    def moves_data(self) -> bool:
+        return self.copy_to is not None if self.move_data is None else self.move_data
+
+    @model_validator(mode="after")
+    def _copy_moves_data(self) -> "BackupSpec":
+        # Replicating the bucket copies only what is in it: without the data mover, volume data stays
+        # in EBS snapshots of this region and a lost region loses every volume.
+        if self.copy_to is not None and self.move_data is False:
+            raise ValueError(
+                "moveData: false with copyTo: volume data would stay in this region's EBS snapshots, so the copy "
+                "could not restore any volume; remove moveData (copyTo turns it on) or copyTo"
+            )
+        if self.moves_data and self.repository_password is None:
+            raise ValueError(
+                "repositoryPassword: required when volume data moves into the bucket (moveData, or copyTo); "
+                "name the Pulumi secret config key, e.g. {config: backupRepositoryPassword}, "
+                "set with `pulumi config set --secret backupRepositoryPassword`"
+            )
+        if self.restore_from is not None and not self.moves_data:
+            raise ValueError("restoreFrom: restoring moved volume data needs the node agent and the repository password; set moveData: true")
+        return self
 
     @model_validator(mode="after")
     def _retention_outlives_schedules(self) -> "BackupSpec":

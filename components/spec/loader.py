@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog, names, placement, tenancy, yamlsafe
-from .pulumi_files import aws_region, plaintext_secrets
+from .pulumi_files import aws_region, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import StackSpec
@@ -68,6 +68,7 @@ def load(stack: str, root: Path) -> Declarations:
         problems += plaintext_secrets(name, root)
         try:
             specs[name] = _load_stack(name, root, addons, reserved)
+            problems += _missing_secrets(name, specs[name], root)
         except SpecError as err:
             problems += err.problems
     files, failed = _read_services(root, stacks, problems)
@@ -87,6 +88,24 @@ def load(stack: str, root: Path) -> Declarations:
     if problems:
         raise SpecError(problems)
     return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)
+
+
+def _missing_secrets(stack: str, spec: StackSpec, root: Path) -> list[Problem]:
+    """The secret config the stack's declarations name must exist for it, or `pulumi up` stops half-way."""
+    backup = spec.backup
+    if backup is None or backup.repository_password is None or not backup.moves_data:
+        return []
+    key = backup.repository_password.config
+    if key in secret_keys(stack, root):
+        return []
+    return [
+        Problem(
+            _rel(_stack_file(root, stack), root),
+            "backup.repositoryPassword.config",
+            f"Pulumi secret config key {key!r} is neither declared `secret: true` in Pulumi.yaml nor stored encrypted in Pulumi.{stack}.yaml; "
+            f"moved volume data is encrypted with it and a restore needs it: declare it and run `pulumi config set --secret {key}`",
+        )
+    ]
 
 
 def known_stacks(root: Path) -> list[str]:

@@ -36,6 +36,17 @@ def toleration(taint: str) -> dict[str, str]:
     return {"key": parsed["key"], "operator": "Equal", "value": parsed["value"], "effect": parsed["effect"]}
 
 
+def pool_tolerations(pools: Iterable[Any]) -> list[dict[str, str]]:
+    """Tolerations for every taint of the stack's Karpenter pools: a DaemonSet that must run on every
+    node that can host pods (and so their volumes) carries these."""
+    found: list[dict[str, str]] = []
+    for pool in pools:
+        for taint in pool.taints:
+            if toleration(taint) not in found:
+                found.append(toleration(taint))
+    return found
+
+
 def critical_pools(pools: Iterable[Any]) -> list[Any]:
     return [p for p in pools if p.labels.get(TIER_LABEL) == CRITICAL]
 

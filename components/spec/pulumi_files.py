@@ -28,29 +28,43 @@ def pulumi_config(stack: str, root: Path) -> dict[str, Any]:
     return config
 
 
+def _project(root: Path) -> tuple[str, set[str]]:
+    """The project's name and the config keys Pulumi.yaml declares `secret: true`."""
+    project_file = Path(root) / "Pulumi.yaml"
+    project = yamlsafe.read(project_file, "Pulumi.yaml") if project_file.is_file() else {}
+    declared = project.get("config") or {}
+    return str(project.get("name")), {name for name, schema in declared.items() if isinstance(schema, dict) and schema.get("secret") is True}
+
+
+def _stored(stack: str, root: Path, project: str) -> list[tuple[str, str, bool]]:
+    """(config key, its name in the project, stored encrypted) for every value of Pulumi.<stack>.yaml."""
+    return [
+        (key, key.split(":", 1)[1] if key.startswith(f"{project}:") else key, isinstance(value, dict) and set(value) == {"secure"})
+        for key, value in pulumi_config(stack, root).items()
+    ]
+
+
 def plaintext_secrets(stack: str, root: Path) -> list[Problem]:
     """Config values Pulumi.yaml declares `secret: true` must be stored encrypted (`secure:`) in
     Pulumi.<stack>.yaml; the value itself is never repeated in the message."""
-    project_file = Path(root) / "Pulumi.yaml"
-    if not project_file.is_file():
-        return []
-    project = yamlsafe.read(project_file, "Pulumi.yaml")
-    declared = project.get("config") or {}
-    secret = {name for name, schema in declared.items() if isinstance(schema, dict) and schema.get("secret") is True}
-    rel = f"Pulumi.{stack}.yaml"
-    problems = []
-    for key, value in pulumi_config(stack, root).items():
-        name = key.split(":", 1)[1] if key.startswith(f"{project.get('name')}:") else key
-        if name in secret and not (isinstance(value, dict) and set(value) == {"secure"}):
-            problems.append(
-                Problem(
-                    rel,
-                    f"config.{key}",
-                    f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
-                    f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value",
-                )
-            )
-    return problems
+    project, secret = _project(root)
+    return [
+        Problem(
+            f"Pulumi.{stack}.yaml",
+            f"config.{key}",
+            f"declared `secret: true` in Pulumi.yaml but stored in plaintext (value not shown); "
+            f"remove it and run `pulumi config set --secret {name}`, then rotate the exposed value",
+        )
+        for key, name, encrypted in _stored(stack, root, project)
+        if name in secret and not encrypted
+    ]
+
+
+def secret_keys(stack: str, root: Path) -> set[str]:
+    """The `platform` config keys that hold a secret for this stack: declared `secret: true` in Pulumi.yaml
+    (the CLI then refuses to run a stack that has not set it) or stored encrypted in Pulumi.<stack>.yaml."""
+    project, secret = _project(root)
+    return secret | {name for _, name, encrypted in _stored(stack, root, project) if encrypted}
 
 
 def aws_region(stack: str, root: Path) -> Optional[str]:
