@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 from components.addons import velero
-from components.backup import data_mover
+from components.backup import chart, data_mover
 from components.scheduling import PRIORITY_CLASSES
 from components.security import RESTRICTED_CONTAINER
 from components.spec import SpecError, load
@@ -121,6 +121,19 @@ def test_prod_deploys_a_restricted_node_agent_on_every_pool(prod):
     # No hostPath volume of our own either.
     assert all("hostPath" not in volume for volume in agent["extraVolumes"])
     assert v["metrics"]["nodeAgentPodMonitor"] == {"enabled": True, "autodetect": False}
+
+
+def test_kopia_has_a_writable_home_on_the_read_only_roots(prod):
+    """Kopia keeps its repository config under $HOME/udmrepo: on a read-only root every moved backup would fail."""
+    v = values(prod)
+    assert v["containerSecurityContext"]["readOnlyRootFilesystem"] is True
+    assert v["nodeAgent"]["containerSecurityContext"]["readOnlyRootFilesystem"] is True
+    # configuration.extraEnvVars reaches the server, the node agent and (copied from the server) maintenance Jobs.
+    assert {"name": "HOME", "value": chart.HOME} in v["configuration"]["extraEnvVars"]
+    # The chart mounts its emptyDir at /tmp on the server when the root is read-only; the node agent has its own.
+    assert chart.HOME == "/tmp"
+    assert {"name": "tmp", "mountPath": chart.HOME} in v["nodeAgent"]["extraVolumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in v["nodeAgent"]["extraVolumes"]
 
 
 def test_data_mover_pods_are_labelled_sized_and_prioritised(prod):

@@ -36,8 +36,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import model_validator
 
-from components.aws import iam
-from components.backup import storage
+from components.aws import iam, s3
 from components.contracts import LoggingContract, MonitoringContract, TracingContract
 from components.monitoring.scrape import Metrics
 from components.security import RESTRICTED_CONTAINER
@@ -132,42 +131,20 @@ class Logging(Addon):
     def object_storage(self, s: LoggingSettings, name: str) -> tuple[pulumi.Resource, ...]:
         """The bucket, its guard rails, and Loki's Pod Identity role on it: what the pods need on first start."""
         child = pulumi.ResourceOptions(parent=self)
-        # Losing the bucket loses the logs: protected wherever the cluster is.
-        created = aws.s3.Bucket(
-            f"{self.name}-loki", bucket=name, force_destroy=False, opts=pulumi.ResourceOptions(parent=self, protect=self.ctx.decl.spec.cluster.protect)
+        # SSE-S3: only Loki's role can read the bucket, so a KMS key would add cost, not isolation. Loki
+        # deletes chunks by its own retention; the lifecycle only clears old versions and failed uploads.
+        housekeeping = {
+            "id": "expire-old-versions",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+        }
+        made = s3.guarded_bucket(
+            f"{self.name}-loki", name, self, self.ctx.decl.spec.cluster.protect, s3.SSE_S3, [housekeeping], policy_resource=f"{self.name}-loki-tls-only"
         )
-        bucket_arn, objects_arn = f"arn:{iam.PARTITION}:s3:::{name}", f"arn:{iam.PARTITION}:s3:::{name}/*"
-        guards = [
-            aws.s3.BucketPublicAccessBlock(
-                f"{self.name}-loki",
-                bucket=created.id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-                opts=child,
-            ),
-            # SSE-S3: only Loki's role can read the bucket, so a KMS key would add cost, not isolation.
-            aws.s3.BucketServerSideEncryptionConfiguration(
-                f"{self.name}-loki", bucket=created.id, opts=child, rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]
-            ),
-            aws.s3.BucketVersioning(f"{self.name}-loki", bucket=created.id, versioning_configuration={"status": "Enabled"}, opts=child),
-            aws.s3.BucketLifecycleConfiguration(
-                f"{self.name}-loki",
-                bucket=created.id,
-                opts=child,
-                rules=[
-                    {
-                        "id": "expire-old-versions",
-                        "status": "Enabled",
-                        "filter": {"prefix": ""},
-                        "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
-                        "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-                    }
-                ],
-            ),
-            aws.s3.BucketPolicy(f"{self.name}-loki-tls-only", bucket=created.id, opts=child, policy=iam.document([storage.tls_only(bucket_arn)])),
-        ]
+        bucket_arn, objects_arn = made.arn, f"{made.arn}/*"
+        guards = made.guards
         self.role = iam.pod_identity_role(f"{self.name}-loki", self, description="Loki: chunks and index in its S3 bucket (Pod Identity)")
         policy = aws.iam.RolePolicy(
             f"{self.name}-loki-s3",

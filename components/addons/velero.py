@@ -35,7 +35,7 @@ from typing import Any, Literal, Optional, cast
 import pulumi
 import pulumi_aws as aws
 
-from components.aws import iam
+from components.aws import iam, s3
 from components.backup import alerts, chart, data_mover, storage, vault_snapshot
 from components.contracts import CertManagerContract, MonitoringContract, VaultContract
 from components.monitoring.scrape import Metrics
@@ -231,7 +231,7 @@ def server_policy(bucket: storage.Bucket, source: Optional[RestoreSource]) -> li
     if source is None:
         return found
     # Reading is all a restore needs: objects, Kopia repositories, and their key.
-    arn = storage.bucket_arn(source.bucket_name)
+    arn = s3.bucket_arn(source.bucket_name)
     return found + [
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arn},
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{arn}/{VELERO_PREFIX}/*"},

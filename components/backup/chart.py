@@ -16,6 +16,8 @@ SNAPSHOT_CLASS = "ebs-csi-velero"
 CSI_DRIVER = "ebs.csi.aws.com"
 # The chart's pods run as this user; the image's files are world-readable.
 RUN_AS = 65532
+# A writable home on a read-only root filesystem: the chart mounts an emptyDir here (see server_values).
+HOME = "/tmp"
 
 
 def values(decl: Declarations, move_data: bool) -> dict[str, Any]:
@@ -49,7 +51,16 @@ def server_values() -> dict[str, Any]:
         # Pod Identity: the plugin's AWS SDK finds the container credentials EKS injects.
         "credentials": {"useSecret": False},
         # The locations and schedules are Pulumi-managed velero.io objects (validated against the CRDs).
-        "configuration": {"backupStorageLocation": [], "volumeSnapshotLocation": [], "features": "EnableCSI", "logFormat": "json"},
+        "configuration": {
+            "backupStorageLocation": [],
+            "volumeSnapshotLocation": [],
+            "features": "EnableCSI",
+            "logFormat": "json",
+            # Kopia writes its repository config and cache under $HOME (udmrepo/, .cache/), which the read-only
+            # root would refuse: the chart's /tmp emptyDir instead. The node agent and the maintenance Jobs
+            # (which copy the server's env and volumes) get it too.
+            "extraEnvVars": [{"name": "HOME", "value": HOME}],
+        },
         "snapshotsEnabled": True,
         "deployNodeAgent": False,
         # Its ServiceMonitor comes with `Velero.metrics`.

@@ -1,7 +1,7 @@
 """Where backups live: a private, KMS-encrypted, versioned S3 bucket per stack, and optionally a
 replicated copy in another region (and account).
 
-Every bucket here: public access blocked, ACLs off (bucket-owner-enforced ownership), a policy that
+Every bucket here (the shape of components/aws/s3.py): public access blocked, ACLs off (bucket-owner-enforced ownership), a policy that
 denies any request not made over TLS, default encryption with its own customer-managed KMS key
 (rotated yearly; S3 Bucket Keys keep the KMS request rate low), versioning, and a lifecycle that
 expires objects one day after the retention (Velero deletes expired backups itself; the lifecycle is
@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.aws import iam
+from components.aws import iam, s3
 from components.spec.backup import BackupSpec, CopyTarget
 
 KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
@@ -46,24 +46,9 @@ class Bucket:
         return f"{self.arn}/*"
 
 
-def bucket_arn(name: str) -> str:
-    return f"arn:{iam.PARTITION}:s3:::{name}"
-
-
 def expiry_days(spec: BackupSpec) -> int:
     """Objects expire one day after the retention, so the lifecycle never races Velero's own expiry."""
     return math.ceil(spec.retention_hours / 24) + 1
-
-
-def tls_only(arn: str) -> dict[str, Any]:
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [arn, f"{arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def lifecycle_rules(spec: BackupSpec, expiring: Sequence[str]) -> list[dict[str, Any]]:
@@ -96,39 +81,18 @@ def private_bucket(
     `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource);
     objects under the `expiring` prefixes expire after the retention (default: all of them)."""
     where = {"region": region} if region else {}
-    child = pulumi.ResourceOptions(parent=parent, provider=provider)
-    # Losing the key or the bucket loses every backup: protected wherever the cluster is.
+    # Losing the key loses every backup: protected wherever the cluster is.
     kept = pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect)
     key = aws.kms.Key(
         resource, **where, description=f"Backups in s3://{name}", enable_key_rotation=True, deletion_window_in_days=30, policy=key_policy, opts=kept
     )
-    aws.kms.Alias(resource, **where, name=f"alias/{name}", target_key_id=key.key_id, opts=child)
-    bucket = aws.s3.Bucket(resource, **where, bucket=name, force_destroy=False, opts=kept)
-    arn = bucket_arn(name)
-    guards: list[pulumi.Resource] = [
-        aws.s3.BucketPublicAccessBlock(
-            resource,
-            **where,
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        ),
-        aws.s3.BucketOwnershipControls(resource, **where, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child),
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            resource,
-            **where,
-            bucket=bucket.id,
-            opts=child,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}],
-        ),
-        aws.s3.BucketVersioning(resource, **where, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child),
-        aws.s3.BucketLifecycleConfiguration(resource, **where, bucket=bucket.id, opts=child, rules=lifecycle_rules(spec, expiring)),
-        aws.s3.BucketPolicy(resource, **where, bucket=bucket.id, policy=iam.document([tls_only(arn), *statements]), opts=child),
-    ]
-    return Bucket(name, arn, bucket, key, guards)
+    aws.kms.Alias(resource, **where, name=f"alias/{name}", target_key_id=key.key_id, opts=pulumi.ResourceOptions(parent=parent, provider=provider))
+    # S3 Bucket Keys keep the KMS request rate (and cost) low.
+    encryption = [{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}]
+    made = s3.guarded_bucket(
+        resource, name, parent, protect, encryption, lifecycle_rules(spec, expiring), statements=statements, provider=provider, region=region
+    )
+    return Bucket(name, made.arn, made.bucket, key, made.guards)
 
 
 def replicate(
@@ -189,7 +153,7 @@ def replicate(
                 "Effect": "Allow",
                 "Principal": {"AWS": role.arn},
                 "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags", "s3:ObjectOwnerOverrideToBucketOwner"],
-                "Resource": f"{bucket_arn(name)}/*",
+                "Resource": f"{s3.bucket_arn(name)}/*",
             }
         ]
     target = private_bucket(
