@@ -210,6 +210,37 @@ def test_restoring_from_another_stacks_backups_needs_the_data_mover(scratch, cap
     assert "stacks/dev.yaml: backup: restoreFrom: restoring moved volume data needs the node agent" in scratch.rejected(capsys, "dev")
 
 
+@pytest.mark.parametrize(
+    "arn, problem",
+    [
+        ("arn:aws:kms:eu-west-1:444455556666:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "kmsKeyArn is a key in eu-west-1, the bucket is in eu-central-1"),
+        ("alias/shop-prod-backup-eu-central-1", "String should match pattern"),
+    ],
+)
+def test_the_source_key_must_be_a_key_of_the_buckets_region(scratch, capsys, arn, problem):
+    scratch.edit("stacks/prod.yaml", lambda d: d["backup"].update(restoreFrom={**SOURCE, "kmsKeyArn": arn}))
+    assert problem in scratch.rejected(capsys, "prod")
+
+
+def test_a_partition_other_than_aws_is_a_valid_source_key():
+    source = {**SOURCE, "region": "cn-north-1", "kmsKeyArn": "arn:aws-cn:kms:cn-north-1:444455556666:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"}
+    assert (
+        BackupSpec.model_validate({"retention": "30d", "moveData": True, "repositoryPassword": PASSWORD, "restoreFrom": source}).restore_from.region
+        == "cn-north-1"
+    )
+
+
+def test_moving_data_needs_a_pool_without_taints(scratch, capsys):
+    def taint_all(d):
+        for pool in d["karpenter"]["nodePools"]:
+            pool["taints"] = [*pool.get("taints", []), "dedicated=batch:NoSchedule"]
+
+    scratch.edit("stacks/prod.yaml", taint_all)
+    assert "stacks/prod.yaml: backup: volume data moves (moveData or copyTo), but every karpenter.nodePools entry is tainted" in scratch.rejected(
+        capsys, "prod"
+    )
+
+
 def test_a_read_only_location_on_the_source_and_read_access_only(scratch):
     from engine.conformance import errors
     from engine.runtime import run

@@ -10,6 +10,7 @@ import pytest
 from components.addons import external_secrets as eso
 from components.addons import vault
 from components.addons.cert_manager import CA_ISSUER
+from components.spec import load
 from components.vault_access import provider_address
 from engine.render import manifest_files
 
@@ -79,6 +80,22 @@ def test_a_plain_http_vault_provider_address_is_refused():
     with pytest.raises(ValueError, match="https"):
         provider_address("http://vault.vault.svc:8200")
     assert provider_address("https://vault.vault.svc:8200") == "https://vault.vault.svc:8200"
+
+
+@pytest.mark.parametrize("address", ["http://vault.deploy.internal:8200", "https://", "vault.deploy.internal:8200", 8200])
+def test_a_plain_http_vault_address_in_stack_config_is_a_declaration_error(scratch, capsys, address):
+    config = scratch.read("Pulumi.prod.yaml")
+    config["config"]["platform:vaultAddress"] = address
+    scratch.write("Pulumi.prod.yaml", config)
+    err = scratch.rejected(capsys, "prod")
+    assert "Pulumi.prod.yaml: config.platform:vaultAddress: " in err and "is not an https:// address" in err
+
+
+def test_an_https_vault_address_in_stack_config_is_used(scratch):
+    config = scratch.read("Pulumi.prod.yaml")
+    config["config"]["platform:vaultAddress"] = "https://vault.deploy.internal:8200"
+    scratch.write("Pulumi.prod.yaml", config)
+    assert load("prod", scratch.root).stack == "prod"
 
 
 def test_no_plain_http_vault_address_remains(stack):

@@ -96,8 +96,9 @@ def chart_values(decl: Declarations, run_as: int) -> dict[str, Any]:
             "containerSecurityContext": RESTRICTED_CONTAINER,
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "priorityClassName": NODE_AGENT_PRIORITY,
-            # Every Karpenter pool's nodes, tainted ones included: a data mover pod runs where its
-            # snapshot's volume can attach, and only a node agent on that node serves it.
+            # Every Karpenter pool's nodes, tainted ones included, so the agent serves whatever node a
+            # data mover pod lands on. Those pods themselves get only Velero's fixed tolerations, so they
+            # run on untainted nodes of the volume's zone (the stack model keeps one untainted pool).
             "tolerations": pool_tolerations(decl.spec.karpenter.node_pools),
             "extraArgs": [f"--node-agent-configmap={NODE_AGENT_CONFIG}"],
             # A read-only root filesystem: scratch space is the chart's emptyDir, temporary files this one.

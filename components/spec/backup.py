@@ -104,8 +104,18 @@ class RestoreSource(Spec):
     region: str = field("AWS region of that bucket.", pattern=REGION)
     kms_key_arn: str = field(
         "ARN of the KMS key its objects are encrypted with (the copy's own key: `aws kms describe-key --key-id alias/<bucket>`).",
-        pattern=r"^arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        pattern=r"^arn:(aws|aws-cn|aws-us-gov):kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
     )
+
+    @model_validator(mode="after")
+    def _key_beside_bucket(self) -> "RestoreSource":
+        # S3 encrypts objects only with a key of the bucket's own region.
+        key_region = self.kms_key_arn.split(":")[3]
+        if key_region != self.region:
+            raise ValueError(
+                f"kmsKeyArn is a key in {key_region}, the bucket is in {self.region}; give the key of the bucket's region (alias/{self.bucket_name})"
+            )
+        return self
 
 
 class BackupSpec(Spec):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog, names, placement, tenancy, yamlsafe
-from .pulumi_files import aws_region, plaintext_secrets, secret_keys
+from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import StackSpec
@@ -65,7 +65,7 @@ def load(stack: str, root: Path) -> Declarations:
     reserved = tenancy.reserved_namespaces(addons.values())
     specs: dict[str, StackSpec] = {}
     for name in [stack, *(s for s in stacks if s != stack)]:
-        problems += plaintext_secrets(name, root)
+        problems += plaintext_secrets(name, root) + config_problems(name, root)
         try:
             specs[name] = _load_stack(name, root, addons, reserved)
             problems += _missing_secrets(name, specs[name], root)

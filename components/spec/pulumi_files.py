@@ -67,6 +67,24 @@ def secret_keys(stack: str, root: Path) -> set[str]:
     return secret | {name for _, name, encrypted in _stored(stack, root, project) if encrypted}
 
 
+def config_problems(stack: str, root: Path) -> list[Problem]:
+    """Plain settings of Pulumi.<stack>.yaml the program would otherwise refuse mid-run: Vault's address
+    for pulumi-vault (platform:vaultAddress) must be https, since Vault serves TLS only."""
+    address = pulumi_config(stack, root).get("platform:vaultAddress")
+    if address is None:
+        return []
+    if not isinstance(address, str) or not address.startswith("https://") or len(address) == len("https://"):
+        return [
+            Problem(
+                f"Pulumi.{stack}.yaml",
+                "config.platform:vaultAddress",
+                f"{address!r} is not an https:// address; Vault serves TLS only: give its https address on the deploy network, or remove the key "
+                "to use the listener's in-cluster address",
+            )
+        ]
+    return []
+
+
 def aws_region(stack: str, root: Path) -> Optional[str]:
     region = pulumi_config(stack, root).get("aws:region")
     return region if isinstance(region, str) else None

@@ -102,6 +102,12 @@ class StackSpec(Spec):
             raise ValueError("backup: declared, but the velero addon is not enabled; add `velero: {}` under addons")
         if self.backup is None and self.addon_enabled("velero"):
             raise ValueError("addons.velero: enabled without a `backup:` section; declare backup.retention (and schedules) or turn velero off")
+        # Velero starts the data mover pods with only its own fixed list of tolerations: some pool must take untainted pods.
+        if self.backup is not None and self.backup.moves_data and all(p.taints for p in self.karpenter.node_pools):
+            raise ValueError(
+                "backup: volume data moves (moveData or copyTo), but every karpenter.nodePools entry is tainted; Velero's data mover "
+                "pods carry no toleration of ours and would stay Pending: keep one pool without taints"
+            )
         mirror = self.backup.image_mirror if self.backup else ""
         if mirror and not any(mirror.startswith(prefix) for prefix in self.policy.allowed_registries):
             raise ValueError(
