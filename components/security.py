@@ -14,6 +14,12 @@ RESTRICTED_CONTAINER = {
 }
 
 
+def restricted_pod(user: int, group: int | None = None) -> dict[str, Any]:
+    """A pod securityContext the restricted standard admits: a fixed non-root user, its group owning the volumes."""
+    group = user if group is None else group
+    return {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": group, "fsGroup": group, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def ca_certificate(secret_name: str, common_name: str, issuer: str) -> dict[str, Any]:
     """A cert-manager Certificate whose Secret carries `ca.crt`, the CA of the ClusterIssuer `issuer`: how a
     namespace gets the internal CA (Vault's listener chains to it); its own key pair is never used."""

@@ -33,7 +33,7 @@ from components.aws import iam
 from components.aws import seal as seals
 from components.contracts import CertManagerContract, Pods, VaultContract
 from components.monitoring.scrape import Metrics
-from components.security import RESTRICTED_CONTAINER
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.vault_access import AUTH_MOUNT, KV_MOUNT, VaultAccess
@@ -76,7 +76,7 @@ CLUSTER_PORT = 8201
 # The chart's pod defaults (user 100, group 1000) with the restricted profile's seccomp; a non-empty
 # value replaces the chart's default, so the user and group are repeated. The server's root stays
 # writable: its start command copies the config to /tmp to fill in the pod's address.
-POD_CONTEXT = {"runAsNonRoot": True, "runAsUser": 100, "runAsGroup": 1000, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+POD_CONTEXT = restricted_pod(100, 1000)
 SERVER_CONTEXT = {"pod": POD_CONTEXT, "container": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": False}}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.security import RESTRICTED_CONTAINER
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.spec import Declarations, deep_merge
 from components.versions import VELERO_PLUGIN_FOR_AWS
 
@@ -37,13 +37,7 @@ def server_values() -> dict[str, Any]:
                 "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
             }
         ],
-        "podSecurityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "podSecurityContext": restricted_pod(RUN_AS),
         # readOnlyRootFilesystem makes the chart mount an emptyDir at /tmp.
         "containerSecurityContext": RESTRICTED_CONTAINER,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},

@@ -29,7 +29,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.security import RESTRICTED_CONTAINER
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.spec import Declarations
 from components.spec.alerting import SecretConfig
 from components.spec.placement import pool_tolerations
@@ -86,13 +86,7 @@ def chart_values(decl: Declarations, run_as: int) -> dict[str, Any]:
         "deployNodeAgent": True,
         "nodeAgent": {
             "disableHostPath": True,
-            "podSecurityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": run_as,
-                "runAsGroup": run_as,
-                "fsGroup": run_as,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "podSecurityContext": restricted_pod(run_as),
             "containerSecurityContext": RESTRICTED_CONTAINER,
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "priorityClassName": NODE_AGENT_PRIORITY,

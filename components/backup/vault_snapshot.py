@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 from components import security
 from components.aws import iam
 from components.scheduling import priority_class_name
-from components.security import RESTRICTED_CONTAINER
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.vault_access import AUTH_MOUNT, TOKEN_AUDIENCE, VaultRole
 from components.versions import AWS_CLI_IMAGE, VAULT_IMAGE
 
@@ -128,13 +128,7 @@ def pod_template(namespace: str, bucket: Bucket, mirror: str, vault_address: str
             "automountServiceAccountToken": False,
             "restartPolicy": "Never",
             "priorityClassName": priority_class_name("standard"),
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "fsGroup": RUN_AS,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": restricted_pod(RUN_AS),
             "initContainers": [
                 {
                     "name": "snapshot",

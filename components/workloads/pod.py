@@ -7,7 +7,7 @@ import json
 from typing import Any, Optional
 
 from components.scheduling import priority_class_name
-from components.security import RESTRICTED_CONTAINER
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.spec import Service
 from components.spec.placement import Placement
 
@@ -104,7 +104,7 @@ def pod_template(svc: Service, environment: str, config_map: str, otlp_endpoint:
         "serviceAccountName": svc.name,
         "automountServiceAccountToken": svc.service_account_token,
         "priorityClassName": priority_class_name(svc.tier),
-        "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS, "fsGroup": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": restricted_pod(RUN_AS),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
         # Zones must stay balanced (an AZ outage takes a bounded share); hosts are best effort.
