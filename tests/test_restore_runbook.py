@@ -113,7 +113,8 @@ def test_the_region_loss_procedure_matches_the_data_mover():
     assert f"`{velero.VELERO_PREFIX}/{data_mover.KOPIA_DIR}/<namespace>/`" in TEXT
     # The new stack reads the copy through the typed setting, whose keys are the model's.
     # The recovery stack's one block (tests/test_recovery_stack.py builds and renders it).
-    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if "restoreFrom:" in b]
+    [stack] = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if "restoreFrom:" in b]
+    block = re.search(r"^   backup:\n((?:    .*\n)+)", stack, re.M).group(1)
     declared = set(re.findall(r"^     ([a-zA-Z]+):", block, re.M)) | set(re.findall(r"^       ([a-zA-Z]+):", block, re.M))
     fields = {f.alias for f in BackupSpec.model_fields.values()} | {f.alias for f in RestoreSource.model_fields.values()}
     assert {"restoreFrom", "kmsKeyArn", "moveData"} <= declared <= fields
