@@ -269,3 +269,11 @@ def test_the_longest_declared_prefix_is_replaced():
     assert rewritten("s.example.com/shop/orders:1.0", rewrites) == "s.example.com/shop/orders:1.0"
     # The committed stacks pull what the service files name.
     assert load("prod", ROOT).spec.registry_rewrites == {} and load("dev", ROOT).spec.registry_rewrites == {}
+
+
+def test_the_refusal_holds_for_the_python_spelling_of_the_key(scratch, capsys):
+    """The addon settings accept field names too (populate_by_name): `unseal_key_arn` is the same setting."""
+    patch = merged(runbook_patch(), {"backup": {"copyTo": {"region": "eu-north-1"}}})
+    patch["addons"]["vault"]["settings"] = {"legacyUnsealKey": None, "unseal_key_arn": SEAL_REPLICA}
+    build(scratch, patch)
+    assert "addons.vault.settings.unsealKeyArn: set together with backup.copyTo" in scratch.rejected(capsys, STACK)
