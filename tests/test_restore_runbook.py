@@ -108,10 +108,13 @@ def test_the_region_loss_procedure_matches_the_data_mover():
     key = backup.repository_password.config
     copy = backup.copy_to.bucket_name or f"shop-prod-backup-{backup.copy_to.region}"
     assert backup.moves_data and f"Secret `velero/{data_mover.REPO_SECRET}`" in TEXT
-    assert f"(prod: `{key}`)" in TEXT and f"pulumi config set --secret {key} " in TEXT and f"repositoryPassword: {{config: {key}}}" in TEXT
+    assert f"(prod: `{key}`)" in TEXT and f"repositoryPassword: {{config: {key}}}" in TEXT
+    assert re.search(rf"for key in [^;]*\b{key}\b[^;]*; do pulumi config set --secret ", TEXT)
     assert f"`{velero.VELERO_PREFIX}/{data_mover.KOPIA_DIR}/<namespace>/`" in TEXT
     # The new stack reads the copy through the typed setting, whose keys are the model's.
-    block = re.search(r"```yaml\n(   backup:\n.*?)```", TEXT, re.S).group(1)
+    # The recovery stack's one block (tests/test_recovery_stack.py builds and renders it).
+    [stack] = [b for b in re.findall(r"```yaml\n(.*?)```", TEXT, re.S) if "restoreFrom:" in b]
+    block = re.search(r"^   backup:\n((?:    .*\n)+)", stack, re.M).group(1)
     declared = set(re.findall(r"^     ([a-zA-Z]+):", block, re.M)) | set(re.findall(r"^       ([a-zA-Z]+):", block, re.M))
     fields = {f.alias for f in BackupSpec.model_fields.values()} | {f.alias for f in RestoreSource.model_fields.values()}
     assert {"restoreFrom", "kmsKeyArn", "moveData"} <= declared <= fields

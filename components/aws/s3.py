@@ -48,7 +48,7 @@ def guarded_bucket(
     parent: pulumi.Resource,
     protect: bool,
     encryption: Sequence[Any],
-    lifecycle: Sequence[dict[str, Any]],
+    lifecycle: Sequence[Any],
     statements: Sequence[dict[str, Any]] = (),
     provider: Optional[aws.Provider] = None,
     region: Optional[str] = None,
@@ -56,7 +56,7 @@ def guarded_bucket(
 ) -> GuardedBucket:
     """The bucket `name` and its guards, all named `resource` (the bucket policy `policy_resource`, where
     an existing stack named it differently). `region` places it outside the provider's region."""
-    where = {"region": region} if region else {}
+    where: dict[str, Any] = {"region": region} if region else {}
     child = pulumi.ResourceOptions(parent=parent, provider=provider)
     # Losing the bucket loses what it holds: protected wherever the cluster is.
     bucket = aws.s3.Bucket(resource, **where, bucket=name, force_destroy=False, opts=pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect))

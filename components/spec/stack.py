@@ -34,7 +34,7 @@ from .cluster import (
 )
 from .quotas import MEMORY_UNITS, ROLLOUT_SURGE, SIDECAR_REQUESTS, TeamBudget, TeamUsage, cpu_millis, format_cpu, format_memory, memory_bytes
 from .service import DNS_LABEL, Service, ServiceDefaults
-from .stack_settings import AddonSpec, DnsSpec, PolicySpec  # noqa: F401 (re-exported)
+from .stack_settings import AddonSpec, DnsSpec, PolicySpec, RegistryPrefix, rewritten  # noqa: F401 (re-exported)
 
 # What other modules import from here, the stack's own models and the ones it is made of.
 __all__ = [
@@ -89,6 +89,11 @@ class StackSpec(Spec):
     backup: Optional[BackupSpec] = field(
         "Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None
     )
+    registry_rewrites: dict[RegistryPrefix, RegistryPrefix] = field(
+        "Registry prefixes replaced in the services' images in this stack: {prefix the service files name: prefix this stack pulls from}, "
+        "e.g. a recovery stack pulling ECR's cross-region replicas in its own region. Each target must be under policy.allowedRegistries.",
+        default_factory=dict,
+    )
 
     @model_validator(mode="after")
     def _backup(self) -> "StackSpec":
@@ -114,7 +119,31 @@ class StackSpec(Spec):
                 f"backup.imageMirror: {mirror!r} is not under policy.allowedRegistries ({', '.join(self.policy.allowed_registries)}); "
                 "the snapshot job's images must come from an allowed registry"
             )
+        vault = self.addons.get("vault")
+        if self.backup and self.backup.copy_to and vault and vault.enabled and (vault.settings.get("unsealKeyArn") or vault.settings.get("unseal_key_arn")):
+            # KMS replicates a multi-Region key only from its primary's region, which for another stack's key is the lost one.
+            raise ValueError(
+                "addons.vault.settings.unsealKeyArn: set together with backup.copyTo, but Vault's seal key is another stack's replica "
+                f"and can get no replica in {self.backup.copy_to.region} (KMS replicates a key only from its primary's region), so no "
+                "Vault snapshot of the copy could be restored there; move this stack's Vault to a seal key of its own first "
+                "(docs/operations.md#vaults-seal-key), or remove copyTo"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _registry_rewrites(self) -> "StackSpec":
+        allowed = self.policy.allowed_registries
+        for source, target in self.registry_rewrites.items():
+            if not any(target.startswith(prefix) for prefix in allowed):
+                raise ValueError(
+                    f"{dotted(('registryRewrites', source))}: {target!r} is not under policy.allowedRegistries ({', '.join(allowed)}); "
+                    "the services' images must come from an allowed registry"
+                )
+        return self
+
+    def pulled(self, svc: Service) -> Service:
+        """The service as this stack runs it: its image from the stack's registry (registryRewrites)."""
+        return svc.model_copy(update={"image": rewritten(svc.image, self.registry_rewrites)})
 
     @model_validator(mode="after")
     def _addons(self, info: ValidationInfo) -> "StackSpec":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
-from pydantic import ValidationInfo, field_validator
+from typing import Annotated, Any, Optional
+from pydantic import StringConstraints, ValidationInfo, field_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 from .base import Spec, field
 from .domains import refuse_placeholder
@@ -16,6 +16,16 @@ class AddonSpec(Spec):
     values: dict[str, Any] = field(
         "Helm value overrides, deep-merged over the addon's values; keyed by chart name for addons with several charts.", default_factory=dict
     )
+
+
+# An image registry prefix: host[:port]/ and optional path segments, ending in "/".
+RegistryPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$")]
+
+
+def rewritten(image: str, rewrites: dict[str, str]) -> str:
+    """The image a stack pulls: the longest declared prefix of the service file's image replaced."""
+    prefix = max((p for p in rewrites if image.startswith(p)), key=len, default=None)
+    return image if prefix is None else rewrites[prefix] + image[len(prefix) :]
 
 
 class DnsSpec(Spec):

@@ -135,7 +135,8 @@ class Workloads(pulumi.ComponentResource):
         }
         graph = Graph.of(decl.services)
         self.services = {
-            s.name: Microservice(s, graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self)) for s in decl.services
+            s.name: Microservice(decl.spec.pulled(s), graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
+            for s in decl.services
         }
         if istio and any(s.external_hosts for s in decl.services):
             EgressRoutes(list(decl.services), provider, istio, opts=pulumi.ResourceOptions(parent=self))
