@@ -29,6 +29,30 @@ class Scratch:
         self.path(rel).parent.mkdir(parents=True, exist_ok=True)
         self.path(rel).write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
 
+    def add_service(self, data: dict[str, Any]) -> str:
+        """Write a new service file where its team owns it, `stacks/services/<team>/<name>.yaml`
+        (the team is the folder, never a key in the file); its path."""
+        data = dict(data)
+        rel = f"stacks/services/{data.pop('team')}/{data['name']}.yaml"
+        self.write(rel, data)
+        return rel
+
+    def service_file(self, name: str) -> str:
+        """The path of the service file named `name`.yaml, in whichever team folder holds it."""
+        (found,) = self.root.glob(f"stacks/services/*/{name}.yaml")
+        return str(found.relative_to(self.root))
+
+    def move_service(self, name: str, team: str) -> str:
+        """Move a service file into another team's folder (which makes it that team's); its new path."""
+        old = self.path(self.service_file(name))
+        rel = f"stacks/services/{team}/{name}.yaml"
+        self.path(rel).parent.mkdir(parents=True, exist_ok=True)
+        old.rename(self.path(rel))
+        return rel
+
+    def service_files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.root)) for p in self.root.glob("stacks/services/*/*.yaml"))
+
     def edit(self, rel: str, fn) -> None:
         data = self.read(rel)
         fn(data)

@@ -98,18 +98,18 @@ def test_team_a_store_cannot_name_team_b_path(stack, scratch):
     assert not team_can_read(eso.team_policy("checkout", "secret"), "web/storefront/session")
     assert not team_can_read(eso.team_policy("checkout", "secret"), "checkout-admin/root")
     # The loader's side: a checkout service naming web's path is refused, naming file and key.
-    scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath="web/storefront/session"))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d["secrets"][0].update(vaultPath="web/storefront/session"))
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
     assert (
-        "stacks/services/payment.yaml: secrets[0].vaultPath: 'web/storefront/session' is outside the team's Vault prefix; "
+        "stacks/services/checkout/payment.yaml: secrets[0].vaultPath: 'web/storefront/session' is outside the team's Vault prefix; "
         "team 'checkout' may only read paths under checkout/"
     ) in str(err.value)
 
 
 @pytest.mark.parametrize("path", ["checkout", "checkout-admin/db", "checkoutx/db", "checkout//db", "web/checkout/db"])
 def test_paths_outside_the_team_prefix_are_refused(scratch, path):
-    scratch.edit("stacks/services/payment.yaml", lambda d: d["secrets"][0].update(vaultPath=path))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d["secrets"][0].update(vaultPath=path))
     with pytest.raises(SpecError, match="outside the team's Vault prefix"):
         load("dev", scratch.root)
 
@@ -117,9 +117,9 @@ def test_paths_outside_the_team_prefix_are_refused(scratch, path):
 def test_preview_refuses_another_teams_path(scratch, capsys):
     from engine.preview import main as preview
 
-    scratch.edit("stacks/services/orders.yaml", lambda d: d["secrets"][0].update(vaultPath="messaging/notifications/token"))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d["secrets"][0].update(vaultPath="messaging/notifications/token"))
     assert preview(["dev", "--root", str(scratch.root), "--out", str(scratch.root / "out")]) == 2
-    assert "stacks/services/orders.yaml: secrets[0].vaultPath:" in capsys.readouterr().err
+    assert "stacks/services/checkout/orders.yaml: secrets[0].vaultPath:" in capsys.readouterr().err
 
 
 def test_every_external_secret_uses_its_namespaces_store(stack):

@@ -155,7 +155,7 @@ def test_no_exposed_service_means_no_gateway_or_certificate(scratch):
     def unexpose(path):
         scratch.edit(path, lambda d: (d.pop("expose", None), [env.pop("expose", None) for env in d.get("envs", {}).values()]))
 
-    unexpose("stacks/services/storefront.yaml")
+    unexpose("stacks/services/web/storefront.yaml")
     rec = run("dev", scratch.root)
     for kind, name in (("Gateway", "public"), ("Gateway", "public-http"), ("Certificate", "public"), ("VirtualService", "https-redirect")):
         with pytest.raises(KeyError):

@@ -53,8 +53,7 @@ def test_scalers_authenticate_as_the_operator(stack):
 
 
 def test_every_declared_queue_is_granted(scratch):
-    scratch.write(
-        "stacks/services/mailer.yaml",
+    scratch.add_service(
         {
             "name": "mailer",
             "team": "messaging",
@@ -72,7 +71,7 @@ def test_every_declared_queue_is_granted(scratch):
 
 def test_off_when_nothing_needs_it(scratch):
     # Only dev stops scaling on SQS: prod (validated on every run too) keeps its queue-driven worker.
-    scratch.edit("stacks/services/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
+    scratch.edit("stacks/services/messaging/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
     rec = run("dev", scratch.root)
     assert not [r for r in rec if "platform:addons:Keda" in r.urn or r.name.startswith("keda-")]
@@ -84,7 +83,7 @@ def test_a_service_scaling_on_sqs_needs_keda(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
-    assert "stacks/services/notifications.yaml: scaling.sqs:" in str(err.value) and "keda" in str(err.value)
+    assert "stacks/services/messaging/notifications.yaml: scaling.sqs:" in str(err.value) and "keda" in str(err.value)
 
 
 def test_settings_are_refused(scratch):

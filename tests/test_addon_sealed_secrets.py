@@ -15,7 +15,7 @@ from engine.conformance import errors
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
-NOTIFICATIONS = "stacks/services/notifications.yaml"
+NOTIFICATIONS = "stacks/services/messaging/notifications.yaml"
 
 
 def ciphertext(plaintext_bytes: int = 40, rsa_bytes: int = 512) -> str:

@@ -87,8 +87,8 @@ def test_velero_without_vault_declares_no_vault_role(scratch):
         d["addons"]["external-secrets"] = {"enabled": False}
 
     scratch.edit("stacks/dev.yaml", off)
-    for service in scratch.root.glob("stacks/services/*.yaml"):
-        scratch.edit(str(service.relative_to(scratch.root)), lambda d: d.pop("secrets", None))
+    for service in scratch.service_files():
+        scratch.edit(service, lambda d: d.pop("secrets", None))
     rec = run("dev", scratch.root)
     assert not [r for r in rec if r.type.startswith("vault:") or r.type == "pulumi:providers:vault"]
     assert not [r for r in rec.kubernetes_objects() if r.kind == "CronJob"]

@@ -116,7 +116,7 @@ def test_addon_off_means_no_experiments(scratch):
 
 def test_a_new_critical_service_is_exercised_and_settings_apply(scratch):
     # A critical service's canary may not be looser than the tier's 99.9% availability objective.
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d.update(tier="critical", canary={"successRate": 99.9}))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.update(tier="critical", canary={"successRate": 99.9}))
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["chaos-mesh"].update(settings={"everyHours": 6, "latencyMs": 500, "latencyMinutes": 2}))
     found = schedules(run("dev", scratch.root))
     assert found["storefront-pod-kill"]["spec"]["schedule"] == "0 */6 * * *"

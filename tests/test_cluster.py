@@ -224,8 +224,7 @@ def test_dev_differs_from_prod_only_through_declarations(scratch, prod):
     """Give dev prod's declaration: the program then registers the same resources."""
     scratch.write("stacks/dev.yaml", scratch.path("stacks/prod.yaml").read_text())
     scratch.write("Pulumi.dev.yaml", scratch.path("Pulumi.prod.yaml").read_text())
-    for path in scratch.path("stacks/services").glob("*.yaml"):
-        rel = f"stacks/services/{path.name}"
+    for rel in scratch.service_files():
         scratch.edit(rel, lambda d: d.update(envs={"dev": d.get("envs", {}).get("prod", {})}))
     as_dev = run("dev", scratch.root)
 

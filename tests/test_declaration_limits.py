@@ -18,7 +18,7 @@ from components.addons import discover
 from components.versions import CHARTS
 from engine.chart_values import charts_of, defaults, override_problems
 
-ORDERS, PAYMENT, STOREFRONT = "stacks/services/orders.yaml", "stacks/services/payment.yaml", "stacks/services/storefront.yaml"
+ORDERS, PAYMENT, STOREFRONT = "stacks/services/checkout/orders.yaml", "stacks/services/checkout/payment.yaml", "stacks/services/web/storefront.yaml"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/extra:1.0.0"
 
 
@@ -29,7 +29,7 @@ def problems(scratch, stack: str = "dev") -> str:
 
 
 def service(scratch, name: str, team: str, **extra) -> None:
-    scratch.write(f"stacks/services/{name}.yaml", {"name": name, "team": team, "image": IMAGE, "port": 8080, **extra})
+    scratch.add_service({"name": name, "team": team, "image": IMAGE, "port": 8080, **extra})
 
 
 # -- every stack, every run ---------------------------------------------------------------------
@@ -60,7 +60,7 @@ def test_all_stacks_are_kept_on_the_declarations():
 # -- one error per root cause -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("broken", ["name: payment\nteam: [checkout\n", "name: payment\nteam: checkout\ntier: gold\n"])
+@pytest.mark.parametrize("broken", ["name: payment\nport: [8080\n", "name: payment\ntier: gold\n"])
 def test_a_broken_file_causes_no_follow_on_errors(scratch, broken):
     scratch.write(PAYMENT, broken)
     msg = problems(scratch)
@@ -74,7 +74,7 @@ def test_a_file_that_cannot_be_parsed_is_known_by_its_file_name(scratch):
 
 
 def test_an_unknown_dependency_is_still_reported(scratch):
-    scratch.write(PAYMENT, "name: payment\nteam: [checkout\n")
+    scratch.write(PAYMENT, "name: payment\nport: [8080\n")
     scratch.edit(STOREFRONT, lambda d: d.update(dependsOn=["orders", "invntory"]))
     assert f"{STOREFRONT}: dependsOn[1]: unknown service 'invntory'" in problems(scratch)
 
@@ -87,7 +87,7 @@ def test_two_declarations_deriving_one_kubernetes_name(scratch, capsys):
     err = scratch.rejected(capsys)
     assert (
         f"{ORDERS}: name: the metrics Service of service orders and the Service of service orders-metrics, declared in "
-        "stacks/services/orders-metrics.yaml (name), would both be the Service 'orders-metrics' in namespace checkout; rename one of them"
+        "stacks/services/checkout/orders-metrics.yaml (name), would both be the Service 'orders-metrics' in namespace checkout; rename one of them"
     ) in err
 
 
@@ -95,7 +95,7 @@ def test_a_team_named_like_an_addon_namespace(scratch, capsys):
     service(scratch, "reports", "monitoring")
     err = scratch.rejected(capsys)
     # The reserved-name rule refuses it in the service file itself, so no collision is reported on top.
-    assert "stacks/services/reports.yaml: team: team 'monitoring' is a reserved namespace" in err
+    assert "stacks/services/monitoring/reports.yaml: team: team 'monitoring' is a reserved namespace" in err
     assert "would both be the Namespace" not in err
 
 
@@ -162,7 +162,7 @@ def test_sealed_secret_over_the_object_size_limit(scratch, capsys):
     def sealed(payload: int) -> str:
         return base64.b64encode((512).to_bytes(2, "big") + bytes(512 + payload + 16)).decode()
 
-    notifications = "stacks/services/notifications.yaml"
+    notifications = "stacks/services/messaging/notifications.yaml"
     scratch.edit(notifications, lambda d: d["envs"]["dev"]["sealedSecrets"][0]["encryptedData"].update(WEBHOOK_TOKEN=sealed(limits.OBJECT_DATA_MAX_BYTES)))
     err = scratch.rejected(capsys)
     assert f"{notifications}: envs.dev.sealedSecrets[0].encryptedData: the unsealed Secret would hold {limits.OBJECT_DATA_MAX_BYTES + 13} bytes" in err

@@ -36,16 +36,16 @@ def test_sample_stacks_load_with_overlays():
 
 
 def test_yaml_syntax_error(scratch):
-    scratch.write("stacks/services/orders.yaml", "name: orders\nteam: [checkout\nport: 8080\n")
+    scratch.write("stacks/services/checkout/orders.yaml", "name: orders\nteam: [checkout\nport: 8080\n")
     msg = refused(scratch)
-    assert msg.startswith("stacks/services/orders.yaml: line ")
+    assert msg.startswith("stacks/services/checkout/orders.yaml: line ")
     assert "YAML syntax error" in msg
 
 
 def test_unknown_key_lists_allowed_keys(scratch):
-    scratch.edit("stacks/services/orders.yaml", lambda d: d.update(replicaz={"min": 2}))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(replicaz={"min": 2}))
     msg = refused(scratch)
-    assert "stacks/services/orders.yaml: replicaz: unknown key 'replicaz'; allowed keys:" in msg
+    assert "stacks/services/checkout/orders.yaml: replicaz: unknown key 'replicaz'; allowed keys:" in msg
     assert "replicas" in msg and "dependsOn" in msg
 
 
@@ -56,57 +56,58 @@ def test_unknown_nested_key_in_stack(scratch):
 
 
 def test_wrong_type(scratch):
-    scratch.edit("stacks/services/payment.yaml", lambda d: d.update(port="http"))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d.update(port="http"))
     msg = refused(scratch)
-    assert "stacks/services/payment.yaml: port: Input should be a valid integer" in msg
+    assert "stacks/services/checkout/payment.yaml: port: Input should be a valid integer" in msg
     assert "(got 'http')" in msg
 
 
 def test_wrong_literal_says_what_is_allowed(scratch):
-    scratch.edit("stacks/services/payment.yaml", lambda d: d.update(tier="gold"))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d.update(tier="gold"))
     msg = refused(scratch)
     assert "tier: Input should be 'critical', 'standard' or 'batch'" in msg
 
 
 def test_error_inside_overlay_names_the_overlay_path(scratch):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"].update(replicas={"min": "two", "max": 3}))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"].update(replicas={"min": "two", "max": 3}))
     msg = refused(scratch)
-    assert "stacks/services/storefront.yaml: envs.dev.replicas.min: Input should be a valid integer" in msg
+    assert "stacks/services/web/storefront.yaml: envs.dev.replicas.min: Input should be a valid integer" in msg
 
 
 def test_unknown_dependency(scratch):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d.update(dependsOn=["orders", "invntory"]))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.update(dependsOn=["orders", "invntory"]))
     msg = refused(scratch)
     assert (
-        "stacks/services/storefront.yaml: dependsOn[1]: unknown service 'invntory'; declared services: inventory, notifications, orders, payment, storefront"
+        "stacks/services/web/storefront.yaml: dependsOn[1]: unknown service 'invntory'; declared services: inventory, notifications, orders, payment, storefront"
         in msg
     )
 
 
 def test_duplicate_service_name(scratch):
-    scratch.write("stacks/services/orders-v2.yaml", scratch.read("stacks/services/orders.yaml"))
+    # Names are unique across teams too: dependsOn and allowedCallers name services.
+    scratch.write("stacks/services/web/orders-v2.yaml", scratch.read("stacks/services/checkout/orders.yaml"))
     msg = refused(scratch)
-    assert "stacks/services/orders.yaml: name: duplicate service 'orders', already declared in stacks/services/orders-v2.yaml" in msg
+    assert "stacks/services/web/orders-v2.yaml: name: duplicate service 'orders', already declared in stacks/services/checkout/orders.yaml" in msg
 
 
 def test_unknown_stack_in_envs(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(envs={"staging": {"port": 81}}))
-    assert "stacks/services/inventory.yaml: envs.staging: unknown stack 'staging'; declared stacks: dev, prod" in refused(scratch)
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"staging": {"port": 81}}))
+    assert "stacks/services/catalog/inventory.yaml: envs.staging: unknown stack 'staging'; declared stacks: dev, prod" in refused(scratch)
 
 
 def test_latest_image_refused(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(image="111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/inventory:latest"))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(image="111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/inventory:latest"))
     assert "image: image '111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/inventory:latest' uses the mutable tag latest" in refused(scratch)
 
 
 def test_prod_needs_two_replicas(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(envs={"prod": {"replicas": {"min": 1, "max": 3}}}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"prod": {"replicas": {"min": 1, "max": 3}}}))
     assert "replicas.min: prod needs at least 2 replicas" in refused(scratch, "prod")
 
 
 def test_several_mistakes_are_reported_together(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(port=0))
-    scratch.edit("stacks/services/payment.yaml", lambda d: d.update(tier="gold"))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(port=0))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d.update(tier="gold"))
     msg = refused(scratch)
     assert "inventory.yaml: port:" in msg and "payment.yaml: tier:" in msg
 
@@ -117,9 +118,9 @@ def test_unknown_stack(scratch):
 
 
 def test_offline_preview_exits_2_without_traceback(scratch, capsys):
-    scratch.edit("stacks/services/orders.yaml", lambda d: d.update(replicaz=1))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(replicaz=1))
     assert preview(["dev", "--root", str(scratch.root), "--out", str(scratch.root / "out")]) == 2
     err = capsys.readouterr().err
-    assert "stacks/services/orders.yaml: replicaz: unknown key" in err
+    assert "stacks/services/checkout/orders.yaml: replicaz: unknown key" in err
     assert "Traceback" not in err
     assert not (scratch.root / "out").exists()

@@ -203,10 +203,10 @@ def test_the_comment_fits_a_github_comment():
 
 
 def test_image_change(prod_doc, scratch):
-    data = scratch.read("stacks/services/orders.yaml")
+    data = scratch.read("stacks/services/checkout/orders.yaml")
     old_image = data["image"]
     new_image = re.sub(r":[^:/@]+$", ":99.0.0", old_image)
-    scratch.edit("stacks/services/orders.yaml", lambda d: d.update(image=new_image))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(image=new_image))
     result = diff_against_prod(prod_doc, scratch)
 
     assert result["summary"]["create"] == result["summary"]["delete"] == result["summary"]["replace"] == 0
@@ -230,8 +230,7 @@ def test_image_change(prod_doc, scratch):
 
 
 def test_new_service(prod_doc, scratch):
-    scratch.write(
-        "stacks/services/reviews.yaml",
+    scratch.add_service(
         {
             "name": "reviews",
             "team": "catalog",

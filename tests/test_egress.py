@@ -41,7 +41,7 @@ def test_only_the_declaring_service_may_use_the_route(stack):
 
 
 def test_a_second_caller_joins_the_same_route(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "api.stripe.com", "port": 443}]))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": "api.stripe.com", "port": 443}]))
     rec = run("dev", scratch.root)
     policy = rec.manifest("AuthorizationPolicy", "egress-api-stripe-com-443-callers", "istio-egress")["spec"]
     assert policy["rules"][0]["from"][0]["source"]["principals"] == ["cluster.local/ns/catalog/sa/inventory", PAYMENT_PRINCIPAL]
@@ -76,7 +76,7 @@ def test_queue_worker_reaches_sqs_through_an_interface_endpoint(stack):
 
 
 def test_s3_gets_a_gateway_endpoint_and_its_prefix_list(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"aws": ["s3", "sqs"]}]))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"aws": ["s3", "sqs"]}]))
     rec = run("dev", scratch.root)
     found = vpc_endpoints(rec)
     assert set(found) == {"s3", "sqs"}
@@ -117,7 +117,7 @@ def test_a_service_without_egress_reaches_nothing_outside_the_mesh(stack):
     ],
 )
 def test_bad_egress_is_refused_naming_file_and_key(scratch, entry, message):
-    scratch.edit("stacks/services/payment.yaml", lambda d: d.update(egress=[entry]))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d.update(egress=[entry]))
     with pytest.raises(SpecError, match="payment.yaml") as err:
         load("dev", scratch.root)
     assert message in str(err.value)
@@ -125,6 +125,6 @@ def test_bad_egress_is_refused_naming_file_and_key(scratch, entry, message):
 
 def test_host_egress_needs_istio(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: [d["addons"].pop(a) for a in ("flagger", "tracing", "istio", "external-dns")])
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d.pop("expose") and d["envs"]["dev"].pop("expose"))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.pop("expose") and d["envs"]["dev"].pop("expose"))
     with pytest.raises(SpecError, match="egress: needs the istio addon"):
         load("dev", scratch.root)

@@ -95,9 +95,9 @@ def test_committed_schema_is_current():
 
 
 def test_declaration_files_point_editors_at_the_schema():
-    for path in [*ROOT.glob("stacks/*.yaml"), *ROOT.glob("stacks/services/*.yaml")]:
+    for path in [*ROOT.glob("stacks/*.yaml"), *ROOT.glob("stacks/services/*/*.yaml")]:
         first = path.read_text().splitlines()[0]
-        target = "schema/stack.schema.json" if path.parent.name == "stacks" else "../schema/service.schema.json"
+        target = "schema/stack.schema.json" if path.parent.name == "stacks" else "../../schema/service.schema.json"
         assert first == f"# yaml-language-server: $schema={target}", path
 
 

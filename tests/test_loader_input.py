@@ -13,7 +13,7 @@ from components.spec.yamlsafe import MAX_DEPTH, MAX_FILE_BYTES
 from engine import render
 from engine.preview import main as preview
 
-ORDERS = "stacks/services/orders.yaml"
+ORDERS = "stacks/services/checkout/orders.yaml"
 # 637 bytes that expand to 9^9 list items (the "billion laughs").
 BOMB = (
     "name: orders\nteam: checkout\n"
@@ -56,10 +56,10 @@ def test_aliases_merge_keys_and_anchors_are_refused(scratch):
 
 
 def test_duplicate_key_is_refused_not_overridden(scratch, capsys):
-    text = scratch.path(ORDERS).read_text() + "team: payments\n"
+    text = scratch.path(ORDERS).read_text() + "port: 9999\n"
     scratch.write(ORDERS, text)
     line = text.count("\n")
-    assert f"{ORDERS}: line {line}, column 1: duplicate key 'team'; each key may appear once" in rejected(scratch, capsys)
+    assert f"{ORDERS}: line {line}, column 1: duplicate key 'port'; each key may appear once" in rejected(scratch, capsys)
 
 
 def test_duplicate_nested_key(scratch):
@@ -100,10 +100,10 @@ def test_other_malformed_files(scratch, text, expected):
 
 
 def test_yml_files_are_refused_explicitly(scratch, capsys):
-    scratch.write("stacks/services/reviews.yml", "name: reviews\n")
+    scratch.write("stacks/services/catalog/reviews.yml", "name: reviews\n")
     scratch.write("stacks/qa.YAML", "environment: dev\n")
     err = rejected(scratch, capsys)
-    assert "stacks/services/reviews.yml: declaration files end in .yaml; rename it to reviews.yaml so it is read" in err
+    assert "stacks/services/catalog/reviews.yml: declaration files end in .yaml; rename it to reviews.yaml so it is read" in err
     assert "stacks/qa.YAML: declaration files end in .yaml" in err
 
 
@@ -124,8 +124,8 @@ def test_short_and_problem_stay_on_one_line():
 
 
 def test_errors_are_sorted_by_file(scratch):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d.update(port="x"))
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(port="x"))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.update(port="x"))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(port="x"))
     scratch.edit("stacks/dev.yaml", lambda d: d["cluster"].update(name="Bad"))
     with pytest.raises(SpecError) as caught:
         load("dev", scratch.root)

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 PROD = "stacks/prod.yaml"
 DEV = "stacks/dev.yaml"
-PAYMENT = "stacks/services/payment.yaml"
+PAYMENT = "stacks/services/checkout/payment.yaml"
 
 
 def receivers(d):
@@ -110,7 +110,7 @@ def test_dev_accepts_placeholder_domains_everywhere(scratch):
         settings(d, "argocd").update(repoUrlTemplate="git@git.home.arpa:acme-shop/{team}-deploy.git")
 
     scratch.edit(DEV, placeholders)
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.dev.example.com"))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.dev.example.com"))
     scratch.edit(PAYMENT, lambda d: d.setdefault("envs", {}).setdefault("dev", {}).update(egress=[{"host": "api.payments.local", "port": 443}]))
     decl = load("dev", scratch.root)
     assert decl.spec.dns.zone == "dev.example.com" and decl.spec.ingress.domains == ["dev.example.com"]

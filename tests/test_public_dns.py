@@ -82,7 +82,7 @@ def test_the_gateway_certificate_issues_by_dns01_in_the_zone(prod):
 def test_an_exposed_host_outside_the_zone_is_refused(scratch):
     # Even under a domain the stack serves (ingress.domains), a host outside the zone gets no record.
     scratch.edit("stacks/dev.yaml", lambda d: d["ingress"]["domains"].append("elsewhere.org"))
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.elsewhere.org"))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.elsewhere.org"))
     with pytest.raises(SpecError, match=r"storefront.yaml: expose.host: 'shop.elsewhere.org' is outside the stack's DNS zone 'dev.acme-shop.com'"):
         load("dev", scratch.root)
 

@@ -131,7 +131,7 @@ def test_services_over_the_quota_are_refused(scratch):
 
 
 def test_a_service_growing_past_the_quota_is_refused(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 50}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 50}))
     with pytest.raises(SpecError) as err:
         load("prod", scratch.root)
     assert "stacks/prod.yaml: teams.catalog: the team's services may request more than its quota: cpu 12.6 > 12; memory 15.75Gi > 14Gi; pods 63 > 40" in str(
@@ -142,14 +142,13 @@ def test_a_service_growing_past_the_quota_is_refused(scratch):
 def test_a_canary_counts_double(scratch):
     scratch.edit("stacks/prod.yaml", lambda d: d["teams"]["catalog"].update(cpu="2.5"))
     load("prod", scratch.root)  # inventory without a canary: 8 pods, 1.6 cpu
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(envs={"prod": {"canary": {"enabled": True}}}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"prod": {"canary": {"enabled": True}}}))
     with pytest.raises(SpecError, match=r"stacks/prod.yaml: teams.catalog: the team's services may request more than its quota: cpu 2.8 > 2.5 "):
         load("prod", scratch.root)
 
 
 def test_a_team_without_a_budget_is_refused(scratch):
-    scratch.write(
-        "stacks/services/reviews.yaml",
+    scratch.add_service(
         {"name": "reviews", "team": "catalog-ml", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
     )
     with pytest.raises(SpecError) as err:

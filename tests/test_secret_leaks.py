@@ -22,16 +22,16 @@ LEAKS = {
 
 @pytest.mark.parametrize("key, value", LEAKS.items())
 def test_credential_in_env_is_refused_and_never_printed(scratch, capsys, key, value):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["env"].update({key: value}))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["env"].update({key: value}))
     msg = refused(scratch)
-    assert f"stacks/services/storefront.yaml: env.{key}: the value looks like a credential" in msg
+    assert f"stacks/services/web/storefront.yaml: env.{key}: the value looks like a credential" in msg
     assert value not in msg and value[4:16] not in msg
-    err = preview_refuses(scratch, capsys, f"stacks/services/storefront.yaml: env.{key}:")
+    err = preview_refuses(scratch, capsys, f"stacks/services/web/storefront.yaml: env.{key}:")
     assert value not in err
 
 
 def test_credential_in_an_overlay_is_refused_too(scratch):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"]["env"].update(SENTRY_DSN=LEAKS["DB"]))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"]["env"].update(SENTRY_DSN=LEAKS["DB"]))
     msg = refused(scratch)
     assert "env.SENTRY_DSN: the value looks like a credential" in msg and LEAKS["DB"] not in msg
 
@@ -101,6 +101,6 @@ def test_make_diff_refuses_a_leak_without_printing_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-m", "engine.diff", "dev", "--base", "HEAD"], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    assert "stacks/services/storefront.yaml: env.STRIPE: the value looks like a credential" in proc.stderr
+    assert "stacks/services/web/storefront.yaml: env.STRIPE: the value looks like a credential" in proc.stderr
     assert LEAKS["BILLING"] not in proc.stdout + proc.stderr
     assert not (repo / "build" / "dev" / "diff.md").exists()

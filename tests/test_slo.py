@@ -23,7 +23,7 @@ def test_services_inherit_their_tiers_objectives():
 
 
 def test_a_service_overrides_only_what_it_declares(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(slo={"latencyMs": 500}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(slo={"latencyMs": 500}))
     slo = service(scratch.root, "dev", "inventory").slo
     assert (slo.latency_ms, slo.availability, slo.latency_percent) == (500, 99.0, 99.0)
 
@@ -45,23 +45,23 @@ def test_budget_is_the_complement_of_the_objective():
         (
             "orders.yaml",
             lambda d: d["canary"].update(successRate=99.5),
-            "stacks/services/orders.yaml: canary.successRate: 99.5% is looser than the availability objective slo.availability 99.9%",
+            "stacks/services/checkout/orders.yaml: canary.successRate: 99.5% is looser than the availability objective slo.availability 99.9%",
         ),
         (
             "payment.yaml",
             lambda d: d["canary"].update(maxLatencyMs=750),
-            "stacks/services/payment.yaml: canary.maxLatencyMs: 750ms is looser than the latency objective's threshold slo.latencyMs 500ms",
+            "stacks/services/checkout/payment.yaml: canary.maxLatencyMs: 750ms is looser than the latency objective's threshold slo.latencyMs 500ms",
         ),
         (
             "inventory.yaml",
             lambda d: d.update(slo={"latencyMs": 300}),
-            "stacks/services/inventory.yaml: slo: latencyMs 300 is not a bound of Istio's request-duration histogram; use one of [1, 5,",
+            "stacks/services/catalog/inventory.yaml: slo: latencyMs 300 is not a bound of Istio's request-duration histogram; use one of [1, 5,",
         ),
-        ("inventory.yaml", lambda d: d.update(slo={"availability": 100}), "stacks/services/inventory.yaml: slo.availability: Input should be less than 100"),
+        ("inventory.yaml", lambda d: d.update(slo={"availability": 100}), "stacks/services/catalog/inventory.yaml: slo.availability: Input should be less than 100"),
     ],
 )
 def test_inconsistent_objectives_are_refused(scratch, file, edit, problem):
-    scratch.edit(f"stacks/services/{file}", edit)
+    scratch.edit(scratch.service_file(file.removesuffix(".yaml")), edit)
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
     assert problem in str(err.value)

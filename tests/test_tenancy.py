@@ -52,12 +52,12 @@ def test_an_addon_cannot_create_an_undeclared_namespace(monkeypatch):
     "team", ["kube-system", "kube-anything", "default", "istio-system", "istio-ingress", "vault", "argocd", "flagger-loadtester", "monitoring"]
 )
 def test_reserved_team_names_are_refused(scratch, capsys, team):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(team=team))
+    rel = scratch.move_service("inventory", team)
     msg = refused(scratch)
-    assert f"stacks/services/inventory.yaml: team: team {team!r} is a reserved namespace" in msg
+    assert f"{rel}: team: team {team!r} is a reserved namespace" in msg
     # The error says what is reserved.
     assert "kube-*" in msg and "default" in msg and "istio-system" in msg and "external-secrets" in msg
-    preview_refuses(scratch, capsys, "stacks/services/inventory.yaml: team:")
+    preview_refuses(scratch, capsys, f"{rel}: team:")
 
 
 def test_reserved_team_budget_is_refused(scratch):
@@ -67,12 +67,12 @@ def test_reserved_team_budget_is_refused(scratch):
 
 @pytest.mark.parametrize("team", ["Checkout", "check_out", "-web", "a" * 41])
 def test_team_must_be_a_dns_label(scratch, team):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(team=team))
-    assert "stacks/services/inventory.yaml: team: String should match pattern" in refused(scratch)
+    rel = scratch.move_service("inventory", team)
+    assert f"{rel}: team: String should match pattern" in refused(scratch)
 
 
 def test_ordinary_team_name_loads(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(team="kubernetes-fans"))
+    scratch.move_service("inventory", "kubernetes-fans")
     for stack in ("dev", "prod"):
         # The budget and alert routes of an existing team, under the new name.
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"].update({"kubernetes-fans": copy.deepcopy(d["teams"]["checkout"])}))
@@ -90,34 +90,34 @@ def test_sample_hosts_are_under_the_stacks_domains():
 
 
 def test_second_claim_on_a_host_names_both_files(scratch, capsys):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.dev.acme-shop.com"}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(expose={"host": "shop.dev.acme-shop.com"}))
     msg = refused(scratch)
     assert (
-        "stacks/services/storefront.yaml: expose.host: host 'shop.dev.acme-shop.com' is already routed to service 'inventory' (stacks/services/inventory.yaml)"
+        "stacks/services/web/storefront.yaml: expose.host: host 'shop.dev.acme-shop.com' is already routed to service 'inventory' (stacks/services/catalog/inventory.yaml)"
     ) in msg
-    preview_refuses(scratch, capsys, "stacks/services/storefront.yaml: expose.host:", "stacks/services/inventory.yaml")
+    preview_refuses(scratch, capsys, "stacks/services/web/storefront.yaml: expose.host:", "stacks/services/catalog/inventory.yaml")
 
 
 def test_distinct_hosts_under_the_domain_load(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "api.dev.acme-shop.com"}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(expose={"host": "api.dev.acme-shop.com"}))
     hosts = {s.name: s.expose.host for s in load("dev", scratch.root).services if s.expose}
     assert hosts == {"inventory": "api.dev.acme-shop.com", "storefront": "shop.dev.acme-shop.com"}
 
 
 def test_host_outside_the_stacks_domains_is_refused(scratch, capsys):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "login.bank.example.org"}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(expose={"host": "login.bank.example.org"}))
     msg = refused(scratch)
     assert (
-        "stacks/services/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.acme-shop.com"
+        "stacks/services/catalog/inventory.yaml: expose.host: host 'login.bank.example.org' is not under a domain this stack serves; ingress.domains: dev.acme-shop.com"
         in msg
     )
-    preview_refuses(scratch, capsys, "stacks/services/inventory.yaml: expose.host:")
+    preview_refuses(scratch, capsys, "stacks/services/catalog/inventory.yaml: expose.host:")
 
 
 def test_lookalike_suffix_is_not_under_the_domain(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "shop.evildev.acme-shop.com.attacker.io"}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(expose={"host": "shop.evildev.acme-shop.com.attacker.io"}))
     assert "is not under a domain this stack serves" in refused(scratch)
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "xdev.acme-shop.com"}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(expose={"host": "xdev.acme-shop.com"}))
     assert "is not under a domain this stack serves" in refused(scratch)
 
 
@@ -133,9 +133,9 @@ def test_lookalike_suffix_is_not_under_the_domain(scratch):
     ],
 )
 def test_malformed_hosts_are_refused(scratch, host, why):
-    scratch.edit("stacks/services/storefront.yaml", lambda d: d["envs"]["dev"].update(expose={"host": host}))
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"].update(expose={"host": host}))
     msg = refused(scratch)
-    assert "stacks/services/storefront.yaml: envs.dev.expose.host:" in msg and why in msg
+    assert "stacks/services/web/storefront.yaml: envs.dev.expose.host:" in msg and why in msg
 
 
 def test_exposing_without_declared_domains_is_refused(scratch):
@@ -185,7 +185,7 @@ def test_critical_services_without_a_critical_pool_are_refused(scratch, capsys):
 def test_no_critical_pool_is_fine_without_critical_services(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: _critical_pool(d).update(labels={"hardware": "fast"}))
     for name in ("orders", "payment"):
-        scratch.edit(f"stacks/services/{name}.yaml", lambda d: d.update(tier="standard"))
+        scratch.edit(scratch.service_file(name), lambda d: d.update(tier="standard"))
     assert not [s for s in load("dev", scratch.root).services if s.tier == "critical"]
 
 

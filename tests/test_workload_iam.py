@@ -17,7 +17,7 @@ BUCKET = "arn:aws:s3:::shop-dev-invoices/*"
 
 
 def grant(scratch, *permissions: dict, service: str = "inventory") -> None:
-    scratch.edit(f"stacks/services/{service}.yaml", lambda d: d.update(awsPermissions=list(permissions)))
+    scratch.edit(scratch.service_file(service), lambda d: d.update(awsPermissions=list(permissions)))
     # Every stack judges the file; here both run in the dev account, so one set of ARNs serves both.
     scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(awsAccountId="111122223333"))
 
@@ -57,13 +57,13 @@ def test_concrete_permissions_on_the_stacks_resources_load(scratch):
 def test_hostile_permissions_are_refused(scratch, actions, resources, fragment):
     grant(scratch, {"actions": actions, "resources": resources})
     msg = refused(scratch)
-    assert "stacks/services/inventory.yaml: awsPermissions" in msg and fragment in msg, msg
+    assert "stacks/services/catalog/inventory.yaml: awsPermissions" in msg and fragment in msg, msg
 
 
 def test_escalation_path_across_statements_is_refused(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["policy"].update(workloadBoundary={"services": [*DEFAULT_BOUNDARY_SERVICES, "lambda"]}))
     grant(scratch, {"actions": ["lambda:UpdateFunctionCode"], "resources": ["arn:aws:lambda:eu-west-1:111122223333:function:billing"]})
-    assert "stacks/services/inventory.yaml: awsPermissions" in (msg := refused(scratch)) and "EditExistingLambdaFunctionWithRole" in msg
+    assert "stacks/services/catalog/inventory.yaml: awsPermissions" in (msg := refused(scratch)) and "EditExistingLambdaFunctionWithRole" in msg
 
 
 def test_wildcards_expand_against_the_catalogue():
@@ -73,7 +73,7 @@ def test_wildcards_expand_against_the_catalogue():
 
 def test_preview_refuses_a_hostile_permission(scratch, capsys):
     grant(scratch, {"actions": ["s3:Put*"], "resources": ["arn:aws:s3:::shop-dev-invoices"]})
-    preview_refuses(scratch, capsys, "stacks/services/inventory.yaml: awsPermissions[0]:", "grants refused actions")
+    preview_refuses(scratch, capsys, "stacks/services/catalog/inventory.yaml: awsPermissions[0]:", "grants refused actions")
 
 
 def test_permissions_need_the_stacks_account(scratch):
@@ -92,7 +92,7 @@ def test_boundary_services_are_checked(scratch, services, fragment):
 
 def test_queue_scaling_needs_sqs_in_the_boundary(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["policy"].update(workloadBoundary={"services": ["s3"]}))
-    assert "stacks/services/notifications.yaml: scaling.sqs: the workload reads its queue, but sqs is outside" in refused(scratch)
+    assert "stacks/services/messaging/notifications.yaml: scaling.sqs: the workload reads its queue, but sqs is outside" in refused(scratch)
 
 
 def test_every_workload_role_carries_the_platform_boundary(scratch):

@@ -82,7 +82,7 @@ def test_standard_labels_and_checksum(stack):
 
 
 def test_config_change_rolls_pods(scratch, dev):
-    scratch.edit("stacks/services/orders.yaml", lambda d: d["env"].update(FEATURE_X="on"))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d["env"].update(FEATURE_X="on"))
     changed = run("dev", scratch.root)
     before = deployment(dev, "orders")["spec"]["template"]["metadata"]["annotations"]["platform.io/config-checksum"]
     after = deployment(changed, "orders")["spec"]["template"]["metadata"]["annotations"]["platform.io/config-checksum"]
@@ -124,7 +124,7 @@ def test_no_vpa_objects_without_the_recommender(scratch):
 
 
 def test_fixed_size_service_sets_replicas(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 2}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(replicas={"min": 2, "max": 2}))
     rec = run("dev", scratch.root)
     assert deployment(rec, "inventory")["spec"]["replicas"] == 2
     assert not [o for o in objects(rec, "HorizontalPodAutoscaler") if o["metadata"]["name"] == "inventory"]
@@ -196,7 +196,7 @@ def test_authorization_policy_from_depends_on(prod):
 
 
 def test_removing_a_dependency_closes_both_layers(scratch, prod):
-    scratch.edit("stacks/services/orders.yaml", lambda d: d.update(dependsOn=["inventory", "notifications"]))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(dependsOn=["inventory", "notifications"]))
     rec = run("prod", scratch.root)
     principals = [
         p
@@ -245,7 +245,7 @@ def test_exposed_service_without_canary_gets_a_route(dev):
 
 
 def test_slow_canary_is_rejected(scratch):
-    scratch.edit("stacks/services/payment.yaml", lambda d: d["canary"].update(intervalSeconds=30, threshold=5))
+    scratch.edit("stacks/services/checkout/payment.yaml", lambda d: d["canary"].update(intervalSeconds=30, threshold=5))
     with pytest.raises(SpecError, match="payment.yaml: canary: worst-case rollback takes 180s, over the stack's bound of 60s"):
         load("prod", scratch.root)
 
@@ -270,8 +270,7 @@ def test_secrets_come_from_vault_through_external_secrets(stack):
 
 
 def test_minimal_declaration_is_complete_and_compliant(scratch):
-    scratch.write(
-        "stacks/services/reviews.yaml",
+    scratch.add_service(
         {"name": "reviews", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
     )
     rec = run("prod", scratch.root)
@@ -301,7 +300,7 @@ def test_readme_service_example_is_a_valid_complete_declaration(scratch):
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Add a service") :]
     example = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
-    scratch.write("stacks/services/reviews.yaml", example)
+    scratch.write("stacks/services/catalog/reviews.yaml", example)
     rec = run("prod", scratch.root)
     assert rec.manifest("Deployment", "reviews", "catalog")["spec"]["template"]["spec"]["containers"][0]["image"].endswith("/reviews:1.0.0")
     assert rec.manifest("Canary", "reviews", "catalog")

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, names, placement, tenancy, yamlsafe
+from . import catalog, consent, names, placement, team_files, tenancy, yamlsafe
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import StackSpec
 
 STACKS_DIR = "stacks"
-SERVICES_DIR = "stacks/services"
+SERVICES_DIR = team_files.SERVICES_DIR
 SUFFIX = ".yaml"
 
 __all__ = ["Declarations", "Problem", "SpecError", "deep_merge", "known_stacks", "load", "read_yaml", "validate"]
@@ -45,6 +45,8 @@ class Declarations:
 class _ServiceFile:
     rel: str
     raw: dict[str, Any]
+    # The team its folder names (components/spec/team_files.py); never read from the file.
+    team: str
 
     @property
     def name(self) -> str:
@@ -134,7 +136,7 @@ def _stack_file(root: Path, stack: str) -> Path:
 def _misnamed_files(root: Path) -> list[Problem]:
     """Declarations are `.yaml`; a `.yml` (or `.YAML`) file would otherwise be silently ignored."""
     found = []
-    for folder in (STACKS_DIR, SERVICES_DIR):
+    for folder in (STACKS_DIR,):
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and path.suffix.lower() in (".yml", ".yaml") and path.suffix != SUFFIX:
                 found.append(Problem(_rel(path, root), "", f"declaration files end in {SUFFIX}; rename it to {path.stem}{SUFFIX} so it is read"))
@@ -166,13 +168,20 @@ def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...])
 def _read_services(root: Path, stacks: list[str], problems: list[Problem]) -> tuple[list[_ServiceFile], set[str]]:
     """Each service file read once; the names of those that fail, so nothing else reports them again."""
     files, failed = [], set()
-    for path in sorted((root / SERVICES_DIR).glob(f"*{SUFFIX}")):
-        rel = _rel(path, root)
+    found, refused = team_files.scan(root)
+    problems += refused
+    for entry in found:
+        path, rel = entry.path, entry.rel
         try:
             raw = read_yaml(path, root)
         except SpecError as err:
             problems += err.problems
             failed.add(path.stem)
+            continue
+        declared = team_files.declared_team(raw, rel, entry.team)
+        if declared:
+            problems += declared
+            failed.add(_name_of(raw, rel))
             continue
         try:
             _check_envs(raw, rel, stacks)
@@ -180,7 +189,7 @@ def _read_services(root: Path, stacks: list[str], problems: list[Problem]) -> tu
             problems += err.problems
             failed.add(_name_of(raw, rel))
             continue
-        files.append(_ServiceFile(rel, raw))
+        files.append(_ServiceFile(rel, raw, entry.team))
     return files, failed
 
 
@@ -193,8 +202,9 @@ def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
             raise SpecError([Problem(rel, dotted(("envs", name)), f"unknown stack {short(name)}; declared stacks: {', '.join(stacks)}")])
         if not isinstance(overlay, dict):
             raise SpecError([Problem(rel, dotted(("envs", name)), f"expected a mapping of overrides, got {type(overlay).__name__}")])
-        if "envs" in overlay or "name" in overlay:
-            key = "envs" if "envs" in overlay else "name"
+        fixed = [key for key in ("envs", "name", "team") if key in overlay]
+        if fixed:
+            key = fixed[0]
             raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
 
 
@@ -214,8 +224,10 @@ def _check_stack(
     declared: dict[str, tuple[Service, str]] = {}
     for f in files:
         overlay = f.raw.get("envs", {}).get(stack, {})
+        merged = {**deep_merge(deep_merge(defaults, f.raw), overlay), "team": f.team}
         try:
-            service = validate(Service, deep_merge(deep_merge(defaults, f.raw), overlay), f.rel, context=context, overlay=(stack, overlay))
+            # The team is context too: the rules on what a file may reference ask what its team owns.
+            service = validate(Service, merged, f.rel, context={**context, "team": f.team}, overlay=(stack, overlay))
         except SpecError as err:
             problems += err.problems
             failed.add(f.name)
@@ -240,6 +252,7 @@ def _check_stack(
             elif dep not in active:
                 problems.append(Problem(rel, f"dependsOn[{i}]", f"service {dep!r} is disabled in stack {stack!r}; enable it or drop the dependency"))
     loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
+    problems.extend(Problem(*found) for found in consent.problems(loaded))
     problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
     rel = _rel(_stack_file(root, stack), root)
     problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))

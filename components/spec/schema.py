@@ -16,7 +16,7 @@ from . import catalog
 from .service import Service
 from .stack import StackSpec
 
-FILE_REQUIRED = ["name", "team", "image", "port"]
+FILE_REQUIRED = ["name", "image", "port"]
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "stacks" / "schema"
 
 
@@ -48,6 +48,8 @@ def stack_schema() -> dict[str, Any]:
 def service_schema() -> dict[str, Any]:
     schema = Service.model_json_schema(by_alias=True)
     schema["required"] = FILE_REQUIRED
+    # The team is the file's folder (components/spec/team_files.py): an editor must not offer the key.
+    schema["properties"].pop("team")
     overlay = copy.deepcopy({k: v for k, v in schema.items() if k not in ("$defs", "title", "required")})
     for key in ("name", "envs"):
         overlay["properties"].pop(key)
@@ -55,7 +57,7 @@ def service_schema() -> dict[str, Any]:
     schema["$defs"]["ServiceOverlay"] = overlay
     schema["properties"]["envs"]["additionalProperties"] = {"$ref": "#/$defs/ServiceOverlay"}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Service declaration (stacks/services/<name>.yaml)"
+    schema["title"] = "Service declaration (stacks/services/<team>/<name>.yaml)"
     return schema
 
 

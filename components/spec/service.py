@@ -1,4 +1,4 @@
-"""The shape of one microservice: `stacks/services/<name>.yaml` (after its `envs` overlay)."""
+"""The shape of one microservice: `stacks/services/<team>/<name>.yaml` (after its `envs` overlay)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ class ServiceDefaults(Spec):
 
 class Service(Spec):
     name: str = field("Service name; also its Deployment, Service and ServiceAccount name.", pattern=DNS_LABEL)
-    team: str = field("Owning team; services of one team share a namespace.", pattern=DNS_LABEL)
+    team: str = field(
+        "Owning team, from the file's folder (stacks/services/<team>/); never declared in the file. Services of one team share a namespace.", pattern=DNS_LABEL
+    )
     enabled: bool = field("Deploy this service in the stack (set false in an `envs` overlay to leave it out).", default=True)
     image: str = field("Container image with a tag or digest; `latest` is refused.")
     port: int = field("Container port serving HTTP traffic.", ge=1, le=65535)
@@ -84,6 +86,11 @@ class Service(Spec):
     aws_permissions: list[AwsPermission] = field("AWS permissions, granted through a Pod Identity role.", default_factory=list)
     tier: Tier = field("critical lands on the dedicated pool with PriorityClass mission-critical; batch may be preempted.", default="standard")
     depends_on: list[str] = field("Services this one calls; the single source of its network and mesh policies.", default_factory=list)
+    allowed_callers: list[str] = field(
+        "Services of other teams that may call this one, as <team>/<service> or <team>/* (a whole team); a `dependsOn` from another team "
+        "is refused unless listed here. Services of the own team need no entry.",
+        default_factory=list,
+    )
     replicas: Replicas = field("Replica range for the autoscaler.")
     resources: Resources = field("Container requests and limits.")
     canary: Canary = field("Progressive delivery settings; never looser than the service's SLO.")
@@ -121,6 +128,18 @@ class Service(Spec):
         if len(set(deps)) != len(deps):
             raise ValueError(f"duplicate entries in {deps}")
         return deps
+
+    @field_validator("allowed_callers")
+    @classmethod
+    def _callers(cls, callers: list[str], info: ValidationInfo) -> list[str]:
+        for caller in callers:
+            if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", caller):
+                raise ValueError(f"{short(caller)} is not <team>/<service> or <team>/*")
+            if caller.split("/")[0] == info.data.get("team"):
+                raise ValueError(f"{short(caller)}: services of the own team need no consent; list only other teams' services")
+        if len(set(callers)) != len(callers):
+            raise ValueError(f"duplicate entries in {callers}")
+        return callers
 
     @model_validator(mode="before")
     @classmethod
