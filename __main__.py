@@ -1,12 +1,15 @@
-"""The Pulumi program: load this stack's declarations, build the platform, export what others need."""
+"""The platform program (stacks `<env>`): load the environment's declarations, build the platform
+and every team's room, and export the contract the team stacks (teams/, stacks `<team>-<env>`) read."""
 
 from pathlib import Path
 
 import pulumi
 
 from components.addons.base import gitops_metadata
+from components import stack_contract
 from components.platform import Platform
 from components.spec import SpecError, load
+from components.workloads import offered
 
 try:
     declarations = load(pulumi.get_stack(), Path(__file__).resolve().parent)
@@ -23,7 +26,10 @@ if copy is not None and copy.region == region:
         f"invalid stack declarations:\nstacks/{pulumi.get_stack()}.yaml: backup.copyTo.region: {region} is the stack's own region; "
         "the copy must be in another region to survive losing this one"
     )
-platform = Platform("platform", declarations, region)
+# The layout before the split (docs/operations.md#migrating-to-team-stacks): services in this stack too.
+# Only for a stack whose state has not been moved yet; never for a new stack.
+single_stack = pulumi.Config().get_bool("singleStack") or False
+platform = Platform("platform", declarations, region, single_stack=single_stack)
 cluster, network = platform.cluster, platform.network
 
 pulumi.export("clusterName", cluster.name)
@@ -42,11 +48,21 @@ if "argocd" in addons:
     pulumi.export("argocdHost", addons["argocd"].outputs()["host"])
 if "prometheus" in addons:
     pulumi.export("grafanaHost", addons["prometheus"].outputs()["grafanaHost"])
-pulumi.export(
-    "canaries",
-    {
-        name: {"rollbackSeconds": svc.rollback_seconds, "promotionSeconds": svc.promotion_seconds}
-        for name, svc in platform.workloads.services.items()
-        if svc.rollback_seconds is not None
-    },
-)
+if single_stack:
+    pulumi.export(
+        "canaries",
+        {
+            name: {"rollbackSeconds": svc.rollback_seconds, "promotionSeconds": svc.promotion_seconds}
+            for name, svc in platform.workloads.services.items()
+            if svc.rollback_seconds is not None
+        },
+    )
+
+# The contract of the team stacks (components/stack_contract.py): versioned, and without a secret.
+mesh = offered(declarations, platform.contracts, declarations.spec.cluster.name, region)
+pulumi.export("contractVersion", stack_contract.CONTRACT_VERSION)
+pulumi.export("clusterCertificateAuthority", cluster.certificate_authority)
+pulumi.export("region", region)
+pulumi.export("teamRooms", platform.workloads.room_contract())
+pulumi.export("mesh", stack_contract.mesh_addresses(mesh))
+pulumi.export("telemetry", stack_contract.telemetry_addresses(mesh))

@@ -25,7 +25,7 @@ class Platform(pulumi.ComponentResource):
     addons: dict
     workloads: Workloads
 
-    def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None, single_stack: bool = False):
         super().__init__("platform:index:Platform", name, None, opts)
         spec = decl.spec
         # One explicit AWS provider, inherited by every child, so default tags reach every resource.
@@ -51,7 +51,9 @@ class Platform(pulumi.ComponentResource):
         )
         # Addons go after the node pools: their pods need nodes to land on.
         self.addons = install_addons(ctx, spec, pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.node_pools]))
-        # Services start once the addons they use (CRDs, mesh, secret store) are installed.
+        self.contracts = ctx.contracts
+        # The teams' rooms (and, in the single-stack layout, the services) start once the addons they
+        # use (CRDs, mesh, secret store) are installed. Services normally live in the team stacks.
         self.workloads = Workloads(
             f"{name}-workloads",
             decl,
@@ -60,6 +62,7 @@ class Platform(pulumi.ComponentResource):
             region,
             provider,
             opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]),
+            with_services=single_stack,
         )
         self.register_outputs(
             {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Callable
+from typing import Callable, Optional
 
 import pulumi
 
@@ -27,19 +27,29 @@ def _arn(service: str, region: str, resource: str, account: str = ACCOUNT) -> st
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
-    def __init__(self, region: str):
+    def __init__(self, region: str, served: Optional[dict[str, dict]] = None):
         self.region = region
+        # The recorded outputs of the stacks a program may reference, by StackReference name.
+        self.served = served or {}
 
     # -- resources ---------------------------------------------------------------------------
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         inputs = dict(args.inputs)
         if args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-provider-id", inputs
+        if args.typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(str(inputs.get("name") or args.name))
         if args.typ.startswith("kubernetes:"):
             return self._kubernetes(args.name, inputs)
         if args.typ.startswith("aws:"):
             return self._aws(args.typ, args.name, inputs)
         return f"{args.name}-id", inputs
+
+    def _stack_reference(self, name: str) -> tuple[str, dict]:
+        """What the real engine reads from the backend: the referenced stack's outputs, and which are secret.
+        engine/stacks.py checks the contract before a team program runs, so an unknown stack is a bug."""
+        outputs = self.served[name]
+        return name, {"name": name, "outputs": outputs, "secretOutputNames": sorted(k for k, v in outputs.items() if v == "[secret]")}
 
     def _kubernetes(self, name: str, inputs: dict) -> tuple[str, dict]:
         meta = dict(inputs.get("metadata") or {})

@@ -51,6 +51,8 @@ class Recording:
     stack: str
     resources: list[Resource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # For an environment run (engine/stacks.py): each stack's own recording, by stack name.
+    stacks: dict[str, "Recording"] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_urn = {r.urn: r for r in self.resources}

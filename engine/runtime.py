@@ -8,6 +8,7 @@ plaintext secret ever reaches the records, the rendered files or the logs.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import runpy
 import sys
@@ -32,6 +33,8 @@ RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The organization offline stacks belong to (StackReference names are <organization>/<project>/<stack>).
+ORGANIZATION = "organization"
 
 
 class ProgramError(Exception):
@@ -116,7 +119,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
 
-def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
+def stack_config(stack: str, root: Path, project_dir: Optional[Path] = None) -> tuple[dict[str, str], list[str]]:
     """Config from Pulumi.<stack>.yaml. Encrypted values cannot be decrypted offline, so they
     become stand-in values that the engine marks secret, exactly as the CLI would. Secrets that
     Pulumi.yaml declares but the stack file does not set (each operator sets them with
@@ -124,13 +127,15 @@ def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
     from components.spec.loader import read_yaml
 
     # Read like the declarations: stack configuration comes in pull requests too.
-    path = root / f"Pulumi.{stack}.yaml"
+    project_dir = project_dir or root
+    path = project_dir / f"Pulumi.{stack}.yaml"
     data = read_yaml(path, root) if path.is_file() else {}
-    project = read_yaml(root / "Pulumi.yaml", root) if (root / "Pulumi.yaml").is_file() else {}
+    project = read_yaml(project_dir / "Pulumi.yaml", root) if (project_dir / "Pulumi.yaml").is_file() else {}
+    name = (project or {}).get("name", "platform")
     declared = {k: {"secure": "declared"} for k, v in ((project or {}).get("config") or {}).items() if isinstance(v, dict) and v.get("secret")}
     config, secret_keys = {}, []
     for key, value in {**declared, **((data or {}).get("config") or {})}.items():
-        full = key if ":" in key else f"platform:{key}"
+        full = key if ":" in key else f"{name}:{key}"
         if isinstance(value, dict) and "secure" in value:
             config[full] = f"offline-secret-{key.split(':')[-1]}"
             secret_keys.append(full)
@@ -147,11 +152,17 @@ def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
 
     from .chart_values import override_problems
 
-    decl = load(stack, root)
+    from .stacks import team_stack
+
+    found = team_stack(stack, root)
+    decl = load(found[1] if found else stack, root)
     # Helm ignores a value its chart does not have: an override typo is a declaration error here.
     problems = override_problems(decl)
     if problems:
         raise SpecError(problems)
+    if found:
+        # A team stack's preview describes the team's services only.
+        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
     return decl, run(stack, root)
 
 
@@ -164,20 +175,40 @@ def rejected(err: Exception) -> int:
 
 
 def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:
-    """Run the program for `stack` and return what it registered and exported.
-
-    Each run gets a fresh context, so runs in one process (tests) never see each other's state.
-    """
+    """What `stack` registers and exports (engine/stacks.py): an environment (`dev`) is its platform
+    stack and every team stack of it, combined; `<team>-<env>` is one team stack. With `program`,
+    that one program runs as the stack (the benchmark's floor)."""
     root = Path(root or PROJECT_ROOT).resolve()
-    return contextvars.Context().run(_run, stack, root, Path(program or root / "__main__.py"))
+    if program is not None:
+        return run_program(stack, root, Path(program))
+    from .stacks import run_stack
+
+    return run_stack(stack, root)
 
 
-def _run(stack: str, root: Path, program: Path) -> Recording:
-    config, secret_keys = stack_config(stack, root)
+def run_program(
+    stack: str,
+    root: Path,
+    program: Path,
+    project: str = "platform",
+    project_dir: Optional[Path] = None,
+    served: Optional[dict[str, dict[str, Any]]] = None,
+    config: Optional[dict[str, str]] = None,
+) -> Recording:
+    """Run one Pulumi program as `project`/`stack` and return what it registered and exported.
+    `served` are the outputs of the stacks it may reference (by StackReference name); `config` is
+    added to the stack's own. Each run gets a fresh context, so runs in one process (tests) never
+    see each other's state."""
+    return contextvars.Context().run(_run, stack, root, program, project, project_dir or root, served or {}, config or {})
+
+
+def _run(stack: str, root: Path, program: Path, project: str, project_dir: Path, served: dict, extra: dict) -> Recording:
+    config, secret_keys = stack_config(stack, root, project_dir)
+    config.update(extra)
     region = config.get("aws:region", "eu-west-1")
-    monitor = RecordingMonitor(PlatformMocks(region))
+    monitor = RecordingMonitor(PlatformMocks(region, served))
     set_all_config(config, secret_keys)
-    pulumi.runtime.set_mocks(monitor.mocks, project="platform", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor, organization=ORGANIZATION)
     sys.path.insert(0, str(root))
     try:
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-from components.spec import catalog
+from components.contracts import Contracts
+from components.spec import Declarations, catalog
 from components.spec.stack import StackSpec
 
 from .base import Addon, AddonContext
@@ -46,17 +47,31 @@ def install_order(enabled: list[str], requires: dict[str, tuple[str, ...]]) -> l
     return order
 
 
-def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) -> dict[str, Addon]:
+def _order(spec: StackSpec) -> list[str]:
     addons = discover()
     enabled = [name for name, addon in spec.addons.items() if addon.enabled]
     # Stable sort: declaration order otherwise, but the addons that describe the others come last.
     enabled.sort(key=lambda name: addons[name].describes_others)
-    order = install_order(enabled, {n: a.after(spec.addon_enabled) + tuple(filter(spec.addon_enabled, a.installs_after)) for n, a in addons.items()})
-    # Every contract first: a consumer may install before the addon it reads (Istio before tracing).
-    for name in order:
-        contract = addons[name].contract(addons[name].validated(spec.addons[name], ctx.environment, ctx.region), ctx.decl)
+    return install_order(enabled, {n: a.after(spec.addon_enabled) + tuple(filter(spec.addon_enabled, a.installs_after)) for n, a in addons.items()})
+
+
+def publish_contracts(contracts: Contracts, decl: Declarations, region: str) -> Contracts:
+    """What the enabled addons offer (components/contracts.py), from the declarations alone: the
+    platform stack publishes them before installing, and a team stack derives the same to wire its
+    services (and checks them against the platform stack's contract, components/stack_contract.py)."""
+    addons = discover()
+    for name in _order(decl.spec):
+        contract = addons[name].contract(addons[name].validated(decl.spec.addons[name], decl.environment, region), decl)
         if contract is not None:
-            ctx.contracts.publish(contract)
+            contracts.publish(contract)
+    return contracts
+
+
+def install(ctx: AddonContext, spec: StackSpec, opts: pulumi.ResourceOptions) -> dict[str, Addon]:
+    addons = discover()
+    order = _order(spec)
+    # Every contract first: a consumer may install before the addon it reads (Istio before tracing).
+    publish_contracts(ctx.contracts, ctx.decl, ctx.region)
     for name in order:
         ctx.installed[name] = addons[name](ctx, spec.addons[name], opts)
     return ctx.installed

@@ -40,6 +40,7 @@ SYSTEM_NODE_LABEL = {"platform.io/node-role": "system"}
 class Cluster(pulumi.ComponentResource):
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    certificate_authority: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
@@ -163,6 +164,8 @@ class Cluster(pulumi.ComponentResource):
 
         self.name = cluster_name
         self.endpoint = cluster.endpoint
+        # Public, not secret: with the endpoint it is all a team stack needs to reach the cluster (components/stack_contract.py).
+        self.certificate_authority = cluster.certificate_authority.data
         self.oidc_provider_arn = oidc.arn
         self.node_role_arn = node_role.arn
         self.kubeconfig = pulumi.Output.secret(

@@ -1,9 +1,15 @@
-"""Service workloads: one team namespace per team, one Microservice per declared service."""
+"""Service workloads, split between the two programs (docs/platform.md#two-programs):
+
+- the platform stack builds `Workloads`: each team's room (namespace, budget, default-deny,
+  SecretStore), the permissions boundary of every workload role, and the mesh's egress routes;
+- each team stack (`teams/__main__.py`) builds its services with `build_services`: one
+  Microservice per service of the team, wired from the platform's contract.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -23,7 +29,7 @@ from components.contracts import (
     TracingContract,
     VaultContract,
 )
-from components.spec import Declarations
+from components.spec import Declarations, Service
 from components.spec.service import AWS_ENDPOINTS
 from components.spec.iam_actions import boundary_statements
 from components.spec.placement import critical_placement
@@ -71,8 +77,61 @@ def offered(decl: Declarations, contracts: Contracts, cluster_name: str, region:
     )
 
 
+def workload_mesh(decl: Declarations, services: Sequence[Service], contracts: Contracts, cluster_name: str, region: str, boundary_arn, parent) -> Mesh:
+    """The Mesh given to `services`: the addons' offer plus the account and the AWS prefix lists they need."""
+    invoke = pulumi.InvokeOptions(parent=parent)
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+    # The addresses of the AWS APIs reached through gateway endpoints (S3, DynamoDB): their prefix lists.
+    gateway_apis = sorted({api for s in services for api in s.aws_apis if AWS_ENDPOINTS[api] == "Gateway"})
+    prefix_lists = {api: aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{region}.{api}", opts=invoke).cidr_blocks for api in gateway_apis}
+    return dataclasses.replace(offered(decl, contracts, cluster_name, region), account_id=account, prefix_lists=prefix_lists, boundary_arn=boundary_arn)
+
+
+def build_services(
+    decl: Declarations,
+    services: Sequence[Service],
+    mesh: Mesh,
+    contracts: Contracts,
+    provider: k8s.Provider,
+    namespaces: Mapping[str, Optional[pulumi.Resource]],
+    opts: pulumi.ResourceOptions,
+) -> dict[str, Microservice]:
+    """One Microservice per service in `services`, with `opts` (parent, providers).
+
+    The call graph is the whole environment's: a service's policies admit callers of other teams
+    (which consented to, components/spec/consent.py) and its egress reaches callees of other teams."""
+    graph = Graph.of(decl.services)
+    built = {
+        s.name: Microservice(decl.spec.pulled(s), graph, mesh, provider, namespaces.get(s.team), opts=pulumi.ResourceOptions.merge(opts, None))
+        for s in services
+    }
+    chaos_mesh = contracts.get(ChaosMeshContract)
+    # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
+    chaos = chaos_mesh.experiments if chaos_mesh else None
+    if chaos_mesh and chaos:
+        for s in services:
+            if s.tier == "critical":
+                ChaosSchedules(
+                    s,
+                    graph.services,
+                    chaos,
+                    chaos_mesh.api_version,
+                    decl.environment,
+                    provider,
+                    namespaces.get(s.team),
+                    opts=pulumi.ResourceOptions(parent=built[s.name]),
+                )
+    return built
+
+
 class Workloads(pulumi.ComponentResource):
+    """The platform's side of the services: every team's room, the workload permissions boundary,
+    and the egress routes. With `with_services` (the single-stack layout, components/platform.py)
+    the services too, exactly as before the split."""
+
     services: dict[str, Microservice]
+    rooms: dict[str, TeamNamespace]
+    boundary_arn: Optional[pulumi.Output[str]]
 
     def __init__(
         self,
@@ -83,15 +142,9 @@ class Workloads(pulumi.ComponentResource):
         region: str,
         provider: k8s.Provider,
         opts: Optional[pulumi.ResourceOptions] = None,
+        with_services: bool = False,
     ):
         super().__init__("platform:workloads:Workloads", name, None, opts)
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        # The addresses of the AWS APIs reached through gateway endpoints (S3, DynamoDB): their prefix lists.
-        gateway_apis = sorted({api for s in decl.services for api in s.aws_apis if AWS_ENDPOINTS[api] == "Gateway"})
-        prefix_lists = {
-            api: aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{region}.{api}", opts=pulumi.InvokeOptions(parent=self)).cidr_blocks
-            for api in gateway_apis
-        }
         boundary = None
         if any(s.aws_permissions or s.scaling.sqs for s in decl.services):
             # The ceiling of every workload role: even a permission the checks missed cannot exceed it.
@@ -101,14 +154,13 @@ class Workloads(pulumi.ComponentResource):
                 policy=iam.document(boundary_statements(decl.spec.policy.workload_boundary.services)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        mesh = dataclasses.replace(
-            offered(decl, contracts, cluster_name, region), account_id=account, prefix_lists=prefix_lists, boundary_arn=boundary.arn if boundary else None
-        )
+        self.boundary_arn = boundary.arn if boundary else None
         istio = contracts.get(IstioContract)
         chaos_mesh = contracts.get(ChaosMeshContract)
         secrets, vault = contracts.get(ExternalSecretsContract), contracts.get(VaultContract)
         # Vault's listener certificate is from cert-manager's internal issuer (vault requires cert-manager).
         certs = contracts.get(CertManagerContract)
+        self.secret_store = secrets.secret_store if secrets and vault and certs else None
 
         def store(team: str) -> Optional[SecretStore]:
             if secrets is None or vault is None or certs is None:
@@ -117,13 +169,12 @@ class Workloads(pulumi.ComponentResource):
                 secrets.secret_store, secrets.team_service_account, dict(secrets.team_store_spec(team, vault)), secrets.team_ca_secret, certs.internal_issuer
             )
 
-        # Scheduled experiments (non-prod, chaos-mesh on): only annotated namespaces may be injected.
         chaos = chaos_mesh.experiments if chaos_mesh else None
-        teams = {
+        self.rooms = {
             team: TeamNamespace(
                 team,
                 provider,
-                mesh.mesh,
+                istio is not None,
                 istio.system_namespace if istio else None,
                 opts=pulumi.ResourceOptions(parent=self),
                 budget=decl.spec.budget(team),
@@ -133,24 +184,18 @@ class Workloads(pulumi.ComponentResource):
             )
             for team in sorted({s.team for s in decl.services})
         }
-        graph = Graph.of(decl.services)
-        self.services = {
-            s.name: Microservice(decl.spec.pulled(s), graph, mesh, provider, teams[s.team].namespace, opts=pulumi.ResourceOptions(parent=self))
-            for s in decl.services
-        }
+        self.services = {}
+        if with_services:
+            mesh = workload_mesh(decl, decl.services, contracts, cluster_name, region, self.boundary_arn, self)
+            namespaces = {team: room.namespace for team, room in self.rooms.items()}
+            self.services = build_services(decl, decl.services, mesh, contracts, provider, namespaces, pulumi.ResourceOptions(parent=self))
         if istio and any(s.external_hosts for s in decl.services):
             EgressRoutes(list(decl.services), provider, istio, opts=pulumi.ResourceOptions(parent=self))
-        if chaos_mesh and chaos:
-            for s in decl.services:
-                if s.tier == "critical":
-                    ChaosSchedules(
-                        s,
-                        graph.services,
-                        chaos,
-                        chaos_mesh.api_version,
-                        decl.environment,
-                        provider,
-                        teams[s.team].namespace,
-                        opts=pulumi.ResourceOptions(parent=self.services[s.name]),
-                    )
-        self.register_outputs({"services": sorted(self.services)})
+        self.register_outputs({"teams": sorted(self.rooms), "services": sorted(self.services)})
+
+    def room_contract(self) -> dict[str, object]:
+        """The contract's `teamRooms` (components/stack_contract.py): per team, what its stack may use."""
+        return {
+            team: {"namespace": team, "secretStore": self.secret_store, "boundaryArn": self.boundary_arn}
+            for team in self.rooms
+        }

@@ -76,11 +76,11 @@ class ChaosSchedules(pulumi.ComponentResource):
         api_version: str,
         environment: str,
         provider: k8s.Provider,
-        namespace: pulumi.Resource,
+        namespace: Optional[pulumi.Resource],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("platform:workloads:ChaosSchedules", svc.name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
+        child = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace] if namespace else [])
         for name, spec in schedules(svc, services, settings).items():
             k8s.apiextensions.CustomResource(
                 f"{name}-schedule",

@@ -34,11 +34,18 @@ class Microservice(pulumi.ComponentResource):
     promotion_seconds: Optional[int]
 
     def __init__(
-        self, svc: Service, graph: traffic.Graph, mesh: Mesh, provider: k8s.Provider, namespace: pulumi.Resource, opts: Optional[pulumi.ResourceOptions] = None
+        self,
+        svc: Service,
+        graph: traffic.Graph,
+        mesh: Mesh,
+        provider: k8s.Provider,
+        namespace: Optional[pulumi.Resource],
+        opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("platform:workloads:Microservice", svc.name, None, opts)
         self.svc, self.mesh_info, self.ns = svc, mesh, svc.team
-        self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
+        # In a team stack the namespace is the platform stack's, which deploys first (no resource here to wait on).
+        self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace] if namespace else [])
         # The stack model guarantees Flagger is enabled wherever a canary is.
         canary = svc.canary_enabled(mesh.environment)
         meta = labels(svc, mesh.environment)

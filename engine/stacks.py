@@ -1,0 +1,107 @@
+"""Which stacks an environment has, and running them offline as the real engine would.
+
+An environment `<env>` (stacks/<env>.yaml) has one platform stack, `<env>` of the project at the
+top (Pulumi.yaml, __main__.py), and one team stack `<team>-<env>` of the project in teams/ for
+every team with services in it. A team stack reads the platform through a StackReference; offline
+the engine serves it the platform stack's recorded outputs, after checking them against the
+contract (components/stack_contract.py): a missing or renamed output is refused by name (exit 2).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Optional
+
+from components import stack_contract
+
+from .recording import Recording
+from .runtime import ORGANIZATION, ProgramError, run_program
+
+TEAMS_DIR = "teams"
+
+
+def environments(root: Path) -> list[str]:
+    from components.spec.loader import known_stacks
+
+    return known_stacks(root)
+
+
+def team_stack(stack: str, root: Path) -> Optional[tuple[str, str]]:
+    """(team, environment) when `stack` names a team stack `<team>-<env>` of a declared environment."""
+    for env in environments(root):
+        team = stack.removesuffix(f"-{env}")
+        if team != stack and team and (Path(root) / "stacks" / "services" / team).is_dir():
+            return team, env
+    return None
+
+
+def teams_in(env: str, root: Path) -> list[str]:
+    """The teams with services in the environment: each has a team stack there."""
+    from components.spec import load
+
+    return sorted({s.team for s in load(env, root).services})
+
+
+def run_platform(env: str, root: Path, single_stack: bool = False) -> Recording:
+    """The platform stack of `env`; with `single_stack`, the layout before the split (services included)."""
+    config = {"platform:singleStack": "true"} if single_stack else None
+    return run_program(env, root, root / "__main__.py", config=config)
+
+
+def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
+    """The team stack `<team>-<env>`, served `platform`'s recorded outputs."""
+    problems = stack_contract.problems(platform.outputs, team)
+    if problems:
+        raise ProgramError("\n".join(f"stack {team}-{env}: {p}" for p in problems))
+    served = {stack_contract.platform_stack_name(ORGANIZATION, env): platform.outputs}
+    return run_program(
+        f"{team}-{env}", root, root / TEAMS_DIR / "__main__.py", project=stack_contract.TEAM_PROJECT, project_dir=root / TEAMS_DIR, served=served
+    )
+
+
+def run_environment(env: str, root: Path, teams: Optional[list[str]] = None) -> Recording:
+    """The platform stack and the team stacks of `env` (all, or those of `teams`), as one recording."""
+    platform = run_platform(env, root)
+    parts = {env: platform}
+    for team in teams_in(env, root) if teams is None else teams:
+        parts[f"{team}-{env}"] = run_team(team, env, root, platform)
+    return combine(env, parts)
+
+
+def run_stack(stack: str, root: Path) -> Recording:
+    """`stack` as the tools name it: an environment (all its stacks, combined) or one team stack."""
+    found = team_stack(stack, root)
+    if found is None:
+        return run_environment(stack, root)
+    team, env = found
+    return run_team(team, env, root, platform_of(env, root))
+
+
+@functools.lru_cache(maxsize=8)
+def _platform_cached(env: str, root: Path, stamp: tuple) -> Recording:
+    return run_platform(env, root)
+
+
+def platform_of(env: str, root: Path) -> Recording:
+    """The platform stack's recording, reused while no platform input changed (a team stack's
+    preview should not pay for the platform's run more than once per process)."""
+    return _platform_cached(env, root, _platform_inputs(root))
+
+
+def _platform_inputs(root: Path) -> tuple:
+    files = [p for p in Path(root).glob("stacks/*.yaml")] + [p for p in Path(root).glob("Pulumi*.yaml")] + list(Path(root).glob("stacks/services/*/*.yaml"))
+    return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+
+def combine(env: str, parts: dict[str, Recording]) -> Recording:
+    """One queryable recording of several stacks: every resource once, the platform's outputs, and
+    the team stacks' `canaries` merged. `stacks` keeps each stack's own recording."""
+    resources = sorted((r for rec in parts.values() for r in rec), key=lambda r: r.urn)
+    outputs: dict[str, Any] = dict(parts[env].outputs) if env in parts else {}
+    canaries: dict[str, Any] = dict(outputs.get("canaries") or {})
+    for name, rec in parts.items():
+        if name != env:
+            canaries.update(rec.outputs.get("canaries") or {})
+    outputs["canaries"] = dict(sorted(canaries.items()))
+    return Recording(stack=env, resources=resources, outputs=outputs, stacks=dict(parts))
