@@ -23,7 +23,7 @@ from components import stack_contract
 from components.addons.registry import publish_contracts
 from components.aws.cluster import kubeconfig
 from components.contracts import Contracts
-from components.spec import load
+from components.spec import Declarations, load
 from components.spec.loader import known_stacks
 from components.spec.pulumi_files import aws_region
 from components.workloads import Microservice, build_services, offered, workload_mesh
@@ -45,6 +45,14 @@ def parse_stack(stack: str, root: Path) -> tuple[str, str]:
     raise ValueError(f"stack {stack!r} is not <team>-<env>; environments: {', '.join(envs)}")
 
 
+def expected_addresses(decl: Declarations, region: str) -> tuple[Contracts, Any, dict[str, Any]]:
+    """What the platform offers at this commit, derived from the declarations: the addons' contracts,
+    the services' Mesh, and the contract's `mesh` and `telemetry` outputs it must match."""
+    contracts = publish_contracts(Contracts(), decl, region)
+    offer = offered(decl, contracts, decl.spec.cluster.name, region)
+    return contracts, offer, {"mesh": stack_contract.mesh_addresses(offer), "telemetry": stack_contract.telemetry_addresses(offer)}
+
+
 def _aliases(kind: str) -> list[pulumi.Alias]:
     name = MOVED_PROVIDERS[kind]
     return [pulumi.Alias(name=name, parent=pulumi.ROOT_STACK_RESOURCE)]
@@ -64,9 +72,7 @@ class TeamStack:
         own = tuple(s for s in decl.services if s.team == team)
         # What the platform offers, derived from this commit's declarations, and checked against
         # what the deployed platform stack says it offers.
-        contracts = publish_contracts(Contracts(), decl, region)
-        offer = offered(decl, contracts, decl.spec.cluster.name, region)
-        expected = {"mesh": stack_contract.mesh_addresses(offer), "telemetry": stack_contract.telemetry_addresses(offer)}
+        contracts, _, expected = expected_addresses(decl, region)
         platform = pulumi.StackReference(name)
         contract = _checked(platform, team if own else None, expected)
         k8s_provider = k8s.Provider(

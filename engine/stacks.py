@@ -51,7 +51,13 @@ def run_platform(env: str, root: Path, single_stack: bool = False) -> Recording:
 
 def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
     """The team stack `<team>-<env>`, served `platform`'s recorded outputs."""
-    problems = stack_contract.problems(platform.outputs, team)
+    from components.spec import load
+    from components.spec.pulumi_files import aws_region
+    from components.team_stack import expected_addresses
+
+    # The same checks the team program makes against the live platform stack, made before it runs.
+    _, _, expected = expected_addresses(load(env, root), aws_region(env, root) or "eu-west-1")
+    problems = stack_contract.problems(platform.outputs, team, expected["mesh"], expected["telemetry"])
     if problems:
         raise ProgramError("\n".join(f"stack {team}-{env}: {p}" for p in problems))
     served = {stack_contract.platform_stack_name(ORGANIZATION, env): platform.outputs}

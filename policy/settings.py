@@ -43,6 +43,12 @@ CONFIG_SCHEMA: dict[str, dict[str, Any]] = {
         "default": "{}.{}".format(*POD_SECURITY_LATEST),
         "description": "The Pod Security Standards version the pss-* rules apply (the cluster's Kubernetes minor).",
     },
+    "teamRooms": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": [],
+        "description": "The teams' namespaces the platform stack builds with their default-deny; a team stack deploys into them.",
+    },
 }
 
 
@@ -64,6 +70,7 @@ def from_spec(spec: Any) -> StackPolicy:
         allowed_registries=tuple(spec.policy.allowed_registries),
         max_rollback_seconds=spec.policy.max_rollback_seconds,
         pod_security_version=spec.pod_security_version,
+        team_rooms=tuple(sorted(spec.teams)),
     )
     table = ENFORCEMENT.get(spec.environment, ENFORCEMENT["prod"])
     return StackPolicy(settings, {rule.id: table[rule.category] for rule in RULES})
@@ -86,6 +93,7 @@ def from_config(config: Mapping[str, Any]) -> Settings:
         allowed_registries=tuple(str(r) for r in config.get("allowedRegistries") or ()),
         max_rollback_seconds=int(config.get("maxRollbackSeconds") or 60),
         pod_security_version=parse_version(config.get("podSecurityVersion") or format_version(POD_SECURITY_LATEST)),
+        team_rooms=tuple(str(t) for t in config.get("teamRooms") or ()),
     )
 
 
@@ -119,6 +127,7 @@ def pack_config(policy: StackPolicy) -> dict[str, Any]:
         "allowedRegistries": list(s.allowed_registries),
         "maxRollbackSeconds": s.max_rollback_seconds,
         "podSecurityVersion": format_version(s.pod_security_version),
+        "teamRooms": list(s.team_rooms),
     }
     return {rule.id: {"enforcementLevel": policy.level(rule), **{k: values[k] for k in rule.config_keys}} for rule in RULES}
 

@@ -74,7 +74,7 @@ def test_private_endpoint_admits_only_declared_networks(prod):
 
 
 def test_kubernetes_provider_waits_for_access_dns_and_storage(prod):
-    provider = one(prod, "pulumi:providers:kubernetes")
+    provider = one(prod.stacks["prod"], "pulumi:providers:kubernetes")
     deps = set(provider.dependencies)
     for addon in ("coredns", "aws-ebs-csi-driver"):
         assert addons(prod)[addon].urn in deps
@@ -178,8 +178,14 @@ def test_existing_network_is_used_as_is(scratch):
 
 
 def test_kubernetes_provider_uses_exec_credentials(prod):
-    provider = one(prod, "pulumi:providers:kubernetes")
+    provider = one(prod.stacks["prod"], "pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "[secret]" and provider.inputs["enableServerSideApply"] == "true"
+    # A team stack builds its own from the contract's endpoint and CA: nothing secret, a token per call.
+    for name, rec in prod.stacks.items():
+        if name == "prod":
+            continue
+        team = json.loads(one(rec, "pulumi:providers:kubernetes").inputs["kubeconfig"])
+        assert team == json.loads(kubeconfig("shop-prod", prod.outputs["clusterEndpoint"], prod.outputs["clusterCertificateAuthority"], "eu-west-1"))
     config = json.loads(kubeconfig("c", "https://x", "Q0E=", "eu-west-1"))
     user = config["users"][0]["user"]
     assert "token" not in user and user["exec"]["command"] == "aws"
@@ -187,11 +193,14 @@ def test_kubernetes_provider_uses_exec_credentials(prod):
 
 
 def test_no_kubernetes_resource_uses_the_default_provider(stack):
-    provider = one(stack, "pulumi:providers:kubernetes")
-    k8s = [r for r in stack if r.custom and r.type.startswith("kubernetes:")]
-    assert k8s
-    for r in k8s:
-        assert r.provider_urn == provider.urn, r.urn
+    # Each stack (the platform's, every team's) has its one explicit provider.
+    assert len(stack.stacks) > 1
+    for rec in stack.stacks.values():
+        provider = one(rec, "pulumi:providers:kubernetes")
+        k8s = [r for r in rec if r.custom and r.type.startswith("kubernetes:")]
+        assert k8s
+        for r in k8s:
+            assert r.provider_urn == provider.urn, r.urn
 
 
 @pytest.mark.parametrize(

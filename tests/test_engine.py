@@ -20,7 +20,7 @@ def test_records_have_the_engine_fields(prod):
     assert cluster.urn == "urn:pulumi:prod::platform::platform:index:Platform$platform:aws:Cluster$aws:eks/cluster:Cluster::platform-cluster"
     assert cluster.custom and not cluster.remote
     assert cluster.parent == prod.named("platform-cluster", "platform:aws:Cluster").urn
-    assert cluster.provider_urn == prod.of_type("pulumi:providers:aws")[0].urn
+    assert cluster.provider_urn == prod.stacks["prod"].of_type("pulumi:providers:aws")[0].urn
     # The cluster waits for its log group (explicit dependency) and uses the KMS key (input dependency).
     deps = set(cluster.dependencies)
     assert prod.named("platform-cluster-control-plane").urn in deps

@@ -227,3 +227,18 @@ def test_installed_mesh_needs_a_strict_mesh_wide_peer_authentication():
     ]
     workload_wide = changed(metrics, lambda p: p["spec"]["mtls"].update(mode="PERMISSIVE"))
     assert findings("mesh-mtls-strict", [istiod, peer_auth("STRICT"), workload_wide]) == ["mtls.mode is PERMISSIVE; it must be STRICT"]
+
+
+def test_a_team_stack_deploys_into_its_platform_room():
+    """In a team stack the namespace and its default-deny are the platform stack's (a team room)."""
+    from dataclasses import replace
+
+    from policy_samples import PROD
+
+    rooms = replace(PROD, team_rooms=("shop",))
+    assert findings("network-default-deny", [OK], rooms) == []
+    # Not a room: refused as before.
+    assert findings("network-default-deny", [OK], replace(PROD, team_rooms=("other",)))
+    # A stack that declares the Namespace itself must also declare its default-deny, room or not.
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    assert findings("network-default-deny", [OK, namespace], rooms) == ["namespace shop runs workloads but has no default-deny NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)"]

@@ -33,6 +33,9 @@ class Settings:
     allowed_registries: tuple[str, ...] = ()
     max_rollback_seconds: int = 60
     pod_security_version: tuple[int, int] = POD_SECURITY_LATEST
+    # The teams' rooms: namespaces the platform stack builds, default-deny included. A team stack
+    # deploys into one without holding its Namespace; the platform stack's own run checks the room.
+    team_rooms: tuple[str, ...] = ()
 
     @property
     def prod(self) -> bool:

@@ -24,10 +24,14 @@ def is_default_deny(policy: Subject) -> bool:
 
 def _default_deny(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Subject, str]]:
     covered = {s.namespace or "default" for s in subjects if s.kind == "NetworkPolicy" and is_default_deny(s)}
+    # A team stack's namespace is a room of the platform stack (which holds, and is checked for, its
+    # default-deny); a stack that declares the Namespace itself must also declare its default-deny.
+    declared = {s.props.get("metadata", {}).get("name") for s in subjects if s.kind == "Namespace"}
+    covered |= set(settings.team_rooms) - declared
     reported = set()
     for s in subjects:
         namespace = s.namespace or "default"
-        if s.kind != "NetworkPolicy" and namespace not in covered and namespace not in reported:
+        if s.kind not in ("NetworkPolicy", "Namespace") and namespace not in covered and namespace not in reported:
             reported.add(namespace)
             yield s, f"namespace {namespace} runs workloads but has no default-deny NetworkPolicy (podSelector {{}}, policyTypes [Ingress], no ingress rules)"
 
@@ -85,9 +89,10 @@ RULES = [
         "high",
         "security",
         "Add a NetworkPolicy with podSelector: {} and policyTypes [Ingress, Egress] and no ingress rules, then allow the callers explicitly.",
-        WORKLOADS + ("networking.k8s.io/NetworkPolicy",),
+        WORKLOADS + ("networking.k8s.io/NetworkPolicy", "Namespace"),
         _default_deny,
         stack=True,
+        config=("teamRooms",),
     ),
     Rule(
         "service-no-nodeport",
