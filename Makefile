@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test lint schema check diff bench clean reference reference-check
+.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -27,6 +27,10 @@ lint: $(VENV_STAMP)
 ## schema: regenerate the editor JSON Schema under stacks/schema/
 schema: $(VENV_STAMP)
 	$(PY) -m components.spec.schema
+
+## codeowners: regenerate .github/CODEOWNERS from teams.<team>.owners in the stack files (a test checks it is current)
+codeowners: $(VENV_STAMP)
+	$(PY) -m components.spec.codeowners
 
 ## check: apply the policy rules to manifest files: make check FILES="a.yaml b.yaml" [FORMAT=json] [STACK=prod]
 ## (STACK picks the settings and enforcement; without it, check judges as prod)

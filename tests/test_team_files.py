@@ -128,3 +128,43 @@ def test_the_callees_policies_admit_exactly_the_consented_callers(dev):
     assert principals[:2] == ["cluster.local/ns/checkout/sa/orders", "cluster.local/ns/web/sa/storefront"]
     policy = dev.manifest("NetworkPolicy", "inventory", "catalog")["spec"]["ingress"][0]["from"]
     assert {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in policy} == {"checkout", "web"}
+
+
+# -- CODEOWNERS -----------------------------------------------------------------------------------
+
+
+def test_codeowners_is_current():
+    from components.spec import codeowners
+
+    assert (ROOT / codeowners.PATH).read_text() == codeowners.render(ROOT), "run `make codeowners`"
+
+
+def test_each_team_folder_is_owned_by_the_owners_its_stack_files_list():
+    from components.spec import codeowners
+
+    lines = codeowners.render(ROOT).splitlines()
+    assert lines[1] == "* @acme-shop/platform"
+    assert "/stacks/services/checkout/ @acme-shop/checkout" in lines
+
+
+def test_a_team_folder_without_owners_is_an_error(scratch):
+    from components.spec import SpecError, codeowners
+
+    for env in ("dev", "prod"):
+        scratch.edit(f"stacks/{env}.yaml", lambda d: d["teams"]["web"].pop("owners"))
+    with pytest.raises(SpecError) as err:
+        codeowners.render(scratch.root)
+    assert "stacks/services/web: team 'web' has no owners: add teams.web.owners in every stacks/<env>.yaml" in str(err.value)
+
+
+def test_owners_from_every_environment_are_merged(scratch):
+    from components.spec import codeowners
+
+    scratch.edit("stacks/prod.yaml", lambda d: d["teams"]["web"].update(owners=["@acme-shop/web", "@acme-shop/web-oncall"]))
+    assert "/stacks/services/web/ @acme-shop/web @acme-shop/web-oncall" in codeowners.render(scratch.root)
+
+
+@pytest.mark.parametrize("owner", ["acme-shop/web", "@", "@acme shop", "web@acme-shop.com"])
+def test_a_malformed_owner_is_refused(scratch, owner):
+    scratch.edit("stacks/dev.yaml", lambda d: d["teams"]["web"].update(owners=[owner]))
+    assert "stacks/dev.yaml: teams.web.owners" in refused(scratch)

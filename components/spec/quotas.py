@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field as dataclass_field
 from typing import Optional
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from .alerting import TeamAlerts
 
@@ -29,6 +29,21 @@ class TeamBudget(Spec):
     memory: Optional[MemoryQuantity] = field('Memory the team\'s pods may request in total (ResourceQuota requests.memory), e.g. "16Gi".', default=None)
     pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
     alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
+    owners: list[str] = field(
+        "Who reviews the team's files: GitHub users (@name) or teams (@org/team). The generated .github/CODEOWNERS gives them the team's folder "
+        "stacks/services/<team>/ (the platform team: everything else); `make codeowners` writes it.",
+        default_factory=list,
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: list[str]) -> list[str]:
+        for owner in owners:
+            if not re.fullmatch(r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?", owner):
+                raise ValueError(f"{short(owner)} is not a GitHub user (@name) or team (@org/team)")
+        if len(set(owners)) != len(owners):
+            raise ValueError(f"duplicate entries in {owners}")
+        return owners
 
     @model_validator(mode="after")
     def _check(self) -> "TeamBudget":
