@@ -32,6 +32,12 @@ schema: $(VENV_STAMP)
 codeowners: $(VENV_STAMP)
 	$(PY) -m components.spec.codeowners
 
+## migrate: print the `pulumi state move` commands that split STACK's single stack into its platform
+## and team stacks: make migrate STACK=prod ORG=acme-shop (docs/operations.md#migrating-to-team-stacks)
+ORG ?= organization
+migrate: $(VENV_STAMP)
+	$(PY) -m engine.migrate $(STACK) --org $(ORG)
+
 ## check: apply the policy rules to manifest files: make check FILES="a.yaml b.yaml" [FORMAT=json] [STACK=prod]
 ## (STACK picks the settings and enforcement; without it, check judges as prod)
 FORMAT ?= text
