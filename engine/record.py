@@ -27,13 +27,14 @@ from typing import Any
 FORMAT = 1
 
 
-def record(stack: str, root: Path) -> dict[str, Any]:
-    """Run `stack` from the project at `root` and return the document described above.
+def record(stack: str, root: Path, teams: list[str] | None = None) -> dict[str, Any]:
+    """Run `stack` from the project at `root` and return the document described above; with
+    `teams`, only the environment's platform stack and those teams' stacks (engine/diff/involved.py).
 
     Raises components.spec.SpecError or engine.runtime.ProgramError on rejected input."""
     from .runtime import load_and_run
 
-    decl, recording = load_and_run(stack, root)
+    decl, recording = load_and_run(stack, root, teams)
     return document(recording, decl)
 
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack", help="stack name (stacks/<stack>.yaml)")
     parser.add_argument("--root", type=Path, default=None, help="project root (default: this checkout)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead of stdout")
+    parser.add_argument("--teams", default=None, help="comma-separated teams: the platform stack and only these team stacks")
     args = parser.parse_args(argv)
 
     from components.spec import SpecError
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Anything the program prints goes to stderr: stdout carries only the JSON document.
         with contextlib.redirect_stdout(sys.stderr):
-            doc = record(args.stack, args.root or PROJECT_ROOT)
+            teams = None if args.teams is None else [t for t in args.teams.split(",") if t]
+            doc = record(args.stack, args.root or PROJECT_ROOT, teams)
     except (SpecError, ProgramError) as err:
         return rejected(err)
     text = json.dumps(doc, sort_keys=True) + "\n"

@@ -144,10 +144,11 @@ def stack_config(stack: str, root: Path, project_dir: Optional[Path] = None) -> 
     return config, secret_keys
 
 
-def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
+def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> tuple[Any, Recording]:
     """The stack's declarations and one run of its program, for the offline tools.
 
-    Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either."""
+    Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either.
+    `teams` limits an environment's run to its platform stack and those teams' stacks."""
     from components.spec import SpecError, load
 
     from .chart_values import override_problems
@@ -163,6 +164,12 @@ def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
     if found:
         # A team stack's preview describes the team's services only.
         decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
+    if teams is not None and not found:
+        from .stacks import run_environment
+
+        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
+        present = sorted({s.team for s in decl.services})
+        return decl, run_environment(stack, Path(root).resolve(), present)
     return decl, run(stack, root)
 
 

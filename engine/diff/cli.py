@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .compare import EXIT_ERROR, compare, exit_status
 from .report import markdown
@@ -44,8 +44,12 @@ def resolve(root: Path, ref: str) -> str:
     return proc.stdout.strip()
 
 
-def record_base(root: Path, stack: str, ref: str, commit: str, python: str = sys.executable) -> dict[str, Any]:
-    """Check out `commit` in a temporary worktree and run its own `python -m engine.record` there."""
+def record_base(
+    root: Path, stack: str, ref: str, commit: str, python: str = sys.executable, teams: Optional[list[str]] = None, head: Optional[Callable[[], Any]] = None
+) -> tuple[dict[str, Any], Any]:
+    """Check out `commit` in a temporary worktree and run its own `python -m engine.record` there
+    (for `teams` only, when the base's engine can); `head()` runs meanwhile. Both documents."""
+    head_doc = None
     with tempfile.TemporaryDirectory(prefix="platform-diff-") as tmp:
         worktree, out = Path(tmp) / "base", Path(tmp) / "base.json"
         _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
@@ -59,16 +63,30 @@ def record_base(root: Path, stack: str, ref: str, commit: str, python: str = sys
             # with -m), and nothing from this tree may leak in through PYTHONPATH.
             env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
             env["PYTHONDONTWRITEBYTECODE"] = "1"
-            proc = subprocess.run([python, "-m", "engine.record", stack, "--out", str(out)], cwd=worktree, env=env, capture_output=True, text=True)
+            limit = ["--teams", ",".join(teams)] if teams is not None else []
+            # The base runs in its own process while this one records the working tree: two cores, half the wait.
+            proc = subprocess.Popen(
+                [python, "-m", "engine.record", stack, "--out", str(out), *limit], cwd=worktree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            try:
+                head_doc = head() if head else None
+            finally:
+                _, stderr = proc.communicate()
             if proc.returncode != 0:
-                raise DiffError(f"BASE={ref} ({commit[:10]}): the engine could not run stack {stack!r} there:\n{proc.stderr.strip()}")
+                raise DiffError(f"BASE={ref} ({commit[:10]}): the engine could not run stack {stack!r} there:\n{stderr.strip()}")
             doc = json.loads(out.read_text())
         finally:
             _git(root, "worktree", "remove", "--force", str(worktree), check=False)
             _git(root, "worktree", "prune", check=False)
     if doc.get("format") != 1:
         raise DiffError(f"BASE={ref}: engine.record wrote format {doc.get('format')!r}; this diff reads format 1")
-    return doc
+    return doc, head_doc
+
+
+def base_can_limit(root: Path, commit: str) -> bool:
+    """Whether the base's engine.record takes --teams (bases from before team stacks do not)."""
+    proc = _git(root, "show", f"{commit}:{RECORD_MODULE}", check=False)
+    return proc.returncode == 0 and '"--teams"' in proc.stdout
 
 
 def head_label(root: Path) -> str:
@@ -90,23 +108,32 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from ..record import record
     from ..runtime import PROJECT_ROOT, ProgramError
+    from ..stacks import team_stack
+    from .involved import involved_teams
 
     root = (args.root or PROJECT_ROOT).resolve()
     out = args.out or root / "build" / args.stack
+    def record_head() -> Any:
+        try:
+            return record(args.stack, root, teams)
+        except SpecError as err:
+            return DiffError(f"working tree: invalid stack declarations:\n{err}")
+        except ProgramError as err:
+            return DiffError(f"working tree: {err}")
+
     try:
         commit = resolve(root, args.base)
-        base = record_base(root, args.stack, args.base, commit)
-        try:
-            head = record(args.stack, root)
-        except SpecError as err:
-            raise DiffError(f"working tree: invalid stack declarations:\n{err}") from None
-        except ProgramError as err:
-            raise DiffError(f"working tree: {err}") from None
+        # Only the stacks the change can touch (engine/diff/involved.py): the platform's and the involved teams'.
+        teams = involved_teams(root, commit) if base_can_limit(root, commit) and team_stack(args.stack, root) is None else None
+        base, head = record_base(root, args.stack, args.base, commit, teams=teams, head=record_head)
+        if isinstance(head, DiffError):
+            raise head
     except DiffError as err:
         print(f"make diff: {err}", file=sys.stderr)
         return EXIT_ERROR
     result = compare(base, head, base_label=f"{args.base} ({commit[:10]})", head_label=head_label(root))
-    text = markdown(result)
+    previewed = "every stack" if teams is None else ", ".join([args.stack, *(f"{t}-{args.stack}" for t in teams)])
+    text = f"Stacks previewed: {previewed}\n\n" + markdown(result)
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out / "diff.md").write_text(text)
