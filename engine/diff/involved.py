@@ -1,9 +1,12 @@
 """Which stacks of an environment a change can touch, so `make diff` previews only those.
 
 A team stack renders its own services, and each service's policies name the services it calls
-and the services that call it (components/workloads/traffic.py): so a change confined to service
-files touches the stacks of the teams whose files changed, and of the teams of every service
-connected to a changed one by `dependsOn` (callee or caller, before or after the change). The
+and the services that call it (components/workloads/traffic.py, chaos.py): of another service
+they read only its interface (INTERFACE: its name, port, dependsOn, whether it is enabled, and
+its team, the folder). So a change confined to service files touches the stacks of the teams
+whose files changed, and, when a changed file's interface changed, the stacks of the teams of
+every service connected to it by `dependsOn` (callee or caller, before or after the change).
+tests/test_diff_involved.py checks the neighbours' stacks indeed stay the same otherwise. The
 platform stack is always previewed: it reads the services too (rooms, hosts, queues, endpoints),
 and it is what every team stack is wired from. Any change outside stacks/services/ (code, stack
 files, Pulumi files) may touch every stack: then all are previewed (None).
@@ -37,6 +40,16 @@ def _raw(text: Optional[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# What a service's neighbours read of it (besides its team, which is its folder).
+INTERFACE = ("name", "port", "dependsOn", "enabled")
+
+
+def interface(raw: dict[str, Any]) -> Any:
+    envs = raw.get("envs") if isinstance(raw.get("envs"), dict) else {}
+    own = {k: raw.get(k) for k in INTERFACE}
+    return own, {env: {k: o.get(k) for k in INTERFACE} if isinstance(o, dict) else o for env, o in sorted(envs.items())}
+
+
 def _deps(raw: dict[str, Any]) -> set[str]:
     found = set()
     for overlay in [raw, *((raw.get("envs") or {}).values() if isinstance(raw.get("envs"), dict) else [])]:
@@ -57,7 +70,10 @@ def involved_teams(root: Path, commit: str) -> Optional[list[str]]:
         teams.add(team_of(rel) or "")
         base = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{rel}"], capture_output=True, text=True).stdout
         path = root / rel
-        for raw in (_raw(base), _raw(path.read_text() if path.is_file() else None)):
+        versions = (_raw(base), _raw(path.read_text() if path.is_file() else None))
+        if base and path.is_file() and interface(versions[0]) == interface(versions[1]):
+            continue  # same file, same interface: only its own team's stack sees the change
+        for raw in versions:
             names.add(str(raw.get("name") or Path(rel).stem))
             callees |= _deps(raw)
     # Every service of the working tree: its team (the folder), and whether it calls a changed one.
