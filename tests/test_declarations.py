@@ -85,7 +85,8 @@ def test_unknown_dependency(scratch):
 
 def test_duplicate_service_name(scratch):
     # Names are unique across teams too: dependsOn and allowedCallers name services.
-    scratch.write("stacks/services/web/orders-v2.yaml", scratch.read("stacks/services/checkout/orders.yaml"))
+    image = scratch.read("stacks/services/checkout/orders.yaml")["image"]
+    scratch.write("stacks/services/web/orders-v2.yaml", {"name": "orders", "image": image, "port": 8080})
     msg = refused(scratch)
     assert "stacks/services/web/orders-v2.yaml: name: duplicate service 'orders', already declared in stacks/services/checkout/orders.yaml" in msg
 

@@ -9,6 +9,9 @@ file that cannot be loaded causes one error, not follow-on errors in the files t
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import stat
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,32 @@ class _ServiceFile:
 
 
 def load(stack: str, root: Path) -> Declarations:
-    root = Path(root)
+    """The validated declarations of `stack`, or SpecError with every problem. One process asks for
+    the same environment several times (its platform stack and each team stack): the result is
+    reused while every declaration file is byte-for-byte the same."""
+    root = Path(root).resolve()
+    return _load_cached(stack, root, _fingerprint(root))
+
+
+def _fingerprint(root: Path) -> str:
+    """A digest of every input of the loader: the stack and service files (their kind too: a symlink
+    or FIFO is refused, so only regular files are read) and the Pulumi files."""
+    digest = hashlib.sha256()
+    entries = sorted(list((root / STACKS_DIR).rglob("*")) + list(root.glob("Pulumi*.yaml"))) if (root / STACKS_DIR).is_dir() else []
+    for path in entries:
+        mode = path.lstat().st_mode
+        digest.update(f"{path.relative_to(root)}\0{mode}\0".encode())
+        if stat.S_ISREG(mode) and path.suffix in (".yaml", ".yml", ".YAML") and path.stat().st_size <= yamlsafe.MAX_FILE_BYTES:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(stack: str, root: Path, fingerprint: str) -> Declarations:
+    return _load(stack, root)
+
+
+def _load(stack: str, root: Path) -> Declarations:
     problems = _misnamed_files(root)
     stacks = known_stacks(root)
     if stack not in stacks:
