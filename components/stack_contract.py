@@ -47,10 +47,7 @@ def mesh_addresses(mesh: Any) -> dict[str, Any]:
 def telemetry_addresses(mesh: Any) -> dict[str, Any]:
     """The contract's `telemetry` output: where spans go and who scrapes metrics."""
     peers = mesh.peers
-    return {
-        "otlpEndpoint": mesh.otlp_endpoint,
-        "prometheusPrincipal": peers.prometheus.principal if peers.prometheus else None,
-    }
+    return {"otlpEndpoint": mesh.otlp_endpoint, "prometheusPrincipal": peers.prometheus.principal if peers.prometheus else None}
 
 
 def problems(outputs: Mapping[str, Any], team: str, mesh: Optional[Mapping[str, Any]] = None, telemetry: Optional[Mapping[str, Any]] = None) -> list[str]:
@@ -69,10 +66,14 @@ def problems(outputs: Mapping[str, Any], team: str, mesh: Optional[Mapping[str, 
         found.append(f"the platform stack speaks contract version {outputs['contractVersion']!r}; this team program needs version {CONTRACT_VERSION}")
     rooms = outputs["teamRooms"] if isinstance(outputs["teamRooms"], dict) else {}
     if team not in rooms:
-        found.append(f"the platform stack has no room for team {team!r} (teamRooms lists: {', '.join(sorted(rooms)) or 'none'}); deploy the platform stack first")
+        found.append(
+            f"the platform stack has no room for team {team!r} (teamRooms lists: {', '.join(sorted(rooms)) or 'none'}); deploy the platform stack first"
+        )
     for name, expected in (("mesh", mesh), ("telemetry", telemetry)):
         if expected is not None and outputs[name] != dict(expected):
-            found.append(f"the platform stack's output {name!r} is {outputs[name]!r}, but this commit's declarations give {dict(expected)!r}; deploy the platform stack first")
+            found.append(
+                f"the platform stack's output {name!r} is {outputs[name]!r}, but this commit's declarations give {dict(expected)!r}; deploy the platform stack first"
+            )
     return found
 
 

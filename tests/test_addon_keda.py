@@ -62,7 +62,7 @@ def test_every_declared_queue_is_granted(scratch):
             "tier": "batch",
             "scaling": {"sqs": {"queueName": "shop-mail"}},
             "replicas": {"min": 1, "max": 5},
-        },
+        }
     )
     rec = run("dev", scratch.root)
     statement = json.loads(rec.named("keda-operator-sqs", POLICY).inputs["policy"])["Statement"][0]

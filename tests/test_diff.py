@@ -237,7 +237,7 @@ def test_new_service(prod_doc, scratch):
             "port": 8080,
             "dependsOn": ["inventory"],
             "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0",
-        },
+        }
     )
     result = diff_against_prod(prod_doc, scratch)
 

@@ -57,7 +57,9 @@ def test_the_platform_keeps_its_urns_and_every_moved_urn_is_declared_by_its_team
 
 
 def test_moved_urn():
-    old = "urn:pulumi:prod::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice$kubernetes:apps/v1:Deployment::orders"
+    old = (
+        "urn:pulumi:prod::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice$kubernetes:apps/v1:Deployment::orders"
+    )
     assert moved_urn(old, "checkout-prod") == "urn:pulumi:checkout-prod::platform-teams::platform:workloads:Microservice$kubernetes:apps/v1:Deployment::orders"
 
 

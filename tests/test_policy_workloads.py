@@ -241,4 +241,6 @@ def test_a_team_stack_deploys_into_its_platform_room():
     assert findings("network-default-deny", [OK], replace(PROD, team_rooms=("other",)))
     # A stack that declares the Namespace itself must also declare its default-deny, room or not.
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
-    assert findings("network-default-deny", [OK, namespace], rooms) == ["namespace shop runs workloads but has no default-deny NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)"]
+    assert findings("network-default-deny", [OK, namespace], rooms) == [
+        "namespace shop runs workloads but has no default-deny NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)"
+    ]

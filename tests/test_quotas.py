@@ -148,9 +148,7 @@ def test_a_canary_counts_double(scratch):
 
 
 def test_a_team_without_a_budget_is_refused(scratch):
-    scratch.add_service(
-        {"name": "reviews", "team": "catalog-ml", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
-    )
+    scratch.add_service({"name": "reviews", "team": "catalog-ml", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080})
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
     assert "stacks/dev.yaml: teams: team 'catalog-ml' runs reviews but has no budget; add teams.catalog-ml with cpu, memory and pods" in str(err.value)

@@ -57,7 +57,11 @@ def test_budget_is_the_complement_of_the_objective():
             lambda d: d.update(slo={"latencyMs": 300}),
             "stacks/services/catalog/inventory.yaml: slo: latencyMs 300 is not a bound of Istio's request-duration histogram; use one of [1, 5,",
         ),
-        ("inventory.yaml", lambda d: d.update(slo={"availability": 100}), "stacks/services/catalog/inventory.yaml: slo.availability: Input should be less than 100"),
+        (
+            "inventory.yaml",
+            lambda d: d.update(slo={"availability": 100}),
+            "stacks/services/catalog/inventory.yaml: slo.availability: Input should be less than 100",
+        ),
     ],
 )
 def test_inconsistent_objectives_are_refused(scratch, file, edit, problem):

@@ -270,9 +270,7 @@ def test_secrets_come_from_vault_through_external_secrets(stack):
 
 
 def test_minimal_declaration_is_complete_and_compliant(scratch):
-    scratch.add_service(
-        {"name": "reviews", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080},
-    )
+    scratch.add_service({"name": "reviews", "team": "catalog", "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0", "port": 8080})
     rec = run("prod", scratch.root)
     kinds = {r.kind for r in rec.kubernetes_objects() if r.metadata.get("namespace") == "catalog" and "reviews" in r.metadata.get("name", "")}
     assert {

@@ -49,7 +49,10 @@ def render(root: Path) -> str:
     return "".join(lines)
 
 
-def main(root: Path = Path(__file__).resolve().parents[2]) -> int:
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(root: Path = ROOT) -> int:
     try:
         text = render(root)
     except SpecError as err:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import stat
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
 from . import catalog, consent, names, placement, team_files, tenancy, yamlsafe
+from .fingerprint import fingerprint
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
-from .problems import Problem, SpecError, dotted, short, validate
+from .problems import Problem, SpecError, short, validate
 from .service import Service
 from .stack import StackSpec
 
@@ -61,20 +60,7 @@ def load(stack: str, root: Path) -> Declarations:
     the same environment several times (its platform stack and each team stack): the result is
     reused while every declaration file is byte-for-byte the same."""
     root = Path(root).resolve()
-    return _load_cached(stack, root, _fingerprint(root))
-
-
-def _fingerprint(root: Path) -> str:
-    """A digest of every input of the loader: the stack and service files (their kind too: a symlink
-    or FIFO is refused, so only regular files are read) and the Pulumi files."""
-    digest = hashlib.sha256()
-    entries = sorted(list((root / STACKS_DIR).rglob("*")) + list(root.glob("Pulumi*.yaml"))) if (root / STACKS_DIR).is_dir() else []
-    for path in entries:
-        mode = path.lstat().st_mode
-        digest.update(f"{path.relative_to(root)}\0{mode}\0".encode())
-        if stat.S_ISREG(mode) and path.suffix in (".yaml", ".yml", ".YAML") and path.stat().st_size <= yamlsafe.MAX_FILE_BYTES:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return _load_cached(stack, root, fingerprint(root))
 
 
 @functools.lru_cache(maxsize=16)
@@ -212,28 +198,13 @@ def _read_services(root: Path, stacks: list[str], problems: list[Problem]) -> tu
             failed.add(_name_of(raw, rel))
             continue
         try:
-            _check_envs(raw, rel, stacks)
+            team_files.check_envs(raw, rel, stacks)
         except SpecError as err:
             problems += err.problems
             failed.add(_name_of(raw, rel))
             continue
         files.append(_ServiceFile(rel, raw, entry.team))
     return files, failed
-
-
-def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
-    envs = raw.get("envs", {})
-    if not isinstance(envs, dict):
-        raise SpecError([Problem(rel, "envs", f"expected a mapping of stack name to overrides, got {type(envs).__name__}")])
-    for name, overlay in envs.items():
-        if name not in stacks:
-            raise SpecError([Problem(rel, dotted(("envs", name)), f"unknown stack {short(name)}; declared stacks: {', '.join(stacks)}")])
-        if not isinstance(overlay, dict):
-            raise SpecError([Problem(rel, dotted(("envs", name)), f"expected a mapping of overrides, got {type(overlay).__name__}")])
-        fixed = [key for key in ("envs", "name", "team") if key in overlay]
-        if fixed:
-            key = fixed[0]
-            raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])
 
 
 def _check_stack(

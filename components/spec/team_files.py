@@ -15,8 +15,9 @@ from __future__ import annotations
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .problems import Problem
+from .problems import Problem, SpecError, dotted, short
 
 SERVICES_DIR = "stacks/services"
 SUFFIX = ".yaml"
@@ -78,7 +79,9 @@ def _team_folder(folder: Path, folder_rel: str) -> tuple[list[TeamFile], list[Pr
             what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
             problems.append(Problem(rel, "", f"is {what}; a team folder holds only service files (<name>{SUFFIX})"))
         elif entry.suffix != SUFFIX:
-            hint = f"rename it to {entry.stem}{SUFFIX} so it is read" if entry.suffix.lower() in (".yml", ".yaml") else f"only {SUFFIX} service files belong here"
+            hint = (
+                f"rename it to {entry.stem}{SUFFIX} so it is read" if entry.suffix.lower() in (".yml", ".yaml") else f"only {SUFFIX} service files belong here"
+            )
             problems.append(Problem(rel, "", f"declaration files end in {SUFFIX}; {hint}"))
         else:
             files.append(TeamFile(folder.name, entry, rel))
@@ -90,3 +93,18 @@ def declared_team(raw: dict, rel: str, team: str) -> list[Problem]:
     if "team" not in raw:
         return []
     return [Problem(rel, "team", f"a service does not declare its team: the folder says it is {team!r}; remove the key")]
+
+
+def check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
+    envs = raw.get("envs", {})
+    if not isinstance(envs, dict):
+        raise SpecError([Problem(rel, "envs", f"expected a mapping of stack name to overrides, got {type(envs).__name__}")])
+    for name, overlay in envs.items():
+        if name not in stacks:
+            raise SpecError([Problem(rel, dotted(("envs", name)), f"unknown stack {short(name)}; declared stacks: {', '.join(stacks)}")])
+        if not isinstance(overlay, dict):
+            raise SpecError([Problem(rel, dotted(("envs", name)), f"expected a mapping of overrides, got {type(overlay).__name__}")])
+        fixed = [key for key in ("envs", "name", "team") if key in overlay]
+        if fixed:
+            key = fixed[0]
+            raise SpecError([Problem(rel, f"envs.{name}.{key}", "cannot be overridden per stack")])

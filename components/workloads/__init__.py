@@ -195,7 +195,4 @@ class Workloads(pulumi.ComponentResource):
 
     def room_contract(self) -> dict[str, object]:
         """The contract's `teamRooms` (components/stack_contract.py): per team, what its stack may use."""
-        return {
-            team: {"namespace": team, "secretStore": self.secret_store, "boundaryArn": self.boundary_arn}
-            for team in self.rooms
-        }
+        return {team: {"namespace": team, "secretStore": self.secret_store, "boundaryArn": self.boundary_arn} for team in self.rooms}

@@ -66,7 +66,12 @@ def record_base(
             limit = ["--teams", ",".join(teams)] if teams is not None else []
             # The base runs in its own process while this one records the working tree: two cores, half the wait.
             proc = subprocess.Popen(
-                [python, "-m", "engine.record", stack, "--out", str(out), *limit], cwd=worktree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                [python, "-m", "engine.record", stack, "--out", str(out), *limit],
+                cwd=worktree,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             try:
                 head_doc = head() if head else None
@@ -113,6 +118,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     root = (args.root or PROJECT_ROOT).resolve()
     out = args.out or root / "build" / args.stack
+
     def record_head() -> Any:
         try:
             return record(args.stack, root, teams)

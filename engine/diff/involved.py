@@ -45,7 +45,7 @@ INTERFACE = ("name", "port", "dependsOn", "enabled")
 
 
 def interface(raw: dict[str, Any]) -> Any:
-    envs = raw.get("envs") if isinstance(raw.get("envs"), dict) else {}
+    envs = raw["envs"] if isinstance(raw.get("envs"), dict) else {}
     own = {k: raw.get(k) for k in INTERFACE}
     return own, {env: {k: o.get(k) for k in INTERFACE} if isinstance(o, dict) else o for env, o in sorted(envs.items())}
 

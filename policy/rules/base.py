@@ -1,9 +1,8 @@
 """The one shape every rule has, what a rule looks at, and helpers for reading Kubernetes objects.
 
 A rule sees resources as `Subject`s: a Pulumi type token and the resource's inputs (camelCase, as
-registered). The Pulumi policy pack, the offline preview and `make check` all build Subjects, so
-one rule implementation serves all three. Inputs may be pulumi-policy's read-only proxies (a
-`Mapping` and a `Sequence`, not `dict` and `list`), so helpers here test for the abstract types.
+registered). The Pulumi policy pack, the offline preview and `make check` all build Subjects, so one rule
+implementation serves all three. Inputs may be pulumi-policy's read-only proxies (a `Mapping` and a `Sequence`, not `dict` and `list`), so helpers here test for the abstract types.
 """
 
 from __future__ import annotations
@@ -33,9 +32,7 @@ class Settings:
     allowed_registries: tuple[str, ...] = ()
     max_rollback_seconds: int = 60
     pod_security_version: tuple[int, int] = POD_SECURITY_LATEST
-    # The teams' rooms: namespaces the platform stack builds, default-deny included. A team stack
-    # deploys into one without holding its Namespace; the platform stack's own run checks the room.
-    team_rooms: tuple[str, ...] = ()
+    team_rooms: tuple[str, ...] = ()  # namespaces the platform stack builds (with default-deny); team stacks deploy into them
 
     @property
     def prod(self) -> bool:
