@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.diff import bench_diff
 from bench.synthetic import ROOT, make_project
 
 STACK = "prod"
@@ -62,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs per measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
+    parser.add_argument("--diff-size", type=int, default=500, help="services in the one-service pull request diff (0: skip it)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench(n, Path(tmp), args.repeat) for n in args.sizes]
+        diff = bench_diff(args.diff_size, Path(tmp), measure) if args.diff_size else None
     print(f"{'N':>5} {'resources':>9} {'res/svc':>7} {'program s':>9} {'floor s':>8} {'ratio':>6} {'ms/svc':>7} {'preview s':>9} {'peak MiB':>8}")
     for r in rows:
         print(
@@ -75,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(rows) >= 2:
         last, prev = rows[-1], rows[-2]
         print(f"time per service at N={last['services']} is {last['ms_per_service'] / prev['ms_per_service']:.2f}x that at N={prev['services']}")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    if diff:
+        d = diff["diff"]
+        print(
+            f"one-service PR at N={diff['services']}: make diff STACK=prod took {d['seconds']} s, peak {d['peak_mib']} MiB, "
+            f"{diff['changed_resources']} changed resource(s), {diff['changed_manifests']} changed manifest(s); stacks previewed: {diff['stacks']} "
+            f"(goal: <= 10 s, < 1024 MiB, 1 and 1)"
+        )
+    (args.out / "results.json").write_text(json.dumps({"sizes": rows, "diff": diff}, indent=2) + "\n")
     print(f"wrote {args.out / 'results.json'}")
     return 0
 

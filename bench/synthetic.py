@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "stacks"]
+COPIED = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "stacks", "teams"]
 REGISTRY = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop"
 
 
@@ -55,11 +55,21 @@ def make_project(target: Path, n: int, seed: int = 7) -> Path:
     services.mkdir()
     rng = random.Random(seed)
     declared = [service(i, rng) for i in range(n)]
+    # Cross-team calls need the callee's consent: each callee lists its callers of other teams.
+    team_of = {d["name"]: d["team"] for d in declared}
     for decl in declared:
-        (services / f"{decl['name']}.yaml").write_text(yaml.safe_dump(decl, sort_keys=False))
+        for dep in decl.get("dependsOn", []):
+            callee = next(d for d in declared if d["name"] == dep)
+            if team_of[dep] != decl["team"]:
+                callee.setdefault("allowedCallers", []).append(f"{decl['team']}/{decl['name']}")
+    for decl in declared:
+        # The folder is the team: the file does not say it.
+        folder = services / decl.pop("team")
+        folder.mkdir(exist_ok=True)
+        (folder / f"{decl['name']}.yaml").write_text(yaml.safe_dump(decl, sort_keys=False))
     # Every team needs a budget; a generous one, so quotas never stop a synthetic stack. Alerts go to
     # the sample stack's receivers; its platform team stays.
-    teams = sorted({d["team"] for d in declared})
+    teams = sorted({team_of[d["name"]] for d in declared})
     for stack in ("dev", "prod"):
         path = target / "stacks" / f"{stack}.yaml"
         spec = yaml.safe_load(path.read_text())

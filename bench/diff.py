@@ -1,0 +1,61 @@
+"""The one-service pull request at scale: `make diff STACK=prod BASE=HEAD` after one image bump.
+
+A synthetic project of N services is made a git repository with the project's code (the base's
+`engine.record` runs from it, as in a real clone), one service's image is bumped in the working
+tree, and the whole `python -m engine.diff` runs in a fresh process, timed for wall clock and peak
+memory. The goal (docs/operations.md#scale): at 500 services, <= 10 s, under 1 GiB, showing 1
+changed resource and 1 changed manifest: it previews the platform stack and the one team stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+from bench.synthetic import COPIED, ROOT, make_project
+
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
+
+
+def make_repository(target: Path, n: int) -> Path:
+    project = make_project(target, n)
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in tracked:
+        top = rel.split("/")[0]
+        if top in COPIED or top in ("bench", "tests", "docs") or not (ROOT / rel).is_file():
+            continue
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, project / rel)
+    subprocess.run([*GIT, "init", "--quiet", str(project)], check=True)
+    subprocess.run([*GIT, "-C", str(project), "add", "--all"], check=True)
+    subprocess.run([*GIT, "-C", str(project), "commit", "--quiet", "-m", "base"], check=True)
+    return project
+
+
+def bump_one_image(project: Path) -> str:
+    path = sorted(project.glob("stacks/services/*/*.yaml"))[len(list(project.glob("stacks/services/*/*.yaml"))) // 2]
+    text = path.read_text()
+    path.write_text(re.sub(r"(image: \S+:)(\d+)\.", lambda m: f"{m[1]}{int(m[2]) + 1}.", text, count=1))
+    return str(path.relative_to(project))
+
+
+def bench_diff(n: int, work: Path, measure: Callable[..., dict]) -> dict:
+    project = make_repository(work / f"diff-n{n}", n)
+    changed = bump_one_image(project)
+    out = work / f"diff-n{n}-build"
+    timing = measure(["-m", "engine.diff", "prod", "--base", "HEAD", "--root", str(project), "--out", str(out), "--quiet"])
+    result = json.loads((out / "diff.json").read_text())
+    summary = result["summary"]
+    previewed = (out / "diff.md").read_text().splitlines()[0]
+    return {
+        "services": n,
+        "changed_file": changed,
+        "diff": timing,
+        "changed_resources": summary["update"] + summary["create"] + summary["delete"] + summary["replace"],
+        "changed_manifests": summary["manifests"]["changed"] + summary["manifests"]["added"] + summary["manifests"]["removed"],
+        "stacks": previewed.removeprefix("Stacks previewed: "),
+    }
