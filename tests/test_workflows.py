@@ -151,7 +151,7 @@ def test_permissions_are_least_privilege():
             if perms.get("contents") == "write":
                 pytest.fail(f"{path.name}:{name}: no job writes to the repository")
             if perms.get("pull-requests") == "write":
-                assert (path.name, name) in {("preview.yml", "pulumi-preview"), ("preview-comment.yml", "comment")}
+                assert (path.name, name) in {("preview.yml", "pulumi-preview-comment"), ("preview-comment.yml", "comment")}
             for step in steps(job, "actions/checkout"):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}: persist-credentials: false"
 
@@ -181,14 +181,21 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     (upload,) = steps(diff, "actions/upload-artifact")
     assert upload["with"]["name"] == "offline-diff-${{ matrix.stack }}"
 
+    # The real preview: only the stacks the change touches (engine/touched.py), same-repository branches only.
+    touched = jobs["stacks"]
+    assert touched["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert "engine.touched --base HEAD^1" in next(s for s in touched["steps"] if s.get("id") == "touched")["run"]
     real = jobs["pulumi-preview"]
-    assert real["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert real["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert real["needs"] == "stacks" and real["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.matrix) }}"
     (pulumi,) = steps(real, "pulumi/actions")
     assert pulumi["with"]["command"] == "preview" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
-    assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["diff"] is True
-    assert pulumi["with"]["policyPacks"] == "policy"
-    assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    assert pulumi["with"]["work-dir"] == "${{ matrix.dir }}" and pulumi["with"]["expect-no-changes"] == "${{ matrix.expectNoChanges }}"
+    assert pulumi["with"]["comment-on-pr"] is False and pulumi["with"]["diff"] is True
+    assert pulumi["with"]["policyPacks"] == "${{ github.workspace }}/policy"
+    assert pulumi["with"]["policyPackConfigs"] == "${{ github.workspace }}/policy/config/${{ matrix.environment }}.json"
+    # One comment, a section per stack.
+    comment = jobs["pulumi-preview-comment"]
+    assert comment["needs"] == "pulumi-preview" and steps(comment, "actions/download-artifact")[0]["with"]["pattern"] == "pulumi-preview-*"
     for stack in ("dev", "prod"):
         assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
 
@@ -216,6 +223,38 @@ def test_deploy_goes_dev_then_prod_behind_a_protected_environment():
         (pulumi,) = steps(job, "pulumi/actions")
         assert (pulumi["with"]["command"], pulumi["with"]["stack-name"]) == ("up", stack)
         assert pulumi["with"]["policyPackConfigs"] == f"policy/config/{stack}.json"
+
+
+def test_changed_team_stacks_deploy_in_parallel_with_a_group_each_and_lock_retries():
+    wf = workflow("deploy.yml")
+    for env, after in (("dev", "dev"), ("prod", "prod")):
+        job = wf["jobs"][f"{env}-teams"]
+        assert job["needs"] == [after, "stacks"] and job["strategy"]["matrix"] == f"${{{{ fromJSON(needs.stacks.outputs.{env}) }}}}"
+        assert job["concurrency"] == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": False}
+        run = next(s["run"] for s in job["steps"] if "run" in s and "pulumi -C teams up" in s["run"])
+        assert "for attempt in" in run and "currently locked" in run and "409" in run
+    assert wf["jobs"]["prod-teams"]["environment"] == "production"
+
+
+def test_touched_stacks_follow_the_split(tmp_path):
+    """A team's files touch its stacks; anything else touches every stack, team stacks expecting no changes."""
+    import subprocess
+
+    from engine.touched import matrix
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "checkout", "--quiet", "-B", "t"], check=True)
+    payment = repo / "stacks/services/checkout/payment.yaml"
+    payment.write_text(payment.read_text() + "# touched\n")
+    rows = matrix(repo, "HEAD")
+    assert {r["stack"] for r in rows} == {"checkout-dev", "checkout-prod"} and not any(r["expectNoChanges"] for r in rows)
+    (repo / "stacks/dev.yaml").write_text((repo / "stacks/dev.yaml").read_text() + "# a platform change\n")
+    rows = matrix(repo, "HEAD")
+    assert [r["stack"] for r in rows if r["dir"] == "."] == ["dev", "prod"]
+    teams = [r for r in rows if r["dir"] == "teams"]
+    assert len(teams) == 8 and all(r["expectNoChanges"] for r in teams)
 
 
 def test_drift_refreshes_then_expects_no_changes():
