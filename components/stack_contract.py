@@ -70,11 +70,22 @@ def problems(outputs: Mapping[str, Any], team: str, mesh: Optional[Mapping[str, 
             f"the platform stack has no room for team {team!r} (teamRooms lists: {', '.join(sorted(rooms)) or 'none'}); deploy the platform stack first"
         )
     for name, expected in (("mesh", mesh), ("telemetry", telemetry)):
-        if expected is not None and outputs[name] != dict(expected):
+        if expected is not None and _normal(outputs[name]) != _normal(dict(expected)):
             found.append(
                 f"the platform stack's output {name!r} is {outputs[name]!r}, but this commit's declarations give {dict(expected)!r}; deploy the platform stack first"
             )
     return found
+
+
+def _normal(value: Any) -> Any:
+    """A value as it crosses stacks: stack outputs carry numbers as doubles and drop nulls in maps."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _has_secret(value: Any) -> bool:
