@@ -120,3 +120,13 @@ def test_a_renamed_output_fails_the_team_preview_with_exit_2(scratch, tmp_path, 
 def test_run_stack_of_a_team_is_that_stack_alone():
     rec = run_stack("web-dev", ROOT)
     assert {r.urn.split("::")[0] for r in rec} == {"urn:pulumi:web-dev"}
+
+
+@pytest.mark.parametrize(
+    ("stack", "message"), [("checkout", "stack 'checkout' is not <team>-<env>"), ("nobody-dev", "team 'nobody' has no folder stacks/services/nobody/")]
+)
+def test_a_team_program_refuses_a_stack_name_that_is_no_team_stack(stack, message):
+    from components.team_stack import parse_stack
+
+    with pytest.raises(ValueError, match=message):
+        parse_stack(stack, ROOT)
