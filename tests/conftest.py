@@ -1,4 +1,8 @@
-"""Shared fixtures: each stack is run once per session and handed to tests as a queryable graph."""
+"""Shared fixtures: each environment is run once per session and handed to tests as a queryable graph.
+
+`dev`, `prod` and `stack` are a whole environment: its platform stack and every team stack,
+combined (engine/stacks.py). One stack alone is `dev.stacks["dev"]` (the platform stack) or
+`dev.stacks["checkout-dev"]` (a team stack); `engine.stacks.run_platform` / `run_team` run one."""
 
 from __future__ import annotations
 
