@@ -37,11 +37,17 @@ def test_outputs_are_wired_from_mock_state(prod):
 
 
 def test_secrets_are_masked_everywhere(prod, tmp_path):
-    assert prod.outputs["kubeconfig"] == "[secret]"
-    provider = prod.of_type("pulumi:providers:kubernetes")[0]
+    platform = prod.stacks["prod"]
+    assert platform.outputs["kubeconfig"] == "[secret]"
+    provider = platform.of_type("pulumi:providers:kubernetes")[0]
     assert provider.inputs["kubeconfig"] == "[secret]"
-    text = json.dumps([r.to_json() for r in prod]) + json.dumps(prod.outputs)
+    text = json.dumps([r.to_json() for r in platform]) + json.dumps(platform.outputs)
     assert "get-token" not in text and "certificate-authority-data" not in text
+    # A team stack's kubeconfig holds no credential (endpoint, CA, and the command that gets a token): plain, and token-free.
+    for name, rec in prod.stacks.items():
+        if name != "prod":
+            user = json.loads(rec.of_type("pulumi:providers:kubernetes")[0].inputs["kubeconfig"])["users"][0]["user"]
+            assert set(user) == {"exec"}, name
 
 
 def test_mask_walks_nested_values():
