@@ -93,7 +93,7 @@ def test_make_diff_refuses_a_leak_without_printing_it(tmp_path):
             shutil.copy2(ROOT / rel, repo / rel)
     git(repo, "add", "-A")
     git(repo, "commit", "--quiet", "--allow-empty", "-m", "base: the working tree under test")
-    service = repo / "stacks" / "services" / "storefront.yaml"
+    service = repo / "stacks" / "services" / "web" / "storefront.yaml"
     data = yaml.safe_load(service.read_text())
     data["env"]["STRIPE"] = LEAKS["BILLING"]
     service.write_text(yaml.safe_dump(data, sort_keys=False))
