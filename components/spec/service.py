@@ -12,6 +12,7 @@ from .base import DNS_LABEL, Spec, field
 from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
+from .shellsafe import URL_PATH, URL_PATH_MAX
 from .slo import Slo, TierSlos
 from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
 
@@ -31,8 +32,16 @@ class Expose(Spec):
 
 
 class Probes(Spec):
-    path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
-    readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
+    # The liveness path is also the canary's smoke test, run in the shared load tester's shell (shellsafe.py).
+    path: str = field(
+        "HTTP path answering liveness checks on the service port (letters, digits and / . _ % + = , : -).",
+        default="/healthz",
+        pattern=URL_PATH,
+        max_length=URL_PATH_MAX,
+    )
+    readiness_path: Optional[str] = field(
+        "HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=URL_PATH, max_length=URL_PATH_MAX
+    )
     startup_seconds: Optional[int] = field("Allow this long for start-up before liveness checks begin (adds a startup probe).", default=None, ge=10, le=600)
 
 
