@@ -99,7 +99,14 @@ def test_second_claim_on_a_host_names_both_files(scratch, capsys):
 
 
 def test_distinct_hosts_under_the_domain_load(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(expose={"host": "api.dev.acme-shop.com"}))
+    # Each stack's host in its own zone: a prod host under dev.acme-shop.com is refused (test_hosts_and_names.py).
+    scratch.edit(
+        "stacks/services/inventory.yaml",
+        lambda d: d.update(
+            expose={"host": "api.acme-shop.com"},
+            envs={**d.get("envs", {}), "dev": {**d.get("envs", {}).get("dev", {}), "expose": {"host": "api.dev.acme-shop.com"}}},
+        ),
+    )
     hosts = {s.name: s.expose.host for s in load("dev", scratch.root).services if s.expose}
     assert hosts == {"inventory": "api.dev.acme-shop.com", "storefront": "shop.dev.acme-shop.com"}
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, names, placement, tenancy, yamlsafe
+from . import capacity, catalog, hosts, names, placement, tenancy, yamlsafe
+from .egress import platform_networks
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
-from .stack import StackSpec
+from .stack import SIDECAR_REQUESTS, StackSpec
 
 STACKS_DIR = "stacks"
 SERVICES_DIR = "stacks/services"
@@ -74,10 +75,12 @@ def load(stack: str, root: Path) -> Declarations:
     files, failed = _read_services(root, stacks, problems)
     seen: set[Problem] = set()
     services: tuple[Service, ...] = ()
+    claims: dict[str, list[tuple[Service, str]]] = {}
     for name, spec in specs.items():
-        found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved)
+        found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved, networks=platform_networks(name, specs))
+        claims[name] = loaded
         if name == stack:
-            services = loaded
+            services = tuple(svc for svc, _ in loaded)
         for p in found:
             if p in seen:
                 continue
@@ -85,6 +88,8 @@ def load(stack: str, root: Path) -> Declarations:
             # A problem that only another stack shows says which stack it is in.
             in_other = name != stack and p.file != _rel(_stack_file(root, name), root)
             problems.append(Problem(p.file, p.path, f"in stack {name!r}: {p.message}") if in_other else p)
+    # Hosts across stacks: each in the stack whose zone it lies in, never the platform's, one owner.
+    problems += [Problem(*p) for p in hosts.cross_stack_problems(specs, claims, addons)]
     if problems:
         raise SpecError(problems)
     return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)
@@ -199,14 +204,22 @@ def _check_envs(raw: dict[str, Any], rel: str, stacks: list[str]) -> None:
 
 
 def _check_stack(
-    stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path, addons: dict, reserved: tuple[str, ...]
-) -> tuple[list[Problem], tuple[Service, ...]]:
+    stack: str,
+    spec: StackSpec,
+    files: list[_ServiceFile],
+    failed: set[str],
+    root: Path,
+    addons: dict,
+    reserved: tuple[str, ...],
+    networks: tuple[tuple[str, str], ...] = (),
+) -> tuple[list[Problem], list[tuple[Service, str]]]:
     """Every service as this stack sees it, then the rules across files: dependencies, names, hosts, placement, quotas."""
     # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     context = {
         **_service_context(spec),
         "reserved_namespaces": reserved,
+        "networks": networks,
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
     }
     problems: list[Problem] = []
@@ -248,7 +261,9 @@ def _check_stack(
     ]
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
-    return problems, tuple(svc for svc, _ in loaded)
+    sidecar = SIDECAR_REQUESTS if spec.addon_enabled("istio") else None
+    problems += [Problem(f, path, message) for svc, f in loaded for path, message in capacity.fit_problems(svc, spec.karpenter.node_pools, sidecar)]
+    return problems, loaded
 
 
 def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field as dataclass_field
 from typing import Optional
 
@@ -11,8 +10,7 @@ from pydantic import model_validator
 
 from .alerting import TeamAlerts
 
-from .base import CpuQuantity, MemoryQuantity, Spec, field
-from .problems import short
+from .base import MEMORY_UNITS, CpuQuantity, MemoryQuantity, Spec, cpu_millis, field, memory_bytes  # noqa: F401 (re-exported)
 from .service import Service
 
 # Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
@@ -62,21 +60,6 @@ class TeamUsage:
         self.cpu_millis += pods * cpu
         self.memory_bytes += pods * memory
         self.pods += pods
-
-
-MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def cpu_millis(quantity: str) -> int:
-    """ "250m" -> 250, "2" -> 2000, "0.5" -> 500."""
-    return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
-
-
-def memory_bytes(quantity: str) -> int:
-    match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
-    if not match:
-        raise ValueError(f"{short(quantity)} is not a memory quantity")
-    return int(match[1]) * MEMORY_UNITS[match[2] or ""]
 
 
 def format_cpu(millis: int) -> str:

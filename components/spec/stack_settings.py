@@ -46,7 +46,10 @@ class DnsSpec(Spec):
 
 
 class PolicySpec(Spec):
-    allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
+    allowed_registries: list[RegistryPrefix] = field(
+        "Image registry prefixes workloads may pull from, each ending in `/` so it matches at a path boundary (`reg.io/` never admits `reg.io.evil.io/...`).",
+        min_length=1,
+    )
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
     aws_account_id: Optional[str] = field(
         "The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$"

@@ -54,11 +54,17 @@ def _image_tag(meta: Pod, spec: Pod) -> Iterator[str]:
             yield f"{where}: image {image!r} uses the mutable tag latest"
 
 
+def from_registry(image: str, prefix: str) -> bool:
+    """`image` lies under `prefix` at a path boundary: `reg.io/` and `reg.io` admit `reg.io/x:1`, never
+    `reg.io.evil.io/x:1`; `reg.io/team` admits `reg.io/team/x:1`, never `reg.io/team-evil/x:1`."""
+    return bool(prefix) and image.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
 def _image_registry(s: Subject, settings: Settings) -> Iterator[str]:
     _, spec = pod_template(s.props)
     for where, c in containers(spec):
         image = str(c.get("image") or "")
-        if not any(image.startswith(prefix) for prefix in settings.allowed_registries):
+        if not any(from_registry(image, prefix) for prefix in settings.allowed_registries):
             allowed = ", ".join(settings.allowed_registries) or "(none configured)"
             yield f"{where}: image {image!r} is not from an allowed registry ({allowed})"
 
