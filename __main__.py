@@ -23,7 +23,12 @@ if copy is not None and copy.region == region:
         f"invalid stack declarations:\nstacks/{pulumi.get_stack()}.yaml: backup.copyTo.region: {region} is the stack's own region; "
         "the copy must be in another region to survive losing this one"
     )
-platform = Platform("platform", declarations, region)
+try:
+    platform = Platform("platform", declarations, region)
+except Exception as err:  # noqa: BLE001 (a failure while rendering is one line for the user, not a stack trace)
+    raise pulumi.RunError(
+        f"invalid stack declarations:\nthe program failed while rendering the stack: {type(err).__name__}: {' '.join(str(err).split())[:400]}"
+    ) from None
 cluster, network = platform.cluster, platform.network
 
 pulumi.export("clusterName", cluster.name)

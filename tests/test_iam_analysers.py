@@ -26,9 +26,6 @@ ALLOWED = {
     ("platform-karpenter-KarpenterControllerResourceDiscoveryPolicy", "arn:aws:ssm:eu-west-1::parameter/aws/service/*"): "upstream Karpenter",
     # arc-zonal-shift:GetManagedResource takes no resource-level restriction (upstream Karpenter).
     ("platform-karpenter-KarpenterControllerZonalShiftPolicy", "RESOURCE_STAR"): "upstream Karpenter",
-    # Velero's AWS plugin: the EC2 snapshot actions as the plugin's README documents them, on every
-    # volume and snapshot (it snapshots whichever EBS volumes back the PVCs it is asked to back up).
-    ("velero-server", "RESOURCE_STAR"): "upstream velero-plugin-for-aws",
     # The workload boundary is a ceiling on "*" narrowed by aws:ResourceAccount, not a grant.
     ("platform-workloads-boundary", "RESOURCE_STAR"): "permissions boundary",
 }

@@ -31,6 +31,12 @@ from components.versions import Chart
 from . import flows as net
 
 
+def pod_security_version(spec: Any) -> str:
+    """The `enforce-version` label's value: the Pod Security Standards version the policy pack applies."""
+    major, minor = spec.pod_security_version
+    return f"v{major}.{minor}"
+
+
 class NoSettings(Spec):
     """This addon has no settings beyond its Helm values."""
 
@@ -222,7 +228,13 @@ class Addon(pulumi.ComponentResource):
             f"{self.name}-{namespace}",
             metadata={
                 "name": namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})},
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": self.pod_security,
+                    # Admission applies the version the policy pack judges, not whatever the API server's "latest" becomes.
+                    "pod-security.kubernetes.io/enforce-version": pod_security_version(self.ctx.decl.spec),
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    **(labels or {}),
+                },
             },
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
