@@ -189,7 +189,40 @@ def test_a_bad_cron_names_its_key(scratch):
 
 def test_two_hosts_with_one_generated_name_name_both_files(scratch):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "api-stripe.com", "port": 443}]))
+    scratch.edit("stacks/dev.yaml", lambda d: d["teams"]["catalog"].update(egress={"hosts": ["api-stripe.com"]}))
+    scratch.edit("stacks/prod.yaml", lambda d: d["teams"]["catalog"].update(egress={"hosts": ["api-stripe.com"]}))
     with pytest.raises(SpecError) as caught:
         load("dev", scratch.root)
     text = str(caught.value)
     assert "egress-api-stripe-com-443" in text and "payment.yaml" in text and "inventory.yaml" in text
+
+
+@pytest.mark.parametrize(
+    "entry, needle",
+    [
+        ({"host": "api.paypal.com", "port": 443}, "egress[0].host: 'api.paypal.com' is not granted to team 'catalog'"),
+        ({"cidr": "10.40.0.0/24", "port": 5432}, "egress[0].cidr: 10.40.0.0/24 is not a network team 'catalog' owns"),
+        ({"cidr": "10.41.0.0/16", "port": 5432}, "is not a network team 'catalog' owns"),
+    ],
+)
+def test_egress_only_to_what_the_team_owns_or_the_platform_offers(scratch, entry, needle):
+    """checkout owns 10.40.0.0/16 and may call api.stripe.com; catalog owns nothing outside the mesh."""
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[entry]))
+    with pytest.raises(SpecError, match="inventory.yaml") as caught:
+        load("dev", scratch.root)
+    assert needle in str(caught.value)
+
+
+def test_egress_granted_to_every_team_or_by_wildcard(scratch):
+    scratch.edit(
+        "stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "eu.api.paypal.com", "port": 443}, {"cidr": "10.50.1.0/24", "port": 6379}])
+    )
+    for stack in ("dev", "prod"):
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["*.api.paypal.com"], "networks": ["10.50.0.0/16"]}))
+    assert load("dev", scratch.root)
+
+
+def test_a_network_has_one_owning_team(scratch):
+    scratch.edit("stacks/dev.yaml", lambda d: d["teams"]["catalog"].update(egress={"networks": ["10.40.128.0/20"]}))
+    with pytest.raises(SpecError, match=r"teams.catalog.egress.networks\[0\]: 10.40.128.0/20 overlaps a network of team 'checkout'"):
+        load("dev", scratch.root)

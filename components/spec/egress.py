@@ -75,32 +75,110 @@ class Egress(Spec):
         if self.port is None:
             raise ValueError(f"port: required with {given[0]}")
         if self.host is not None:
-            if not HOST.match(self.host) or internal_name(self.host):
-                raise ValueError(
-                    f"host {self.host!r} must be an external DNS name (no wildcard, no IP, not a cluster or VPC name under "
-                    f"{', '.join('.' + s for s in INTERNAL_SUFFIXES)}); services in the mesh are reached with dependsOn"
-                )
+            problem = host_problem(self.host)
+            if problem:
+                raise ValueError(problem)
             if self.port not in HOST_PORTS:
                 raise ValueError(
                     f"port: {self.port} is not a TLS port the shared egress gateway forwards ({', '.join(map(str, HOST_PORTS))}); "
                     "reach other ports of a private network by cidr"
                 )
         if self.cidr is not None:
-            try:
-                net = ipaddress.ip_network(self.cidr, strict=True)
-            except ValueError:
-                raise ValueError(f"cidr {self.cidr!r} is not a network address with a prefix (e.g. 10.40.0.0/16)") from None
-            if not isinstance(net, ipaddress.IPv4Network) or not any(net.subnet_of(p) for p in PRIVATE):
-                raise ValueError(
-                    f"cidr {self.cidr!r} must be a private IPv4 network (10/8, 172.16/12, 192.168/16, 100.64/10); "
-                    "public destinations are declared by host, through the egress gateway"
-                )
-            never = next((n for n in NEVER if net.overlaps(n)), None)
-            if never is not None:
-                raise ValueError(f"cidr {self.cidr!r} covers {never} (loopback, link-local or metadata addresses), which no service may open")
-            if net.prefixlen < MAX_PREFIX_WIDTH:
-                raise ValueError(f"cidr {self.cidr!r} is wider than /{MAX_PREFIX_WIDTH}; declare the networks the service reaches, not a supernet")
+            problem = cidr_problem(self.cidr)
+            if problem:
+                raise ValueError(problem)
         return self
+
+
+def host_problem(host: str) -> Optional[str]:
+    if not HOST.match(host) or internal_name(host):
+        return (
+            f"host {host!r} must be an external DNS name (no wildcard, no IP, not a cluster or VPC name under "
+            f"{', '.join('.' + s for s in INTERNAL_SUFFIXES)}); services in the mesh are reached with dependsOn"
+        )
+    return None
+
+
+def cidr_problem(cidr: str) -> Optional[str]:
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        return f"cidr {cidr!r} is not a network address with a prefix (e.g. 10.40.0.0/16)"
+    if not isinstance(net, ipaddress.IPv4Network) or not any(net.subnet_of(p) for p in PRIVATE):
+        return (
+            f"cidr {cidr!r} must be a private IPv4 network (10/8, 172.16/12, 192.168/16, 100.64/10); "
+            "public destinations are declared by host, through the egress gateway"
+        )
+    never = next((n for n in NEVER if net.overlaps(n)), None)
+    if never is not None:
+        return f"cidr {cidr!r} covers {never} (loopback, link-local or metadata addresses), which no service may open"
+    if net.prefixlen < MAX_PREFIX_WIDTH:
+        return f"cidr {cidr!r} is wider than /{MAX_PREFIX_WIDTH}; declare the networks the service reaches, not a supernet"
+    return None
+
+
+class EgressGrant(Spec):
+    """Destinations outside the mesh the platform team grants: to one team (`teams.<team>.egress`),
+    or to every team (`policy.sharedEgress`). A service's `egress` may name only those."""
+
+    networks: list[str] = field(
+        "Private networks (CIDRs) the team owns, e.g. its database's 10.40.0.0/16; a service may open these or parts of them.", default_factory=list
+    )
+    hosts: list[str] = field("External hosts the team may reach, e.g. api.stripe.com; `*.stripe.com` grants every name under stripe.com.", default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "EgressGrant":
+        for i, cidr in enumerate(self.networks):
+            problem = cidr_problem(cidr)
+            if problem:
+                raise ValueError(f"networks[{i}]: {problem}")
+        for i, host in enumerate(self.hosts):
+            problem = host_problem(host.removeprefix("*."))
+            if problem:
+                raise ValueError(f"hosts[{i}]: {problem}")
+        return self
+
+    def admits_host(self, host: str) -> bool:
+        return any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts)
+
+    def admits_network(self, cidr: str) -> bool:
+        net = ipaddress.ip_network(cidr)
+        return any(net.subnet_of(ipaddress.ip_network(n)) for n in self.networks)
+
+
+def grant_problems(egress: list[Egress], team: str, grants: Iterable[EgressGrant]) -> list[str]:
+    """Each destination must be granted to the service's team or offered to every team."""
+    grants = list(grants)
+    found = []
+    for i, entry in enumerate(egress):
+        if entry.host and not any(g.admits_host(entry.host) for g in grants):
+            found.append(
+                f"egress[{i}].host: {entry.host!r} is not granted to team {team!r}; the platform team lists it under teams.{team}.egress.hosts (or policy.sharedEgress.hosts) in the stack file"
+            )
+        if entry.cidr and not any(g.admits_network(entry.cidr) for g in grants):
+            found.append(
+                f"egress[{i}].cidr: {entry.cidr} is not a network team {team!r} owns; the platform team lists it under teams.{team}.egress.networks (or policy.sharedEgress.networks) in the stack file"
+            )
+    return found
+
+
+def shared_network_problems(teams: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key path, message) for a network granted to two teams: a network has one owner (shared ones are policy.sharedEgress)."""
+    owner: dict[str, str] = {}
+    found = []
+    for team, entry in teams.items():
+        for i, cidr in enumerate(entry.egress.networks):
+            net = ipaddress.ip_network(cidr)
+            other = next((t for c, t in owner.items() if t != team and net.overlaps(ipaddress.ip_network(c))), None)
+            if other is not None:
+                found.append(
+                    (
+                        f"teams.{team}.egress.networks[{i}]",
+                        f"{cidr} overlaps a network of team {other!r}; a network has one owner (list shared ones under policy.sharedEgress)",
+                    )
+                )
+            owner.setdefault(cidr, team)
+    return found
 
 
 def internal_name(host: str) -> bool:

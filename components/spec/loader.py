@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import capacity, catalog, hosts, names, placement, tenancy, yamlsafe
-from .egress import platform_networks
+from .egress import platform_networks, shared_network_problems
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
@@ -153,7 +153,7 @@ def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...])
     # The declared environment is context for the nested settings whose rules depend on it (components/spec/domains.py).
     context = {"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved, "environment": raw.get("environment")}
     spec = validate(StackSpec, raw, rel, context=context)
-    problems: list[Problem] = []
+    problems: list[Problem] = [Problem(rel, path, message) for path, message in shared_network_problems(spec.teams)]
     region = aws_region(stack, root)
     for name, addon in spec.addons.items():
         # The environment and region are context: some settings are required only in prod, or name regional resources.
@@ -220,6 +220,8 @@ def _check_stack(
         **_service_context(spec),
         "reserved_namespaces": reserved,
         "networks": networks,
+        # What the stack grants each team, and ("") every team, outside the mesh (components/spec/egress.py).
+        "egress_grants": {"": spec.policy.shared_egress, **{team: entry.egress for team, entry in spec.teams.items()}},
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
     }
     problems: list[Problem] = []
@@ -255,7 +257,7 @@ def _check_stack(
     loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
     problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
     rel = _rel(_stack_file(root, stack), root)
-    problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))
+    problems += names.problems(names.derive(names.of_stack(spec, rel, addons), loaded))
     problems += [
         Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])
     ]
@@ -264,19 +266,6 @@ def _check_stack(
     sidecar = SIDECAR_REQUESTS if spec.addon_enabled("istio") else None
     problems += [Problem(f, path, message) for svc, f in loaded for path, message in capacity.fit_problems(svc, spec.karpenter.node_pools, sidecar)]
     return problems, loaded
-
-
-def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:
-    enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
-    return names.StackNames(
-        rel=rel,
-        environment=spec.environment,
-        cluster=spec.cluster.name,
-        addons=enabled,
-        monitoring=spec.addon_enabled("prometheus"),
-        tracing=spec.addon_enabled("tracing"),
-        pools=tuple(p.name for p in spec.karpenter.node_pools),
-    )
 
 
 def _service_context(spec: StackSpec) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .problems import Problem, short
 from .service import Service
@@ -100,6 +100,20 @@ class StackNames:
     monitoring: bool
     tracing: bool
     pools: tuple[str, ...] = ()
+
+
+def of_stack(spec: Any, rel: str, addons: dict[str, Any]) -> StackNames:
+    """What the derivation needs of a validated stack (`addons`: the registry, for their namespaces)."""
+    enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
+    return StackNames(
+        rel=rel,
+        environment=spec.environment,
+        cluster=spec.cluster.name,
+        addons=enabled,
+        monitoring=spec.addon_enabled("prometheus"),
+        tracing=spec.addon_enabled("tracing"),
+        pools=tuple(p.name for p in spec.karpenter.node_pools),
+    )
 
 
 def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[Derived]:

@@ -9,6 +9,7 @@ from typing import Optional
 from pydantic import model_validator
 
 from .alerting import TeamAlerts
+from .egress import EgressGrant
 
 from .base import MEMORY_UNITS, CpuQuantity, MemoryQuantity, Spec, cpu_millis, field, memory_bytes  # noqa: F401 (re-exported)
 from .service import Service
@@ -26,6 +27,9 @@ class TeamBudget(Spec):
     )
     memory: Optional[MemoryQuantity] = field('Memory the team\'s pods may request in total (ResourceQuota requests.memory), e.g. "16Gi".', default=None)
     pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
+    egress: EgressGrant = field(
+        "Destinations outside the mesh the team's services may declare (its own networks, the external hosts granted to it).", default_factory=EgressGrant
+    )
     alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
 
     @model_validator(mode="after")

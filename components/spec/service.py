@@ -9,7 +9,7 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import iam_actions, limits, secrets_scan, tenancy
 from .base import DNS_LABEL, Spec, field
-from .egress import AWS_ENDPOINTS, Egress, egress_problems  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
+from .egress import AWS_ENDPOINTS, Egress, EgressGrant, egress_problems, grant_problems  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
 from .shellsafe import URL_PATH, URL_PATH_MAX
@@ -176,7 +176,9 @@ class Service(Spec):
         problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
         if problem:
             raise ValueError(f"env: {problem}")
-        for problem in egress_problems(self.egress, (info.context or {}).get("networks", [])):
+        grants = (info.context or {}).get("egress_grants")
+        granted = grant_problems(self.egress, self.team, [grants.get(self.team, EgressGrant()), grants.get("", EgressGrant())]) if grants is not None else []
+        for problem in egress_problems(self.egress, (info.context or {}).get("networks", [])) + granted:
             raise ValueError(problem)
         addons = (info.context or {}).get("addons")
         if addons is not None:

@@ -7,6 +7,7 @@ from pydantic import StringConstraints, ValidationInfo, field_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 from .base import Spec, field
 from .domains import refuse_placeholder
+from .egress import EgressGrant
 from .iam_actions import WorkloadBoundary
 
 
@@ -53,6 +54,10 @@ class PolicySpec(Spec):
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
     aws_account_id: Optional[str] = field(
         "The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$"
+    )
+    shared_egress: EgressGrant = field(
+        "Destinations outside the mesh the platform offers every team's services (a shared cache's network, a public API all may call).",
+        default_factory=EgressGrant,
     )
     workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
     pod_security_version: Optional[str] = field(
