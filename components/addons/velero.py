@@ -72,7 +72,6 @@ PLATFORM_STATE = {
     "tracing": "Jaeger's Badger store (prod)",
     "kubecost": "cost-analyzer's ETL data volume",
 }
-# The AWS plugin's documented EC2 actions (velero-plugin-for-aws README), for the snapshot location.
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 POD_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": RELEASE}
 

@@ -142,8 +142,9 @@ class EgressGrant(Spec):
         return any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts)
 
     def admits_network(self, cidr: str) -> bool:
-        net = ipaddress.ip_network(cidr)
-        return any(net.subnet_of(ipaddress.ip_network(n)) for n in self.networks)
+        # Both are private IPv4 networks (cidr_problem refuses anything else).
+        net = ipaddress.IPv4Network(cidr)
+        return any(net.subnet_of(ipaddress.IPv4Network(n)) for n in self.networks)
 
 
 def grant_problems(egress: list[Egress], team: str, grants: Iterable[EgressGrant]) -> list[str]:
