@@ -226,3 +226,17 @@ def test_a_network_has_one_owning_team(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d["teams"]["catalog"].update(egress={"networks": ["10.40.128.0/20"]}))
     with pytest.raises(SpecError, match=r"teams.catalog.egress.networks\[0\]: 10.40.128.0/20 overlaps a network of team 'checkout'"):
         load("dev", scratch.root)
+
+
+@pytest.mark.parametrize("where", ["backup", "budget"])
+@pytest.mark.parametrize("cron", ["61 * * * *", "@daily", "0 0 31 2 *", "every day"])
+def test_every_bad_cron_names_its_key(scratch, where, cron):
+    if where == "backup":
+        scratch.edit("stacks/dev.yaml", lambda d: d["backup"]["schedules"].update(teams=cron))
+        key = "backup.schedules.teams"
+    else:
+        scratch.edit("stacks/dev.yaml", lambda d: d["karpenter"]["nodePools"][0]["budgets"].append({"nodes": "0", "schedule": cron, "duration": "1h"}))
+        key = "karpenter.nodePools[0].budgets[1].schedule"
+    with pytest.raises(SpecError) as caught:
+        load("dev", scratch.root)
+    assert f"stacks/dev.yaml: {key}: " in str(caught.value)
