@@ -13,7 +13,7 @@ from components.spec.alerting import SecretConfig, Webhook
 from components.spec.egress import Egress, egress_problems
 from components.spec.problems import Problem
 from components.spec.service_parts import Resources
-from policy.rules.workload import from_registry
+from components.spec.stack_settings import from_registry
 
 VPC = [("stack dev's VPC", "10.20.0.0/16"), ("the cluster's Service range", "10.100.0.0/16"), ("stack prod's VPC", "10.10.0.0/16")]
 
@@ -240,3 +240,32 @@ def test_every_bad_cron_names_its_key(scratch, where, cron):
     with pytest.raises(SpecError) as caught:
         load("dev", scratch.root)
     assert f"stacks/dev.yaml: {key}: " in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["heartbeat.acme-shop.com", "shop.acme-shop.com", "smtp.acme-shop.com"])
+def test_egress_to_what_the_platform_serves_is_refused(scratch, host):
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": host, "port": 443}]))
+    for stack in ("dev", "prod"):
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": [host]}))
+    with pytest.raises(SpecError, match=r"inventory.yaml: egress\[0\].host: in stack '(dev|prod)': '.*' is served by this platform"):
+        load("dev", scratch.root)
+
+
+def test_egress_to_the_ci_and_vpn_networks_is_refused():
+    [problem] = egress_problems(
+        [Egress(cidr="10.200.0.0/25", port=22)], [("stack dev's cluster.endpoint.privateAccessCidrs (CI runners, VPN)", "10.200.0.0/24")]
+    )
+    assert "CI runners" in problem
+
+
+@pytest.mark.parametrize("url", ["https://0x7f.0.0.1/x", "https://127.1/x", "https://2130706433/x"])
+def test_webhook_hosts_that_are_addresses_in_disguise(url):
+    with pytest.raises(ValidationError, match="public host"):
+        Webhook(url=url)
+
+
+@pytest.mark.parametrize("path", ["/a;b", "/a b", "/$(id)", "//evil.io", "/../x"])
+def test_exposed_paths_have_the_same_grammar(scratch, path):
+    scratch.edit("stacks/services/storefront.yaml", lambda d: d["expose"].update(path=path))
+    with pytest.raises(SpecError, match="storefront.yaml: expose.path"):
+        load("dev", scratch.root)

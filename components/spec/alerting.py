@@ -111,6 +111,10 @@ def public_host(host: str) -> bool:
         return False
     except ValueError:
         pass
+    # A real top-level domain last: `0x7f.0.0.1`, `127.1` and the like are addresses in disguise.
+    tld = host.rsplit(".", 1)[-1]
+    if not re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}", tld):
+        return False
     return "." in host and not internal_name(host) and reserved_domain(host) not in ("localhost", "local", "invalid", "home.arpa")
 
 

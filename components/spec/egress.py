@@ -209,4 +209,11 @@ def platform_networks(stack: str, specs: dict[str, Any]) -> tuple[tuple[str, str
     found = [(f"stack {stack}'s VPC and pod network", own)]
     found += [(f"the cluster's Service range (EKS default {cidr})", cidr) for cidr in EKS_SERVICE_RANGES]
     found += [(f"stack {name}'s VPC", spec.network.cidr) for name, spec in sorted(specs.items()) if name != stack]
+    # The networks routed to the clusters' private API endpoints: CI runners and the VPN.
+    found += [
+        (f"stack {name}'s cluster.endpoint.privateAccessCidrs (CI runners, VPN)", cidr)
+        for name, spec in sorted(specs.items())
+        for cidr in spec.cluster.endpoint.private_access_cidrs
+        if ipaddress.ip_network(cidr).version == 4
+    ]
     return tuple(found)

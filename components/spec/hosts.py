@@ -99,4 +99,14 @@ def cross_stack_problems(specs: Mapping[str, Any], claims: Mapping[str, Iterable
                 problems.append(
                     (rel, "expose.host", f"{where} is already claimed by {first[0]} (in stack {first[1]!r}); a public host has one owner across all stacks")
                 )
+    # Egress to what this platform serves would leave the mesh to come back in (or reach the platform's own
+    # endpoints, the dead man's switch among them): in-mesh services are reached with dependsOn.
+    for stack, loaded in claims.items():
+        for svc, rel in loaded:
+            for i, entry in enumerate(svc.egress):
+                if entry.host and (entry.host in owners or entry.host in platform):
+                    served = f"service file {owners[entry.host][0]}" if entry.host in owners else platform[entry.host][0]
+                    problems.append(
+                        (rel, f"egress[{i}].host", f"in stack {stack!r}: {entry.host!r} is served by this platform ({served}), not an external destination")
+                    )
     return problems

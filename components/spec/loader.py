@@ -19,6 +19,7 @@ from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
 from .stack import SIDECAR_REQUESTS, StackSpec
+from .stack_settings import from_registry
 
 STACKS_DIR = "stacks"
 SERVICES_DIR = "stacks/services"
@@ -263,6 +264,12 @@ def _check_stack(
     ]
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
+    allowed = spec.policy.allowed_registries
+    problems += [
+        Problem(f, "image", f"{spec.pulled(svc).image!r} is not under policy.allowedRegistries of stack {stack!r} ({', '.join(allowed)})")
+        for svc, f in loaded
+        if not any(from_registry(spec.pulled(svc).image, prefix) for prefix in allowed)
+    ]
     sidecar = SIDECAR_REQUESTS if spec.addon_enabled("istio") else None
     problems += [Problem(f, path, message) for svc, f in loaded for path, message in capacity.fit_problems(svc, spec.karpenter.node_pools, sidecar)]
     return problems, loaded

@@ -23,7 +23,7 @@ IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w]
 
 class Expose(Spec):
     host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    path: str = field("URL path prefix.", default="/", pattern=r"^/")
+    path: str = field("URL path prefix (letters, digits and / . _ % + = , : -).", default="/", pattern=URL_PATH, max_length=URL_PATH_MAX)
 
     @field_validator("host")
     @classmethod

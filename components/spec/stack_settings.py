@@ -23,6 +23,13 @@ class AddonSpec(Spec):
 RegistryPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$")]
 
 
+def from_registry(image: str, prefix: str) -> bool:
+    """`image` lies under `prefix` at a path boundary: `reg.io/` and `reg.io` admit `reg.io/x:1`, never
+    `reg.io.evil.io/x:1`; `reg.io/team` admits `reg.io/team/x:1`, never `reg.io/team-evil/x:1`.
+    The loader and the policy pack's image-registry rule both match with it."""
+    return bool(prefix) and image.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
 def rewritten(image: str, rewrites: dict[str, str]) -> str:
     """The image a stack pulls: the longest declared prefix of the service file's image replaced."""
     prefix = max((p for p in rewrites if image.startswith(p)), key=len, default=None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
+from components.spec.stack_settings import from_registry
+
 from .base import LONG_RUNNING, WORKLOADS, Rule, Settings, Subject, as_list, as_map, containers, pod_checks, pod_template, security_context
 
 Pod = Mapping[str, Any]
@@ -52,12 +54,6 @@ def _image_tag(meta: Pod, spec: Pod) -> Iterator[str]:
             yield f"{where}: image {image!r} has no tag (it means :latest)"
         elif tag == "latest":
             yield f"{where}: image {image!r} uses the mutable tag latest"
-
-
-def from_registry(image: str, prefix: str) -> bool:
-    """`image` lies under `prefix` at a path boundary: `reg.io/` and `reg.io` admit `reg.io/x:1`, never
-    `reg.io.evil.io/x:1`; `reg.io/team` admits `reg.io/team/x:1`, never `reg.io/team-evil/x:1`."""
-    return bool(prefix) and image.startswith(prefix if prefix.endswith("/") else prefix + "/")
 
 
 def _image_registry(s: Subject, settings: Settings) -> Iterator[str]:
