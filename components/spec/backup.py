@@ -13,8 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Optional
 
-from croniter import croniter
-from croniter.croniter import CroniterError
+from croniter import CroniterError, croniter
 from pydantic import AfterValidator, model_validator
 
 from .alerting import SecretConfig
