@@ -242,7 +242,7 @@ def test_every_bad_cron_names_its_key(scratch, where, cron):
     assert f"stacks/dev.yaml: {key}: " in str(caught.value)
 
 
-@pytest.mark.parametrize("host", ["heartbeat.acme-shop.com", "shop.acme-shop.com", "smtp.acme-shop.com"])
+@pytest.mark.parametrize("host", ["shop.acme-shop.com", "shop.dev.acme-shop.com"])
 def test_egress_to_what_the_platform_serves_is_refused(scratch, host):
     scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": host, "port": 443}]))
     for stack in ("dev", "prod"):
@@ -269,3 +269,13 @@ def test_exposed_paths_have_the_same_grammar(scratch, path):
     scratch.edit("stacks/services/storefront.yaml", lambda d: d["expose"].update(path=path))
     with pytest.raises(SpecError, match="storefront.yaml: expose.path"):
         load("dev", scratch.root)
+
+
+def test_egress_to_what_the_platform_only_calls_is_allowed(scratch):
+    """The SMTP relay and the Git host are used by the platform, not served by it."""
+    scratch.edit(
+        "stacks/services/inventory.yaml", lambda d: d.update(egress=[{"host": "smtp.acme-shop.com", "port": 465}, {"host": "github.com", "port": 443}])
+    )
+    for stack in ("dev", "prod"):
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["smtp.acme-shop.com", "github.com"]}))
+    assert load("dev", scratch.root)

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from .domains import host_of
 from .tenancy import under
 
+ALERTING = "the alert receivers"
 # Setting names whose values are host names or carry one (URLs, addresses, host:port).
 HOST_KEYS = ("host", "url", "address", "smarthost", "endpoint")
 
@@ -51,7 +52,7 @@ def platform_hosts(spec: Any, addons: Mapping[str, Any]) -> dict[str, str]:
             found.setdefault(host, f"the {name} addon")
     if spec.alerting is not None:
         for host in _walk(spec.alerting.model_dump(by_alias=True)):
-            found.setdefault(host, "the alert receivers")
+            found.setdefault(host, ALERTING)
     return found
 
 
@@ -99,14 +100,16 @@ def cross_stack_problems(specs: Mapping[str, Any], claims: Mapping[str, Iterable
                 problems.append(
                     (rel, "expose.host", f"{where} is already claimed by {first[0]} (in stack {first[1]!r}); a public host has one owner across all stacks")
                 )
-    # Egress to what this platform serves would leave the mesh to come back in (or reach the platform's own
-    # endpoints, the dead man's switch among them): in-mesh services are reached with dependsOn.
+    # Egress to what this platform serves (a service's exposed host, an addon's) would leave the mesh to come
+    # back in: in-mesh services are reached with dependsOn. What the platform only calls (the receivers, the
+    # SMTP relay, the Git host) is not served here and stays a possible destination.
+    served = {host: what for host, (what, _) in platform.items() if what != ALERTING}
     for stack, loaded in claims.items():
         for svc, rel in loaded:
             for i, entry in enumerate(svc.egress):
-                if entry.host and (entry.host in owners or entry.host in platform):
-                    served = f"service file {owners[entry.host][0]}" if entry.host in owners else platform[entry.host][0]
+                if entry.host and (entry.host in owners or entry.host in served):
+                    by = f"service file {owners[entry.host][0]}" if entry.host in owners else served[entry.host]
                     problems.append(
-                        (rel, f"egress[{i}].host", f"in stack {stack!r}: {entry.host!r} is served by this platform ({served}), not an external destination")
+                        (rel, f"egress[{i}].host", f"in stack {stack!r}: {entry.host!r} is served by this platform ({by}), not an external destination")
                     )
     return problems
