@@ -103,3 +103,16 @@ def test_command_words_split_back_exactly(words):
         assert not all(WORD.match(w) for w in words)
         return
     assert shlex.split(line) == words
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(min_size=1, max_size=20), team=st.text(min_size=1, max_size=20), path=st.text(max_size=30), port=st.integers(-5, 70000))
+def test_no_declared_string_reaches_a_command_outside_the_grammar(name, team, path, port):
+    """Every declared value a command carries (name, team, port, probe path): refused, or inside the grammar."""
+    try:
+        svc = Service.model_validate({**BASE, "name": name, "team": team, "port": port, "probes": {"path": "/" + path}})
+    except ValidationError:
+        return
+    for cmd in commands(svc):
+        words = shlex.split(cmd)
+        assert all(WORD.match(w) for w in words) and command(words) == cmd
