@@ -120,8 +120,6 @@ class Logging(Addon):
     extra_namespaces = (AGENT_NAMESPACE,)
     pod_security = "baseline"
     pod_security_reason = "Loki's chart sets no seccompProfile in its pod security contexts; the node agents (hostPath, UID 0) run in logging-agent"
-    # The agent's own namespace, and why it is privileged.
-    agent_pod_security_reason = "the log agent reads the nodes' /var/log/pods through hostPath volumes, as UID 0 (kubelet writes the files 0640 root)"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> LoggingContract:
@@ -134,6 +132,8 @@ class Logging(Addon):
         self.bucket_name = (s.bucket_name or f"{self.ctx.cluster_name}-loki-{self.ctx.region}") if s.scalable else None
         storage = self.object_storage(s, self.bucket_name) if self.bucket_name else ()
         loki = self.helm(LOKI, self.loki_values(s, self.bucket_name), release=LOKI_RELEASE, depends_on=storage)
+        # Privileged for the agents alone: they read the nodes' /var/log/pods through hostPath volumes, as UID 0
+        # (kubelet writes the files 0640 root).
         agents = self.create_namespace(AGENT_NAMESPACE, level="privileged")
         self.helm(OPENTELEMETRY_COLLECTOR, agent_values(), release=AGENT_RELEASE, namespace=AGENT_NAMESPACE, depends_on=(loki, agents))
         self.grafana_datasource(loki_datasource(self.ctx.contracts.get(TracingContract)))
