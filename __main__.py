@@ -29,7 +29,12 @@ if copy is not None and copy.region == region:
 # The layout before the split (docs/operations.md#migrating-to-team-stacks): services in this stack too.
 # Only for a stack whose state has not been moved yet; never for a new stack.
 single_stack = pulumi.Config().get_bool("singleStack") or False
-platform = Platform("platform", declarations, region, single_stack=single_stack)
+try:
+    platform = Platform("platform", declarations, region, single_stack=single_stack)
+except Exception as err:  # noqa: BLE001 (a failure while rendering is one line for the user, not a stack trace)
+    raise pulumi.RunError(
+        f"invalid stack declarations:\nthe program failed while rendering the stack: {type(err).__name__}: {' '.join(str(err).split())[:400]}"
+    ) from None
 cluster, network = platform.cluster, platform.network
 
 pulumi.export("clusterName", cluster.name)

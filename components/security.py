@@ -14,6 +14,16 @@ RESTRICTED_CONTAINER = {
 }
 
 
+def pod_security_labels(level: str, version: tuple[int, int], warn: str = "restricted") -> dict[str, str]:
+    """A namespace's Pod Security admission labels: `level` enforced at the Standards version the policy
+    pack judges (pinned, so admission does not move to whatever the API server's "latest" becomes)."""
+    return {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/enforce-version": "v{}.{}".format(*version),
+        "pod-security.kubernetes.io/warn": warn,
+    }
+
+
 def restricted_pod(user: int, group: int | None = None) -> dict[str, Any]:
     """A pod securityContext the restricted standard admits: a fixed non-root user, its group owning the volumes."""
     group = user if group is None else group

@@ -59,6 +59,10 @@ FREE_FORM: dict[str, dict[str, str]] = {
         "loki.storage_config": "Loki's storage_config section, rendered verbatim into config.yaml (templated toYaml); values.yaml: 'Additional storage config'",
         "loki.limits_config": "Loki's limits_config section, rendered verbatim into config.yaml (templated toYaml); values.yaml lists a few limits as examples",
     },
+    "sealed-secrets": {
+        "podSecurityContext": 'the controller pod\'s PodSecurityContext, rendered with `omit "enabled" | toYaml` when enabled',
+        "containerSecurityContext": 'the controller container\'s SecurityContext, rendered with `omit "enabled" | toYaml` when enabled',
+    },
     "velero": {
         "nodeAgent.podSecurityContext": "the node agent pod's PodSecurityContext, rendered with toYaml; default {runAsUser: 0}",
         "configuration.repositoryMaintenanceJob.repositoryConfigData.global": "Velero's maintenance JobConfigs (podLabels, podResources, "

@@ -230,10 +230,46 @@ def _run(stack: str, root: Path, program: Path, project: str, project_dir: Path,
             )
     except (pulumi.RunError, ProgramError) as err:
         raise ProgramError(str(err), list(monitor.records.values())) from None
+    except Exception as err:  # noqa: BLE001 (any failure while rendering is reported as one line, exit 2)
+        raise ProgramError(rendering_error(err), list(monitor.records.values())) from None
     finally:
         sys.path.remove(str(root))
     # Registration order depends on the event loop; URN order is stable, so files and diffs are too.
-    return Recording(stack=stack, resources=sorted(monitor.records.values(), key=lambda r: r.urn), outputs=outputs)
+    recording = Recording(stack=stack, resources=sorted(monitor.records.values(), key=lambda r: r.urn), outputs=outputs)
+    clashes = object_clashes(recording)
+    if clashes:
+        raise ProgramError("\n".join(clashes), recording.resources)
+    return recording
+
+
+def rendering_error(err: BaseException) -> str:
+    """One line for an error raised while the program renders: what failed, never a stack trace."""
+    from components.spec.problems import redact
+
+    text = " ".join(str(err).split()) or type(err).__name__
+    return redact(f"the program failed while rendering the stack: {type(err).__name__}: {text[:400]}")
+
+
+def object_clashes(recording: Recording) -> list[str]:
+    """Two resources that declare one Kubernetes object (group, kind, namespace, name): the cluster
+    would hold one of them, and each `pulumi up` would overwrite the other. Checked on what was
+    really rendered, so it holds for names no declaration rule foresaw."""
+    seen: dict[tuple[str, str, str, str], str] = {}
+    found = []
+    for r in recording.kubernetes_objects():
+        meta = r.metadata
+        key = (
+            str(r.inputs.get("apiVersion", "")).split("/")[0] if "/" in str(r.inputs.get("apiVersion", "")) else "",
+            r.kind or "",
+            meta.get("namespace", ""),
+            meta.get("name", ""),
+        )
+        if key in seen:
+            where = f"namespace {key[2]}" if key[2] else "the cluster"
+            found.append(f"the {key[1]} {key[3]!r} in {where} is declared twice, by {seen[key]} and {r.name}; rename one of them")
+        else:
+            seen[key] = r.name
+    return found
 
 
 def _resolve_outputs() -> dict[str, Any]:

@@ -33,10 +33,10 @@ def agent(rec) -> dict:
     return release(rec, logs.AGENT_RELEASE).inputs["values"]
 
 
-def test_both_charts_are_pinned_into_the_logging_namespace(stack):
-    for name, chart in ((logs.LOKI_RELEASE, LOKI), (logs.AGENT_RELEASE, OPENTELEMETRY_COLLECTOR)):
+def test_both_charts_are_pinned_loki_and_its_agents_in_namespaces_of_their_own(stack):
+    for name, chart, namespace in ((logs.LOKI_RELEASE, LOKI, "logging"), (logs.AGENT_RELEASE, OPENTELEMETRY_COLLECTOR, "logging-agent")):
         inputs = release(stack, name).inputs
-        assert (inputs["chart"], inputs["version"], inputs["namespace"]) == (chart.name, chart.version, "logging")
+        assert (inputs["chart"], inputs["version"], inputs["namespace"]) == (chart.name, chart.version, namespace)
         assert chart_values.unknown_keys(chart, inputs["values"]) == []
 
 
@@ -177,8 +177,9 @@ def test_agent_reads_as_root_but_without_capabilities(stack):
     context = agent(stack)["securityContext"]
     assert (context["runAsUser"], context["allowPrivilegeEscalation"], context["readOnlyRootFilesystem"]) == (0, False, True)
     assert context["capabilities"] == {"drop": ["ALL"]}
-    # hostPath volumes: the namespace's level says so rather than failing admission.
-    assert stack.manifest("Namespace", "logging")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    # hostPath volumes: the agents' own namespace says so rather than failing admission; Loki's stays baseline.
+    assert stack.manifest("Namespace", logs.AGENT_NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert stack.manifest("Namespace", logs.NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
 
 
 # -- Grafana ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_controller_is_where_kubeseal_looks(stack):
     # kubeseal's default --controller-name; the namespace is passed as --controller-namespace.
     assert values["fullnameOverride"] == sealed_secrets.CONTROLLER_NAME == "sealed-secrets-controller"
     assert chart_values.unknown_keys(SEALED_SECRETS, values) == []
-    assert stack.manifest("Namespace", sealed_secrets.NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert stack.manifest("Namespace", sealed_secrets.NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_declared_ciphertext_becomes_a_sealed_secret_in_the_team_namespace(stack):

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "components"
 ADDONS = "components.addons"
 # The addon package's machinery, which every addon builds on (flows: the NetworkPolicy vocabulary
-# addons declare their traffic in); every other module there is an addon.
-ADDON_MACHINERY = {"components.addons", "components.addons.base", "components.addons.registry", "components.addons.flows"}
+# addons declare their traffic in; gitops: what the stack exports per addon); every other module there is an addon.
+ADDON_MACHINERY = {"components.addons", "components.addons.base", "components.addons.registry", "components.addons.flows", "components.addons.gitops"}
 
 
 def module_name(path: Path) -> str:

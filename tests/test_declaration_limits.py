@@ -283,7 +283,7 @@ def test_every_addon_names_the_charts_its_values_are_checked_against():
             lambda d: d["secrets"].append({"name": "orders-db2", "vaultPath": "checkout/x", "keys": ["DATABASE_URL"]}),
             "secrets: ['DATABASE_URL'] come from more than one Vault path",
         ),
-        (lambda d: d["env"].update(OTEL_SERVICE_NAME="x"), "env: OTEL_SERVICE_NAME is set by the platform in every container"),
+        (lambda d: d["env"].update(OTEL_SERVICE_NAME="x"), "env: OTEL_SERVICE_NAME is in a prefix the platform owns"),
         (lambda d: d["env"].update(DATABASE_URL="x"), "env: ['DATABASE_URL'] also come from secrets"),
     ],
 )

@@ -42,6 +42,9 @@ def test_only_the_declaring_service_may_use_the_route(stack):
 
 def test_a_second_caller_joins_the_same_route(scratch):
     scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": "api.stripe.com", "port": 443}]))
+    # Every team may call Stripe once the platform offers it to all (policy.sharedEgress).
+    for stack in ("dev", "prod"):
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["api.stripe.com"]}))
     rec = run("dev", scratch.root)
     policy = rec.manifest("AuthorizationPolicy", "egress-api-stripe-com-443-callers", "istio-egress")["spec"]
     assert policy["rules"][0]["from"][0]["source"]["principals"] == ["cluster.local/ns/catalog/sa/inventory", PAYMENT_PRINCIPAL]

@@ -111,10 +111,11 @@ def test_dev_accepts_placeholder_domains_everywhere(scratch):
 
     scratch.edit(DEV, placeholders)
     scratch.edit("stacks/services/web/storefront.yaml", lambda d: d["envs"]["dev"]["expose"].update(host="shop.dev.example.com"))
-    scratch.edit(PAYMENT, lambda d: d.setdefault("envs", {}).setdefault("dev", {}).update(egress=[{"host": "api.payments.local", "port": 443}]))
+    scratch.edit(PAYMENT, lambda d: d.setdefault("envs", {}).setdefault("dev", {}).update(egress=[{"host": "api.payments.test", "port": 443}]))
+    scratch.edit(DEV, lambda d: d["teams"]["checkout"]["egress"]["hosts"].append("api.payments.test"))
     decl = load("dev", scratch.root)
     assert decl.spec.dns.zone == "dev.example.com" and decl.spec.ingress.domains == ["dev.example.com"]
-    assert next(s for s in decl.services if s.name == "payment").egress[0].host == "api.payments.local"
+    assert next(s for s in decl.services if s.name == "payment").egress[0].host == "api.payments.test"
 
 
 def test_the_sample_stacks_serve_the_sample_company_domain():

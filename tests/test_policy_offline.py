@@ -41,14 +41,14 @@ def test_preview_blocks_a_prod_endpoint_open_to_the_whole_internet(scratch, tmp_
     assert [v["rule"] for v in violations] == ["eks-endpoint-not-world-open"]
 
 
-def test_preview_blocks_a_prod_service_pulling_from_an_unapproved_registry(scratch, tmp_path, capsys):
+def test_preview_refuses_a_service_pulling_from_an_unapproved_registry(scratch, tmp_path, capsys):
+    """The loader refuses it naming the file (exit 2); the policy pack's image-registry-allowed rule judges
+    the same with the same matcher on any manifest (tests/test_policy_workloads.py, `make check`)."""
     scratch.add_service({"name": "reviews", "team": "catalog", "image": "docker.io/library/nginx:1.27.0", "port": 8080})
-    status = preview(["prod", "--root", str(scratch.root), "--out", str(tmp_path)])
-    records = json.loads((tmp_path / "resources.json").read_text())
-    if not any(r["inputs"].get("kind") == "Deployment" for r in records):
-        pytest.skip("services are not rendered as Deployments yet")
-    out = capsys.readouterr().out
-    assert status == 1 and "MANDATORY image-registry-allowed" in out and "docker.io/library/nginx:1.27.0" in out
+    out = tmp_path / "out"
+    assert preview(["prod", "--root", str(scratch.root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "stacks/services/catalog/reviews.yaml: image: 'docker.io/library/nginx:1.27.0' is not under policy.allowedRegistries" in err and not out.exists()
 
 
 # -- make check -------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ def endpoints(stack: str) -> dict[str, Endpoint]:
         "keda": pod("keda", "keda", {"app": "keda-operator"}),
         "argocd": pod("argocd", "argocd", {"app.kubernetes.io/name": "argocd-repo-server"}),
         "loki": pod("loki", "logging", {"app.kubernetes.io/name": "loki"}),
+        "loki-gateway": pod(
+            "loki-gateway", "logging", {"app.kubernetes.io/name": "loki", "app.kubernetes.io/instance": "loki", "app.kubernetes.io/component": "gateway"}
+        ),
+        "log-agent": pod("log-agent", "logging-agent", {"app.kubernetes.io/name": "opentelemetry-collector", "app.kubernetes.io/instance": "otel-agent"}),
         "egress-gateway": pod("egress-gateway", "istio-egress", {"app": "istio-egressgateway", "istio": "egressgateway"}),
         "velero": pod("velero", "velero", {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": "velero"}),
         "vault-snapshot": pod("vault-snapshot", "velero", {"app.kubernetes.io/name": "vault-snapshot"}),
@@ -167,6 +171,8 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         "keda",
         "argocd",
         "loki",
+        "loki-gateway",
+        "log-agent",
         "prometheus",
         "grafana",
         "alertmanager",
@@ -215,7 +221,11 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("flagger", "prometheus", 9090)
     add("flagger", "loadtester", 8080)
     add("grafana", "jaeger", 16686)
-    add("grafana", "loki", 8080)
+    add("grafana", ["loki", "loki-gateway"], 8080)
+    # Loki's targets and gateway call each other; the node agents (their own namespace) write to the gateway only.
+    add("loki", "loki-gateway", *PORTS)
+    add("loki-gateway", "loki", *PORTS)
+    add("log-agent", "loki-gateway", 8080)
     add("collector", "jaeger", 4317)
     add("jaeger", "collector", 4317)
     # One namespace: Prometheus, Alertmanager and Grafana call each other.
@@ -231,7 +241,8 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("prometheus", "flagger", 8080)
     add("prometheus", "collector", 8888)
     add("prometheus", "external-secrets", 8080)
-    add("prometheus", "loki", 3100, 8888)
+    add("prometheus", ["loki", "loki-gateway"], 3100)
+    add("prometheus", "log-agent", 8888)
     # Velero: the API, S3/KMS/EC2 with Pod Identity, scraped on its metrics port; its Vault snapshot job
     # reaches the raft leader over TLS and uploads to S3.
     # With the data mover (prod's copyTo): the node agent (the server's labels, scraped by its PodMonitor)
@@ -249,8 +260,9 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
         if decl.spec.addon_enabled("vault"):
             add("vault-snapshot", "vault", 8200)
     if decl.spec.addon_enabled("logging") and stack == "prod":
-        add("loki", PUBLIC, 443)
-        add("loki", "pod-identity", 80)
+        for name in ("loki", "loki-gateway"):
+            add(name, PUBLIC, 443)
+            add(name, "pod-identity", 80)
     # Services: dependsOn edges, the gateway for exposed ones, the load tester for canaries, scrapes.
     services = {s.name: s for s in decl.services}
     for svc in services.values():

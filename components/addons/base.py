@@ -22,6 +22,7 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgsDict
 
 from components.contracts import Contracts, IstioContract, MonitoringContract, TracingContract
 from components.monitoring.scrape import Metrics
+from components.security import pod_security_labels
 from components.spec import Declarations, deep_merge
 from components.spec import catalog
 from components.spec.base import Spec
@@ -29,6 +30,10 @@ from components.spec.stack import AddonSpec
 from components.versions import Chart
 
 from . import flows as net
+from .gitops import METADATA_KEYS, gitops_metadata  # noqa: F401 (the program imports them from here)
+
+
+Level = Literal["restricted", "baseline", "privileged"]
 
 
 class NoSettings(Spec):
@@ -73,7 +78,7 @@ class Addon(pulumi.ComponentResource):
     Settings: ClassVar[type[Spec]] = NoSettings
     # The Pod Security Standard enforced on the addon's namespaces: restricted unless its pods
     # cannot pass it, and then `pod_security_reason` says why (a test fails on a lower level without one).
-    pod_security: ClassVar[Literal["restricted", "baseline", "privileged"]] = "restricted"
+    pod_security: ClassVar[Level] = "restricted"
     pod_security_reason: ClassVar[str] = ""
     # An addon that describes the others (Argo CD's cluster secret carries every addon's namespace,
     # service account and IAM role) is installed after them, without depending on them.
@@ -214,7 +219,8 @@ class Addon(pulumi.ComponentResource):
     def namespaces(cls) -> tuple[str, ...]:
         return (cls.namespace, *cls.extra_namespaces)
 
-    def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None) -> Namespace:
+    def create_namespace(self, namespace: str, labels: Optional[dict[str, str]] = None, level: Optional[Level] = None) -> Namespace:
+        """One of the addon's namespaces, at the addon's Pod Security level or `level` (a namespace for one privileged part)."""
         if namespace not in self.namespaces():
             # An undeclared namespace would not be reserved, and a team could claim it.
             raise TypeError(f"addon {self.name!r} creates namespace {namespace!r} without declaring it in extra_namespaces")
@@ -222,7 +228,7 @@ class Addon(pulumi.ComponentResource):
             f"{self.name}-{namespace}",
             metadata={
                 "name": namespace,
-                "labels": {"pod-security.kubernetes.io/enforce": self.pod_security, "pod-security.kubernetes.io/warn": "restricted", **(labels or {})},
+                "labels": {**pod_security_labels(level or self.pod_security, self.ctx.decl.spec.pod_security_version), **(labels or {})},
             },
             opts=pulumi.ResourceOptions(parent=self, provider=self.ctx.provider),
         )
@@ -288,13 +294,3 @@ class Addon(pulumi.ComponentResource):
             data={f"{uid}.yaml": yaml.safe_dump({"apiVersion": 1, "datasources": [datasource]}, sort_keys=False)},
             opts=self.k8s,
         )
-
-
-# What the gitops metadata carries per addon (the gitops-bridge convention).
-METADATA_KEYS = ("namespace", "serviceAccount", "iamRoleArn")
-
-
-def gitops_metadata(addon: Addon) -> dict[str, Any]:
-    """An addon's namespace, service account and IAM role, as ApplicationSets select them."""
-    outputs = addon.outputs()
-    return {k: outputs[k] for k in METADATA_KEYS if k in outputs}

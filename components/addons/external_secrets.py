@@ -34,7 +34,7 @@ import pulumi_vault as vault
 
 from components.contracts import ExternalSecretsContract, VaultContract
 from components.monitoring.scrape import Metrics
-from components.spec import Declarations
+from components.spec import Declarations, names
 from components.spec.base import Spec, field
 from components.vault_access import TOKEN_AUDIENCE, VaultRole
 from components.versions import EXTERNAL_SECRETS
@@ -50,12 +50,12 @@ WEBHOOK_PORT = 10250
 RELEASE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
 # The SecretStore in every team namespace, and what an ExternalSecret's spec.secretStoreRef is set to.
-SECRET_STORE = "vault"
+SECRET_STORE = names.SECRET_STORE
 STORE_REF = {"kind": "SecretStore", "name": SECRET_STORE}
 # The account a team's store authenticates to Vault as, in the team's namespace.
-TEAM_SERVICE_ACCOUNT = "vault-secrets"
+TEAM_SERVICE_ACCOUNT = names.TEAM_SERVICE_ACCOUNT
 # The Secret in every team namespace holding Vault's CA (cert-manager writes it from the internal issuer).
-TEAM_CA_SECRET = "vault-ca"
+TEAM_CA_SECRET = names.TEAM_CA_SECRET
 # The controller's metrics port (chart: metrics.listen.port).
 METRICS_PORT = 8080
 # Vault's KV v2 mount (Vault's contract): a service's vaultPath "checkout/orders/db" is secret/data/checkout/orders/db in Vault.

@@ -19,7 +19,9 @@ the node (`storeCheckpoints`), so a restarted agent neither loses nor repeats li
 
 Pod Security: the agent reads the nodes' log files through hostPath volumes and, because kubelet
 writes them 0640 root, as UID 0 (with every capability dropped and a read-only root filesystem).
-That is the `privileged` level; it is why this namespace, like `monitoring`, is not `baseline`.
+That is the `privileged` level, so the agent has a namespace of its own (`logging-agent`), which holds
+nothing else; Loki's namespace enforces `baseline` (its pods use no host namespace, path or port and
+no added capability; the chart's pod contexts set no seccompProfile, which `restricted` requires).
 
 Grafana gets a Loki datasource (ConfigMap for its sidecar) whose trace ids link to Jaeger when the
 stack also enables tracing.
@@ -48,6 +50,8 @@ from . import flows as net
 from .base import Addon
 
 NAMESPACE = "logging"
+# The node agents alone: the one namespace of this addon that must admit hostPath volumes and UID 0.
+AGENT_NAMESPACE = "logging-agent"
 LOKI_RELEASE = "loki"
 # Set explicitly: the chart's default follows the fullname, and the Pod Identity binding must not move.
 SERVICE_ACCOUNT = "loki"
@@ -59,6 +63,8 @@ LOKI_OTLP_ENDPOINT = f"{LOKI_URL}/otlp"
 LOKI_DATASOURCE_UID = "loki"
 # The gateway's nginx listens on 8080 behind Service port 80; Loki serves HTTP (and its metrics) on 3100.
 LOKI_GATEWAY_PORT = 8080
+# The gateway pods' labels (the chart's selector labels plus its component).
+LOKI_GATEWAY_PODS = {"app.kubernetes.io/name": "loki", "app.kubernetes.io/instance": LOKI_RELEASE, "app.kubernetes.io/component": "gateway"}
 LOKI_HTTP_PORT = 3100
 AGENT_METRICS_PORT = 8888
 # The index label Loki derives from the OTLP resource attribute service.name.
@@ -111,8 +117,9 @@ class Logging(Addon):
     requires = ("prometheus",)
     Settings = LoggingSettings
     multi_chart = True
-    pod_security = "privileged"
-    pod_security_reason = "the log agent reads the nodes' /var/log/pods through hostPath volumes, as UID 0 (kubelet writes the files 0640 root)"
+    extra_namespaces = (AGENT_NAMESPACE,)
+    pod_security = "baseline"
+    pod_security_reason = "Loki's chart sets no seccompProfile in its pod security contexts; the node agents (hostPath, UID 0) run in logging-agent"
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> LoggingContract:
@@ -125,7 +132,10 @@ class Logging(Addon):
         self.bucket_name = (s.bucket_name or f"{self.ctx.cluster_name}-loki-{self.ctx.region}") if s.scalable else None
         storage = self.object_storage(s, self.bucket_name) if self.bucket_name else ()
         loki = self.helm(LOKI, self.loki_values(s, self.bucket_name), release=LOKI_RELEASE, depends_on=storage)
-        self.helm(OPENTELEMETRY_COLLECTOR, agent_values(), release=AGENT_RELEASE, depends_on=(loki,))
+        # Privileged for the agents alone: they read the nodes' /var/log/pods through hostPath volumes, as UID 0
+        # (kubelet writes the files 0640 root).
+        agents = self.create_namespace(AGENT_NAMESPACE, level="privileged")
+        self.helm(OPENTELEMETRY_COLLECTOR, agent_values(), release=AGENT_RELEASE, namespace=AGENT_NAMESPACE, depends_on=(loki, agents))
         self.grafana_datasource(loki_datasource(self.ctx.contracts.get(TracingContract)))
 
     def object_storage(self, s: LoggingSettings, name: str) -> tuple[pulumi.Resource, ...]:
@@ -166,8 +176,20 @@ class Logging(Addon):
         grafana = self.ctx.contracts.require(MonitoringContract).grafana
         found = [
             net.api_server(self.vpc_cidr),
-            *net.within(NAMESPACE, reason="the agents write to Loki's gateway; Loki's targets talk to each other (HTTP, gRPC, memberlist)"),
-            *self.scraped((LOKI_HTTP_PORT, AGENT_METRICS_PORT)),
+            *net.within(NAMESPACE, reason="Loki's targets talk to each other (HTTP, gRPC, memberlist)"),
+            *self.scraped((LOKI_HTTP_PORT,)),
+            # The node agents: the API (pod attributes), Loki's gateway, scraped on their metrics port.
+            net.api_server(self.vpc_cidr, namespace=AGENT_NAMESPACE),
+            net.flow(
+                "loki",
+                "egress",
+                [net.Peer.of(NAMESPACE, LOKI_GATEWAY_PODS)],
+                "the agents write logs to Loki's gateway (OTLP/HTTP)",
+                ports=(LOKI_GATEWAY_PORT,),
+                namespace=AGENT_NAMESPACE,
+                both_ends=True,
+            ),
+            *self.scraped((AGENT_METRICS_PORT,), namespace=AGENT_NAMESPACE),
             net.flow(
                 "grafana", "ingress", [net.Peer.to(grafana)], "Grafana's Loki datasource, through the gateway", ports=(LOKI_GATEWAY_PORT,), both_ends=True
             ),

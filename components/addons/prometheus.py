@@ -43,6 +43,8 @@ ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
 # What Prometheus scrapes outside the pod network: the kubelets (cAdvisor), node-exporter and the
 # Istio CNI agent, all on the nodes' addresses.
 NODE_PORTS = (10250, 9100, 15014)
+# The node exporters' namespace: the one part of the stack that needs the host.
+NODE_NAMESPACE = "monitoring-node"
 # The operator's admission webhook for PrometheusRules.
 OPERATOR_WEBHOOK_PORT = 10250
 
@@ -61,8 +63,14 @@ class Prometheus(Addon):
     # and kube-state-metrics included; the monitors the other components declare are created here.
     metrics = Metrics()
     Settings = PrometheusSettings
-    pod_security = "privileged"
-    pod_security_reason = "node-exporter runs on the host's network and PID namespace and reads /proc and /sys through hostPath volumes"
+    # node-exporter alone needs the host (its network and PID namespaces, /proc and /sys by hostPath): its
+    # DaemonSet goes to a namespace of its own (the subchart's namespaceOverride), and this one stays baseline.
+    extra_namespaces = (NODE_NAMESPACE,)
+    pod_security = "baseline"
+    pod_security_reason = (
+        "Grafana's init-chown-data runs as root with CHOWN to own its volume, which baseline admits and restricted does not; "
+        "node-exporter (host network, PID namespace, hostPath) runs in monitoring-node, which is privileged for it alone"
+    )
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> MonitoringContract:
@@ -101,7 +109,8 @@ class Prometheus(Addon):
         values = self.chart_values(s)
         values["alertmanager"].update(config=alertmanager.config(self.ctx.decl.spec))
         values["alertmanager"]["alertmanagerSpec"]["secrets"] = [alertmanager.SECRET_NAME]
-        self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers))
+        nodes = self.create_namespace(NODE_NAMESPACE, level="privileged")
+        self.release = self.helm(KUBE_PROMETHEUS_STACK, values, release=RELEASE, depends_on=(admin, receivers, nodes))
         for monitor in self.monitors():
             self.manifest(scrape.API_VERSION, monitor.kind, monitor.name, namespace=NAMESPACE, spec=monitor.spec)
         enabled = self.ctx.decl.spec.addon_enabled
@@ -140,6 +149,7 @@ class Prometheus(Addon):
             "fullnameOverride": RELEASE,
             "alertmanager": {"alertmanagerSpec": {"replicas": s.replicas}},
             "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"}},
+            "prometheus-node-exporter": {"namespaceOverride": NODE_NAMESPACE},
             "prometheus": {
                 "prometheusSpec": {
                     "replicas": s.replicas,

@@ -27,6 +27,7 @@ from typing import Any
 from components.contracts import SealedSecretsContract
 from components.monitoring.scrape import Metrics
 from components.spec import Declarations
+from components.security import RESTRICTED_CONTAINER, restricted_pod
 from components.spec.backup import SEALING_KEY_RENEWAL
 from components.versions import SEALED_SECRETS
 
@@ -42,6 +43,8 @@ API_VERSION = "bitnami.com/v1alpha1"
 KIND = "SealedSecret"
 # kubeseal fetches the public certificate through the API server's service proxy, on the controller's HTTP port.
 HTTP_PORT = 8080
+# The image's user (the chart's default containerSecurityContext.runAsUser) and the chart's fsGroup.
+RUN_AS, FS_GROUP = 1001, 65534
 
 
 class SealedSecrets(Addon):
@@ -49,11 +52,8 @@ class SealedSecrets(Addon):
     namespace = NAMESPACE
     # Unseal errors (chart: metrics.serviceMonitor).
     metrics = Metrics(charts={SEALED_SECRETS.name: {"metrics": {"serviceMonitor": {"enabled": True}}}})
-    pod_security = "baseline"
-    pod_security_reason = (
-        "the chart's container context drops all capabilities and runs read-only as non-root, but it sets "
-        "neither seccompProfile nor allowPrivilegeEscalation (no such keys in its values)"
-    )
+    # restricted: the controller holds the sealing keys, so its namespace admits nothing looser. The chart renders
+    # podSecurityContext and containerSecurityContext with `omit "enabled" | toYaml`, so the restricted fields pass through.
 
     @classmethod
     def contract(cls, settings: Any, decl: Declarations) -> SealedSecretsContract:
@@ -65,6 +65,8 @@ class SealedSecrets(Addon):
             {
                 "fullnameOverride": CONTROLLER_NAME,
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+                "podSecurityContext": {"enabled": True, **restricted_pod(RUN_AS, FS_GROUP)},
+                "containerSecurityContext": {"enabled": True, **RESTRICTED_CONTAINER, "runAsUser": RUN_AS},
                 # The chart's default (30 days) made explicit: the backup schedule of the keys is checked against it.
                 "keyrenewperiod": f"{int(SEALING_KEY_RENEWAL.total_seconds()) // 3600}h",
             },

@@ -8,12 +8,12 @@ stack model requires it in prod and ties it to this addon.
   region (and account), re-encrypted with that bucket's own key.
 - The AWS plugin (object store and EBS snapshotter) as the chart's init container; Velero reaches S3,
   KMS and EC2 through EKS Pod Identity (`credentials.useSecret: false`): a role limited to the
-  bucket, its key, and the EC2 snapshot actions the plugin documents.
+  bucket and its key (no EC2 actions: volume snapshots are CSI's, made by the EBS CSI driver).
 - Volumes: CSI snapshots (built into Velero since 1.14, `--features=EnableCSI`) of the EBS CSI
   driver's volumes, through the VolumeSnapshotClass labelled for Velero (installed with the chart,
   `extraObjects`) and the CSI snapshot controller (EKS addon `snapshot-controller`, which also
   installs the snapshot.storage.k8s.io CRDs). Velero skips its native snapshotter for CSI volumes when
-  EnableCSI is on; the VolumeSnapshotLocation serves volumes that are not CSI-provisioned.
+  EnableCSI is on, and no VolumeSnapshotLocation is declared, so nothing needs EC2 on Velero's role.
 - Volume data in the second region: with `backup.copyTo` (or `moveData`) the schedules move each
   snapshot's data into the bucket with Kopia, through the node agent and its data mover pods
   (components/backup/data_mover.py); the bucket then expires by age only what is not a Kopia repository.
@@ -72,8 +72,6 @@ PLATFORM_STATE = {
     "tracing": "Jaeger's Badger store (prod)",
     "kubecost": "cost-analyzer's ETL data volume",
 }
-# The AWS plugin's documented EC2 actions (velero-plugin-for-aws README), for the snapshot location.
-EC2_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateTags", "ec2:CreateVolume", "ec2:CreateSnapshot", "ec2:DeleteSnapshot"]
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 POD_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": RELEASE}
 
@@ -223,7 +221,9 @@ class Velero(Addon):
 
 def server_policy(bucket: storage.Bucket, source: Optional[RestoreSource]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": EC2_ACTIONS, "Resource": "*"},
+        # No EC2 actions: volumes are snapshotted through CSI (`EnableCSI`, no VolumeSnapshotLocation), so the
+        # EBS CSI driver's own role makes and restores the snapshots; the plugin's native EBS snapshotter,
+        # which would need ec2:CreateSnapshot and friends on `Resource: *`, is never used.
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.arn},
         {"Effect": "Allow", "Action": S3_OBJECT_ACTIONS, "Resource": f"{bucket.arn}/{VELERO_PREFIX}/*"},
         {"Effect": "Allow", "Action": storage.KMS_USE, "Resource": bucket.key.arn},

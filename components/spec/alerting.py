@@ -7,6 +7,7 @@ where a credential belongs is refused by the model (a credential is `{config: <k
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Optional
 from urllib.parse import urlsplit
@@ -14,7 +15,19 @@ from urllib.parse import urlsplit
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from .base import Spec, field
-from .domains import refuse_placeholder
+from .domains import refuse_placeholder, reserved_domain
+from .egress import internal_name
+from .secrets_scan import credential_types
+
+# Services whose webhook URLs are themselves the credential (the path holds the token).
+TOKEN_URLS = (
+    ("hooks.slack.com", "/"),
+    ("events.pagerduty.com", "/integration/"),
+    ("discord.com", "/api/webhooks/"),
+    ("discordapp.com", "/api/webhooks/"),
+    ("chat.googleapis.com", "/"),
+    ("hooks.zapier.com", "/"),
+)
 
 # Alertmanager's receiver for alerts that must go nowhere (the chart's InfoInhibitor).
 NULL_RECEIVER = "null"
@@ -27,6 +40,16 @@ class SecretConfig(Spec):
     config: str = field(
         "Name of the Pulumi secret config key in the `platform` namespace (`pulumi config set --secret <key>`).", pattern=r"^[a-z][A-Za-z0-9]{2,62}$"
     )
+
+    @field_validator("config")
+    @classmethod
+    def _a_name(cls, key: str) -> str:
+        # A routing key pasted where its config key's name belongs (32 hex characters fit the name pattern).
+        if re.fullmatch(r"[0-9a-f]{16,}", key) or credential_types("config", key):
+            raise ValueError(
+                "config: this looks like the credential itself (value not shown); store it with `pulumi config set --secret <key>` and name the key here"
+            )
+        return key
 
 
 class PagerDuty(Spec):
@@ -49,12 +72,50 @@ class Webhook(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "Webhook":
-        parts = urlsplit(self.url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"url {self.url!r} must be an https:// URL")
-        if parts.username or parts.password or parts.query:
-            raise ValueError(f"url {self.url!r} carries credentials (user info or a query string); put the token in bearerToken")
+        problem = webhook_url_problem(self.url)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def webhook_url_problem(url: str) -> Optional[str]:
+    """Why `url` cannot be a receiver's plain-text URL, or None. Messages show the host, never the URL:
+    a URL that carries a credential must not reach a log by way of its refusal."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        return "url is not a URL (https://<public host>/<path>)"
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return f"url to {host!r} carries credentials (user info, a query string or a fragment; value not shown); put the token in bearerToken"
+    if parts.scheme != "https" or not host:
+        return f"url to {host or 'nowhere'!r} must be an https:// URL (alerts carry internal details; plain HTTP exposes them)"
+    if not public_host(host):
+        return (
+            f"url host {host!r} is not a public host name (an IP address, localhost, link-local, private or cluster-internal name); "
+            "Alertmanager posts alerts from inside the cluster, where such a name reaches the cluster itself"
+        )
+    if credential_types("url", url) or any(host == h and parts.path.startswith(p) for h, p in TOKEN_URLS):
+        return (
+            f"url to {host!r} embeds a credential in its path (value not shown); use the slack or pagerduty receiver, whose "
+            "secret comes from Pulumi config, or bearerToken"
+        )
+    return None
+
+
+def public_host(host: str) -> bool:
+    """A DNS name with a dot, not an IP literal, not a cluster-internal, VPC or special-use name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return False
+    except ValueError:
+        pass
+    # A real top-level domain last: `0x7f.0.0.1`, `127.1` and the like are addresses in disguise.
+    tld = host.rsplit(".", 1)[-1]
+    if not re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}", tld):
+        return False
+    return "." in host and not internal_name(host) and reserved_domain(host) not in ("localhost", "local", "invalid", "home.arpa")
 
 
 class Email(Spec):
@@ -71,6 +132,9 @@ class Email(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> "Email":
+        host = self.smarthost.rsplit(":", 1)[0]
+        if not public_host(host):
+            raise ValueError(f"smarthost: {host!r} is not a public host name (not an IP address, localhost or a cluster-internal name)")
         if (self.auth_username is None) != (self.auth_password is None):
             raise ValueError("authUsername and authPassword must be set together")
         return self
@@ -119,6 +183,8 @@ class AlertingSpec(Spec):
     @field_validator("repository_url")
     @classmethod
     def _real_repository(cls, url: str, info: ValidationInfo) -> str:
+        if "@" in url.split("/", 3)[2]:
+            raise ValueError("repositoryUrl carries user info (a credential; value not shown); runbook links are public addresses")
         return refuse_placeholder(url, info.context, "every alert's runbook link leads nowhere")
 
     @model_validator(mode="after")

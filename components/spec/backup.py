@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Optional
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import AfterValidator, model_validator
 
 from .alerting import SecretConfig
@@ -33,6 +33,12 @@ def _cron(expression: str) -> str:
     fields = expression.split()
     if len(fields) != 5 or not croniter.is_valid(expression):
         raise ValueError(f'{expression!r} is not a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"')
+    try:
+        # Well-formed but never due (February 31st): the gap rules below could not measure it.
+        croniter(expression, datetime(2026, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
+        longest_gap(expression)
+    except (CroniterError, ValueError):
+        raise ValueError(f"{expression!r} never runs (no such date, e.g. February 31st); give a schedule that is due") from None
     return expression
 
 

@@ -41,6 +41,21 @@ CpuQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?m?$")
 MemoryQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"), BeforeValidator(_number_as_text), AfterValidator(_quantity)]
 
 
+MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def cpu_millis(quantity: str) -> int:
+    """ "250m" -> 250, "2" -> 2000, "0.5" -> 500."""
+    return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
+    if not match:
+        raise ValueError(f"{repr(quantity[:40])} is not a memory quantity")
+    return int(match[1]) * MEMORY_UNITS[match[2] or ""]
+
+
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True)
 

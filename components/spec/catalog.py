@@ -18,7 +18,7 @@ from .base import Spec
 ADDON_PACKAGE = "components.addons"
 ADDON_DIR = Path(__file__).resolve().parents[1] / "addons"
 # Modules of the addon package that are its machinery, not addons.
-MACHINERY = ("base", "registry")
+MACHINERY = ("base", "registry", "gitops")
 
 
 @dataclass(frozen=True)

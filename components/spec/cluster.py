@@ -10,6 +10,7 @@ from pydantic import model_validator
 
 from . import limits
 from .base import Quantity, Spec, field
+from .backup import Cron
 from .problems import short
 
 # CloudWatch Logs accepts only these retention periods.
@@ -128,7 +129,7 @@ class ClusterSpec(Spec):
 class DisruptionBudget(Spec):
     nodes: str = field("Nodes (count or percentage) that may be disrupted at once.", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
     reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = field("Disruption reasons the budget applies to; all when empty.", default_factory=list)
-    schedule: Optional[str] = field("Cron schedule when the budget is active (needs duration).", default=None)
+    schedule: Optional[Cron] = field("Cron schedule (five fields) when the budget is active (needs duration).", default=None)
     duration: Optional[str] = field('How long the budget is active from each schedule hit, e.g. "8h".', default=None, pattern=r"^([0-9]+(s|m|h))+$")
 
     @model_validator(mode="after")

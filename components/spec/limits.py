@@ -30,8 +30,14 @@ IAM_PRINCIPAL = re.compile(r"^arn:(?P<partition>[a-z-]+):iam::(?P<account>[^:]*)
 ARN = re.compile(r"^arn:(?P<partition>[a-z-]+):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9*-]*):(?P<account>[^:]*):(?P<resource>.+)$")
 ACCOUNT = re.compile(r"^[0-9]{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Variables reach the pod as keys of a ConfigMap or Secret, which Kubernetes caps at 253 characters.
+ENV_NAME_MAX = 253
 # What the platform sets in every container itself (components/workloads/pod.py, OpenTelemetry SDK).
 PLATFORM_ENV = ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER")
+# Prefixes the platform and its parts inject or read: OpenTelemetry's SDK, the Vault CLI and agent,
+# Istio's sidecar and the kubelet's service links (KUBERNETES_SERVICE_HOST); a service's own variable
+# there would silently change how the platform's parts behave in its pods.
+PLATFORM_ENV_PREFIXES = ("OTEL_", "VAULT_", "ISTIO_", "KUBERNETES_")
 
 
 def today() -> date:
@@ -99,8 +105,10 @@ def overlapping(cidrs: Iterable[str], within: str) -> list[str]:
 def env_name_problem(name: str) -> Optional[str]:
     if not ENV_NAME.match(name):
         return f"{short(name)} is not a valid environment variable name (letters, digits and _, not starting with a digit)"
-    if name in PLATFORM_ENV:
-        return f"{name} is set by the platform in every container (OpenTelemetry settings); choose another name"
+    if len(name) > ENV_NAME_MAX:
+        return f"{short(name)} is longer than {ENV_NAME_MAX} characters, the most a ConfigMap or Secret key may have"
+    if name in PLATFORM_ENV or name.upper().startswith(PLATFORM_ENV_PREFIXES):
+        return f"{name} is in a prefix the platform owns ({', '.join(PLATFORM_ENV_PREFIXES)}: OpenTelemetry, Vault, Istio, Kubernetes); choose another name"
     return None
 
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, consent, names, placement, team_files, tenancy, yamlsafe
+from . import capacity, catalog, consent, hosts, names, placement, team_files, tenancy, yamlsafe
+from .egress import platform_networks, shared_network_problems
 from .fingerprint import fingerprint
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, short, validate
 from .service import Service
-from .stack import StackSpec
+from .stack import SIDECAR_REQUESTS, StackSpec
+from .stack_settings import from_registry
 
 STACKS_DIR = "stacks"
 SERVICES_DIR = team_files.SERVICES_DIR
@@ -90,10 +92,12 @@ def _load(stack: str, root: Path) -> Declarations:
     files, failed = _read_services(root, stacks, problems)
     seen: set[Problem] = set()
     services: tuple[Service, ...] = ()
+    claims: dict[str, list[tuple[Service, str]]] = {}
     for name, spec in specs.items():
-        found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved)
+        found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved, networks=platform_networks(name, specs))
+        claims[name] = loaded
         if name == stack:
-            services = loaded
+            services = tuple(svc for svc, _ in loaded)
         for p in found:
             if p in seen:
                 continue
@@ -101,6 +105,8 @@ def _load(stack: str, root: Path) -> Declarations:
             # A problem that only another stack shows says which stack it is in.
             in_other = name != stack and p.file != _rel(_stack_file(root, name), root)
             problems.append(Problem(p.file, p.path, f"in stack {name!r}: {p.message}") if in_other else p)
+    # Hosts across stacks: each in the stack whose zone it lies in, never the platform's, one owner.
+    problems += [Problem(*p) for p in hosts.cross_stack_problems(specs, claims, addons)]
     if problems:
         raise SpecError(problems)
     return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)
@@ -164,7 +170,7 @@ def _load_stack(stack: str, root: Path, addons: dict, reserved: tuple[str, ...])
     # The declared environment is context for the nested settings whose rules depend on it (components/spec/domains.py).
     context = {"addons": {n: a.requires for n, a in addons.items()}, "reserved_namespaces": reserved, "environment": raw.get("environment")}
     spec = validate(StackSpec, raw, rel, context=context)
-    problems: list[Problem] = []
+    problems: list[Problem] = [Problem(rel, path, message) for path, message in shared_network_problems(spec.teams)]
     region = aws_region(stack, root)
     for name, addon in spec.addons.items():
         # The environment and region are context: some settings are required only in prod, or name regional resources.
@@ -208,14 +214,24 @@ def _read_services(root: Path, stacks: list[str], problems: list[Problem]) -> tu
 
 
 def _check_stack(
-    stack: str, spec: StackSpec, files: list[_ServiceFile], failed: set[str], root: Path, addons: dict, reserved: tuple[str, ...]
-) -> tuple[list[Problem], tuple[Service, ...]]:
+    stack: str,
+    spec: StackSpec,
+    files: list[_ServiceFile],
+    failed: set[str],
+    root: Path,
+    addons: dict,
+    reserved: tuple[str, ...],
+    networks: tuple[tuple[str, str], ...] = (),
+) -> tuple[list[Problem], list[tuple[Service, str]]]:
     """Every service as this stack sees it, then the rules across files: dependencies, names, hosts, placement, quotas."""
     # The tier objectives are not merged into every file: a service inherits those of its tier (Service._inherit_slo).
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     context = {
         **_service_context(spec),
         "reserved_namespaces": reserved,
+        "networks": networks,
+        # What the stack grants each team, and ("") every team, outside the mesh (components/spec/egress.py).
+        "egress_grants": {"": spec.policy.shared_egress, **{team: entry.egress for team, entry in spec.teams.items()}},
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
     }
     problems: list[Problem] = []
@@ -254,26 +270,21 @@ def _check_stack(
     problems.extend(Problem(*found) for found in consent.problems(loaded))
     problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
     rel = _rel(_stack_file(root, stack), root)
-    problems += names.problems(names.derive(_stack_names(spec, rel, addons), loaded))
+    problems += names.problems(names.derive(names.of_stack(spec, rel, addons), loaded))
     problems += [
         Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])
     ]
     # A cross-file rule: the stack's team budgets against what the loaded services may request.
     problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
-    return problems, tuple(svc for svc, _ in loaded)
-
-
-def _stack_names(spec: StackSpec, rel: str, addons: dict) -> names.StackNames:
-    enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
-    return names.StackNames(
-        rel=rel,
-        environment=spec.environment,
-        cluster=spec.cluster.name,
-        addons=enabled,
-        monitoring=spec.addon_enabled("prometheus"),
-        tracing=spec.addon_enabled("tracing"),
-        pools=tuple(p.name for p in spec.karpenter.node_pools),
-    )
+    allowed = spec.policy.allowed_registries
+    problems += [
+        Problem(f, "image", f"{spec.pulled(svc).image!r} is not under policy.allowedRegistries of stack {stack!r} ({', '.join(allowed)})")
+        for svc, f in loaded
+        if not any(from_registry(spec.pulled(svc).image, prefix) for prefix in allowed)
+    ]
+    sidecar = SIDECAR_REQUESTS if spec.addon_enabled("istio") else None
+    problems += [Problem(f, path, message) for svc, f in loaded for path, message in capacity.fit_problems(svc, spec.karpenter.node_pools, sidecar)]
+    return problems, loaded
 
 
 def _service_context(spec: StackSpec) -> dict[str, Any]:

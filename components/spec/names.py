@@ -8,8 +8,9 @@ namespace), is a declaration error that names both sources, not a failed `pulumi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .problems import Problem, short
 from .service import Service
@@ -40,6 +41,31 @@ egress_policy = _suffixed("egress")
 keda_auth = _suffixed("aws")
 # The logical name of a service's Pod Identity role (auto-named by Pulumi).
 workload_role = _suffixed("workload")
+
+
+# What the platform puts in every team namespace (components/workloads/team.py, the external-secrets
+# addon), and what Kubernetes and Istio add there by themselves. Reserved whether or not this stack
+# enables the addon behind it: no service, Secret or sealed Secret may take these names.
+DEFAULT_DENY, PLATFORM_EGRESS, TEAM_QUOTA, CONTAINER_DEFAULTS = "default-deny", "platform-egress", "team-budget", "container-defaults"
+SECRET_STORE, TEAM_SERVICE_ACCOUNT, TEAM_CA_SECRET = "vault", "vault-secrets", "vault-ca"
+TEAM_OBJECTS = (
+    ("NetworkPolicy", DEFAULT_DENY, "the platform", "the namespace's default-deny NetworkPolicy"),
+    ("NetworkPolicy", PLATFORM_EGRESS, "the platform", "the namespace's DNS and istiod egress NetworkPolicy"),
+    ("ResourceQuota", TEAM_QUOTA, "the platform", "the team's ResourceQuota"),
+    ("LimitRange", CONTAINER_DEFAULTS, "the platform", "the team's LimitRange"),
+    ("ServiceAccount", TEAM_SERVICE_ACCOUNT, "the platform", "the ServiceAccount the team's SecretStore logs in to Vault as"),
+    ("SecretStore", SECRET_STORE, "the platform", "the team's SecretStore"),
+    ("Certificate", TEAM_CA_SECRET, "the platform", "the Certificate of Vault's CA"),
+    ("Secret", TEAM_CA_SECRET, "the platform", "the Secret holding Vault's CA, written by cert-manager"),
+    ("ServiceAccount", "default", "Kubernetes", "the namespace's default ServiceAccount"),
+    ("ConfigMap", "kube-root-ca.crt", "Kubernetes", "the cluster CA ConfigMap"),
+    ("ConfigMap", "istio-ca-root-cert", "Istio", "the mesh CA ConfigMap istiod writes"),
+)
+
+
+def egress_slug(host: str, port: int) -> str:
+    """The name part of one external destination's objects in the egress gateway's namespace."""
+    return f"{re.sub(r'[^a-z0-9]+', '-', host)}-{port}"[:63].strip("-")
 
 
 def karpenter_node_role(cluster: str) -> str:
@@ -76,6 +102,20 @@ class StackNames:
     pools: tuple[str, ...] = ()
 
 
+def of_stack(spec: Any, rel: str, addons: dict[str, Any]) -> StackNames:
+    """What the derivation needs of a validated stack (`addons`: the registry, for their namespaces)."""
+    enabled = {name: addons[name].namespaces for name, a in spec.addons.items() if a.enabled}
+    return StackNames(
+        rel=rel,
+        environment=spec.environment,
+        cluster=spec.cluster.name,
+        addons=enabled,
+        monitoring=spec.addon_enabled("prometheus"),
+        tracing=spec.addon_enabled("tracing"),
+        pools=tuple(p.name for p in spec.karpenter.node_pools),
+    )
+
+
 def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[Derived]:
     out = [Derived("cluster", "Namespace", ns, 63, "(Kubernetes)", "", "a namespace every cluster has") for ns in KUBERNETES_NAMESPACES]
     for addon, namespaces in stack.addons.items():
@@ -92,10 +132,18 @@ def derive(stack: StackNames, services: Iterable[tuple[Service, str]]) -> list[D
             for kind in ("NodePool", "EC2NodeClass")
         ]
     teams: set[str] = set()
+    routes: set[tuple[str, int]] = set()
     for svc, rel in services:
+        # One route per external (host, port), shared by its callers: two destinations must not share its name.
+        for i, entry in enumerate(svc.egress):
+            if entry.host and entry.port and (entry.host, entry.port) not in routes:
+                routes.add((entry.host, entry.port))
+                name = f"egress-{egress_slug(entry.host, entry.port)}"
+                out.append(Derived("egress gateway", "ServiceEntry", name, 253, rel, f"egress[{i}].host", f"the egress route of {entry.host}:{entry.port}"))
         if svc.team not in teams:
             teams.add(svc.team)
             out.append(Derived("cluster", "Namespace", svc.team, 63, rel, "team", f"the namespace of team {svc.team}"))
+            out += [Derived(f"namespace {svc.team}", kind, name, K8S_DEFAULT_LIMIT, f"({by})", "", why) for kind, name, by, why in TEAM_OBJECTS]
         out += _service_names(stack, svc, rel)
     return out
 
@@ -152,9 +200,10 @@ def problems(derived: list[Derived]) -> list[Problem]:
         other = first[key]
         if (other.file, other.why) == (d.file, d.why):
             continue
-        where = (
-            "built into Kubernetes" if other.file.startswith("(") else f"declared in {other.file} ({other.path})" if other.path else f"declared in {other.file}"
-        )
+        if other.file.startswith("("):
+            where = "built into Kubernetes" if d.scope == "cluster" else f"which {other.file[1:-1]} creates in every team namespace (reserved)"
+        else:
+            where = f"declared in {other.file} ({other.path})" if other.path else f"declared in {other.file}"
         found.append(
             Problem(
                 d.file,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Iterable, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+
+from . import secrets_scan
 from pydantic_core import ErrorDetails
 
 # No message quotes more of a value than this: a hostile file must not be echoed back at length.
@@ -22,6 +25,22 @@ def short(value: Any, limit: int = QUOTE_CHARS, quote: bool = True) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+# URL user info and query strings, the places a credential hides in an address.
+_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
+_QUERY = re.compile(r"(?<=[^\s'\"?])\?[^\s'\"]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """`text` with anything that may be a credential replaced: URL user info and query strings, and
+    every value detect-secrets' detectors find in it. The last line of defence: a message quoting a
+    hostile or careless value never prints the credential it carries (rules also avoid quoting it)."""
+    text = _QUERY.sub("?" + REDACTED, _USERINFO.sub(REDACTED + "@", text))
+    for value in sorted(secrets_scan.secret_values(text), key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -30,7 +49,7 @@ class Problem:
 
     def __str__(self) -> str:
         line = f"{self.file}: {self.path}: {self.message}" if self.path else f"{self.file}: {self.message}"
-        line = line.replace("\n", "\\n").replace("\r", "\\r")
+        line = redact(line.replace("\n", "\\n").replace("\r", "\\r"))
         return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + "..."
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field as dataclass_field
 from typing import Optional
 
 from pydantic import field_validator, model_validator
 
 from .alerting import TeamAlerts
+from .egress import EgressGrant
 
-from .base import CpuQuantity, MemoryQuantity, Spec, field
-from .problems import short
+from .base import MEMORY_UNITS, CpuQuantity, MemoryQuantity, Spec, cpu_millis, field, memory_bytes  # noqa: F401 (re-exported)
 from .service import Service
 
 # Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
@@ -28,6 +27,9 @@ class TeamBudget(Spec):
     )
     memory: Optional[MemoryQuantity] = field('Memory the team\'s pods may request in total (ResourceQuota requests.memory), e.g. "16Gi".', default=None)
     pods: Optional[int] = field("Most pods in the team's namespace at once (ResourceQuota pods).", default=None, ge=1)
+    egress: EgressGrant = field(
+        "Destinations outside the mesh the team's services may declare (its own networks, the external hosts granted to it).", default_factory=EgressGrant
+    )
     alerts: Optional[TeamAlerts] = field("Where the team's alerts go (receivers under alerting.receivers); required when the stack has alerting.", default=None)
     owners: list[str] = field(
         "Who reviews the team's files: GitHub users (@name) or teams (@org/team). The generated .github/CODEOWNERS gives them the team's folder "
@@ -77,21 +79,6 @@ class TeamUsage:
         self.cpu_millis += pods * cpu
         self.memory_bytes += pods * memory
         self.pods += pods
-
-
-MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def cpu_millis(quantity: str) -> int:
-    """ "250m" -> 250, "2" -> 2000, "0.5" -> 500."""
-    return round(float(quantity[:-1])) if quantity.endswith("m") else round(float(quantity) * 1000)
-
-
-def memory_bytes(quantity: str) -> int:
-    match = re.match(r"^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", quantity)
-    if not match:
-        raise ValueError(f"{short(quantity)} is not a memory quantity")
-    return int(match[1]) * MEMORY_UNITS[match[2] or ""]
 
 
 def format_cpu(millis: int) -> str:

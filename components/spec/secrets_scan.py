@@ -37,3 +37,20 @@ def credential_types(key: str, value: Any) -> list[str]:
         for detector in _detectors():
             found.update(secret.type for secret in detector.analyze_line(filename=SCANNED_AS, line=line, line_number=1))
     return sorted(found)
+
+
+# Detectors that read a message's own words as credentials ("authPassword: declared ...", a CIDR).
+NOT_IN_MESSAGES = ("Secret Keyword", "Public IP (ipv4)")
+
+
+def secret_values(text: str) -> set[str]:
+    """The values detect-secrets' detectors find in one line of text (to be masked, never shown)."""
+    from detect_secrets.settings import default_settings
+
+    found: set[str] = set()
+    with default_settings():
+        for detector in _detectors():
+            for secret in detector.analyze_line(filename=SCANNED_AS, line=text, line_number=1):
+                if secret.secret_value and secret.type not in NOT_IN_MESSAGES:
+                    found.add(secret.secret_value)
+    return found

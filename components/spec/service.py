@@ -9,9 +9,10 @@ from pydantic import ValidationInfo, field_validator, model_validator
 
 from . import iam_actions, limits, secrets_scan, tenancy
 from .base import DNS_LABEL, Spec, field
-from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
+from .egress import AWS_ENDPOINTS, Egress, EgressGrant, egress_problems, grant_problems  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
+from .shellsafe import URL_PATH, URL_PATH_MAX
 from .slo import Slo, TierSlos
 from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
 
@@ -22,7 +23,7 @@ IMAGE = re.compile(r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)(?::(?P<tag>[\w]
 
 class Expose(Spec):
     host: str = field("Public host name routed from the Istio ingress gateway.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    path: str = field("URL path prefix.", default="/", pattern=r"^/")
+    path: str = field("URL path prefix (letters, digits and / . _ % + = , : -).", default="/", pattern=URL_PATH, max_length=URL_PATH_MAX)
 
     @field_validator("host")
     @classmethod
@@ -31,8 +32,16 @@ class Expose(Spec):
 
 
 class Probes(Spec):
-    path: str = field("HTTP path answering liveness checks on the service port.", default="/healthz", pattern=r"^/")
-    readiness_path: Optional[str] = field("HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=r"^/")
+    # The liveness path is also the canary's smoke test, run in the shared load tester's shell (shellsafe.py).
+    path: str = field(
+        "HTTP path answering liveness checks on the service port (letters, digits and / . _ % + = , : -).",
+        default="/healthz",
+        pattern=URL_PATH,
+        max_length=URL_PATH_MAX,
+    )
+    readiness_path: Optional[str] = field(
+        "HTTP path answering readiness checks; the liveness path when unset.", default=None, pattern=URL_PATH, max_length=URL_PATH_MAX
+    )
     startup_seconds: Optional[int] = field("Allow this long for start-up before liveness checks begin (adds a startup probe).", default=None, ge=10, le=600)
 
 
@@ -186,6 +195,10 @@ class Service(Spec):
         problem = limits.object_data_problem("environment ConfigMap", sum(len(k.encode()) + len(v.encode()) for k, v in self.env.items()))
         if problem:
             raise ValueError(f"env: {problem}")
+        grants = (info.context or {}).get("egress_grants")
+        granted = grant_problems(self.egress, self.team, [grants.get(self.team, EgressGrant()), grants.get("", EgressGrant())]) if grants is not None else []
+        for problem in egress_problems(self.egress, (info.context or {}).get("networks", [])) + granted:
+            raise ValueError(problem)
         addons = (info.context or {}).get("addons")
         if addons is not None:
             self._check_addons(environment, set(addons))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 from pydantic import ValidationInfo, model_validator
-from .base import CpuQuantity, MemoryQuantity, Spec, field
+from .base import CpuQuantity, MemoryQuantity, Spec, cpu_millis, field, memory_bytes
 from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 
 
@@ -36,6 +36,20 @@ class Resources(Spec):
             raise ValueError("requests needs both cpu and memory")
         if self.limits.memory is None:
             raise ValueError("limits.memory is required (an unbounded container can take the node down)")
+        # Zero requests defeat the team's quota and the scheduler's placement; the API server refuses a
+        # request above its limit ("must be less than or equal to ... limit").
+        for key, value, amount in (
+            ("requests.cpu", self.requests.cpu, cpu_millis(self.requests.cpu)),
+            ("requests.memory", self.requests.memory, memory_bytes(self.requests.memory)),
+            ("limits.memory", self.limits.memory, memory_bytes(self.limits.memory)),
+            *((("limits.cpu", self.limits.cpu, cpu_millis(self.limits.cpu)),) if self.limits.cpu else ()),
+        ):
+            if amount <= 0:
+                raise ValueError(f"{key}: {value!r} is zero; a container must request (and may use) more than nothing")
+        if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
+            raise ValueError(f"requests.memory {self.requests.memory} is above limits.memory {self.limits.memory}; a request must fit its limit")
+        if self.limits.cpu and cpu_millis(self.requests.cpu) > cpu_millis(self.limits.cpu):
+            raise ValueError(f"requests.cpu {self.requests.cpu} is above limits.cpu {self.limits.cpu}; a request must fit its limit")
         return self
 
 

@@ -7,6 +7,7 @@ from pydantic import StringConstraints, ValidationInfo, field_validator
 from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 from .base import Spec, field
 from .domains import refuse_placeholder
+from .egress import EgressGrant
 from .iam_actions import WorkloadBoundary
 
 
@@ -20,6 +21,13 @@ class AddonSpec(Spec):
 
 # An image registry prefix: host[:port]/ and optional path segments, ending in "/".
 RegistryPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(:[0-9]+)?/([a-z0-9._-]+/)*$")]
+
+
+def from_registry(image: str, prefix: str) -> bool:
+    """`image` lies under `prefix` at a path boundary: `reg.io/` and `reg.io` admit `reg.io/x:1`, never
+    `reg.io.evil.io/x:1`; `reg.io/team` admits `reg.io/team/x:1`, never `reg.io/team-evil/x:1`.
+    The loader and the policy pack's image-registry rule both match with it."""
+    return bool(prefix) and image.startswith(prefix if prefix.endswith("/") else prefix + "/")
 
 
 def rewritten(image: str, rewrites: dict[str, str]) -> str:
@@ -46,10 +54,17 @@ class DnsSpec(Spec):
 
 
 class PolicySpec(Spec):
-    allowed_registries: list[str] = field("Image registry prefixes workloads may pull from.", min_length=1)
+    allowed_registries: list[RegistryPrefix] = field(
+        "Image registry prefixes workloads may pull from, each ending in `/` so it matches at a path boundary (`reg.io/` never admits `reg.io.evil.io/...`).",
+        min_length=1,
+    )
     max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
     aws_account_id: Optional[str] = field(
         "The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$"
+    )
+    shared_egress: EgressGrant = field(
+        "Destinations outside the mesh the platform offers every team's services (a shared cache's network, a public API all may call).",
+        default_factory=EgressGrant,
     )
     workload_boundary: WorkloadBoundary = field("The permissions boundary every workload role carries.", default_factory=WorkloadBoundary)
     pod_security_version: Optional[str] = field(

@@ -181,6 +181,7 @@ class Workloads(pulumi.ComponentResource):
                 defaults=decl.spec.service_defaults.resources,
                 annotations=dict(chaos_mesh.inject_annotation) if chaos_mesh and chaos else None,
                 secret_store=store(team),
+                pod_security_version="v{}.{}".format(*decl.spec.pod_security_version),
             )
             for team in sorted({s.team for s in decl.services})
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from components.spec import Service
+from components.spec.shellsafe import command
 
 # Pulumi waits for a Deployment to become ready; a canary target is scaled to zero by Flagger.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
@@ -30,7 +31,7 @@ def canary_spec(svc: Service, autoscaler: Optional[dict[str, str]], loadtester_u
     }
     if svc.expose and gateway:
         service.update(gateways=[gateway, "mesh"], hosts=[svc.expose.host, svc.name])
-    target = f"http://{svc.name}-canary.{svc.team}:{svc.port}/"
+    target = f"http://{svc.name}-canary.{svc.team}:{svc.port}"
     return {
         "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
         "autoscalerRef": autoscaler,
@@ -52,14 +53,16 @@ def canary_spec(svc: Service, autoscaler: Optional[dict[str, str]], loadtester_u
                     "type": "pre-rollout",
                     "url": loadtester_url,
                     "timeout": "15s",
-                    "metadata": {"type": "bash", "cmd": f"curl -sf {target}{svc.probes.path.lstrip('/')}"},
+                    # The load tester runs `cmd` with `sh -c` in a pod every team's canaries use: every word
+                    # is grammar-checked and quoted (components/spec/shellsafe.py), and no bash is asked for.
+                    "metadata": {"type": "cmd", "cmd": command(["curl", "-sf", "--max-time", "10", f"{target}{svc.probes.path}"])},
                 },
                 {
                     "name": "load-test",
                     "type": "rollout",
                     "url": loadtester_url,
                     "timeout": "5s",
-                    "metadata": {"cmd": f"hey -z {c.interval_seconds * 2}s -q 10 -c 2 {target}"},
+                    "metadata": {"type": "cmd", "cmd": command(["hey", "-z", f"{c.interval_seconds * 2}s", "-q", "10", "-c", "2", f"{target}/"])},
                 },
             ],
         },

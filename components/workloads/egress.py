@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 import pulumi
@@ -25,6 +24,7 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import IstioContract
 from components.spec import Service
+from components.spec.names import egress_slug
 from components.spec.service import AWS_ENDPOINTS
 
 from .pod import SERVICE_LABEL
@@ -33,8 +33,7 @@ NS_LABEL = "kubernetes.io/metadata.name"
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 
 
-def slug(host: str, port: int) -> str:
-    return f"{re.sub(r'[^a-z0-9]+', '-', host)}-{port}"[:63].strip("-")
+slug = egress_slug
 
 
 def principal(svc: Service) -> str:

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.security import ca_certificate
+from components.spec import names
 from components.spec.service import Resources
 from components.spec.stack import TeamBudget
 
@@ -49,9 +50,13 @@ class TeamNamespace(pulumi.ComponentResource):
         defaults: Optional[Resources] = None,
         annotations: Optional[dict[str, str]] = None,
         secret_store: Optional["SecretStore"] = None,
+        pod_security_version: Optional[str] = None,
     ):
         super().__init__("platform:workloads:TeamNamespace", team, None, opts)
         labels = {**POD_SECURITY, "platform.io/team": team}
+        if pod_security_version:
+            # Admission enforces the standard at the version the policy pack judges (not the server's "latest").
+            labels["pod-security.kubernetes.io/enforce-version"] = pod_security_version
         if mesh:
             labels["istio-injection"] = "enabled"
         child = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -60,7 +65,7 @@ class TeamNamespace(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.namespace])
         k8s.networking.v1.NetworkPolicy(
             f"{team}-default-deny",
-            metadata={"name": "default-deny", "namespace": team},
+            metadata={"name": names.DEFAULT_DENY, "namespace": team},
             spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             opts=in_ns,
         )
@@ -90,14 +95,16 @@ class TeamNamespace(pulumi.ComponentResource):
             )
         k8s.networking.v1.NetworkPolicy(
             f"{team}-platform-egress",
-            metadata={"name": "platform-egress", "namespace": team},
+            metadata={"name": names.PLATFORM_EGRESS, "namespace": team},
             spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
             opts=in_ns,
         )
         if budget is not None:
-            k8s.core.v1.ResourceQuota(f"{team}-quota", metadata={"name": "team-budget", "namespace": team}, spec=quota_spec(budget), opts=in_ns)
+            k8s.core.v1.ResourceQuota(f"{team}-quota", metadata={"name": names.TEAM_QUOTA, "namespace": team}, spec=quota_spec(budget), opts=in_ns)
         if defaults is not None:
-            k8s.core.v1.LimitRange(f"{team}-limits", metadata={"name": "container-defaults", "namespace": team}, spec=limit_range_spec(defaults), opts=in_ns)
+            k8s.core.v1.LimitRange(
+                f"{team}-limits", metadata={"name": names.CONTAINER_DEFAULTS, "namespace": team}, spec=limit_range_spec(defaults), opts=in_ns
+            )
         if secret_store is not None:
             # The team's own door into Vault: its store logs in as this account, bound to this namespace.
             account = k8s.core.v1.ServiceAccount(

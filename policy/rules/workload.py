@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator, Mapping, Sequence
 
+from components.spec.stack_settings import from_registry
+
 from .base import LONG_RUNNING, WORKLOADS, Rule, Settings, Subject, as_list, as_map, containers, pod_checks, pod_template, security_context
 
 Pod = Mapping[str, Any]
@@ -58,7 +60,7 @@ def _image_registry(s: Subject, settings: Settings) -> Iterator[str]:
     _, spec = pod_template(s.props)
     for where, c in containers(spec):
         image = str(c.get("image") or "")
-        if not any(image.startswith(prefix) for prefix in settings.allowed_registries):
+        if not any(from_registry(image, prefix) for prefix in settings.allowed_registries):
             allowed = ", ".join(settings.allowed_registries) or "(none configured)"
             yield f"{where}: image {image!r} is not from an allowed registry ({allowed})"
 
