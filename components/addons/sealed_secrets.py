@@ -42,6 +42,8 @@ API_VERSION = "bitnami.com/v1alpha1"
 KIND = "SealedSecret"
 # kubeseal fetches the public certificate through the API server's service proxy, on the controller's HTTP port.
 HTTP_PORT = 8080
+# The controller's metrics port (the chart's containerPorts.metrics), scraped by its ServiceMonitor.
+METRICS_PORT = 8081
 
 
 class SealedSecrets(Addon):
@@ -75,6 +77,7 @@ class SealedSecrets(Addon):
         return [
             net.api_server(self.vpc_cidr),
             net.webhook("cert", self.vpc_cidr, (HTTP_PORT,), "kubeseal reads the certificate through the API server's service proxy"),
+            *self.scraped((METRICS_PORT,)),
         ]
 
     def outputs(self) -> dict[str, Any]:

@@ -234,6 +234,8 @@ class Vault(Addon):
             *net.within(NAMESPACE, ports=(PORT, CLUSTER_PORT), reason="raft peers: the API (joins, forwarding) and the cluster port"),
             net.cloud("auto-unseal with AWS KMS", selector=SERVER_POD_LABELS),
             net.pod_identity(SERVER_POD_LABELS),
+            # Telemetry is served by the API listener (/v1/sys/metrics), over TLS.
+            *self.scraped((PORT,), selector=SERVER_POD_LABELS),
         ]
 
     def outputs(self) -> dict[str, Any]:
