@@ -131,7 +131,7 @@ def canary_analysis_rules(svc: Service) -> dict[str, Any]:
     c = svc.canary
     labels = {"namespace": svc.team, "name": svc.name, "team": svc.team}
     values = {"min_success_rate": c.success_rate, "max_duration_seconds": c.max_latency_ms / 1000, "interval_seconds": c.interval_seconds}
-    return {"name": f"{svc.name}-canary-analysis", "rules": [{"record": f"platform:canary_analysis:{k}", "expr": f"vector({v})", "labels": labels} for k, v in values.items()]}
+    return {"name": f"{svc.name}-canary-analysis", "rules": [{"record": f"platform:canary_analysis:{k}", "expr": f"vector({v:g})", "labels": labels} for k, v in values.items()]}
 
 
 def detection_rules() -> list[dict[str, Any]]:
