@@ -79,7 +79,7 @@ def build(tool: Tool) -> Path:
     go = shutil.which("go")
     if go is None:
         raise SystemExit(f"{tool.name}: the Go toolchain is needed to build it (Debian: apt-get install golang-go)")
-    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=readonly -buildvcs=false"}
     found = subprocess.run([go, "mod", "download", "-json", f"{tool.module}@{tool.module_version}"], env=env, capture_output=True, text=True)
     if found.returncode != 0:
         raise SystemExit(f"{tool.name}: go mod download {tool.module}@{tool.module_version} failed:\n{found.stdout}{found.stderr}")

@@ -54,7 +54,16 @@ def test_rollback_time_runs_from_the_first_failed_check_of_the_last_run_to_traff
     series = canary(
         "orders",
         status={range(0, 20): 1, range(20, 41): 0, range(41, 80): 1, range(80, 100): 0, range(100, 160): 2, range(160, 168): 0, range(168, LAST + 1): 2},
-        weight={range(0, 20): 0, range(20, 41): 10, range(41, 80): 0, range(80, 100): 20, range(100, 160): 0, range(160, 162): 10, range(162, 168): 20, range(168, LAST + 1): 0},
+        weight={
+            range(0, 20): 0,
+            range(20, 41): 10,
+            range(41, 80): 0,
+            range(80, 100): 20,
+            range(100, 160): 0,
+            range(160, 162): 10,
+            range(162, 168): 20,
+            range(168, LAST + 1): 0,
+        },
         success={range(21, 90): 100, range(90, 161): 80, range(161, 164): 100, range(164, LAST + 1): 80},
         duration=0.2,
         first_check=21,

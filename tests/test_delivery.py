@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from conftest import ROOT
 from tools import run
@@ -73,7 +72,10 @@ def test_the_delivery_dashboard_exists_in_both_stacks(stack):
     assert (delivery.TARGET_DEPLOYS_PER_DAY, delivery.TARGET_CHANGE_FAILURE, delivery.TARGET_ROLLBACK_SECONDS) == (20, 0.02, 60)
     assert load(stack.stack, ROOT).spec.policy.max_rollback_seconds <= delivery.TARGET_ROLLBACK_SECONDS
     # Both failure rates: canary rollbacks and changes reverted.
-    assert {t["expr"].split("(")[1].split(")")[0] for t in panels[PANELS[2]]["targets"]} == {"platform:canary_rollbacks:increase7d", "platform:deployment_reverts:count7d"}
+    assert {t["expr"].split("(")[1].split(")")[0] for t in panels[PANELS[2]]["targets"]} == {
+        "platform:canary_rollbacks:increase7d",
+        "platform:deployment_reverts:count7d",
+    }
     # Every series the panels read is recorded by the delivery rules (or is Prometheus' own).
     recorded = {r["record"] for g in delivery_rules(stack)["groups"] for r in g["rules"]}
     used = {

@@ -34,7 +34,13 @@ def test_deploys_are_counted_once_across_a_kube_state_metrics_restart(tmp_path):
     Counting series per namespace (the old rule) counts each of them twice."""
     rs = lambda ns, name, created: restarted("kube_replicaset_created", (f"{created}x700 stale", f"_x701 {created}x798"), namespace=ns, replicaset=name)
     owner = lambda ns, name, deployment: restarted(
-        "kube_replicaset_owner", ("1x700 stale", "_x701 1x798"), namespace=ns, replicaset=name, owner_kind="Deployment", owner_name=deployment, owner_is_controller="true"
+        "kube_replicaset_owner",
+        ("1x700 stale", "_x701 1x798"),
+        namespace=ns,
+        replicaset=name,
+        owner_kind="Deployment",
+        owner_name=deployment,
+        owner_is_controller="true",
     )
     series_ = [
         *rs("checkout", "orders-5c8f7d9b6", 80000),
@@ -55,7 +61,9 @@ def test_deploys_are_counted_once_across_a_kube_state_metrics_restart(tmp_path):
         "eval_time": "1500m",
         "exp_samples": [sample("platform:deployments:count1d", 3, **team("checkout")), sample("platform:deployments:count1d", 1, **team("web"))],
     }
-    promtool_rules_test(tmp_path, only(delivery_groups(), "platform:deployments:count1d"), [{"interval": "1m", "input_series": series_, "promql_expr_test": [check]}])
+    promtool_rules_test(
+        tmp_path, only(delivery_groups(), "platform:deployments:count1d"), [{"interval": "1m", "input_series": series_, "promql_expr_test": [check]}]
+    )
 
 
 # -- failed deploys: canary rollbacks / runs ---------------------------------------------------------
@@ -76,7 +84,11 @@ def test_canary_rates_count_the_first_event_after_a_flagger_restart_and_every_na
     ]
     runs, rollbacks, ratio = "platform:canary_runs:increase7d", "platform:canary_rollbacks:increase7d", "platform:change_failure:ratio7d"
     checks = [
-        {"expr": runs, "eval_time": "129m", "exp_samples": [sample(runs, 3, **team("checkout")), sample(runs, 1, **team("web")), sample(runs, 0, **team("catalog"))]},
+        {
+            "expr": runs,
+            "eval_time": "129m",
+            "exp_samples": [sample(runs, 3, **team("checkout")), sample(runs, 1, **team("web")), sample(runs, 0, **team("catalog"))],
+        },
         {
             "expr": rollbacks,
             "eval_time": "129m",
@@ -90,10 +102,7 @@ def test_canary_rates_count_the_first_event_after_a_flagger_restart_and_every_na
 
 def test_canary_runs_before_the_week_are_not_counted(tmp_path):
     """A counter that existed before the week counts only its growth inside it (here hourly samples over 8 days)."""
-    series_ = [
-        canary_counter("successes", 1, "5x99 6x69 7x10 stale", "checkout", "orders"),
-        canary_counter("successes", 2, "_x185 1x4", "checkout", "orders"),
-    ]
+    series_ = [canary_counter("successes", 1, "5x99 6x69 7x10 stale", "checkout", "orders"), canary_counter("successes", 2, "_x185 1x4", "checkout", "orders")]
     runs = "platform:canary_runs:increase7d"
     check = {"expr": runs, "eval_time": "189h", "exp_samples": [sample(runs, 3, **team("checkout"))]}
     promtool_rules_test(tmp_path, only(delivery_groups(), runs), [{"interval": "1h", "input_series": series_, "promql_expr_test": [check]}], "1h")
@@ -105,7 +114,16 @@ def replicaset(ns: str, name: str, deployment: str, created: int, replicas: str,
     before = f"_x{born} " if born else ""
     return [
         ksm("kube_replicaset_created", 1, f"{before}{created}x{400 - born}", namespace=ns, replicaset=name),
-        ksm("kube_replicaset_owner", 1, f"{before}1x{400 - born}", namespace=ns, replicaset=name, owner_kind="Deployment", owner_name=deployment, owner_is_controller="true"),
+        ksm(
+            "kube_replicaset_owner",
+            1,
+            f"{before}1x{400 - born}",
+            namespace=ns,
+            replicaset=name,
+            owner_kind="Deployment",
+            owner_name=deployment,
+            owner_is_controller="true",
+        ),
         ksm("kube_replicaset_spec_replicas", 1, before + replicas, namespace=ns, replicaset=name),
     ]
 
@@ -131,7 +149,9 @@ def test_a_change_reverted_within_a_day_is_a_failed_change(tmp_path):
         {
             "expr": "platform:deployment_reverts:active",
             "eval_time": "320m",
-            "exp_samples": [sample("platform:deployment_reverts:active", 1, namespace="checkout", replicaset="orders-primary-9f8e7d6c5", owner_name="orders-primary")],
+            "exp_samples": [
+                sample("platform:deployment_reverts:active", 1, namespace="checkout", replicaset="orders-primary-9f8e7d6c5", owner_name="orders-primary")
+            ],
         },
         {"expr": reverts, "eval_time": "399m", "exp_samples": [sample(reverts, n, **team(ns)) for ns, n in (("checkout", 1), ("catalog", 0), ("web", 0))]},
         {"expr": changes, "eval_time": "399m", "exp_samples": [sample(changes, n, **team(ns)) for ns, n in (("checkout", 2), ("catalog", 2), ("web", 1))]},
@@ -162,22 +182,43 @@ def test_requested_utilisation_counts_native_sidecars_and_not_finished_or_unsche
             series_.append(ksm("kube_pod_container_resource_requests", 1, f"{cpu}x20", **ids, container=c, node=node, resource="cpu", unit="core"))
         for c, (cpu, policy) in inits.items():
             series_.append(ksm("kube_pod_init_container_resource_requests", 1, f"{cpu}x20", **ids, container=c, node=node, resource="cpu", unit="core"))
-            info = {"image_spec": "docker.io/istio/proxyv2:1.30.3", "image": "docker.io/istio/proxyv2:1.30.3", "image_id": "", "container_id": "", "restart_policy": policy}
+            info = {
+                "image_spec": "docker.io/istio/proxyv2:1.30.3",
+                "image": "docker.io/istio/proxyv2:1.30.3",
+                "image_id": "",
+                "container_id": "",
+                "restart_policy": policy,
+            }
             series_.append(ksm("kube_pod_init_container_info", 1, "1x20", **ids, container=c, **info))
-    series_.append(series("container_cpu_usage_seconds_total", {"namespace": "web", "pod": "p", "container": "c", "image": "i", "job": "kubelet", "instance": "10.0.1.5:10250"}, "0+312x20"))
+    series_.append(
+        series(
+            "container_cpu_usage_seconds_total",
+            {"namespace": "web", "pod": "p", "container": "c", "image": "i", "job": "kubelet", "instance": "10.0.1.5:10250"},
+            "0+312x20",
+        )
+    )
     record = "platform:cluster_cpu_requests:ratio"
     checks = [
         {"expr": record, "eval_time": "10m", "exp_samples": [sample(record, 0.75)]},
         {"expr": "platform:cluster_cpu_usage:ratio", "eval_time": "10m", "exp_samples": [sample("platform:cluster_cpu_usage:ratio", 0.65)]},
     ]
-    promtool_rules_test(tmp_path, only(delivery_groups(), record, "platform:cluster_cpu_usage:ratio"), [{"interval": "1m", "input_series": series_, "promql_expr_test": checks}])
+    promtool_rules_test(
+        tmp_path, only(delivery_groups(), record, "platform:cluster_cpu_usage:ratio"), [{"interval": "1m", "input_series": series_, "promql_expr_test": checks}]
+    )
 
 
 # -- time to detect -------------------------------------------------------------------------------------
 def test_time_to_detect_is_condition_to_firing_not_the_alerts_age(tmp_path):
     """The condition holds from minute 10, the alert fires at minute 12 (its `for`); at minute 30 the time to
     detect is 120 s, where the old rule showed the alert's age (1200 s)."""
-    labels = {"alertname": "ServiceErrorBudgetFastBurn", "namespace": "checkout", "service": "orders", "team": "checkout", "severity": "critical", "slo": "availability"}
+    labels = {
+        "alertname": "ServiceErrorBudgetFastBurn",
+        "namespace": "checkout",
+        "service": "orders",
+        "team": "checkout",
+        "severity": "critical",
+        "slo": "availability",
+    }
     series_ = [
         series("ALERTS_FOR_STATE", labels, "_x10 600x30"),
         series("ALERTS", {**labels, "alertstate": "pending"}, "_x10 1x1 stale"),
@@ -187,4 +228,3 @@ def test_time_to_detect_is_condition_to_firing_not_the_alerts_age(tmp_path):
     keys = {k: labels[k] for k in ("alertname", "namespace", "service", "team")}
     checks = [{"expr": record, "eval_time": "11m", "exp_samples": []}, {"expr": record, "eval_time": "30m", "exp_samples": [sample(record, 120, **keys)]}]
     promtool_rules_test(tmp_path, only(delivery_groups(), record), [{"interval": "1m", "input_series": series_, "promql_expr_test": checks}])
-

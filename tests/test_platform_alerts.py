@@ -40,7 +40,11 @@ def test_karpenter_interruptions_fire_on_the_first_interruption_after_a_restart_
         karpenter(1, "_x5 1+1x24 stale", reason="underutilized", **pool),
         karpenter(1, "_x10 1x19 stale", reason="empty", **pool),
         # EC2 reports the instances Karpenter itself terminates to the interruption queue (the old rule's metric).
-        series("karpenter_interruption_received_messages_total", {**KARPENTER, "instance": "10.0.9.1:8080", "message_type": "instance_terminated"}, "_x5 1+1x24 stale"),
+        series(
+            "karpenter_interruption_received_messages_total",
+            {**KARPENTER, "instance": "10.0.9.1:8080", "message_type": "instance_terminated"},
+            "_x5 1+1x24 stale",
+        ),
         # It restarts at minute 30; the new Karpenter creates the interruption counter at 1 on the first spot interruption.
         karpenter(2, "_x31 1+1x18", reason="underutilized", **pool),
         karpenter(2, "_x40 1x19", reason="spot_interrupted", **pool),
@@ -112,7 +116,9 @@ def test_a_crash_loop_of_a_critical_service_pages_its_team_and_a_single_restart_
     promtool_rules_test(tmp_path, only(groups, "ServiceCrashLooping"), tests, "30s")
     # The design's restart alert cannot fire on it: the back-off keeps one container far below 0.5 restarts a second.
     platform = only(rules_of("prod", "platform"), "HighPodRestartRate")
-    quiet = [{"interval": "30s", "input_series": input_series[:2], "alert_rule_test": [{"eval_time": "38m", "alertname": "HighPodRestartRate", "exp_alerts": []}]}]
+    quiet = [
+        {"interval": "30s", "input_series": input_series[:2], "alert_rule_test": [{"eval_time": "38m", "alertname": "HighPodRestartRate", "exp_alerts": []}]}
+    ]
     promtool_rules_test(tmp_path, platform, quiet, "30s")
     receiver = load("prod", ROOT).spec.teams["checkout"].alerts.critical
     assert routes_to(config_file(recorded("prod"), tmp_path), alertname="ServiceCrashLooping", severity="critical", **labels) == receiver
@@ -135,7 +141,9 @@ def test_backups_that_never_succeeded_are_too_old_with_one_alert_per_schedule(tm
     vault_limit = max_age_seconds(spec.schedules.vault_snapshot) // 3600
     hours = max(*limits.values(), vault_limit) + 3
     velero = lambda name, replica, values, **labels: series(
-        name, {"job": "velero", "namespace": "velero", "service": "velero", "instance": f"10.0.7.{replica}:8085", "pod": f"velero-6c5d{replica}-m4n5b", **labels}, values
+        name,
+        {"job": "velero", "namespace": "velero", "service": "velero", "instance": f"10.0.7.{replica}:8085", "pod": f"velero-6c5d{replica}-m4n5b", **labels},
+        values,
     )
     input_series = [
         *(velero("velero_backup_attempt_total", 1, "0x8 stale", schedule=s) for s in schedules),
@@ -145,7 +153,11 @@ def test_backups_that_never_succeeded_are_too_old_with_one_alert_per_schedule(tm
     ]
     # Never succeeded: fires once Velero has known the schedule for its limit; platform: once its last success is older.
     due = lambda s, at: at > limits[s] + 2 if s == "platform" else at >= limits[s]
-    expect = lambda at: [{"exp_labels": {"schedule": s, **rule_for(groups, s)["labels"]}, "exp_annotations": rule_for(groups, s)["annotations"]} for s in sorted(limits) if due(s, at)]
+    expect = lambda at: [
+        {"exp_labels": {"schedule": s, **rule_for(groups, s)["labels"]}, "exp_annotations": rule_for(groups, s)["annotations"]}
+        for s in sorted(limits)
+        if due(s, at)
+    ]
     times = sorted({1, *(t for limit in limits.values() for t in (limit - 1, limit, limit + 3))} - {0})
     vault_fired = firing(groups, "VaultSnapshotTooOld", {"namespace": "velero", "cronjob": "vault-snapshot"})
     tests = [

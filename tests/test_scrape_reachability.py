@@ -49,7 +49,12 @@ CHART_TARGETS: dict[tuple[str, Optional[str]], tuple[dict[str, str], Port]] = {
 # Charts whose values turn on one monitor per component.
 PER_COMPONENT = {"argo-cd": lambda values: list(values), "keda": lambda values: list(values["prometheus"])}
 # Ports the monitors the program renders name, on pods the charts create (Karpenter runs in kube-system, which no policy governs).
-NAMED_PORTS = {("karpenter", "http-metrics"): 8080, ("istiod", "http-monitoring"): 15014, ("envoy-stats", "http-envoy-prom"): 15090, ("istio-cni", "metrics"): 15014}
+NAMED_PORTS = {
+    ("karpenter", "http-metrics"): 8080,
+    ("istiod", "http-monitoring"): 15014,
+    ("envoy-stats", "http-envoy-prom"): 15090,
+    ("istio-cni", "metrics"): 15014,
+}
 
 
 def chart_targets(rec) -> list[tuple[str, Endpoint, int]]:
@@ -117,17 +122,22 @@ def rendered_targets(rec) -> list[tuple[str, Endpoint, int]]:
                 [deployment] = [
                     d
                     for d in by_kind("Deployment")
-                    if d["metadata"]["namespace"] == service["metadata"]["namespace"] and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+                    if d["metadata"]["namespace"] == service["metadata"]["namespace"]
+                    and selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
                 ]
                 ports = {p["name"]: p["containerPort"] for c in deployment["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
                 labels = deployment["spec"]["template"]["metadata"]["labels"]
-                found.append((f"{ns}/{name}", Endpoint.pod(name, service["metadata"]["namespace"], labels), ports[target] if isinstance(target, str) else target))
+                found.append(
+                    (f"{ns}/{name}", Endpoint.pod(name, service["metadata"]["namespace"], labels), ports[target] if isinstance(target, str) else target)
+                )
     return found
 
 
 def unreachable(rec) -> list[str]:
     network = Network.of(o.inputs for o in rec.kubernetes_objects())
-    return [f"{what}: {pod.namespace} port {port}" for what, pod, port in chart_targets(rec) + rendered_targets(rec) if not network.allowed(PROMETHEUS, pod, port)]
+    return [
+        f"{what}: {pod.namespace} port {port}" for what, pod, port in chart_targets(rec) + rendered_targets(rec) if not network.allowed(PROMETHEUS, pod, port)
+    ]
 
 
 def test_prometheus_reaches_every_scrape_target(stack):
@@ -140,17 +150,12 @@ def test_prometheus_reaches_every_scrape_target(stack):
 @pytest.mark.parametrize("addon", ["argocd", "keda", "vault", "sealed-secrets"])
 def test_without_the_scrape_flow_the_target_is_down(addon, stack):
     """Drop the addon's scrape policy and the join finds its targets unreachable."""
-    from components.addons import discover as addons
-
-    namespace = addons()[addon].namespace
-    kept = [o for o in stack.kubernetes_objects() if not (o.kind == "NetworkPolicy" and o.metadata.get("namespace") == namespace and "scrape" in o.metadata["name"])]
-
-    class Without:
-        stack = None
-
-        def kubernetes_objects(self):
-            return kept
-
-    network = Network.of(o.inputs for o in Without().kubernetes_objects())
+    namespace = discover()[addon].namespace
+    kept = [
+        o.inputs
+        for o in stack.kubernetes_objects()
+        if not (o.kind == "NetworkPolicy" and o.metadata.get("namespace") == namespace and "scrape" in o.metadata["name"])
+    ]
+    network = Network.of(kept)
     down = [what for what, pod, port in chart_targets(stack) if pod.namespace == namespace and not network.allowed(PROMETHEUS, pod, port)]
     assert down, f"{addon}: its targets stay reachable without its scrape policy"

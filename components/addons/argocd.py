@@ -113,13 +113,7 @@ class ArgoCD(Addon):
     name = "argocd"
     namespace = NAMESPACE
     # Every Argo CD component's metrics Service and ServiceMonitor: sync status, app health, git and repo timings.
-    metrics = Metrics(
-        charts={
-            ARGO_CD.name: {
-                c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}} for c in METRICS_PORTS
-            }
-        }
-    )
+    metrics = Metrics(charts={ARGO_CD.name: {c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}} for c in METRICS_PORTS}})
     Settings = ArgoCDSettings
     describes_others = True
     pod_security = "baseline"

@@ -105,8 +105,8 @@ def canary_timing_rules(ns: str) -> list[dict[str, Any]]:
     weight = deduplicated(f'label_replace(flagger_canary_weight{{{ns}, workload!~".+-primary"}}, "name", "$1", "workload", "(.+)")', CANARY)
     analysis = lambda metric: deduplicated(f'flagger_canary_metric_analysis{{{ns}, metric="{metric}"}}', f"{CANARY}, metric")
     failing = (
-        f'({analysis("request-success-rate")} < on ({CANARY}) group_left () platform:canary_analysis:min_success_rate) '
-        f'or ({analysis("request-duration")} > on ({CANARY}) group_left () platform:canary_analysis:max_duration_seconds)'
+        f"({analysis('request-success-rate')} < on ({CANARY}) group_left () platform:canary_analysis:min_success_rate) "
+        f"or ({analysis('request-duration')} > on ({CANARY}) group_left () platform:canary_analysis:max_duration_seconds)"
     )
     # The run: the canary's last stretch with traffic, between the last steps at weight 0 before and after it.
     last_exposed = _over("max_over_time", stamp(f"{weight} > 0"), at_end=True)
@@ -131,7 +131,10 @@ def canary_analysis_rules(svc: Service) -> dict[str, Any]:
     c = svc.canary
     labels = {"namespace": svc.team, "name": svc.name, "team": svc.team}
     values = {"min_success_rate": c.success_rate, "max_duration_seconds": c.max_latency_ms / 1000, "interval_seconds": c.interval_seconds}
-    return {"name": f"{svc.name}-canary-analysis", "rules": [{"record": f"platform:canary_analysis:{k}", "expr": f"vector({v:g})", "labels": labels} for k, v in values.items()]}
+    return {
+        "name": f"{svc.name}-canary-analysis",
+        "rules": [{"record": f"platform:canary_analysis:{k}", "expr": f"vector({v:g})", "labels": labels} for k, v in values.items()],
+    }
 
 
 def detection_rules() -> list[dict[str, Any]]:
