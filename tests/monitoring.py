@@ -45,11 +45,11 @@ FLAGGER = {"job": "flagger-system/flagger", "container": "flagger", "endpoint": 
 KARPENTER = {"job": "karpenter", "namespace": "kube-system", "service": "karpenter", "endpoint": "http-metrics", "container": "controller"}
 
 
-def series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+def series(name: str, labels: dict[str, str], values: str, /) -> dict[str, str]:
     return {"series": name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "values": values}
 
 
-def ksm(name: str, replica: int, values: str, **labels: str) -> dict[str, str]:
+def ksm(name: str, replica: int, values: str, /, **labels: str) -> dict[str, str]:
     """A kube-state-metrics series as replica `replica` (a restart, e.g. on a new spot node) reports it."""
     target = {**KSM, "instance": f"10.0.{replica}.17:8080"}
     if "pod" not in labels:  # the object has no pod label of its own: the target's (kube-state-metrics' pod) stays
@@ -59,7 +59,7 @@ def ksm(name: str, replica: int, values: str, **labels: str) -> dict[str, str]:
     return series(name, {**target, **labels}, values)
 
 
-def flagger(name: str, replica: int, values: str, **labels: str) -> dict[str, str]:
+def flagger(name: str, replica: int, values: str, /, **labels: str) -> dict[str, str]:
     """A Flagger series as the Flagger pod `replica` reports it (a restart starts new series)."""
     return series(name, {**FLAGGER, "instance": f"10.0.5.{replica}:8080", "pod": f"flagger-7c9d8b{replica}-abcde", **labels}, values)
 

@@ -165,13 +165,13 @@ def test_a_change_reverted_within_a_day_is_a_failed_change(tmp_path):
 def test_requested_utilisation_counts_native_sidecars_and_not_finished_or_unscheduled_pods(tmp_path):
     """Two 4-CPU nodes. storefront: 2 CPU plus Istio's native sidecar (0.5) and its validation init (0.1);
     orders: 1.5 plus its sidecar; a migration pod whose init container (1.5) outweighs its container (0.5);
-    a finished Job pod and an unscheduled pod count for nothing: 6 of 8 CPUs, 0.75. Summing the containers'
-    requests (the old rule) gives 0.625 without the sidecars and 0.875 with the finished and pending pods."""
+    a finished Job pod (2) and an unscheduled pod (1) count for nothing: 6 of 8 CPUs, 0.75. Summing the
+    containers' requests (the old rule) misses the sidecars and the init container and counts the other two: 0.875."""
     pods = [
         ("web", "storefront-8e7f6a5b4-x2k4p", "a", "Running", {"storefront": 2}, {"istio-validation": (0.1, ""), "istio-proxy": (0.5, "Always")}),
         ("checkout", "orders-primary-7b6c5d4e3-q9w8e", "b", "Running", {"orders": 1.5}, {"istio-proxy": (0.5, "Always")}),
         ("checkout", "orders-migrate-j7k8l", "b", "Running", {"migrate": 0.5}, {"schema": (1.5, "")}),
-        ("catalog", "reindex-28391040-b4n5m", "a", "Succeeded", {"reindex": 1}, {}),
+        ("catalog", "reindex-28391040-b4n5m", "a", "Succeeded", {"reindex": 2}, {}),
         ("catalog", "inventory-1a2b3c4d5-z1x2c", "", "Pending", {"inventory": 1}, {}),
     ]
     series_ = [ksm("kube_node_status_allocatable", 1, "4x20", node=n, resource="cpu", unit="core") for n in ("a", "b")]
