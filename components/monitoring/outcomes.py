@@ -109,18 +109,20 @@ def canary_timing_rules(ns: str) -> list[dict[str, Any]]:
         f"or ({analysis('request-duration')} > on ({CANARY}) group_left () platform:canary_analysis:max_duration_seconds)"
     )
     # The run: the canary's last stretch with traffic, between the last steps at weight 0 before and after it.
+    # Its start is recorded first: a subquery may read a value fixed at the evaluation time (`@ end()`) only one level deep.
     last_exposed = _over("max_over_time", stamp(f"{weight} > 0"), at_end=True)
-    run_start = _over("max_over_time", f"{stamp(f'{weight} == 0')} < on ({CANARY}) {last_exposed}", at_end=True)
+    start = "platform:canary_run:start_timestamp"
     back_on_primary = _over("min_over_time", f"{stamp(f'{weight} == 0')} > on ({CANARY}) {last_exposed}")
     # A check counts once the run's first analysis has had time to replace the value an earlier run left.
-    first_check = f"({run_start} + on ({CANARY}) (platform:canary_analysis:interval_seconds @ end()) + {FLAGGER_SCRAPE_SECONDS})"
+    first_check = f"(({start} @ end()) + on ({CANARY}) (platform:canary_analysis:interval_seconds @ end()) + {FLAGGER_SCRAPE_SECONDS})"
     first_failed = _over("min_over_time", f"{stamp(f'max by ({CANARY}) ({failing})')} > on ({CANARY}) {first_check}")
     failed = f"(max by ({CANARY}) (flagger_canary_status{{{ns}}}) == 2)"
     return [
+        {"record": start, "expr": _over("max_over_time", f"{stamp(f'{weight} == 0')} < on ({CANARY}) {last_exposed}")},
         {"record": "platform:canary_rollback:seconds1h", "expr": by_team(f"(({back_on_primary} - on ({CANARY}) {first_failed}) and on ({CANARY}) {failed})")},
         {
             "record": "platform:canary_exposure:seconds1h",
-            "expr": by_team(f"(({_over('max_over_time', stamp(f'{weight} > 0'))} - on ({CANARY}) {run_start}) and on ({CANARY}) {failed})"),
+            "expr": by_team(f"(({_over('max_over_time', stamp(f'{weight} > 0'))} - on ({CANARY}) {start}) and on ({CANARY}) {failed})"),
         },
     ]
 
