@@ -40,7 +40,9 @@ def canary(name: str, status: dict[range, float], weight: dict[range, float], su
 
 def groups() -> list[dict]:
     rec = recorded("prod")
-    delivery = only(rec.manifest("PrometheusRule", "platform-delivery", "monitoring")["spec"]["groups"], "platform:canary_run:start_timestamp", ROLLBACK, EXPOSURE)
+    delivery = only(
+        rec.manifest("PrometheusRule", "platform-delivery", "monitoring")["spec"]["groups"], "platform:canary_run:start_timestamp", ROLLBACK, EXPOSURE
+    )
     services = [rec.manifest("PrometheusRule", s, "checkout")["spec"]["groups"] for s in ("orders", "payment")]
     return delivery + [g for gs in services for g in gs if g["name"].endswith("-canary-analysis")]
 

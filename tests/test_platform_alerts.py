@@ -176,3 +176,45 @@ def test_backups_that_never_succeeded_are_too_old_with_one_alert_per_schedule(tm
 
 def rule_for(groups: list[dict], schedule: str) -> dict:
     return next(r for g in groups for r in g["rules"] if r.get("alert") == "VeleroBackupTooOld" and r["labels"]["schedule"] == schedule)
+
+
+def test_a_failed_backup_fires_across_a_velero_restart_and_velero_down_fires(tmp_path):
+    """Velero creates each schedule's counters at 0 when it starts (its own metrics' InitSchedule); a restart
+    starts new series at 0. teams fails at minute 40, just before a restart at minute 45; platform partially
+    fails at minute 70, after it. Velero then goes away at minute 130: its target stays `up` 0 for 15 minutes.
+    A snapshot job of the CronJob fails at minute 50."""
+    groups = only(rules_of("dev", "backup"), "VeleroBackupFailed", "VeleroBackupPartiallyFailed", "VeleroDown", "VaultSnapshotJobFailing")
+    target = lambda replica: {
+        "job": "velero",
+        "namespace": "velero",
+        "service": "velero",
+        "instance": f"10.0.7.{replica}:8085",
+        "pod": f"velero-6c5d{replica}-m4n5b",
+    }
+    input_series = [
+        series("velero_backup_failure_total", {**target(1), "schedule": "teams"}, "0x39 1x5 stale"),
+        series("velero_backup_failure_total", {**target(2), "schedule": "teams"}, "_x46 0x83"),
+        series("velero_backup_partial_failure_total", {**target(2), "schedule": "platform"}, "_x46 0x23 1x60"),
+        series("up", target(1), "1x45 stale"),
+        series("up", target(2), "_x46 1x83 0x30"),
+        ksm("kube_job_status_failed", 1, "_x50 1x100", namespace="velero", job_name="vault-snapshot-29412345"),
+    ]
+    failed = firing(groups, "VeleroBackupFailed", {"schedule": "teams"})
+    partial = firing(groups, "VeleroBackupPartiallyFailed", {"schedule": "platform"})
+    job = firing(groups, "VaultSnapshotJobFailing", {"job_name": "vault-snapshot-29412345"})
+    down = firing(groups, "VeleroDown", {})
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": input_series,
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": "VeleroBackupFailed", "exp_alerts": []},
+                {"eval_time": "60m", "alertname": "VeleroBackupFailed", "exp_alerts": [failed]},
+                {"eval_time": "80m", "alertname": "VeleroBackupPartiallyFailed", "exp_alerts": [partial]},
+                {"eval_time": "55m", "alertname": "VaultSnapshotJobFailing", "exp_alerts": [job]},
+                {"eval_time": "120m", "alertname": "VeleroDown", "exp_alerts": []},
+                {"eval_time": "150m", "alertname": "VeleroDown", "exp_alerts": [down]},
+            ],
+        }
+    ]
+    promtool_rules_test(tmp_path, groups, tests)
