@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check
+.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check tools
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -17,6 +17,11 @@ preview: $(VENV_STAMP)
 ## test: run the test suite
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
+
+## tools: build promtool and amtool at the Prometheus and Alertmanager versions the chart deploys (Go module
+## proxy, Go toolchain needed), cached under .tools/ by version; the tests use them (tests/tools.py)
+tools: $(VENV_STAMP)
+	nice -n 19 $(PY) tests/build_tools.py
 
 ## lint: ruff (lint and format) and mypy over the code, configured in pyproject.toml
 lint: $(VENV_STAMP)

@@ -161,16 +161,46 @@ def test_a_budget_is_all_or_nothing(scratch):
 
 
 # -- the tools are never skipped silently -----------------------------------------------------------
-def test_a_missing_tool_skips_locally_and_fails_under_require_tools(monkeypatch):
+def test_a_missing_tool_skips_locally_and_fails_under_require_tools(monkeypatch, tmp_path):
+    import build_tools
     import tools
 
+    monkeypatch.setattr(build_tools, "CACHE", tmp_path / "none")
     monkeypatch.setattr(tools.shutil, "which", lambda name: None)
     monkeypatch.delenv("PLATFORM_REQUIRE_TOOLS", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"amtool is not installed \(Debian: apt-get install --no-install-recommends prometheus-alertmanager\)"):
+    with pytest.raises(pytest.skip.Exception, match=r"amtool v0\.\d+\.\d+ is not built \(run `make tools`\)"):
         tools.require("amtool")
     monkeypatch.setenv("PLATFORM_REQUIRE_TOOLS", "1")
     with pytest.raises(pytest.fail.Exception, match="PLATFORM_REQUIRE_TOOLS=1 forbids skipping"):
         tools.require("promtool")
+
+
+def test_a_tool_of_another_version_is_not_used(monkeypatch, tmp_path):
+    """Debian's promtool (2.42) on PATH is not production's Prometheus 3: skipped locally, failed in CI."""
+    import build_tools
+    import tools
+
+    fake = tmp_path / "promtool"
+    fake.write_text("#!/bin/sh\necho 'promtool, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(build_tools, "CACHE", tmp_path / "none")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: str(fake))
+    monkeypatch.delenv("PLATFORM_REQUIRE_TOOLS", raising=False)
+    assert build_tools.TOOLS["promtool"].version.startswith("v3.")
+    with pytest.raises(pytest.skip.Exception, match=r"promtool on PATH is v2\.42\.0, production runs v3\."):
+        tools.require("promtool")
+
+
+def test_the_tools_are_built_at_the_charts_versions():
+    import build_tools
+
+    defaults = chart_values.defaults(KUBE_PROMETHEUS_STACK)
+    promtool, amtool = build_tools.TOOLS["promtool"], build_tools.TOOLS["amtool"]
+    assert defaults["prometheus"]["prometheusSpec"]["image"]["tag"].startswith(promtool.version)
+    assert defaults["alertmanager"]["alertmanagerSpec"]["image"]["tag"].startswith(amtool.version)
+    major, minor, patch = promtool.version[1:].split(".")
+    assert promtool.module_version == f"v0.{int(major) * 100 + int(minor)}.{patch}" and amtool.module_version == amtool.version
+    assert promtool.binary.parent.name == f"promtool-{promtool.version}" and ".tools/" in (ROOT / ".gitignore").read_text()
 
 
 def test_message_templates_reach_alertmanager_verbatim(stack):

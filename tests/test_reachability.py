@@ -243,6 +243,10 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("prometheus", "external-secrets", 8080)
     add("prometheus", ["loki", "loki-gateway"], 3100)
     add("prometheus", "log-agent", 8888)
+    # Argo CD's components (8080 among their metrics ports), KEDA's, Vault's API listener (its telemetry).
+    add("prometheus", "argocd", 8080)
+    add("prometheus", "keda", 8080)
+    add("prometheus", "vault", 8200)
     # Velero: the API, S3/KMS/EC2 with Pod Identity, scraped on its metrics port; its Vault snapshot job
     # reaches the raft leader over TLS and uploads to S3.
     # With the data mover (prod's copyTo): the node agent (the server's labels, scraped by its PodMonitor)

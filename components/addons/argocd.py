@@ -47,6 +47,8 @@ SERVER_SERVICE = f"{RELEASE}-server"
 CONTROLLER_SERVICE_ACCOUNT = f"{RELEASE}-application-controller"
 IN_CLUSTER = "https://kubernetes.default.svc"
 CLUSTER_SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
+# Each component's metrics port (the chart's <component>.containerPorts.metrics), scraped by its ServiceMonitor.
+METRICS_PORTS = {"controller": 8082, "server": 8083, "repoServer": 8084, "applicationSet": 8080}
 # Namespaced kinds a team's deploy repository may carry; what a team may actually sync is these less
 # every kind the platform creates in team namespaces (components/workloads/kinds.py), so a team repo
 # can neither replace nor prune the platform's objects (policies, quotas, stores, routes). Never on
@@ -111,13 +113,7 @@ class ArgoCD(Addon):
     name = "argocd"
     namespace = NAMESPACE
     # Every Argo CD component's metrics Service and ServiceMonitor: sync status, app health, git and repo timings.
-    metrics = Metrics(
-        charts={
-            ARGO_CD.name: {
-                c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}} for c in ("controller", "server", "repoServer", "applicationSet")
-            }
-        }
-    )
+    metrics = Metrics(charts={ARGO_CD.name: {c: {"metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}} for c in METRICS_PORTS}})
     Settings = ArgoCDSettings
     describes_others = True
     pod_security = "baseline"
@@ -148,6 +144,7 @@ class ArgoCD(Addon):
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="server, repo server, controllers, Redis and Dex call each other"),
             net.cloud("the repo server and ApplicationSet controller fetch the teams' Git repositories (HTTPS, SSH)", ports=(443, 22), name="git"),
+            *self.scraped(tuple(sorted(set(METRICS_PORTS.values())))),
         ]
 
     def chart_values(self, s: ArgoCDSettings) -> dict[str, Any]:

@@ -28,6 +28,8 @@ NAMESPACE = "keda"
 RELEASE = "keda"
 OPERATOR_SERVICE_ACCOUNT = "keda-operator"
 OPERATOR_POD_LABELS = {"app": "keda-operator"}
+# The operator's, the metrics API server's and the webhooks' metrics port (the chart's prometheus.<component>.port).
+METRICS_PORT = 8080
 # The admission webhooks and the external metrics API server (an APIService), both called by the API server.
 CONTROL_PLANE_PORTS = (9443, 6443)
 # The spec of a TriggerAuthentication that makes a scaler use the operator's Pod Identity role.
@@ -87,6 +89,7 @@ class Keda(Addon):
             net.webhook("control-plane", self.vpc_cidr, CONTROL_PLANE_PORTS, "admission webhooks and the external metrics API"),
             net.cloud("queue depth from SQS", selector=OPERATOR_POD_LABELS),
             net.pod_identity(OPERATOR_POD_LABELS),
+            *self.scraped((METRICS_PORT,)),
         ]
 
     def outputs(self) -> dict[str, Any]:

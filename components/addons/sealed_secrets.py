@@ -45,6 +45,8 @@ KIND = "SealedSecret"
 HTTP_PORT = 8080
 # The image's user (the chart's default containerSecurityContext.runAsUser) and the chart's fsGroup.
 RUN_AS, FS_GROUP = 1001, 65534
+# The controller's metrics port (the chart's containerPorts.metrics), scraped by its ServiceMonitor.
+METRICS_PORT = 8081
 
 
 class SealedSecrets(Addon):
@@ -77,6 +79,7 @@ class SealedSecrets(Addon):
         return [
             net.api_server(self.vpc_cidr),
             net.webhook("cert", self.vpc_cidr, (HTTP_PORT,), "kubeseal reads the certificate through the API server's service proxy"),
+            *self.scraped((METRICS_PORT,)),
         ]
 
     def outputs(self) -> dict[str, Any]:

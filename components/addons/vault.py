@@ -17,8 +17,7 @@ which no Vault role is bound. Its agents also cannot trust Vault's CA: the chart
 them only as literal PEM bytes (`AGENT_INJECT_VAULT_CACERT_BYTES`) at deploy time, and cert-manager
 creates that CA later, inside the cluster.
 
-helm.v3.Release: the release waits for the StatefulSet, so External Secrets (which requires this
-addon) starts against a running Vault.
+helm.v3.Release: the release waits for the StatefulSet, so External Secrets (which requires this addon) starts against a running Vault.
 """
 
 from __future__ import annotations
@@ -234,6 +233,7 @@ class Vault(Addon):
             *net.within(NAMESPACE, ports=(PORT, CLUSTER_PORT), reason="raft peers: the API (joins, forwarding) and the cluster port"),
             net.cloud("auto-unseal with AWS KMS", selector=SERVER_POD_LABELS),
             net.pod_identity(SERVER_POD_LABELS),
+            *self.scraped((PORT,), selector=SERVER_POD_LABELS),  # telemetry: the API listener's /v1/sys/metrics
         ]
 
     def outputs(self) -> dict[str, Any]:

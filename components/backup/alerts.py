@@ -23,8 +23,21 @@ RUNBOOK = "restore"
 VELERO_JOB = "velero"
 
 
-def _rule(alerting: AlertingSpec, name: str, expr: str, severity: Severity, summary: str, description: str, wait: str = "0m") -> dict[str, Any]:
-    return alert(alerting, name, expr, wait, severity, summary, description, labels={"team": alerting.platform_team}, runbook=RUNBOOK)
+def _rule(
+    alerting: AlertingSpec, name: str, expr: str, severity: Severity, summary: str, description: str, wait: str = "0m", labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return alert(alerting, name, expr, wait, severity, summary, description, labels={"team": alerting.platform_team, **(labels or {})}, runbook=RUNBOOK)
+
+
+def too_old(schedule: str, limit: int) -> str:
+    """No successful backup of `schedule` for `limit` seconds. Velero sets the last-success gauge only at a
+    success, so after a Velero restart, and before the first success, the series is missing: the last
+    success is the latest value within the limit, and a schedule Velero has known (its attempt counter is
+    created at 0 with it) since the limit began, without one, fires too."""
+    selector = f'{{schedule="{schedule}"}}'
+    last = f"max by (schedule) (max_over_time(velero_backup_last_successful_timestamp{selector}[{limit}s]))"
+    known = f"max by (schedule) (max_over_time(velero_backup_attempt_total{selector}[1h] offset {limit}s))"
+    return f"(time() - {last} > {limit}) or ({known} unless on (schedule) {last})"
 
 
 def max_age_seconds(expression: str) -> int:
@@ -67,23 +80,31 @@ def rules(spec: BackupSpec, namespace: str, schedules: dict[str, str], vault: bo
             _rule(
                 alerting,
                 "VeleroBackupTooOld",
-                f'time() - max(velero_backup_last_successful_timestamp{{schedule="{name}"}}) > {limit}',
+                too_old(name, limit),
                 "critical",
                 f"The last successful backup of schedule {name} is older than {limit // 3600}h",
-                f"Schedule {name} ({getattr(spec.schedules, key)}) has not completed a backup for two of its runs.",
+                f"Schedule {name} ({getattr(spec.schedules, key)}) has not completed a backup for two of its runs, or none ever since it was created.",
+                labels={"schedule": name},
             )
         )
     if vault:
         job = vault_snapshot.NAME
         limit = max_age_seconds(spec.schedules.vault_snapshot)
+        cronjob = f'namespace="{namespace}", cronjob="{job}"'
+        succeeded = f"max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{{{cronjob}}})"
         found += [
             _rule(
                 alerting,
                 "VaultSnapshotTooOld",
-                f'time() - max(kube_cronjob_status_last_successful_time{{namespace="{namespace}", cronjob="{job}"}}) > {limit}',
+                # kube-state-metrics reports the last success only once there was one: a CronJob older than
+                # the limit without any success fires too.
+                f"(time() - {succeeded} > {limit}) or "
+                f"((max by (namespace, cronjob) (kube_cronjob_created{{{cronjob}}}) < time() - {limit}) unless on (namespace, cronjob) {succeeded})",
                 "critical",
                 f"The last Vault raft snapshot is older than {limit // 3600}h",
-                f"CronJob {namespace}/{job} ({spec.schedules.vault_snapshot}) has not succeeded for two of its runs; a lost Vault would lose every secret written since.",
+                f"CronJob {namespace}/{job} ({spec.schedules.vault_snapshot}) has not succeeded for two of its runs, or never since it was "
+                "created; a lost Vault would lose every secret written since.",
+                labels={"schedule": job},
             ),
             _rule(
                 alerting,

@@ -6,16 +6,37 @@ addressed through the stack's `alerting.repositoryUrl`. Alerts about a service k
 `namespace` and `service` through their aggregations, so Alertmanager routes them as they fire.
 
 The chart's own alerts (defaultRules) stay on, crash-loop detection (KubePodCrashLooping) included;
-they link to the upstream runbooks the chart sets.
+they link to the upstream runbooks the chart sets. That one is a warning; a crash loop of a critical-tier
+service pages its team through ServiceCrashLooping.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
+from components.spec import Service
 from components.spec.alerting import AlertingSpec
 
+from .promql import counted
+
 Severity = Literal["critical", "warning"]
+# What Karpenter records in karpenter_nodeclaims_disrupted_total{reason} when it deletes a NodeClaim on an
+# interruption message (the message's kind). A NodeClaim Karpenter is already deleting (its own consolidation,
+# drift, expiry: reasons underutilized, empty, drifted, expired) is not counted again when EC2 then reports
+# the instance terminated.
+INTERRUPTION_REASONS = (
+    "spot_interrupted",
+    "scheduled_change",
+    "instance_stopped",
+    "instance_terminated",
+    "capacity_reservation_interrupted",
+    "instance_status",
+    "system_status",
+    "event_status",
+)
+# A crash loop under the kubelet's back-off (10 s doubling to 5 min): at least this many restarts in the
+# window, which the 5-minute cap still gives, while the container waits in CrashLoopBackOff.
+CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW = 3, "20m"
 # The team whose namespace an alert is about is the namespace's name (components/workloads).
 TEAM_FROM_NAMESPACE = ("label_replace(", ', "team", "$1", "namespace", "(.*)")')
 
@@ -77,6 +98,7 @@ def zero_trust_rules(alerting: AlertingSpec, external_dns: bool, istio_cni: bool
 
 
 def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
+    interruptions = f'karpenter_nodeclaims_disrupted_total{{reason=~"{"|".join(INTERRUPTION_REASONS)}"}}'
     owned_by_namespace = lambda expr: f"{TEAM_FROM_NAMESPACE[0]}{expr}{TEAM_FROM_NAMESPACE[1]}"
     return [
         # The design document's restart alert, verbatim. No team label: the namespace routes it to the team that owns the pod.
@@ -105,12 +127,36 @@ def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
         alert(
             alerting,
             "KarpenterInterruptions",
-            "sum(increase(karpenter_interruption_received_messages_total[10m])) by (message_type) > 0",
+            # counted(): the counter is created at 1 by the first interruption after a Karpenter restart.
+            f"sum by (reason, nodepool) ({counted(interruptions, '10m')}) > 0",
             "0m",
             "warning",
-            "Karpenter received {{ $labels.message_type }} interruption events; nodes are being replaced",
-            "EC2 sent {{ $labels.message_type }} messages in the last 10 minutes to the interruption queue; Karpenter "
-            "drains and replaces the affected nodes. Many at once mean spot capacity is scarce in the pools' instance types.",
+            "Karpenter replaced NodeClaims of pool {{ $labels.nodepool }} on {{ $labels.reason }} interruptions",
+            "In the last 10 minutes EC2 reported {{ $labels.reason }} for instances of NodePool {{ $labels.nodepool }}, and "
+            "Karpenter drained and replaced them. Many at once mean spot capacity is scarce in the pool's instance types.",
             labels={"team": alerting.platform_team},
         ),
     ]
+
+
+def crash_loop_alert(svc: Service, alerting: AlertingSpec) -> dict[str, Any]:
+    """A critical-tier service's container in a crash loop pages its team. The restart count comes from
+    kube-state-metrics (one series per instance; a restart of it starts new series at the same count), so
+    the restarts in the window are the highest count seen less the lowest, over every instance."""
+    where = f'namespace="{svc.team}", container="{svc.name}"'
+    by = "namespace, pod, container"
+    restarts = f"kube_pod_container_status_restarts_total{{{where}}}"
+    window = CRASH_LOOP_WINDOW
+    waiting = f'max by ({by}) (max_over_time(kube_pod_container_status_waiting_reason{{{where}, reason="CrashLoopBackOff"}}[10m])) == 1'
+    return alert(
+        alerting,
+        "ServiceCrashLooping",
+        f"(max by ({by}) (max_over_time({restarts}[{window}])) - min by ({by}) (min_over_time({restarts}[{window}])) >= {CRASH_LOOP_RESTARTS}) "
+        f"and on ({by}) ({waiting})",
+        "5m",
+        "critical",
+        f"{svc.name} is crash looping in pod {{{{ $labels.pod }}}}",
+        f"Container {svc.name} of pod {{{{ $labels.pod }}}} restarted at least {CRASH_LOOP_RESTARTS} times in {window} and waits in "
+        f"CrashLoopBackOff: the critical-tier service {svc.name} runs short of replicas.",
+        labels={"team": svc.team, "namespace": svc.team, "service": svc.name},
+    )

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract
-from components.monitoring import slo
+from components.monitoring import outcomes, rules, slo
 from components.spec import Service, names
 
 from . import dashboard, egress, traffic
@@ -295,4 +295,9 @@ class Microservice(pulumi.ComponentResource):
         )
         alerting = self.mesh_info.alerting
         assert alerting is not None  # the stack model requires it with the prometheus addon
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting)})
+        groups = slo.rule_groups(svc, alerting)
+        if svc.tier == "critical":
+            groups.append({"name": f"{svc.name}-crash-loop", "rules": [rules.crash_loop_alert(svc, alerting)]})
+        if svc.canary_enabled(self.mesh_info.environment):
+            groups.append(outcomes.canary_analysis_rules(svc))
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": groups})
