@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field as dataclass_field
 from typing import Optional
 
@@ -12,6 +13,7 @@ from .alerting import TeamAlerts
 from .egress import EgressGrant
 
 from .base import MEMORY_UNITS, CpuQuantity, MemoryQuantity, Spec, cpu_millis, field, memory_bytes  # noqa: F401 (re-exported)
+from .problems import short
 from .service import Service
 
 # Istio injects a sidecar into every pod of a meshed namespace with the chart's default requests
