@@ -65,7 +65,9 @@ def test_platform_hosts_cannot_be_claimed(scratch, host):
 
 def test_a_host_has_one_owner_across_stacks(scratch):
     # storefront (stacks/services/web/storefront.yaml) serves shop.acme-shop.com in prod; a second file claims it.
-    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.setdefault("envs", {}).setdefault("prod", {}).update(expose={"host": "shop.acme-shop.com"}))
+    scratch.edit(
+        "stacks/services/catalog/inventory.yaml", lambda d: d.setdefault("envs", {}).setdefault("prod", {}).update(expose={"host": "shop.acme-shop.com"})
+    )
     with pytest.raises(SpecError, match="already"):
         load("dev", scratch.root)
 
@@ -100,7 +102,9 @@ def test_quantities_the_api_server_would_refuse(resources, needle):
 
 def test_limits_must_fit_the_largest_node(scratch, capsys):
     # dev's general pool may launch at most 64 CPUs and 256Gi.
-    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "300Gi"}}))
+    scratch.edit(
+        "stacks/services/checkout/orders.yaml", lambda d: d.update(resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "300Gi"}})
+    )
     err = scratch.rejected(capsys)
     assert "stacks/services/checkout/orders.yaml: resources.limits.memory: 300Gi" in err and "largest node" in err
 
@@ -215,7 +219,8 @@ def test_egress_only_to_what_the_team_owns_or_the_platform_offers(scratch, entry
 
 def test_egress_granted_to_every_team_or_by_wildcard(scratch):
     scratch.edit(
-        "stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": "eu.api.paypal.com", "port": 443}, {"cidr": "10.50.1.0/24", "port": 6379}])
+        "stacks/services/catalog/inventory.yaml",
+        lambda d: d.update(egress=[{"host": "eu.api.paypal.com", "port": 443}, {"cidr": "10.50.1.0/24", "port": 6379}]),
     )
     for stack in ("dev", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["*.api.paypal.com"], "networks": ["10.50.0.0/16"]}))
