@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from . import catalog, names, placement, tenancy, yamlsafe
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
@@ -206,6 +206,7 @@ def _check_stack(
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     context = {
         **_service_context(spec),
+        "retention": _prometheus_retention(spec, addons),
         "reserved_namespaces": reserved,
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
     }
@@ -274,6 +275,15 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "domains": spec.ingress.domains,
         "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }
+
+
+def _prometheus_retention(spec: StackSpec, addons: dict) -> Optional[str]:
+    """How long the stack's Prometheus keeps samples: a forecast's last season must be within it (scaling.predictive)."""
+    addon = spec.addons.get("prometheus")
+    if addon is None or not addon.enabled or "prometheus" not in addons:
+        return None
+    # Validated already by _load_stack; read through the addon's model for its default.
+    return getattr(addons["prometheus"].settings.model_validate(addon.settings), "retention", None)
 
 
 def _name_of(raw: dict[str, Any], rel: str) -> str:
