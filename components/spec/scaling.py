@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from pydantic import ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator
 
 from .base import Spec, field
 
@@ -19,8 +19,9 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 LOOKAHEAD = (60, 3600)
 # The linear trend needs a few minutes of samples to be more than noise, and stops being "recent" after hours.
 TREND_WINDOW = (300, 6 * 3600)
-# From a daily cycle to a monthly one (Prometheus must still hold the data: see `_check`).
+# From a daily cycle to a monthly one (Prometheus must still hold the data: see `_season`).
 SEASONALITY = (3600, 5 * 604800)
+BOUNDS = {"lookahead": LOOKAHEAD, "trend_window": TREND_WINDOW, "seasonality": SEASONALITY}
 
 
 def seconds(duration: str) -> int:
@@ -47,13 +48,16 @@ class SqsScaling(Spec):
 
 
 class Predictive(Spec):
+    # The pattern is for editors (JSON Schema); the validators below explain a mismatch in words.
     lookahead: str = field(
-        "How far ahead the load is forecast, e.g. 10m: about the time a new replica (and a new node) takes to serve.", pattern=DURATION
+        "How far ahead the load is forecast, e.g. 10m: about the time a new replica (and a new node) takes to serve.",
+        json_schema_extra={"pattern": DURATION},
     )
     seasonality: str = field(
-        "The period the load repeats with, e.g. 1d or 1w: last season's load `lookahead` from now is one of the two forecasts.", pattern=DURATION
+        "The period the load repeats with, e.g. 1d or 1w: last season's load `lookahead` from now is one of the two forecasts.",
+        json_schema_extra={"pattern": DURATION},
     )
-    trend_window: str = field("The recent window the linear trend (predict_linear) is fitted on.", default="30m", pattern=DURATION)
+    trend_window: str = field("The recent window the linear trend (predict_linear) is fitted on.", default="30m", json_schema_extra={"pattern": DURATION})
 
     @property
     def lookahead_seconds(self) -> int:
@@ -67,31 +71,29 @@ class Predictive(Spec):
     def trend_window_seconds(self) -> int:
         return seconds(self.trend_window)
 
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> "Predictive":
-        for key, value, (low, high) in (
-            ("lookahead", self.lookahead_seconds, LOOKAHEAD),
-            ("trendWindow", self.trend_window_seconds, TREND_WINDOW),
-            ("seasonality", self.seasonality_seconds, SEASONALITY),
-        ):
-            if not low <= value <= high:
-                raise ValueError(f"{key}: {getattr(self, _attr(key))} is outside {prometheus_duration(low)}..{prometheus_duration(high)}")
-        if self.seasonality_seconds <= 2 * self.lookahead_seconds:
-            raise ValueError(
-                f"seasonality: {self.seasonality} must be more than twice the lookahead {self.lookahead}; last season's value is read "
-                "`seasonality - lookahead` ago"
-            )
+    @field_validator("lookahead", "trend_window", "seasonality")
+    @classmethod
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
+        if not re.match(DURATION, value):
+            raise ValueError(f"{value[:20]!r} is not a duration in one unit, like 90s, 10m, 6h, 1d or 1w")
+        low, high = BOUNDS[info.field_name or ""]
+        if not low <= seconds(value) <= high:
+            raise ValueError(f"{value} is outside {prometheus_duration(low)}..{prometheus_duration(high)}")
+        return value
+
+    @field_validator("seasonality")
+    @classmethod
+    def _season(cls, value: str, info: ValidationInfo) -> str:
+        lookahead = info.data.get("lookahead")
+        if lookahead is not None and seconds(value) <= 2 * seconds(lookahead):
+            raise ValueError(f"{value} must be more than twice the lookahead {lookahead}; last season's value is read `seasonality - lookahead` ago")
         retention = (info.context or {}).get("retention")
-        if retention is not None and self.seasonality_seconds > seconds(retention):
+        if retention is not None and seconds(value) > seconds(retention):
             raise ValueError(
-                f"seasonality: {self.seasonality} is longer than the stack's Prometheus retention {retention} "
-                "(addons.prometheus.settings.retention); last season's load would never be there"
+                f"{value} is longer than the stack's Prometheus retention {retention} (addons.prometheus.settings.retention); "
+                "last season's load would never be there"
             )
-        return self
-
-
-def _attr(key: str) -> str:
-    return "trend_window" if key == "trendWindow" else key
+        return value
 
 
 class Scaling(Spec):
