@@ -4,6 +4,8 @@ signal, the forecast's recording rules, and the same replica bounds and quota as
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import ROOT, recorded
 
@@ -147,3 +149,22 @@ def test_the_forecast_rules_sit_with_the_service(stack):
     # Services that do not predict record nothing.
     groups = stack.manifest("PrometheusRule", "orders", "checkout")["spec"]["groups"]
     assert not [g for g in groups if g["name"].endswith("-forecast")]
+
+
+def test_the_dashboard_shows_forecast_against_actual_and_its_error(stack):
+    for svc in services(stack.stack).values():
+        config = stack.manifest("ConfigMap", f"{svc.name}-dashboard", svc.team)
+        [text] = config["data"].values()
+        panels = {p["title"]: [t["expr"] for t in p["targets"]] for p in json.loads(text)["panels"]}
+        mine = [t for t in panels if t.startswith("Forecast")]
+        if svc.scaling.predictive is None:
+            assert mine == []
+            continue
+        sel, lookahead = forecast.selector(svc), svc.scaling.predictive.lookahead
+        actual, made = f"{forecast.SIGNAL}{{{sel}}}", f"{forecast.FORECAST}{{{sel}}} offset {lookahead}"
+        unit = "queue depth (messages)" if svc.scaling.sqs else "CPU (cores)"
+        # The forecast drawn at the time it was for, next to what came.
+        assert panels[f"Forecast vs actual, {unit}"][:2] == [actual, made]
+        assert panels[f"Forecast error, {unit}"] == [f"{made} - {actual}"]
+        [wape] = panels["Forecast error, last day (weighted absolute %)"]
+        assert wape.startswith(f"sum_over_time(abs({made} - {actual})[1d:1m])")
