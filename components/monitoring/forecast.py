@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .rules import alert
+
 from components.spec import Service
+from components.spec.alerting import AlertingSpec
 from components.spec.scaling import Predictive, prometheus_duration
 
 SIGNAL = "service:scaling_signal:value"
@@ -33,6 +36,7 @@ CPU_RATE_WINDOW = "2m"
 # The ScaledObject's trigger names, also the `scaler` label KEDA exports them with.
 CURRENT, PREDICTED = "current", "forecast"
 KEY = ("team", "namespace", "service")
+DEGRADED_ALERT = "PredictiveScalingDegraded"
 
 
 def predictive(svc: Service) -> Predictive:
@@ -68,13 +72,33 @@ def forecast(svc: Service) -> str:
     return f"clamp_min(max by ({by}) ({parts}), 0) and on ({by}) {current}"
 
 
-def rule_groups(svc: Service) -> list[dict[str, Any]]:
+def degraded(svc: Service) -> str:
+    """Triggers KEDA has given up on: past the fallback threshold, the operator exports a failed
+    trigger's value as -1 (the formula's nil). Errors stop counting then, so the value is the sign.
+    With a canary, the primary's ScaledObject scales; the target's is paused by Flagger."""
+    so = f'exported_namespace="{svc.team}", scaledObject=~"{svc.name}(-primary)?", scaler=~"{CURRENT}|{PREDICTED}", type="scaledobject"'
+    return f"max by (scaler) (keda_scaler_metrics_value{{{so}}}) < 0"
+
+
+def rule_groups(svc: Service, alerting: AlertingSpec) -> list[dict[str, Any]]:
     return [
         {
             "name": f"{svc.name}-forecast",
             "rules": [
                 {"record": SIGNAL, "expr": signal(svc), "labels": labels(svc)},
                 {"record": FORECAST, "expr": forecast(svc), "labels": labels(svc)},
+                alert(
+                    alerting,
+                    DEGRADED_ALERT,
+                    degraded(svc),
+                    "15m",
+                    "warning",
+                    f"{svc.team}/{svc.name} scales without its {{{{ $labels.scaler }}}} signal",
+                    f"KEDA has not read the `{{{{ $labels.scaler }}}}` trigger of {svc.name}'s ScaledObject for 15 minutes and scales "
+                    "without it: without `forecast` on the current signal alone (no longer ahead of the load); without `current` on "
+                    "the forecast, or at replicas.min when both are gone.",
+                    labels=labels(svc),
+                ),
             ],
         }
     ]

@@ -257,5 +257,5 @@ class Microservice(pulumi.ComponentResource):
         )
         alerting = self.mesh_info.alerting
         assert alerting is not None  # the stack model requires it with the prometheus addon
-        groups = slo.rule_groups(svc, alerting) + (forecast.rule_groups(svc) if svc.scaling.predictive else [])
+        groups = slo.rule_groups(svc, alerting) + (forecast.rule_groups(svc, alerting) if svc.scaling.predictive else [])
         self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": groups})
