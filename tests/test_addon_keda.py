@@ -102,7 +102,9 @@ def test_the_operator_may_query_prometheus_only_for_predictive_services(stack, s
     assert allow["podSelector"] == {"matchLabels": keda.OPERATOR_POD_LABELS}
     assert allow["egress"][0]["ports"] == [{"port": 9090, "protocol": "TCP"}]
     mirrored = stack.manifest("NetworkPolicy", "allow-keda-prometheus", "monitoring")["spec"]
-    assert mirrored["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": keda.NAMESPACE}}, "podSelector": {"matchLabels": keda.OPERATOR_POD_LABELS}}]
+    assert mirrored["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": keda.NAMESPACE}}, "podSelector": {"matchLabels": keda.OPERATOR_POD_LABELS}}
+    ]
     for service in ("notifications", "storefront"):
         scratch.edit(f"stacks/services/{service}.yaml", lambda d: d["scaling"].pop("predictive"))
     rec = run("dev", scratch.root)

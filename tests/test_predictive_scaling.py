@@ -106,7 +106,10 @@ def test_a_queue_worker_scales_on_the_larger_of_its_queue_and_the_forecast(stack
     queue, predicted = spec["triggers"]
     assert queue["type"] == "aws-sqs-queue" and queue["name"] == "current" and queue["metadata"]["queueLength"] == "10"
     assert queue["metadata"]["queueURL"].endswith(f"/{svc.scaling.sqs.queue_name}")
-    assert predicted["name"] == "forecast" and predicted["metadata"]["query"] == 'max(service:scaling_signal:forecast{namespace="messaging", service="notifications"})'
+    assert (
+        predicted["name"] == "forecast"
+        and predicted["metadata"]["query"] == 'max(service:scaling_signal:forecast{namespace="messaging", service="notifications"})'
+    )
 
 
 def test_the_fallback_is_the_current_signal_and_bounds_stay(stack):

@@ -93,7 +93,9 @@ class Keda(Addon):
         ]
         monitoring = self.ctx.contracts.get(MonitoringContract)
         if monitoring is not None and any(s.scaling.predictive for s in self.ctx.decl.services):
-            found.append(net.prometheus_queries(monitoring, "the forecast and current-signal triggers of predictive ScaledObjects", selector=OPERATOR_POD_LABELS))
+            found.append(
+                net.prometheus_queries(monitoring, "the forecast and current-signal triggers of predictive ScaledObjects", selector=OPERATOR_POD_LABELS)
+            )
         return found
 
     def outputs(self) -> dict[str, Any]:

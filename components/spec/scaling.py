@@ -50,8 +50,7 @@ class SqsScaling(Spec):
 class Predictive(Spec):
     # The pattern is for editors (JSON Schema); the validators below explain a mismatch in words.
     lookahead: str = field(
-        "How far ahead the load is forecast, e.g. 10m: about the time a new replica (and a new node) takes to serve.",
-        json_schema_extra={"pattern": DURATION},
+        "How far ahead the load is forecast, e.g. 10m: about the time a new replica (and a new node) takes to serve.", json_schema_extra={"pattern": DURATION}
     )
     seasonality: str = field(
         "The period the load repeats with, e.g. 1d or 1w: last season's load `lookahead` from now is one of the two forecasts.",

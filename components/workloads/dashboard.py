@@ -118,7 +118,12 @@ def predictive(svc: Service, source: str) -> list[dict[str, Any]]:
             f"Forecast vs actual, {unit}",
             "short",
             source,
-            [(actual, "actual"), (made, f"forecast made {p.lookahead} earlier"), (f"{forecast.FORECAST}{{{sel}}}", f"forecast for +{p.lookahead} (scaling on it now)"), (capacity, "capacity at target")],
+            [
+                (actual, "actual"),
+                (made, f"forecast made {p.lookahead} earlier"),
+                (f"{forecast.FORECAST}{{{sel}}}", f"forecast for +{p.lookahead} (scaling on it now)"),
+                (capacity, "capacity at target"),
+            ],
         ),
         panel(f"Forecast error, {unit}", "short", source, [(f"{made} - {actual}", "forecast - actual")]),
         panel(
