@@ -214,6 +214,9 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("external-secrets", "vault", 8200)
     add("flagger", "prometheus", 9090)
     add("flagger", "loadtester", 8080)
+    # Predictive scaling: the KEDA operator queries the forecast (docs/predictive-scaling.md).
+    if any(s.scaling.predictive for s in decl.services):
+        add("keda", "prometheus", 9090)
     add("grafana", "jaeger", 16686)
     add("grafana", "loki", 8080)
     add("collector", "jaeger", 4317)
