@@ -145,8 +145,8 @@ def test_the_forecast_rules_sit_with_the_service(stack):
     for name, namespace in (("storefront", "web"), ("notifications", "messaging")):
         groups = stack.manifest("PrometheusRule", name, namespace)["spec"]["groups"]
         [group] = [g for g in groups if g["name"] == f"{name}-forecast"]
-        assert [r["record"] for r in group["rules"]] == [forecast.SIGNAL, forecast.FORECAST]
-        assert all(r["labels"] == {"team": namespace, "namespace": namespace, "service": name} for r in group["rules"])
+        assert [r.get("record", r.get("alert")) for r in group["rules"]] == [forecast.SIGNAL, forecast.FORECAST, forecast.DEGRADED_ALERT]
+        assert all({"team": namespace, "namespace": namespace, "service": name}.items() <= r["labels"].items() for r in group["rules"])
     assert "keda_scaler_metrics_value" in forecast.signal(services(stack.stack)["notifications"])
     assert "container_cpu_usage_seconds_total" in forecast.signal(services(stack.stack)["storefront"])
     # Services that do not predict record nothing.
@@ -171,3 +171,9 @@ def test_the_dashboard_shows_forecast_against_actual_and_its_error(stack):
         assert panels[f"Forecast error, {unit}"] == [f"{made} - {actual}"]
         [wape] = panels["Forecast error, last day (weighted absolute %)"]
         assert wape.startswith(f"sum_over_time(abs({made} - {actual})[1d:1m])")
+
+
+def test_an_hpa_does_not_block_the_switch_to_predictive(stack):
+    """`pulumi up` creates the new ScaledObject before deleting the old HPA: KEDA's webhook must let it in."""
+    hpas = [r for r in stack.kubernetes_objects() if r.kind == "HorizontalPodAutoscaler"]
+    assert hpas and all(r.metadata["annotations"] == {"validations.keda.sh/hpa-ownership": "false"} for r in hpas)

@@ -78,7 +78,7 @@ class Microservice(pulumi.ComponentResource):
                 spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}]},
             )
         if autoscaler is not None and autoscaler["kind"] == "HorizontalPodAutoscaler":
-            self.obj(k8s.autoscaling.v2.HorizontalPodAutoscaler, "hpa", spec=scaling.hpa_spec(svc))
+            self.obj(k8s.autoscaling.v2.HorizontalPodAutoscaler, "hpa", spec=scaling.hpa_spec(svc), annotations=scaling.HPA_ANNOTATIONS)
         if mesh.vpa:
             self.custom(
                 "autoscaling.k8s.io/v1",

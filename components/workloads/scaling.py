@@ -34,6 +34,13 @@ FAILURE_THRESHOLD = 3
 FORMULA = f"{CURRENT} == nil ? {PREDICTED} : max({CURRENT}, {PREDICTED} ?? {CURRENT})"
 
 
+# Turning `scaling.predictive` on replaces the HPA with a ScaledObject in one `pulumi up`, which
+# creates the ScaledObject before it deletes the HPA; KEDA's admission webhook refuses a
+# ScaledObject whose workload an HPA it does not own scales, unless that HPA opts out with this.
+# The program never makes both for one Deployment; the overlap lasts until the update deletes the HPA.
+HPA_ANNOTATIONS = {"validations.keda.sh/hpa-ownership": "false"}
+
+
 def target(svc: Service) -> int:
     """The load one replica takes, in the signal's unit (messages, or millicores)."""
     if svc.scaling.sqs is not None:
