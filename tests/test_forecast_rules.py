@@ -141,7 +141,7 @@ def test_a_step_is_carried_by_the_current_signal_and_the_trend_settles(tmp_path)
 
 def test_gaps_no_recent_data_no_forecast_no_last_season_the_trend(tmp_path):
     """50 messages for two hours, nothing for a day (KEDA down), then 80; a failed SQS read
-    (exported as -1) is no data either."""
+    (exported as -1) is no data either. The trend needs its window full (30m)."""
     day = 24 * 60
     depth = ["50" if k <= 120 else "_" for k in range(day + 60)]
     depth += ["80"] * 180 + ["-1"] * 10 + ["80"] * 20
@@ -152,8 +152,10 @@ def test_gaps_no_recent_data_no_forecast_no_last_season_the_trend(tmp_path):
         [
             # No recent data: no forecast, although last season (00:35 yesterday) has 50.
             check(forecast.FORECAST + NOTIFICATIONS, f"{day + 30}m", ""),
-            # Data again, last season there (01:35 yesterday, 50): the larger is today's 80.
-            check(near(forecast.FORECAST, NOTIFICATIONS, 80), f"{day + 90}m", NOTIFICATIONS),
+            # Data again for five minutes: no trend from so few samples, last season (01:10 yesterday) alone.
+            check(near(forecast.FORECAST, NOTIFICATIONS, 50), f"{day + 65}m", NOTIFICATIONS),
+            # A full trend window later, last season there (01:45 yesterday, 50): the larger is today's 80.
+            check(near(forecast.FORECAST, NOTIFICATIONS, 80), f"{day + 100}m", NOTIFICATIONS),
             # Last season is the gap (03:05 yesterday): the trend alone.
             check(near(forecast.FORECAST, NOTIFICATIONS, 80), f"{day + 180}m", NOTIFICATIONS),
             # KEDA's -1 for a failed read is not load: neither a signal nor a forecast.

@@ -12,7 +12,8 @@
 
 `service:scaling_signal:forecast` is the load `lookahead` from now: the larger of the linear trend
 over `trendWindow` (predict_linear) and last season's load at that time (the signal
-`seasonality - lookahead` ago), never below zero. No data last season: the trend alone. No current
+`seasonality - lookahead` ago), never below zero. No data last season: the trend alone. The trend
+only over a full window (a signal back from a gap has last season alone until then). No current
 signal: no forecast at all, so KEDA's trigger finds nothing and scales on the current signal.
 Plain PromQL that Prometheus 3 evaluates without feature flags.
 """
@@ -65,7 +66,8 @@ def forecast(svc: Service) -> str:
     p = predictive(svc)
     current = f"{SIGNAL}{{{selector(svc)}}}"
     by = ", ".join(KEY)
-    trend = f"predict_linear({current}[{p.trend_window}], {p.lookahead_seconds})"
+    # A slope from the first few samples after a gap is noise: the trend waits for a full window.
+    trend = f"predict_linear({current}[{p.trend_window}], {p.lookahead_seconds}) and on ({by}) {current} offset {p.trend_window}"
     season = f"{current} offset {prometheus_duration(p.seasonality_seconds - p.lookahead_seconds)}"
     # The two parts get a label each so `or` keeps both; max() then picks the larger per service.
     parts = f'label_replace({trend}, "part", "trend", "", "") or label_replace({season}, "part", "season", "", "")'
