@@ -177,3 +177,17 @@ def test_an_hpa_does_not_block_the_switch_to_predictive(stack):
     """`pulumi up` creates the new ScaledObject before deleting the old HPA: KEDA's webhook must let it in."""
     hpas = [r for r in stack.kubernetes_objects() if r.kind == "HorizontalPodAutoscaler"]
     assert hpas and all(r.metadata["annotations"] == {"validations.keda.sh/hpa-ownership": "false"} for r in hpas)
+
+
+def test_every_trigger_has_the_composite_target(stack):
+    """Flagger's copy for a canary's primary drops scalingModifiers: each trigger alone must then ask for the same target."""
+    for name, namespace in (("storefront", "web"), ("notifications", "messaging")):
+        spec = scaled_object(stack, name, namespace)
+        target = spec["advanced"]["scalingModifiers"]["target"]
+        for trigger in spec["triggers"]:
+            meta = trigger["metadata"]
+            own = meta.get("threshold") or meta.get("queueLength")
+            if trigger["type"] == "cpu":
+                assert meta["value"] == str(forecast.CPU_UTILIZATION)
+            else:
+                assert own == target, (name, trigger)

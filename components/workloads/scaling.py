@@ -75,6 +75,9 @@ def prometheus_trigger(svc: Service, name: str, record: str, prometheus_url: str
         "metadata": {
             "serverAddress": prometheus_url,
             "query": forecast.query(svc, record),
+            # Unused under the formula; but Flagger 1.44 copies the ScaledObject for a canary's primary with
+            # KEDA types that predate scalingModifiers and fallback.behavior, and that copy scales on each
+            # trigger alone, the HPA taking the largest: the same max(current, forecast) at this target.
             "threshold": str(target(svc)),
             # No result is an error, not 0: a missing forecast must count as missing (the fallback), never as no load.
             "ignoreNullValues": "false",
