@@ -11,7 +11,8 @@
 Fallback (KEDA's `fallback.behavior: scalingModifiers`): a trigger that failed more than
 FAILURE_THRESHOLD polls in a row is `nil` in the formula. Prometheus unreachable, or no forecast
 (no recent data): `forecast ?? current` scales on the current signal alone. The current signal
-gone too: the formula is `nil` and KEDA asks for `fallback.replicas`, the minimum (a CPU service
+gone: the forecast while there is one. Both gone: the formula is `nil` and KEDA asks for
+`fallback.replicas`, the minimum (a CPU service
 still scales on its CPU trigger; the HPA's scale-down stabilisation window keeps a short outage
 from shrinking anything). Replica bounds are the declared ones, as with the HPA.
 """
