@@ -161,8 +161,9 @@ def test_installed_after_the_addons_it_describes_wherever_it_is_declared(scratch
 
 
 def test_turning_an_addon_off_drops_its_metadata(scratch):
-    # Only dev stops scaling on SQS: prod (validated on every run too) keeps its queue-driven worker.
-    scratch.edit("stacks/services/messaging/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
+    # Only dev stops scaling on SQS and predictively: prod (validated on every run too) keeps KEDA.
+    for service in ("notifications", "storefront"):
+        scratch.edit(scratch.service_file(service), lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
     meta = run("dev", scratch.root).manifest("Secret", "shop-dev", "argocd")["metadata"]
     assert "enable_keda" not in meta["labels"] and "enable_vault" in meta["labels"]

@@ -70,8 +70,9 @@ def test_every_declared_queue_is_granted(scratch):
 
 
 def test_off_when_nothing_needs_it(scratch):
-    # Only dev stops scaling on SQS: prod (validated on every run too) keeps its queue-driven worker.
-    scratch.edit("stacks/services/messaging/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
+    # Only dev stops scaling on SQS and predictively: prod (validated on every run too) keeps its queue-driven worker.
+    for service in ("notifications", "storefront"):
+        scratch.edit(scratch.service_file(service), lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
     rec = run("dev", scratch.root)
     assert not [r for r in rec if "platform:addons:Keda" in r.urn or r.name.startswith("keda-")]
@@ -84,6 +85,32 @@ def test_a_service_scaling_on_sqs_needs_keda(scratch):
     with pytest.raises(SpecError) as err:
         load("dev", scratch.root)
     assert "stacks/services/messaging/notifications.yaml: scaling.sqs:" in str(err.value) and "keda" in str(err.value)
+
+
+def test_a_predictive_service_needs_keda(scratch):
+    scratch.edit("stacks/services/messaging/notifications.yaml", lambda d: d["envs"]["prod"].update(scaling=d.pop("scaling")))
+    scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update(keda={"enabled": False}))
+    with pytest.raises(SpecError) as err:
+        load("dev", scratch.root)
+    assert "stacks/services/web/storefront.yaml: scaling.predictive: needs the keda addon" in str(err.value)
+
+
+def test_the_operator_may_query_prometheus_only_for_predictive_services(stack, scratch):
+    """The forecast triggers need the flow to Prometheus, mirrored in Prometheus' namespace; without a predictive service, no flow."""
+    allow = stack.manifest("NetworkPolicy", "allow-prometheus", keda.NAMESPACE)["spec"]
+    assert allow["podSelector"] == {"matchLabels": keda.OPERATOR_POD_LABELS}
+    assert allow["egress"][0]["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    mirrored = stack.manifest("NetworkPolicy", "allow-keda-prometheus", "monitoring")["spec"]
+    assert mirrored["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": keda.NAMESPACE}}, "podSelector": {"matchLabels": keda.OPERATOR_POD_LABELS}}
+    ]
+    for service in ("notifications", "storefront"):
+        scratch.edit(scratch.service_file(service), lambda d: d["scaling"].pop("predictive"))
+    rec = run("dev", scratch.root)
+    names = {r.metadata["name"] for r in rec.kubernetes_objects() if r.kind == "NetworkPolicy"}
+    assert "allow-keda-prometheus" not in names and "allow-prometheus" not in {
+        r.metadata["name"] for r in rec.kubernetes_objects() if r.kind == "NetworkPolicy" and r.metadata.get("namespace") == keda.NAMESPACE
+    }
 
 
 def test_settings_are_refused(scratch):

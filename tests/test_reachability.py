@@ -220,6 +220,9 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
     add("external-secrets", "vault", 8200)
     add("flagger", "prometheus", 9090)
     add("flagger", "loadtester", 8080)
+    # Predictive scaling: the KEDA operator queries the forecast (docs/predictive-scaling.md).
+    if any(s.scaling.predictive for s in decl.services):
+        add("keda", "prometheus", 9090)
     add("grafana", "jaeger", 16686)
     add("grafana", ["loki", "loki-gateway"], 8080)
     # Loki's targets and gateway call each other; the node agents (their own namespace) write to the gateway only.

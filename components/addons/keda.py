@@ -1,4 +1,6 @@
-"""KEDA: event-driven autoscaling, for workers that scale on a queue (`scaling.sqs` in a service).
+"""KEDA: event-driven autoscaling, for workers that scale on a queue (`scaling.sqs` in a service) and
+for predictive scaling (`scaling.predictive`: Prometheus triggers on the service's forecast, which
+the operator queries over the flow to Prometheus it is given then).
 
 Enable it in a stack that runs such a service. The operator reads queue depth with its own AWS
 identity (Pod Identity on OPERATOR_SERVICE_ACCOUNT), allowed sqs:GetQueueAttributes on exactly the
@@ -17,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
+from components.contracts import MonitoringContract
 from components.monitoring.scrape import Metrics
 from components.spec import Service
 from components.versions import KEDA
@@ -83,7 +86,7 @@ class Keda(Addon):
         )
 
     def flows(self) -> list[net.Flow]:
-        return [
+        found = [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="the metrics API server asks the operator for trigger values (gRPC)"),
             net.webhook("control-plane", self.vpc_cidr, CONTROL_PLANE_PORTS, "admission webhooks and the external metrics API"),
@@ -91,6 +94,12 @@ class Keda(Addon):
             net.pod_identity(OPERATOR_POD_LABELS),
             *self.scraped((METRICS_PORT,)),
         ]
+        monitoring = self.ctx.contracts.get(MonitoringContract)
+        if monitoring is not None and any(s.scaling.predictive for s in self.ctx.decl.services):
+            found.append(
+                net.prometheus_queries(monitoring, "the forecast and current-signal triggers of predictive ScaledObjects", selector=OPERATOR_POD_LABELS)
+            )
+        return found
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": OPERATOR_SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "sqsQueues": self.queues}

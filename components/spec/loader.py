@@ -12,7 +12,7 @@ import copy
 import functools
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from . import capacity, catalog, consent, hosts, names, placement, team_files, tenancy, yamlsafe
 from .egress import platform_networks, shared_network_problems
@@ -228,6 +228,7 @@ def _check_stack(
     defaults = spec.service_defaults.model_dump(by_alias=True, exclude_none=True, exclude={"slos"})
     context = {
         **_service_context(spec),
+        "retention": _prometheus_retention(spec, addons),
         "reserved_namespaces": reserved,
         "networks": networks,
         # What the stack grants each team, and ("") every team, outside the mesh (components/spec/egress.py).
@@ -297,6 +298,15 @@ def _service_context(spec: StackSpec) -> dict[str, Any]:
         "domains": spec.ingress.domains,
         "slos": spec.service_defaults.slos.model_dump(by_alias=True),
     }
+
+
+def _prometheus_retention(spec: StackSpec, addons: dict) -> Optional[str]:
+    """How long the stack's Prometheus keeps samples: a forecast's last season must be within it (scaling.predictive)."""
+    addon = spec.addons.get("prometheus")
+    if addon is None or not addon.enabled or "prometheus" not in addons:
+        return None
+    # Validated already by _load_stack; read through the addon's model for its default.
+    return getattr(addons["prometheus"].settings.model_validate(addon.settings), "retention", None)
 
 
 def _name_of(raw: dict[str, Any], rel: str) -> str:

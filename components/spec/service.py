@@ -15,6 +15,7 @@ from .secrets import SealedSecretRef, SecretRef
 from .shellsafe import URL_PATH, URL_PATH_MAX
 from .slo import Slo, TierSlos
 from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
+from .scaling import Predictive, Scaling, SqsScaling  # noqa: F401 (re-exported)
 
 Tier = Literal["critical", "standard", "batch"]
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
@@ -61,15 +62,6 @@ class AwsPermission(Spec):
             if problem:
                 raise ValueError(f"resources: {problem}")
         return self
-
-
-class SqsScaling(Spec):
-    queue_name: str = field("SQS queue the worker consumes; KEDA scales on its depth.", pattern=r"^[A-Za-z0-9_-]{1,80}$")
-    messages_per_replica: int = field("Target visible messages per replica.", default=5, ge=1)
-
-
-class Scaling(Spec):
-    sqs: Optional[SqsScaling] = field("Scale on an SQS queue's depth with KEDA instead of CPU with an HPA.", default=None)
 
 
 class ServiceDefaults(Spec):
@@ -173,6 +165,11 @@ class Service(Spec):
             raise ValueError(
                 f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's threshold slo.latencyMs {self.slo.latency_ms}ms"
             )
+        if self.scaling.predictive and self.replicas.min == self.replicas.max:
+            raise ValueError(
+                f"scaling.predictive: replicas.min == replicas.max ({self.replicas.min}), a fixed size: nothing scales ahead of the load; "
+                "widen replicas or drop scaling.predictive"
+            )
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -248,6 +245,8 @@ class Service(Spec):
             ("secrets", bool(self.secrets), "external-secrets"),
             ("sealedSecrets", bool(self.sealed_secrets), "sealed-secrets"),
             ("scaling.sqs", self.scaling.sqs is not None, "keda"),
+            ("scaling.predictive", self.scaling.predictive is not None, "keda"),
+            ("scaling.predictive", self.scaling.predictive is not None, "prometheus"),
             ("expose", self.expose is not None, "istio"),
             ("canary", self.canary_enabled(environment or ""), "flagger"),
             ("egress", any(e.host for e in self.egress), "istio"),

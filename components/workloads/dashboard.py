@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.monitoring import grafana, slo
+from components.monitoring import forecast, grafana, slo
 from components.monitoring.grafana import GREEN, RED, YELLOW, panel, steps
 from components.spec import Service
+
+from . import scaling
 
 UID_MAX = grafana.UID_MAX
 
@@ -99,11 +101,47 @@ def error_budgets(svc: Service, source: str) -> list[dict[str, Any]]:
     return panels
 
 
+def predictive(svc: Service, source: str) -> list[dict[str, Any]]:
+    """Forecast against actual (docs/predictive-scaling.md): the forecast drawn `lookahead` late, so
+    each point sits at the time it was for; its error (above 0: scaled early or too far); and the
+    capacity the running replicas have at the scaling target."""
+    p = svc.scaling.predictive
+    if p is None:
+        return []
+    sel = forecast.selector(svc)
+    actual, made = f"{forecast.SIGNAL}{{{sel}}}", f"{forecast.FORECAST}{{{sel}}} offset {p.lookahead}"
+    unit = "queue depth (messages)" if svc.scaling.sqs else "CPU (cores)"
+    replicas = f'sum(kube_deployment_status_replicas_available{{namespace="{svc.team}", deployment=~"{svc.name}(-primary)?"}})'
+    capacity = f"{replicas} * {scaling.target(svc) / forecast.unit_scale(svc):g}"
+    return [
+        panel(
+            f"Forecast vs actual, {unit}",
+            "short",
+            source,
+            [
+                (actual, "actual"),
+                (made, f"forecast made {p.lookahead} earlier"),
+                (f"{forecast.FORECAST}{{{sel}}}", f"forecast for +{p.lookahead} (scaling on it now)"),
+                (capacity, "capacity at target"),
+            ],
+        ),
+        panel(f"Forecast error, {unit}", "short", source, [(f"{made} - {actual}", "forecast - actual")]),
+        panel(
+            "Forecast error, last day (weighted absolute %)",
+            "percentunit",
+            source,
+            [(f"sum_over_time(abs({made} - {actual})[1d:1m]) / sum_over_time({actual}[1d:1m])", "error")],
+            kind="stat",
+            thresholds=steps((GREEN, None), (YELLOW, 0.25), (RED, 0.5)),
+        ),
+    ]
+
+
 def dashboard(svc: Service, datasource_uid: str) -> dict[str, Any]:
     """The dashboard, its queries on the Prometheus datasource `datasource_uid`."""
     return grafana.dashboard(
         uid(svc),
         f"{svc.team} / {svc.name}",
         ["platform", "service", svc.team, svc.tier],
-        golden_signals(svc, datasource_uid) + error_budgets(svc, datasource_uid),
+        golden_signals(svc, datasource_uid) + error_budgets(svc, datasource_uid) + predictive(svc, datasource_uid),
     )

@@ -17,10 +17,10 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract
-from components.monitoring import outcomes, rules, slo
+from components.monitoring import forecast, outcomes, rules, slo
 from components.spec import Service, names
 
-from . import dashboard, egress, traffic
+from . import dashboard, egress, scaling, traffic
 from .delivery import SKIP_AWAIT, canary_spec
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 from .mesh import Mesh  # noqa: F401 (re-exported)
@@ -85,16 +85,7 @@ class Microservice(pulumi.ComponentResource):
                 spec={"selector": {SERVICE_LABEL: svc.name}, "ports": [{"name": "http", "port": svc.port, "targetPort": "http", "protocol": "TCP"}]},
             )
         if autoscaler is not None and autoscaler["kind"] == "HorizontalPodAutoscaler":
-            self.obj(
-                k8s.autoscaling.v2.HorizontalPodAutoscaler,
-                "hpa",
-                spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-                    "minReplicas": svc.replicas.min,
-                    "maxReplicas": svc.replicas.max,
-                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
-                },
-            )
+            self.obj(k8s.autoscaling.v2.HorizontalPodAutoscaler, "hpa", spec=scaling.hpa_spec(svc), annotations=scaling.HPA_ANNOTATIONS)
         if mesh.vpa:
             self.custom(
                 "autoscaling.k8s.io/v1",
@@ -201,42 +192,20 @@ class Microservice(pulumi.ComponentResource):
             },
         )
 
-    def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, str]]:
+    def _autoscaler(self, svc: Service, mesh: Mesh) -> Optional[dict[str, Any]]:
+        """Flagger's autoscalerRef to what owns the replica count; None for a fixed size (components/workloads/scaling.py)."""
+        if svc.scaling.sqs is None and svc.scaling.predictive is None:
+            return None if svc.replicas.min == svc.replicas.max else scaling.autoscaler_ref(svc, "HorizontalPodAutoscaler")
+        sqs, depends_on = None, []
         if svc.scaling.sqs:
-            sqs = svc.scaling.sqs
-            auth = self.custom(
-                "keda.sh/v1alpha1",
-                "TriggerAuthentication",
-                "keda-auth",
-                name=names.keda_auth(svc.name),
-                spec={
-                    # The KEDA operator reads queue depth with its own Pod Identity role.
-                    "podIdentity": {"provider": "aws", "identityOwner": "keda"}
-                },
-            )
-            queue_url = pulumi.Output.concat(f"https://sqs.{mesh.region}.amazonaws.com/", mesh.account_id, f"/{sqs.queue_name}")
-            self.custom(
-                "keda.sh/v1alpha1",
-                "ScaledObject",
-                "scaledobject",
-                depends_on=(auth,),
-                spec={
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
-                    "minReplicaCount": svc.replicas.min,
-                    "maxReplicaCount": svc.replicas.max,
-                    "triggers": [
-                        {
-                            "type": "aws-sqs-queue",
-                            "authenticationRef": {"name": names.keda_auth(svc.name)},
-                            "metadata": {"queueURL": queue_url, "queueLength": str(sqs.messages_per_replica), "awsRegion": mesh.region},
-                        }
-                    ],
-                },
-            )
-            return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": svc.name}
-        if svc.replicas.min == svc.replicas.max:
-            return None
-        return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": svc.name}
+            # The KEDA operator reads queue depth with its own Pod Identity role.
+            spec = {"podIdentity": {"provider": "aws", "identityOwner": "keda"}}
+            auth = self.custom(scaling.KEDA_API, "TriggerAuthentication", "keda-auth", name=names.keda_auth(svc.name), spec=spec)
+            sqs = scaling.sqs_trigger(svc, scaling.queue_url(mesh.region, mesh.account_id, svc.scaling.sqs.queue_name), mesh.region, names.keda_auth(svc.name))
+            depends_on.append(auth)
+        prometheus_url = mesh.monitoring.prometheus_url if mesh.monitoring else None
+        self.custom(scaling.KEDA_API, "ScaledObject", "scaledobject", depends_on=depends_on, spec=scaling.scaled_object_spec(svc, sqs, prometheus_url))
+        return scaling.autoscaler_ref(svc, "ScaledObject")
 
     def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
         statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
@@ -300,4 +269,6 @@ class Microservice(pulumi.ComponentResource):
             groups.append({"name": f"{svc.name}-crash-loop", "rules": [rules.crash_loop_alert(svc, alerting)]})
         if svc.canary_enabled(self.mesh_info.environment):
             groups.append(outcomes.canary_analysis_rules(svc))
+        if svc.scaling.predictive:
+            groups += forecast.rule_groups(svc, alerting)
         self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": groups})
