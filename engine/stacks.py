@@ -16,7 +16,7 @@ from typing import Any, Optional
 from components import stack_contract
 
 from .recording import Recording
-from .runtime import ORGANIZATION, ProgramError, run_program
+from .runtime import ORGANIZATION, ProgramError, object_clashes, run_program
 
 TEAMS_DIR = "teams"
 
@@ -61,9 +61,15 @@ def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
     if problems:
         raise ProgramError("\n".join(f"stack {team}-{env}: {p}" for p in problems))
     served = {stack_contract.platform_stack_name(ORGANIZATION, env): platform.outputs}
-    return run_program(
+    recording = run_program(
         f"{team}-{env}", root, root / TEAMS_DIR / "__main__.py", project=stack_contract.TEAM_PROJECT, project_dir=root / TEAMS_DIR, served=served
     )
+    # The team's objects land in the room the platform stack built: one object declared by both
+    # stacks would be overwritten by whichever deploys last, so a clash across them is refused too.
+    clashes = object_clashes(Recording(stack=f"{team}-{env}", resources=[*platform.resources, *recording.resources], outputs={}))
+    if clashes:
+        raise ProgramError("\n".join(f"stack {team}-{env}: {c}" for c in clashes), recording.resources)
+    return recording
 
 
 def run_environment(env: str, root: Path, teams: Optional[list[str]] = None) -> Recording:
@@ -72,7 +78,12 @@ def run_environment(env: str, root: Path, teams: Optional[list[str]] = None) -> 
     parts = {env: platform}
     for team in teams_in(env, root) if teams is None else teams:
         parts[f"{team}-{env}"] = run_team(team, env, root, platform)
-    return combine(env, parts)
+    combined = combine(env, parts)
+    # Two team stacks may each declare a cluster-wide object; neither may own what the other does.
+    clashes = object_clashes(combined)
+    if clashes:
+        raise ProgramError("\n".join(clashes), combined.resources)
+    return combined
 
 
 def run_stack(stack: str, root: Path) -> Recording:

@@ -44,7 +44,8 @@ def test_a_new_object_in_the_team_namespace_would_be_caught(stack, monkeypatch):
 def test_a_clash_no_rule_foresaw_is_one_line_and_exit_2(scratch, capsys, monkeypatch):
     # Without the reservation, a service named like the namespace's default-deny policy renders a second one.
     monkeypatch.setattr(names, "TEAM_OBJECTS", ())
-    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.update(name="default-deny"))
+    # No dependsOn: other teams' consent names the caller, and is not what this test is about.
+    scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.update(name="default-deny", dependsOn=[]))
     with pytest.raises(ProgramError, match="the NetworkPolicy 'default-deny' in namespace web is declared twice"):
         run("dev", scratch.root)
     out = scratch.root / "out"

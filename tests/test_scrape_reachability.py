@@ -65,6 +65,7 @@ def chart_targets(rec) -> list[tuple[str, Endpoint, int]]:
             continue
         releases = addon_releases(rec, name)
         instances = release_names(rec, name)
+        namespaces = release_namespaces(rec, name)
         for chart, wanted in cls.metrics.charts.items():
             values = deep_merge(chart_values.defaults(CHARTS[chart]), releases[chart].values)
             for component in PER_COMPONENT.get(chart, lambda _: [None])(wanted):
@@ -72,7 +73,7 @@ def chart_targets(rec) -> list[tuple[str, Endpoint, int]]:
                 labels, port = CHART_TARGETS[(chart, component)]
                 # Charts label their pods with the release, as Helm's conventions ask.
                 labels = {**labels, "app.kubernetes.io/instance": instances.get(chart, "")}
-                found.append((f"{name}/{chart}/{component or ''}", Endpoint.pod(name, cls.namespace, labels), resolve(values, port)))
+                found.append((f"{name}/{chart}/{component or ''}", Endpoint.pod(name, namespaces.get(chart, cls.namespace), labels), resolve(values, port)))
     return found
 
 
@@ -82,6 +83,14 @@ def release_names(rec, addon: str) -> dict[str, str]:
     by_ref = {c.chart_ref: c.name for c in CHARTS.values()}
     found = {r.inputs["chart"]: r.inputs["name"] for r in rec.children(component, recursive=True) if r.type == "kubernetes:helm.sh/v3:Release"}
     return {by_ref[ref]: name for ref, name in found.items()} | ({"cert-manager": "cert-manager"} if addon == "cert-manager" else {})
+
+
+def release_namespaces(rec, addon: str) -> dict[str, str]:
+    """chart name -> the namespace its release installs into (an addon may install a chart outside its own namespace)."""
+    [component] = [r for r in rec if r.name == addon and r.type.startswith("platform:addons:")]
+    by_ref = {c.chart_ref: c.name for c in CHARTS.values()}
+    releases = [r for r in rec.children(component, recursive=True) if r.type == "kubernetes:helm.sh/v3:Release"]
+    return {by_ref[r.inputs["chart"]]: r.inputs["namespace"] for r in releases if r.inputs.get("namespace")}
 
 
 def resolve(values: dict[str, Any], port: Port) -> int:
