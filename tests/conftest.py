@@ -31,7 +31,7 @@ def prod() -> Recording:
     return recorded("prod")
 
 
-@pytest.fixture(params=["dev", "prod"], scope="session")
+@pytest.fixture(params=["dev", "staging", "prod"], scope="session")
 def stack(request) -> Recording:
     return recorded(request.param)
 

@@ -17,7 +17,7 @@ from components.spec import load
 from components.versions import KUBE_PROMETHEUS_STACK
 from engine import chart_values
 
-STACKS = ("dev", "prod")
+STACKS = ("dev", "staging", "prod")
 RESTART_EXPR = "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5"
 
 

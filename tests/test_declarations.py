@@ -90,8 +90,8 @@ def test_duplicate_service_name(scratch):
 
 
 def test_unknown_stack_in_envs(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(envs={"staging": {"port": 81}}))
-    assert "stacks/services/inventory.yaml: envs.staging: unknown stack 'staging'; declared stacks: dev, prod" in refused(scratch)
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d["envs"].update(qa={"port": 81}))
+    assert "stacks/services/inventory.yaml: envs.qa: unknown stack 'qa'; declared stacks: dev, prod, staging" in refused(scratch)
 
 
 def test_latest_image_refused(scratch):

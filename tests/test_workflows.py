@@ -173,7 +173,7 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     assert any("npm ci --prefix .github" in str(s.get("run", "")) for s in jobs["test"]["steps"])
 
     diff = jobs["offline-diff"]
-    assert diff["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert diff["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
     run = next(s for s in diff["steps"] if s.get("id") == "diff")
     # The checkout is the PR's merge commit; its first parent is the base it was merged onto.
     assert 'make diff STACK="$STACK" BASE=HEAD^1' in run["run"]
@@ -183,13 +183,13 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
 
     real = jobs["pulumi-preview"]
     assert real["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert real["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert real["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
     (pulumi,) = steps(real, "pulumi/actions")
     assert pulumi["with"]["command"] == "preview" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
     assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["diff"] is True
     assert pulumi["with"]["policyPacks"] == "policy"
     assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
 
 
@@ -205,13 +205,13 @@ def test_the_comment_workflow_never_runs_pull_request_code():
         assert "pr.head.sha !== process.env.HEAD_SHA" in script and "/^[0-9]+$/" in script
 
 
-def test_deploy_goes_dev_then_prod_behind_a_protected_environment():
+def test_deploy_goes_dev_then_staging_then_prod_behind_a_protected_environment():
     wf = workflow("deploy.yml")
     assert wf["on"] == {"push": {"branches": ["main"]}}
-    dev, prod = wf["jobs"]["dev"], wf["jobs"]["prod"]
-    assert prod["needs"] == "dev" and dev["needs"] == "test"
-    assert prod["environment"] == "production" and dev["environment"] == "dev"
-    for stack, job in (("dev", dev), ("prod", prod)):
+    dev, staging, prod = wf["jobs"]["dev"], wf["jobs"]["staging"], wf["jobs"]["prod"]
+    assert prod["needs"] == "staging" and staging["needs"] == "dev" and dev["needs"] == "test"
+    assert prod["environment"] == "production" and staging["environment"] == "staging" and dev["environment"] == "dev"
+    for stack, job in (("dev", dev), ("staging", staging), ("prod", prod)):
         assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}
         (pulumi,) = steps(job, "pulumi/actions")
         assert (pulumi["with"]["command"], pulumi["with"]["stack-name"]) == ("up", stack)
@@ -222,7 +222,7 @@ def test_drift_refreshes_then_expects_no_changes():
     wf = workflow("drift.yml")
     assert "schedule" in wf["on"] and "workflow_dispatch" in wf["on"]
     job = wf["jobs"]["drift"]
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"] and job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"] and job["strategy"]["fail-fast"] is False
     refresh, preview = steps(job, "pulumi/actions")
     assert refresh["with"]["command"] == "refresh"
     assert preview["with"]["command"] == "preview" and preview["with"]["expect-no-changes"] is True

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, names, placement, tenancy, yamlsafe
+from . import catalog, environments, names, placement, tenancy, yamlsafe
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
@@ -74,8 +74,11 @@ def load(stack: str, root: Path) -> Declarations:
     files, failed = _read_services(root, stacks, problems)
     seen: set[Problem] = set()
     services: tuple[Service, ...] = ()
+    by_stack: dict[str, tuple[Service, ...]] = {}
     for name, spec in specs.items():
         found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved)
+        found += environments.pin_problems(name, spec.environment, ((f.rel, f.raw) for f in files))
+        by_stack[name] = loaded
         if name == stack:
             services = loaded
         for p in found:
@@ -85,6 +88,7 @@ def load(stack: str, root: Path) -> Declarations:
             # A problem that only another stack shows says which stack it is in.
             in_other = name != stack and p.file != _rel(_stack_file(root, name), root)
             problems.append(Problem(p.file, p.path, f"in stack {name!r}: {p.message}") if in_other else p)
+    problems += environments.canary_parity({n: s.environment for n, s in specs.items()}, by_stack, {f.name: f.rel for f in files})
     if problems:
         raise SpecError(problems)
     return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)

@@ -13,7 +13,7 @@ from .egress import AWS_ENDPOINTS, Egress  # noqa: F401  (AWS_ENDPOINTS: where t
 from .problems import short
 from .secrets import SealedSecretRef, SecretRef
 from .slo import Slo, TierSlos
-from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
+from .service_parts import READINESS_PERIOD_SECONDS, Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
 
 Tier = Literal["critical", "standard", "batch"]
 # repository[:tag][@sha256:digest]; the tag or digest is mandatory so a deploy is reproducible.
@@ -145,6 +145,9 @@ class Service(Spec):
             raise ValueError(
                 f"canary.maxLatencyMs: {self.canary.max_latency_ms}ms is looser than the latency objective's threshold slo.latencyMs {self.slo.latency_ms}ms"
             )
+        late = self.canary.deadline_problem(self.startup_seconds)
+        if late and self.canary_enabled(environment or ""):
+            raise ValueError(f"canary.{late}")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -238,7 +241,14 @@ class Service(Spec):
     def private_networks(self) -> list[tuple[str, int]]:
         return sorted({(e.cidr, e.port) for e in self.egress if e.cidr and e.port})
 
+    @property
+    def startup_seconds(self) -> int:
+        """How long a new pod may take to become ready: its startup probe's allowance, else one readiness period."""
+        return self.probes.startup_seconds or READINESS_PERIOD_SECONDS
+
     def canary_enabled(self, environment: str) -> bool:
+        """Exposed and critical services canary in every stack, so dev exercises the path daily and
+        staging runs the same analysis prod will; `canary.enabled` overrides per stack."""
         if self.canary.enabled is not None:
             return self.canary.enabled
-        return environment == "prod" and (self.expose is not None or self.tier == "critical")
+        return self.expose is not None or self.tier == "critical"

@@ -21,7 +21,7 @@ from components.monitoring import slo
 from components.spec import Service, names
 
 from . import dashboard, egress, traffic
-from .delivery import SKIP_AWAIT, canary_spec
+from .delivery import SKIP_AWAIT, canary_spec, disruption_budgets
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 from .mesh import Mesh  # noqa: F401 (re-exported)
 
@@ -99,9 +99,8 @@ class Microservice(pulumi.ComponentResource):
                     "updatePolicy": {"updateMode": "Off"},
                 },
             )
-        if svc.replicas.max > 1:
-            budget = {"maxUnavailable": 1} if svc.tier == "critical" else {"maxUnavailable": "50%"}
-            self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
+        for suffix, name, budget in disruption_budgets(svc, canary):
+            self.obj(k8s.policy.v1.PodDisruptionBudget, suffix, name=name, spec=budget)
 
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
