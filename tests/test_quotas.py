@@ -27,7 +27,10 @@ def test_kubecost_reads_the_platform_prometheus(stack):
     values = release.inputs["values"]
     assert values["global"]["prometheus"] == {"enabled": False, "fqdn": prometheus.PROMETHEUS_URL}
     assert values["serviceMonitor"]["enabled"] is True and values["prometheusRule"]["enabled"] is True
-    assert values["prometheus"]["server"]["global"]["external_labels"]["cluster_id"] == {"dev": "shop-dev", "staging": "shop-staging", "prod": "shop-prod"}[stack.stack]
+    assert (
+        values["prometheus"]["server"]["global"]["external_labels"]["cluster_id"]
+        == {"dev": "shop-dev", "staging": "shop-staging", "prod": "shop-prod"}[stack.stack]
+    )
     assert not any(values["reporting"].values())
     assert chart_values.unknown_keys(KUBECOST, values) == []
 

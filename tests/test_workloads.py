@@ -257,7 +257,9 @@ def test_exposed_service_without_canary_gets_a_route(scratch):
 
 def test_slow_canary_is_rejected(scratch):
     scratch.edit("stacks/services/payment.yaml", lambda d: d["canary"].update(intervalSeconds=30, threshold=5))
-    with pytest.raises(SpecError, match=r"payment.yaml: canary: rollback takes up to 180s .*\(intervalSeconds 30 x \(threshold 5 \+ 1\)\), over the stack's bound of 60s"):
+    with pytest.raises(
+        SpecError, match=r"payment.yaml: canary: rollback takes up to 180s .*\(intervalSeconds 30 x \(threshold 5 \+ 1\)\), over the stack's bound of 60s"
+    ):
         load("prod", scratch.root)
 
 

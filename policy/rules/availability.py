@@ -108,7 +108,7 @@ def _canary_pods_only(pdb: Subject, spec: Mapping[str, Any], targets: set[tuple[
     labels = as_map(selector.get("matchLabels"))
     if selector.get("matchExpressions") or len(labels) != 1:
         return False
-    (key, value), = labels.items()
+    ((key, value),) = labels.items()
     return key in FLAGGER_SELECTOR_LABELS and (pdb.namespace, value) in targets
 
 
