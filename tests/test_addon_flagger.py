@@ -44,7 +44,7 @@ def test_crds_come_from_the_charts_crds_directory(stack):
 
 def test_flagger_metrics_are_scraped_past_the_sidecar(stack):
     values = release(stack, "flagger").inputs["values"]
-    # honorLabels: flagger_canary_* keep the canary's namespace, which routes CanaryRollbackFailed to its team.
+    # honorLabels: flagger_canary_* keep the canary's namespace, which the release alerts select on.
     assert values["podMonitor"] == {"enabled": True, "honorLabels": True}
     assert values["podAnnotations"]["traffic.sidecar.istio.io/excludeInboundPorts"] == str(flagger.METRICS_PORT)
 

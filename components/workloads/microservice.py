@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract
-from components.monitoring import slo
+from components.monitoring import canary as canary_alerts, slo
 from components.spec import Service, names
 
 from . import dashboard, egress, traffic
@@ -30,6 +30,7 @@ METRICS_LABEL = {"platform.io/metrics": "true"}
 
 class Microservice(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
+    canary: bool
     rollback_seconds: Optional[int]
     promotion_seconds: Optional[int]
 
@@ -40,7 +41,7 @@ class Microservice(pulumi.ComponentResource):
         self.svc, self.mesh_info, self.ns = svc, mesh, svc.team
         self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
         # The stack model guarantees Flagger is enabled wherever a canary is.
-        canary = svc.canary_enabled(mesh.environment)
+        self.canary = canary = svc.canary_enabled(mesh.environment)
         meta = labels(svc, mesh.environment)
 
         self.obj(k8s.core.v1.ServiceAccount, "sa", automount_service_account_token=svc.service_account_token)
@@ -287,4 +288,5 @@ class Microservice(pulumi.ComponentResource):
         )
         alerting = self.mesh_info.alerting
         assert alerting is not None  # the stack model requires it with the prometheus addon
-        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting)})
+        releases = canary_alerts.rule_groups(svc, alerting) if self.canary else []
+        self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": slo.rule_groups(svc, alerting) + releases})
