@@ -152,5 +152,6 @@ class Workloads(pulumi.ComponentResource):
                         provider,
                         teams[s.team].namespace,
                         opts=pulumi.ResourceOptions(parent=self.services[s.name]),
+                        prometheus_url=mesh.monitoring.prometheus_url if mesh.monitoring else None,
                     )
         self.register_outputs({"services": sorted(self.services)})
