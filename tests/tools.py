@@ -1,4 +1,4 @@
-"""Debian tools the tests run for real (promtool, amtool).
+"""Debian tools the tests run for real (promtool, amtool, and Prometheus itself).
 
 Missing locally: the test is skipped with the reason shown. Under PLATFORM_REQUIRE_TOOLS=1 (which
 `.ci/run` sets after installing them) a missing tool fails the test, so CI never skips silently.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus", "amtool": "prometheus-alertmanager"}
 
 
 def require(tool: str) -> str:

@@ -101,7 +101,7 @@ def _workload_replicas(workload: Subject, hpas: Sequence[Subject]) -> Optional[f
 FLAGGER_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 
 
-def _canary_pods_only(pdb: Subject, spec: Mapping[str, Any], targets: set[tuple[Optional[str], Any]]) -> bool:
+def _canary_pods_only(pdb: Subject, spec: Mapping[str, Any], targets: set[tuple[str, Any]]) -> bool:
     """A budget on exactly a Flagger canary target's pods: they exist only while a release is analysed
     (Flagger scales the target to zero otherwise), so pinning them keeps nodes drainable between runs."""
     selector = as_map(spec.get("selector"))
