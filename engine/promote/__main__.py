@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from components.addons.prometheus import NAMESPACE as MONITORING, PROMETHEUS_SERVICE
-from components.spec import SpecError, load
+from components.spec import Declarations, SpecError, load
 from components.workloads.chaos import gate_name
 
 from .gates import Candidate, Verdict, evaluate
@@ -28,13 +28,13 @@ from .sources import Kubernetes, Prometheus, Unreachable, tls_context
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def candidate(root: Path, service: str, source: str) -> Candidate:
-    decl = load(source, root)
+def candidate(decl: Declarations, service: str) -> tuple[Candidate, str]:
+    """What the gates judge, and the image as the service file pins it for the source stack."""
     svc = next((s for s in decl.services if s.name == service), None)
     if svc is None:
-        raise PinError(f"service {service!r} does not run in stack {source!r}")
+        raise PinError(f"service {service!r} does not run in stack {decl.stack!r}")
     chaos = svc.tier == "critical" and decl.environment == "staging" and decl.spec.addon_enabled("chaos-mesh")
-    return Candidate(
+    found = Candidate(
         service=svc.name,
         team=svc.team,
         tier=svc.tier,
@@ -43,6 +43,7 @@ def candidate(root: Path, service: str, source: str) -> Candidate:
         chaos=gate_name(svc) if chaos else None,
         soak_minutes=getattr(decl.spec.policy.soak_minutes, svc.tier),
     )
+    return found, svc.image
 
 
 def report(c: Candidate, declared: str, source: str, target: str, verdicts: list[Verdict]) -> str:
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
         print("make promote: set the staging cluster's API server (--kube-api or PROMOTE_KUBE_API)", file=sys.stderr)
         return 2
     try:
-        c = candidate(root, args.service, args.source)
-        declared = next(s for s in load(args.source, root).services if s.name == args.service).image
+        c, declared = candidate(load(args.source, root), args.service)
         current = next((s.image for s in load(args.target, root).services if s.name == args.service), None)
     except (SpecError, PinError) as err:
         print(f"make promote: {err}", file=sys.stderr)
