@@ -142,11 +142,11 @@ def test_canary_pods_are_pinned_and_the_primary_keeps_its_tier_budget(stack):
     for r in stack.kubernetes_objects():
         if r.kind == "Deployment":
             assert "karpenter.sh/do-not-disrupt" not in r.inputs["spec"]["template"]["metadata"].get("annotations", {}), r.urn
-    web = {
+    catalog = {
         r.metadata["name"]: r.inputs["spec"] for r in stack.kubernetes_objects() if r.kind == "PodDisruptionBudget" and r.metadata.get("namespace") == "catalog"
     }
     # inventory has no canary: one budget over its pods, by the service label.
-    assert web["inventory"] == {"selector": {"matchLabels": {"platform.io/service": "inventory"}}, "maxUnavailable": "50%"}
+    assert catalog["inventory"] == {"selector": {"matchLabels": {"platform.io/service": "inventory"}}, "maxUnavailable": "50%"}
 
 
 def test_deploy_windows_stop_consolidation_and_drift_on_schedule(stack):
