@@ -3,6 +3,7 @@
 - dev follows a service's top-level `image` (CI bumps it on merge); staging and prod stacks pin
   each service's image in its file (`envs.<stack>.image`), so nothing reaches them but a reviewed
   change: for prod, the PR `make promote` opens once the promotion gates hold (docs/delivery.md).
+  Another stack of those environments (prod's recovery stack) runs the environment's pins.
 - Every service that canaries in a prod stack canaries in each staging stack too: staging is where
   the canary analysis the promotion gate reads first meets real traffic.
 """
@@ -17,13 +18,23 @@ from .service import Service
 PINNED_ENVIRONMENTS = ("staging", "prod")
 
 
+def pinned_overlay(stack: str, environment: str, raw: Mapping[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """The stack's overlay of a service file, with its environment's pin when it has none of its own:
+    another stack of an environment (prod's recovery stack, docs/runbooks/restore.md) runs the images
+    the environment's own stack pins."""
+    if environment not in PINNED_ENVIRONMENTS or stack == environment or "image" in overlay:
+        return overlay
+    pin = ((raw.get("envs") or {}).get(environment) or {}).get("image")
+    return {**overlay, "image": pin} if pin is not None else overlay
+
+
 def pin_problems(stack: str, environment: str, files: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Problem]:
     """(file, raw declaration) pairs whose service runs in `stack` without an image pinned for it."""
     if environment not in PINNED_ENVIRONMENTS:
         return []
     found = []
     for rel, raw in files:
-        overlay = (raw.get("envs") or {}).get(stack) or {}
+        overlay = pinned_overlay(stack, environment, raw, (raw.get("envs") or {}).get(stack) or {})
         if overlay.get("enabled", raw.get("enabled", True)) is False or "image" in overlay:
             continue
         found.append(

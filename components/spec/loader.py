@@ -217,7 +217,7 @@ def _check_stack(
     failed = set(failed)
     declared: dict[str, tuple[Service, str]] = {}
     for f in files:
-        overlay = f.raw.get("envs", {}).get(stack, {})
+        overlay = environments.pinned_overlay(stack, spec.environment, f.raw, f.raw.get("envs", {}).get(stack, {}))
         try:
             service = validate(Service, deep_merge(deep_merge(defaults, f.raw), overlay), f.rel, context=context, overlay=(stack, overlay))
         except SpecError as err:
