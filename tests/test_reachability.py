@@ -17,7 +17,7 @@ from components.spec.service import AWS_ENDPOINTS
 from conftest import ROOT, recorded
 from reachability import Endpoint, Network
 
-VPC = {"dev": "10.20", "prod": "10.10"}
+VPC = {"dev": "10.20", "staging": "10.30", "prod": "10.10"}
 PORTS = (
     22,
     53,
@@ -283,7 +283,7 @@ def matrix(stack: str) -> frozenset[tuple[str, str, int]]:
     return frozenset(reachable(network, endpoints(stack)))
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_reachability_matrix(stack):
     actual, wanted = matrix(stack), expected(stack)
     assert sorted(actual - wanted) == [], "allowed but not expected"
