@@ -27,6 +27,11 @@ def dev() -> Recording:
 
 
 @pytest.fixture(scope="session")
+def staging() -> Recording:
+    return recorded("staging")
+
+
+@pytest.fixture(scope="session")
 def prod() -> Recording:
     return recorded("prod")
 

@@ -29,7 +29,8 @@ def problems(scratch, stack: str = "dev") -> str:
 
 
 def service(scratch, name: str, team: str, **extra) -> None:
-    scratch.write(f"stacks/services/{name}.yaml", {"name": name, "team": team, "image": IMAGE, "port": 8080, **extra})
+    pins = {"staging": {"image": IMAGE}, "prod": {"image": IMAGE}}
+    scratch.write(f"stacks/services/{name}.yaml", {"name": name, "team": team, "image": IMAGE, "port": 8080, "envs": pins, **extra})
 
 
 # -- every stack, every run ---------------------------------------------------------------------
@@ -54,7 +55,7 @@ def test_a_mistake_every_stack_sees_is_reported_once(scratch):
 
 def test_all_stacks_are_kept_on_the_declarations():
     decl = load("dev", ROOT)
-    assert sorted(decl.stacks) == ["dev", "prod"] and decl.stacks["dev"] is decl.spec
+    assert sorted(decl.stacks) == ["dev", "prod", "staging"] and decl.stacks["dev"] is decl.spec
 
 
 # -- one error per root cause -------------------------------------------------------------------

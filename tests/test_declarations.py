@@ -100,7 +100,7 @@ def test_latest_image_refused(scratch):
 
 
 def test_prod_needs_two_replicas(scratch):
-    scratch.edit("stacks/services/inventory.yaml", lambda d: d.update(envs={"prod": {"replicas": {"min": 1, "max": 3}}}))
+    scratch.edit("stacks/services/inventory.yaml", lambda d: d["envs"]["prod"].update(replicas={"min": 1, "max": 3}))
     assert "replicas.min: prod needs at least 2 replicas" in refused(scratch, "prod")
 
 

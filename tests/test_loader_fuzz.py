@@ -59,8 +59,10 @@ def services(draw) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         svc["secrets"] = [{"name": f"{svc['name']}-db", "vaultPath": "fuzz/db", "keys": draw(st.lists(env_names, min_size=1, max_size=3))}]
+    # Staging and prod run only pinned images.
+    svc["envs"] = {"staging": {"image": svc["image"]}, "prod": {"image": svc["image"]}, "dev": {}}
     if draw(st.booleans()):
-        svc["envs"] = {draw(st.sampled_from(["dev", "prod"])): {"replicas": {"min": 2, "max": 3}}}
+        svc["envs"][draw(st.sampled_from(["dev", "prod"]))]["replicas"] = {"min": 2, "max": 3}
     return svc
 
 

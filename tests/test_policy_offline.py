@@ -42,7 +42,11 @@ def test_preview_blocks_a_prod_endpoint_open_to_the_whole_internet(scratch, tmp_
 
 
 def test_preview_blocks_a_prod_service_pulling_from_an_unapproved_registry(scratch, tmp_path, capsys):
-    scratch.write("stacks/services/reviews.yaml", {"name": "reviews", "team": "catalog", "image": "docker.io/library/nginx:1.27.0", "port": 8080})
+    image = "docker.io/library/nginx:1.27.0"
+    scratch.write(
+        "stacks/services/reviews.yaml",
+        {"name": "reviews", "team": "catalog", "image": image, "port": 8080, "envs": {"staging": {"image": image}, "prod": {"image": image}}},
+    )
     status = preview(["prod", "--root", str(scratch.root), "--out", str(tmp_path)])
     records = json.loads((tmp_path / "resources.json").read_text())
     if not any(r["inputs"].get("kind") == "Deployment" for r in records):

@@ -248,7 +248,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
             add(name, "pod-identity", 80)
         if decl.spec.addon_enabled("vault"):
             add("vault-snapshot", "vault", 8200)
-    if decl.spec.addon_enabled("logging") and stack == "prod":
+    if decl.spec.addon_enabled("logging") and decl.spec.addons["logging"].settings.get("mode") == "simple-scalable":
         add("loki", PUBLIC, 443)
         add("loki", "pod-identity", 80)
     # Services: dependsOn edges, the gateway for exposed ones, the load tester for canaries, scrapes.
