@@ -113,7 +113,8 @@ def test_one_secret_name_from_two_services(scratch):
 
 
 def test_a_name_only_prod_derives_fails_the_dev_preview(scratch):
-    # payment is critical, so it runs a canary in prod: Flagger makes payment-primary there.
+    # payment is critical, so it runs a canary in prod: Flagger makes payment-primary there (not in dev, here).
+    scratch.edit(PAYMENT, lambda d: d["envs"].update(dev={"canary": {"enabled": False}}))
     service(scratch, "payment-primary", "checkout", replicas={"min": 2, "max": 2})
     msg = problems(scratch, "dev")
     assert f"{PAYMENT}: canary: in stack 'prod': the canary of service payment (objects made by Flagger) and the Deployment of service payment-primary" in msg

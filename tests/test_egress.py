@@ -126,5 +126,8 @@ def test_bad_egress_is_refused_naming_file_and_key(scratch, entry, message):
 def test_host_egress_needs_istio(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: [d["addons"].pop(a) for a in ("flagger", "tracing", "istio", "external-dns")])
     scratch.edit("stacks/services/storefront.yaml", lambda d: d.pop("expose") and d["envs"]["dev"].pop("expose"))
+    # Without Flagger, dev runs no canaries.
+    for name in ("orders", "payment"):
+        scratch.edit(f"stacks/services/{name}.yaml", lambda d: d["envs"].update(dev={"canary": {"enabled": False}}))
     with pytest.raises(SpecError, match="egress: needs the istio addon"):
         load("dev", scratch.root)

@@ -173,6 +173,7 @@ def test_valid_generated_services_load(project):
         "replicas": {"min": 2, "max": 2},
         "env": {"A_B": "c"},
     }
+    svc["envs"] = {"staging": {"image": svc["image"]}, "prod": {"image": svc["image"]}}
     project.write(FUZZ_SERVICE, svc)
     try:
         assert "fuzzed" in {s.name for s in load("dev", project.root).services}
