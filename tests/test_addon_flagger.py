@@ -130,7 +130,11 @@ def test_flagger_without_istio_declared_at_all_is_rejected(scratch):
         load("dev", scratch.root)
 
 
-def test_turning_flagger_off_removes_only_flagger(scratch, dev):
+def test_turning_flagger_off_removes_only_flagger(scratch):
+    # Dev canaries its exposed and critical services: without Flagger they run without canaries.
+    for name in ("orders", "payment", "storefront"):
+        scratch.edit(f"stacks/services/{name}.yaml", lambda d: d["envs"].setdefault("dev", {}).update(canary={"enabled": False}))
+    dev = run("dev", scratch.root)
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["flagger"].update(enabled=False))
     without = run("dev", scratch.root)
     removed = {r.urn for r in dev} - {r.urn for r in without}

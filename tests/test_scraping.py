@@ -120,6 +120,8 @@ def test_without_prometheus_no_monitor_is_requested(scratch):
         d.pop("backup", None)
 
     scratch.edit("stacks/dev.yaml", off)
+    for name in ("orders", "payment", "storefront"):
+        scratch.edit(f"stacks/services/{name}.yaml", lambda d: d["envs"].setdefault("dev", {}).update(canary={"enabled": False}))
     rec = run("dev", scratch.root)
     values = addon_releases(rec, "vault")["vault"].values
     assert "serverTelemetry" not in values

@@ -29,7 +29,6 @@ from components.contracts import CertManagerContract, IstioContract, Pods, Traci
 from components.monitoring.scrape import Metrics, Monitor
 from components.spec import Declarations
 from components.spec.base import Spec, field
-from components.spec.service_parts import MESH_SCRAPE_SECONDS
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 
 from . import flows as net
@@ -119,8 +118,7 @@ class Istio(Addon):
                 {
                     "namespaceSelector": {"any": True},
                     "selector": {"matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]},
-                    # The canary analysis' metric windows are sized on this interval (components/spec/service_parts.py).
-                    "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": f"{MESH_SCRAPE_SECONDS}s"}],
+                    "podMetricsEndpoints": [{"path": "/stats/prometheus", "port": "http-envoy-prom", "interval": "15s"}],
                 },
             ),
         )
