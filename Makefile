@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check tools
+.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check tools promote
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -59,6 +59,13 @@ diff: $(VENV_STAMP)
 ## bench: synthetic stacks of N = 10, 100, 500 services against the SDK floor; writes build/bench/results.json
 bench: $(VENV_STAMP)
 	$(PY) -m bench.run
+
+## promote: move SERVICE's image pin from staging to prod once every promotion gate holds (docs/delivery.md):
+## make promote SERVICE=orders; reads PROMOTE_KUBE_API (+ _TOKEN_FILE, _CA) and PROMOTE_PROMETHEUS_URL;
+## writes build/promote/$(SERVICE).md; exits 1 when a gate does not hold or an API does not answer
+promote: $(VENV_STAMP)
+	@test -n "$(SERVICE)" || { echo "make promote: set SERVICE=<name>" >&2; exit 2; }
+	$(PY) -m engine.promote $(SERVICE) --write
 
 clean:
 	rm -rf build

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "stacks", "teams"]
+COPIED = ["__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml", "stacks", "teams"]
 REGISTRY = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop"
 
 
@@ -29,10 +29,13 @@ def service(i: int, rng: random.Random) -> dict:
     # Fan-out like the samples: a few calls to services declared before this one.
     if i:
         decl["dependsOn"] = sorted({f"svc-{rng.randrange(i):04d}" for _ in range(rng.choice([0, 1, 2, 3]))})
+    # Staging and prod run only pinned images (components/spec/environments.py).
+    decl["envs"] = {"staging": {"image": decl["image"]}, "prod": {"image": decl["image"]}}
     if rng.random() < 0.1:
-        # Each stack serves its own domain (ingress.domains): prod acme-shop.com, dev dev.acme-shop.com.
+        # Each stack serves its own domain (ingress.domains): prod acme-shop.com, dev dev.acme-shop.com, staging staging.acme-shop.com.
         decl["expose"] = {"host": f"{name}.acme-shop.com"}
-        decl["envs"] = {"dev": {"expose": {"host": f"{name}.dev.acme-shop.com"}}}
+        decl["envs"]["dev"] = {"expose": {"host": f"{name}.dev.acme-shop.com"}}
+        decl["envs"]["staging"]["expose"] = {"host": f"{name}.staging.acme-shop.com"}
     if rng.random() < 0.3:
         decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"{decl['team']}/{name}/db", "keys": ["DATABASE_URL"]}]
     if tier == "batch" and rng.random() < 0.5:
@@ -70,7 +73,7 @@ def make_project(target: Path, n: int, seed: int = 7) -> Path:
     # Every team needs a budget; a generous one, so quotas never stop a synthetic stack. Alerts go to
     # the sample stack's receivers; its platform team stays.
     teams = sorted({team_of[d["name"]] for d in declared})
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         path = target / "stacks" / f"{stack}.yaml"
         spec = yaml.safe_load(path.read_text())
         platform = spec["alerting"]["platformTeam"]

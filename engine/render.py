@@ -130,16 +130,18 @@ def summary(recording: Recording, decl: Declarations) -> str:
         "",
         "## Services",
         "",
-        "Canary times are worst case to rollback and best case to full promotion, from the declared analysis settings.",
+        "Canary times, from the declared analysis settings: the rollback bound (first failed check to all traffic on the primary, "
+        "interval x (threshold + 1)), the best case to full promotion once the canary is ready, and the progress deadline (docs/delivery.md).",
         "",
-        "| service | team | tier | replicas | canary | rollback | promotion | exposed | depends on |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| service | team | tier | replicas | canary | rollback | promotion | deadline | exposed | depends on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in decl.services:
         on = s.canary_enabled(spec.environment)
-        timing = (f"{s.canary.rollback_seconds}s", f"{s.canary.promotion_seconds}s") if on else ("-", "-")
+        c = s.canary
+        timing = (f"{c.rollback_seconds}s", f"{c.promotion_seconds}s", f"{c.progress_deadline_seconds}s") if on else ("-", "-", "-")
         lines.append(
-            f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} "
+            f"| {s.name} | {s.team} | {s.tier} | {s.replicas.min}-{s.replicas.max} | {'on' if on else 'off'} | {timing[0]} | {timing[1]} | {timing[2]} "
             f"| {s.expose.host if s.expose else '-'} | {', '.join(s.depends_on) or '-'} |"
         )
     lines += team_quotas(decl)

@@ -1,4 +1,4 @@
-"""Build promtool and amtool at the versions production runs, from the Go module proxy: `make tools`.
+"""Build promtool, Prometheus and amtool at the versions production runs, from the Go module proxy: `make tools`.
 
 The versions are the kube-prometheus-stack chart's own image tags (reference/charts/<chart>/values.json:
 prometheus.prometheusSpec.image.tag and alertmanager.alertmanagerSpec.image.tag), so a chart bump moves
@@ -61,6 +61,8 @@ TOOLS = {
     t.name: t
     for t in (
         Tool("promtool", "github.com/prometheus/prometheus", "./cmd/promtool", ("prometheus", "prometheusSpec", "image")),
+        # Prometheus itself, for the promotion gates' queries (tests/test_promotion_gate.py).
+        Tool("prometheus", "github.com/prometheus/prometheus", "./cmd/prometheus", ("prometheus", "prometheusSpec", "image")),
         Tool("amtool", "github.com/prometheus/alertmanager", "./cmd/amtool", ("alertmanager", "alertmanagerSpec", "image")),
     )
 }

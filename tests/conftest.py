@@ -31,11 +31,16 @@ def dev() -> Recording:
 
 
 @pytest.fixture(scope="session")
+def staging() -> Recording:
+    return recorded("staging")
+
+
+@pytest.fixture(scope="session")
 def prod() -> Recording:
     return recorded("prod")
 
 
-@pytest.fixture(params=["dev", "prod"], scope="session")
+@pytest.fixture(params=["dev", "staging", "prod"], scope="session")
 def stack(request) -> Recording:
     return recorded(request.param)
 

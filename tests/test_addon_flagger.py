@@ -44,7 +44,7 @@ def test_crds_come_from_the_charts_crds_directory(stack):
 
 def test_flagger_metrics_are_scraped_past_the_sidecar(stack):
     values = release(stack, "flagger").inputs["values"]
-    # honorLabels: flagger_canary_* keep the canary's namespace, which routes CanaryRollbackFailed to its team.
+    # honorLabels: flagger_canary_* keep the canary's namespace, which the release alerts select on.
     assert values["podMonitor"] == {"enabled": True, "honorLabels": True}
     assert values["podAnnotations"]["traffic.sidecar.istio.io/excludeInboundPorts"] == str(flagger.METRICS_PORT)
 
@@ -130,7 +130,11 @@ def test_flagger_without_istio_declared_at_all_is_rejected(scratch):
         load("dev", scratch.root)
 
 
-def test_turning_flagger_off_removes_only_flagger(scratch, dev):
+def test_turning_flagger_off_removes_only_flagger(scratch):
+    # Dev canaries its exposed and critical services: without Flagger they run without canaries.
+    for name in ("orders", "payment", "storefront"):
+        scratch.edit(scratch.service_file(name), lambda d: d["envs"].setdefault("dev", {}).update(canary={"enabled": False}))
+    dev = run("dev", scratch.root)
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["flagger"].update(enabled=False))
     without = run("dev", scratch.root)
     removed = {r.urn for r in dev} - {r.urn for r in without}

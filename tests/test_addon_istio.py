@@ -12,7 +12,7 @@ from engine import chart_values
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
-EXPOSED = {"dev": ["shop.dev.acme-shop.com"], "prod": ["shop.acme-shop.com"]}
+EXPOSED = {"dev": ["shop.dev.acme-shop.com"], "staging": ["shop.staging.acme-shop.com"], "prod": ["shop.acme-shop.com"]}
 
 
 def releases(rec) -> dict[str, object]:

@@ -62,6 +62,10 @@ def test_every_declared_queue_is_granted(scratch):
             "tier": "batch",
             "scaling": {"sqs": {"queueName": "shop-mail"}},
             "replicas": {"min": 1, "max": 5},
+            "envs": {
+                "staging": {"image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0"},
+                "prod": {"image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0"},
+            },
         }
     )
     rec = run("dev", scratch.root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, recorded
 
 from components.addons import sealed_secrets
 from components.spec import SpecError, load
@@ -42,7 +42,22 @@ def test_controller_is_where_kubeseal_looks(stack):
     assert stack.manifest("Namespace", sealed_secrets.NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_declared_ciphertext_becomes_a_sealed_secret_in_the_team_namespace(stack):
+# Stacks whose notifications service takes its webhook token sealed; staging reads its own from Vault.
+SEALED_STACKS = ("dev", "prod")
+
+
+def test_staging_takes_the_token_from_vault_not_from_a_ciphertext(staging):
+    assert sealed(staging) == []
+    assert staging.manifest("ExternalSecret", "notifications-webhook", "messaging")["spec"]["data"] == [
+        {"secretKey": "WEBHOOK_TOKEN", "remoteRef": {"key": "messaging/notifications/webhook", "property": "WEBHOOK_TOKEN"}}
+    ]
+    container = staging.manifest("Deployment", "notifications", "messaging")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "WEBHOOK_TOKEN", "valueFrom": {"secretKeyRef": {"name": "notifications-webhook", "key": "WEBHOOK_TOKEN"}}} in container["env"]
+
+
+@pytest.mark.parametrize("name", SEALED_STACKS)
+def test_declared_ciphertext_becomes_a_sealed_secret_in_the_team_namespace(name):
+    stack = recorded(name)
     obj = stack.manifest("SealedSecret", "notifications-webhook", "messaging")
     assert obj["apiVersion"] == "bitnami.com/v1alpha1"
     assert obj["spec"]["encryptedData"] == {"WEBHOOK_TOKEN": declared_webhook_token(ROOT, stack.stack)}
@@ -56,7 +71,9 @@ def test_ciphertexts_are_per_cluster():
     assert declared_webhook_token(ROOT, "dev") != declared_webhook_token(ROOT, "prod")
 
 
-def test_unsealed_secret_reaches_the_container_by_reference(stack):
+@pytest.mark.parametrize("name", SEALED_STACKS)
+def test_unsealed_secret_reaches_the_container_by_reference(name):
+    stack = recorded(name)
     container = stack.manifest("Deployment", "notifications", "messaging")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "WEBHOOK_TOKEN", "valueFrom": {"secretKeyRef": {"name": "notifications-webhook", "key": "WEBHOOK_TOKEN"}}} in container["env"]
     deployment = next(r for r in stack.kubernetes_objects() if r.kind == "Deployment" and r.metadata["name"] == "notifications")
@@ -81,7 +98,7 @@ def test_sealed_secret_needs_the_addon(scratch):
 
 
 def test_without_sealed_secrets_the_addon_can_be_off(scratch):
-    scratch.edit(NOTIFICATIONS, lambda d: d.pop("envs"))
+    scratch.edit(NOTIFICATIONS, lambda d: [overlay.pop("sealedSecrets", None) for overlay in d["envs"].values()])
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"].update({"sealed-secrets": {"enabled": False}}))
     rec = run("dev", scratch.root)
     assert sealed(rec) == [] and not [r for r in rec.of_type(RELEASE) if r.inputs["chart"] == "sealed-secrets"]

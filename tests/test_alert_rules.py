@@ -17,7 +17,7 @@ from components.spec import load
 from components.versions import KUBE_PROMETHEUS_STACK
 from engine import chart_values
 
-STACKS = ("dev", "prod")
+STACKS = ("dev", "staging", "prod")
 RESTART_EXPR = "sum(rate(kube_pod_container_status_restarts_total[5m])) by (namespace, pod) > 0.5"
 
 
@@ -278,29 +278,6 @@ def test_slow_requests_burn_the_latency_budget(stack, name, tmp_path):
             }
         ],
     )
-
-
-def test_a_failed_canary_pages_its_team_with_the_service_named(tmp_path):
-    spec = prometheus_rules(recorded("prod"))["monitoring/platform"]
-    rules_file = write_rules(tmp_path, "platform", spec)
-    status = lambda name, values: {"series": f'flagger_canary_status{{namespace="checkout", name="{name}"}}', "values": values}
-    labels = {"namespace": "checkout", "name": "orders", "service": "orders", "team": "checkout"}
-    promtool_test(
-        tmp_path,
-        rules_file,
-        [
-            {
-                "interval": "1m",
-                # orders: running, then failed; payment: running, then promoted.
-                "input_series": [status("orders", "0x5 2x10"), status("payment", "0x5 1x10")],
-                "alert_rule_test": [
-                    {"eval_time": "5m", "alertname": "CanaryRollbackFailed", "exp_alerts": []},
-                    {"eval_time": "10m", "alertname": "CanaryRollbackFailed", "exp_alerts": [expected(rule_named(spec, "CanaryRollbackFailed"), labels)]},
-                ],
-            }
-        ],
-    )
-    assert routes_to(config_file(recorded("prod"), tmp_path), alertname="CanaryRollbackFailed", severity="critical", **labels) == "checkout-pager"
 
 
 def test_no_5xx_yet_is_a_zero_error_ratio_and_no_traffic_is_none(tmp_path):

@@ -19,7 +19,7 @@ from components.spec import SpecError, load
 from components.versions import KUBE_PROMETHEUS_STACK
 from engine import chart_values
 
-STACKS = ("dev", "prod")
+STACKS = ("dev", "staging", "prod")
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,7 @@ def test_contracts_are_one_per_type_and_absent_when_the_addon_is_off():
 
 def test_enabled_addons_publish_their_contracts():
     addons = discover()
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         decl = load(stack, ROOT)
         enabled = [name for name, a in decl.spec.addons.items() if a.enabled]
         published = {name: addons[name].contract(addons[name].validated(decl.spec.addons[name], decl.environment), decl) for name in enabled}

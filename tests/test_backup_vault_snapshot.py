@@ -201,11 +201,11 @@ def test_alerts_cover_failed_old_and_failing_backups(stack):
 def test_too_old_means_two_missed_runs(stack):
     spec = load(stack.stack, ROOT).spec.backup
     ages = {r["labels"]["schedule"]: int(re.search(r"\) > (\d+)\)", r["expr"])[1]) for r in rules(stack)["VeleroBackupTooOld"]}
-    assert ages == {"teams": 2 * 86400, "platform": 2 * {"dev": 6, "prod": 4}[stack.stack] * 3600, "sealing-keys": 2 * 3600}
+    assert ages == {"teams": 2 * 86400, "platform": 2 * {"dev": 6, "staging": 6, "prod": 4}[stack.stack] * 3600, "sealing-keys": 2 * 3600}
     [vault] = rules(stack)["VaultSnapshotTooOld"]
     assert 'kube_cronjob_status_last_successful_time{namespace="velero", cronjob="vault-snapshot"}' in vault["expr"]
     assert f"> {alerts.max_age_seconds(spec.schedules.vault_snapshot)})" in vault["expr"]
-    assert alerts.max_age_seconds(spec.schedules.vault_snapshot) == {"dev": 12, "prod": 2}[stack.stack] * 3600
+    assert alerts.max_age_seconds(spec.schedules.vault_snapshot) == {"dev": 12, "staging": 12, "prod": 2}[stack.stack] * 3600
 
 
 @pytest.mark.parametrize("schedule, seconds", [("0 * * * *", 7200), ("30 1 * * 1", 14 * 86400)])

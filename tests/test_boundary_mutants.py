@@ -31,7 +31,7 @@ def same(value: Any, *_: Any) -> Any:
 
 
 def grant(scratch, team: str, **egress: list[str]) -> None:
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"][team].setdefault("egress", {}).update(egress))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -49,7 +50,7 @@ def test_all_control_plane_logs_with_declared_retention(stack):
     group = stack.named("platform-cluster-control-plane")
     assert group.inputs["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
     assert group.urn in cluster.dependencies
-    assert group.inputs["retentionInDays"] == {"dev": 30, "prod": 365}[stack.stack]
+    assert group.inputs["retentionInDays"] == {"dev": 30, "staging": 90, "prod": 365}[stack.stack]
 
 
 def test_access_entries_only(prod):
@@ -234,7 +235,7 @@ def test_dev_differs_from_prod_only_through_declarations(scratch, prod):
     scratch.write("stacks/dev.yaml", scratch.path("stacks/prod.yaml").read_text())
     scratch.write("Pulumi.dev.yaml", scratch.path("Pulumi.prod.yaml").read_text())
     for rel in scratch.service_files():
-        scratch.edit(rel, lambda d: d.update(envs={"dev": d.get("envs", {}).get("prod", {})}))
+        scratch.edit(rel, lambda d: d.update(envs={**d.get("envs", {}), "dev": copy.deepcopy(d.get("envs", {}).get("prod", {}))}))
     as_dev = run("dev", scratch.root)
 
     def shape(rec):

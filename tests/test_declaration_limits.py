@@ -29,7 +29,8 @@ def problems(scratch, stack: str = "dev") -> str:
 
 
 def service(scratch, name: str, team: str, **extra) -> None:
-    scratch.add_service({"name": name, "team": team, "image": IMAGE, "port": 8080, **extra})
+    pins = {"staging": {"image": IMAGE}, "prod": {"image": IMAGE}}
+    scratch.add_service({"name": name, "team": team, "image": IMAGE, "port": 8080, "envs": pins, **extra})
 
 
 # -- every stack, every run ---------------------------------------------------------------------
@@ -54,7 +55,7 @@ def test_a_mistake_every_stack_sees_is_reported_once(scratch):
 
 def test_all_stacks_are_kept_on_the_declarations():
     decl = load("dev", ROOT)
-    assert sorted(decl.stacks) == ["dev", "prod"] and decl.stacks["dev"] is decl.spec
+    assert sorted(decl.stacks) == ["dev", "prod", "staging"] and decl.stacks["dev"] is decl.spec
 
 
 # -- one error per root cause -------------------------------------------------------------------
@@ -112,7 +113,8 @@ def test_one_secret_name_from_two_services(scratch):
 
 
 def test_a_name_only_prod_derives_fails_the_dev_preview(scratch):
-    # payment is critical, so it runs a canary in prod: Flagger makes payment-primary there.
+    # payment is critical, so it runs a canary in prod: Flagger makes payment-primary there (not in dev, here).
+    scratch.edit(PAYMENT, lambda d: d["envs"].update(dev={"canary": {"enabled": False}}))
     service(scratch, "payment-primary", "checkout", replicas={"min": 2, "max": 2})
     msg = problems(scratch, "dev")
     assert f"{PAYMENT}: canary: in stack 'prod': the canary of service payment (objects made by Flagger) and the Deployment of service payment-primary" in msg

@@ -92,8 +92,8 @@ def test_duplicate_service_name(scratch):
 
 
 def test_unknown_stack_in_envs(scratch):
-    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"staging": {"port": 81}}))
-    assert "stacks/services/catalog/inventory.yaml: envs.staging: unknown stack 'staging'; declared stacks: dev, prod" in refused(scratch)
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d["envs"].update(qa={"port": 81}))
+    assert "stacks/services/catalog/inventory.yaml: envs.qa: unknown stack 'qa'; declared stacks: dev, prod, staging" in refused(scratch)
 
 
 def test_latest_image_refused(scratch):
@@ -102,7 +102,7 @@ def test_latest_image_refused(scratch):
 
 
 def test_prod_needs_two_replicas(scratch):
-    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"prod": {"replicas": {"min": 1, "max": 3}}}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d["envs"]["prod"].update(replicas={"min": 1, "max": 3}))
     assert "replicas.min: prod needs at least 2 replicas" in refused(scratch, "prod")
 
 

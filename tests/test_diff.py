@@ -204,9 +204,9 @@ def test_the_comment_fits_a_github_comment():
 
 def test_image_change(prod_doc, scratch):
     data = scratch.read("stacks/services/checkout/orders.yaml")
-    old_image = data["image"]
+    old_image = data["envs"]["prod"]["image"]
     new_image = re.sub(r":[^:/@]+$", ":99.0.0", old_image)
-    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(image=new_image))
+    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d["envs"]["prod"].update(image=new_image))
     result = diff_against_prod(prod_doc, scratch)
 
     assert result["summary"]["create"] == result["summary"]["delete"] == result["summary"]["replace"] == 0
@@ -237,6 +237,10 @@ def test_new_service(prod_doc, scratch):
             "port": 8080,
             "dependsOn": ["inventory"],
             "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0",
+            "envs": {
+                "staging": {"image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0"},
+                "prod": {"image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/reviews:1.0.0"},
+            },
         }
     )
     result = diff_against_prod(prod_doc, scratch)

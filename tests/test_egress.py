@@ -43,7 +43,7 @@ def test_only_the_declaring_service_may_use_the_route(stack):
 def test_a_second_caller_joins_the_same_route(scratch):
     scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": "api.stripe.com", "port": 443}]))
     # Every team may call Stripe once the platform offers it to all (policy.sharedEgress).
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["api.stripe.com"]}))
     rec = run("dev", scratch.root)
     policy = rec.manifest("AuthorizationPolicy", "egress-api-stripe-com-443-callers", "istio-egress")["spec"]
@@ -129,5 +129,8 @@ def test_bad_egress_is_refused_naming_file_and_key(scratch, entry, message):
 def test_host_egress_needs_istio(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: [d["addons"].pop(a) for a in ("flagger", "tracing", "istio", "external-dns")])
     scratch.edit("stacks/services/web/storefront.yaml", lambda d: d.pop("expose") and d["envs"]["dev"].pop("expose"))
+    # Without Flagger, dev runs no canaries.
+    for name in ("orders", "payment"):
+        scratch.edit(f"stacks/services/checkout/{name}.yaml", lambda d: d["envs"].update(dev={"canary": {"enabled": False}}))
     with pytest.raises(SpecError, match="egress: needs the istio addon"):
         load("dev", scratch.root)

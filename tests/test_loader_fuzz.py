@@ -58,8 +58,10 @@ def services(draw) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         svc["secrets"] = [{"name": f"{svc['name']}-db", "vaultPath": "fuzz/db", "keys": draw(st.lists(env_names, min_size=1, max_size=3))}]
+    # Staging and prod run only pinned images.
+    svc["envs"] = {"staging": {"image": svc["image"]}, "prod": {"image": svc["image"]}, "dev": {}}
     if draw(st.booleans()):
-        svc["envs"] = {draw(st.sampled_from(["dev", "prod"])): {"replicas": {"min": 2, "max": 3}}}
+        svc["envs"][draw(st.sampled_from(["dev", "prod"]))]["replicas"] = {"min": 2, "max": 3}
     return svc
 
 
@@ -169,6 +171,7 @@ def test_valid_generated_services_load(project):
         "replicas": {"min": 2, "max": 2},
         "env": {"A_B": "c"},
     }
+    svc["envs"] = {"staging": {"image": svc["image"]}, "prod": {"image": svc["image"]}}
     project.write(FUZZ_SERVICE, svc)
     try:
         assert "fuzzed" in {s.name for s in load("dev", project.root).services}

@@ -44,7 +44,8 @@ def test_preview_blocks_a_prod_endpoint_open_to_the_whole_internet(scratch, tmp_
 def test_preview_refuses_a_service_pulling_from_an_unapproved_registry(scratch, tmp_path, capsys):
     """The loader refuses it naming the file (exit 2); the policy pack's image-registry-allowed rule judges
     the same with the same matcher on any manifest (tests/test_policy_workloads.py, `make check`)."""
-    scratch.add_service({"name": "reviews", "team": "catalog", "image": "docker.io/library/nginx:1.27.0", "port": 8080})
+    image = "docker.io/library/nginx:1.27.0"
+    scratch.add_service({"name": "reviews", "team": "catalog", "image": image, "port": 8080, "envs": {"staging": {"image": image}, "prod": {"image": image}}})
     out = tmp_path / "out"
     assert preview(["prod", "--root", str(scratch.root), "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -100,7 +100,7 @@ def test_prod_only_rules_follow_the_configured_environment():
         assert len(reports) == expected
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_pack_config_files_match_the_stack_declarations(stack):
     expected = settings.from_spec(load(stack, ROOT).spec)
     path = settings.CONFIG_DIR / f"{stack}.json"

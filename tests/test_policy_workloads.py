@@ -244,3 +244,21 @@ def test_a_team_stack_deploys_into_its_platform_room():
     assert findings("network-default-deny", [OK, namespace], rooms) == [
         "namespace shop runs workloads but has no default-deny NetworkPolicy (podSelector {}, policyTypes [Ingress], no ingress rules)"
     ]
+
+
+def test_only_a_canary_targets_pods_may_be_pinned_by_a_budget():
+    """Flagger scales a canary target to zero between analyses: a budget on exactly its selector label may
+    pin its pods (Karpenter then leaves them alone mid-analysis); anything else pinned still fails."""
+    canary = lambda target="web", namespace=NS: obj(
+        "flagger.app/v1beta1", "Canary", target, namespace, {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}}
+    )
+    pinned = pdb(maxUnavailable=0)
+    assert findings("pdb-allows-disruption", [OK, canary(), pinned]) == []
+    # No canary, a canary of another Deployment or namespace, or a selector wider than the target's label: refused.
+    assert findings("pdb-allows-disruption", [OK, pinned])
+    assert findings("pdb-allows-disruption", [OK, canary("api"), pinned])
+    assert findings("pdb-allows-disruption", [OK, canary(namespace="other"), pinned])
+    wider = changed(pinned, lambda d: d["spec"]["selector"].update(matchLabels={"app": "web", "tier": "x"}))
+    assert findings("pdb-allows-disruption", [OK, canary(), wider])
+    primary = changed(pinned, lambda d: d["spec"]["selector"].update(matchLabels={"app": "web-primary"}))
+    assert findings("pdb-allows-disruption", [OK, canary(), primary])

@@ -11,7 +11,7 @@ from conftest import ROOT
 from engine.runtime import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
-ZONE = {"dev": "dev.acme-shop.com", "prod": "acme-shop.com"}
+ZONE = {"dev": "dev.acme-shop.com", "staging": "staging.acme-shop.com", "prod": "acme-shop.com"}
 
 
 def release(rec, name):

@@ -27,7 +27,10 @@ def test_kubecost_reads_the_platform_prometheus(stack):
     values = release.inputs["values"]
     assert values["global"]["prometheus"] == {"enabled": False, "fqdn": prometheus.PROMETHEUS_URL}
     assert values["serviceMonitor"]["enabled"] is True and values["prometheusRule"]["enabled"] is True
-    assert values["prometheus"]["server"]["global"]["external_labels"]["cluster_id"] == {"dev": "shop-dev", "prod": "shop-prod"}[stack.stack]
+    assert (
+        values["prometheus"]["server"]["global"]["external_labels"]["cluster_id"]
+        == {"dev": "shop-dev", "staging": "shop-staging", "prod": "shop-prod"}[stack.stack]
+    )
     assert not any(values["reporting"].values())
     assert chart_values.unknown_keys(KUBECOST, values) == []
 
@@ -142,7 +145,7 @@ def test_a_service_growing_past_the_quota_is_refused(scratch):
 def test_a_canary_counts_double(scratch):
     scratch.edit("stacks/prod.yaml", lambda d: d["teams"]["catalog"].update(cpu="2.5"))
     load("prod", scratch.root)  # inventory without a canary: 8 pods, 1.6 cpu
-    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(envs={"prod": {"canary": {"enabled": True}}}))
+    scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d["envs"]["prod"].update(canary={"enabled": True}))
     with pytest.raises(SpecError, match=r"stacks/prod.yaml: teams.catalog: the team's services may request more than its quota: cpu 2.8 > 2.5 "):
         load("prod", scratch.root)
 

@@ -17,7 +17,7 @@ from components.spec.service import AWS_ENDPOINTS
 from conftest import ROOT, recorded
 from reachability import Endpoint, Network
 
-VPC = {"dev": "10.20", "prod": "10.10"}
+VPC = {"dev": "10.20", "staging": "10.30", "prod": "10.10"}
 PORTS = (
     22,
     53,
@@ -266,7 +266,7 @@ def expected(stack: str) -> set[tuple[str, str, int]]:
             add(name, "pod-identity", 80)
         if decl.spec.addon_enabled("vault"):
             add("vault-snapshot", "vault", 8200)
-    if decl.spec.addon_enabled("logging") and stack == "prod":
+    if decl.spec.addon_enabled("logging") and decl.spec.addons["logging"].settings.get("mode") == "simple-scalable":
         for name in ("loki", "loki-gateway"):
             add(name, PUBLIC, 443)
             add(name, "pod-identity", 80)
@@ -302,7 +302,7 @@ def matrix(stack: str) -> frozenset[tuple[str, str, int]]:
     return frozenset(reachable(network, endpoints(stack)))
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_reachability_matrix(stack):
     actual, wanted = matrix(stack), expected(stack)
     assert sorted(actual - wanted) == [], "allowed but not expected"

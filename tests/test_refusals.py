@@ -222,7 +222,7 @@ def test_egress_granted_to_every_team_or_by_wildcard(scratch):
         "stacks/services/catalog/inventory.yaml",
         lambda d: d.update(egress=[{"host": "eu.api.paypal.com", "port": 443}, {"cidr": "10.50.1.0/24", "port": 6379}]),
     )
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["*.api.paypal.com"], "networks": ["10.50.0.0/16"]}))
     assert load("dev", scratch.root)
 
@@ -250,9 +250,9 @@ def test_every_bad_cron_names_its_key(scratch, where, cron):
 @pytest.mark.parametrize("host", ["shop.acme-shop.com", "shop.dev.acme-shop.com"])
 def test_egress_to_what_the_platform_serves_is_refused(scratch, host):
     scratch.edit("stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": host, "port": 443}]))
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": [host]}))
-    with pytest.raises(SpecError, match=r"inventory.yaml: egress\[0\].host: in stack '(dev|prod)': '.*' is served by this platform"):
+    with pytest.raises(SpecError, match=r"inventory.yaml: egress\[0\].host: in stack '(dev|staging|prod)': '.*' is served by this platform"):
         load("dev", scratch.root)
 
 
@@ -281,6 +281,6 @@ def test_egress_to_what_the_platform_only_calls_is_allowed(scratch):
     scratch.edit(
         "stacks/services/catalog/inventory.yaml", lambda d: d.update(egress=[{"host": "smtp.acme-shop.com", "port": 465}, {"host": "github.com", "port": 443}])
     )
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["policy"].update(sharedEgress={"hosts": ["smtp.acme-shop.com", "github.com"]}))
     assert load("dev", scratch.root)

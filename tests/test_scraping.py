@@ -123,6 +123,9 @@ def test_without_prometheus_no_monitor_is_requested(scratch):
     # Predictive scaling forecasts in Prometheus: without it, those services scale on their current signal.
     for service in ("notifications", "storefront"):
         scratch.edit(scratch.service_file(service), lambda d: d["scaling"].pop("predictive"))
+    # Without Flagger, dev runs no canaries.
+    for service in ("orders", "payment", "storefront"):
+        scratch.edit(scratch.service_file(service), lambda d: d["envs"].setdefault("dev", {}).update(canary={"enabled": False}))
     rec = run("dev", scratch.root)
     values = addon_releases(rec, "vault")["vault"].values
     assert "serverTelemetry" not in values

@@ -63,7 +63,8 @@ def test_paths_that_are_not_plain_paths_are_refused(path):
 def test_the_smoke_test_is_one_curl_of_the_canary():
     [smoke, load] = commands(service(path="/ready/v1"))
     assert shlex.split(smoke) == ["curl", "-sf", "--max-time", "10", "http://orders-canary.checkout:8080/ready/v1"]
-    assert shlex.split(load) == ["hey", "-z", "20s", "-q", "10", "-c", "2", "http://orders-canary.checkout:8080/"]
+    # Load for two analysis intervals (the default 15 s each).
+    assert shlex.split(load) == ["hey", "-z", "30s", "-q", "10", "-c", "2", "http://orders-canary.checkout:8080/"]
 
 
 def test_the_renderer_refuses_what_the_model_should_have():

@@ -74,6 +74,6 @@ def test_inconsistent_objectives_are_refused(scratch, file, edit, problem):
 def test_latency_thresholds_are_istios_bucket_bounds():
     # Istio's default buckets for istio_request_duration_milliseconds (the sidecar's stats config).
     assert set(ISTIO_LATENCY_BUCKETS_MS) <= {0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         for svc in load(stack, ROOT).services:
             assert svc.slo.latency_ms in ISTIO_LATENCY_BUCKETS_MS

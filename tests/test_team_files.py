@@ -152,7 +152,7 @@ def test_each_team_folder_is_owned_by_the_owners_its_stack_files_list():
 def test_a_team_folder_without_owners_is_an_error(scratch):
     from components.spec import SpecError, codeowners
 
-    for env in ("dev", "prod"):
+    for env in ("dev", "staging", "prod"):
         scratch.edit(f"stacks/{env}.yaml", lambda d: d["teams"]["web"].pop("owners"))
     with pytest.raises(SpecError) as err:
         codeowners.render(scratch.root)

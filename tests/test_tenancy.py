@@ -73,7 +73,7 @@ def test_team_must_be_a_dns_label(scratch, team):
 
 def test_ordinary_team_name_loads(scratch):
     scratch.move_service("inventory", "kubernetes-fans")
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         # The budget and alert routes of an existing team, under the new name (not its networks: each has one owner).
         scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"].update({"kubernetes-fans": {**copy.deepcopy(d["teams"]["checkout"]), "egress": {}}}))
     assert {s.team for s in load("dev", scratch.root).services} >= {"kubernetes-fans"}
@@ -83,7 +83,7 @@ def test_ordinary_team_name_loads(scratch):
 
 
 def test_sample_hosts_are_under_the_stacks_domains():
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         decl = load(stack, ROOT)
         hosts = [s.expose.host for s in decl.services if s.expose]
         assert hosts and all(any(h == d or h.endswith("." + d) for d in decl.spec.ingress.domains) for h in hosts)
@@ -100,13 +100,12 @@ def test_second_claim_on_a_host_names_both_files(scratch, capsys):
 
 def test_distinct_hosts_under_the_domain_load(scratch):
     # Each stack's host in its own zone: a prod host under dev.acme-shop.com is refused (test_hosts_and_names.py).
-    scratch.edit(
-        "stacks/services/catalog/inventory.yaml",
-        lambda d: d.update(
-            expose={"host": "api.acme-shop.com"},
-            envs={**d.get("envs", {}), "dev": {**d.get("envs", {}).get("dev", {}), "expose": {"host": "api.dev.acme-shop.com"}}},
-        ),
-    )
+    def hosts(d):
+        d["expose"] = {"host": "api.acme-shop.com"}
+        d["envs"].setdefault("dev", {}).update(expose={"host": "api.dev.acme-shop.com"})
+        d["envs"].setdefault("staging", {}).update(expose={"host": "api.staging.acme-shop.com"})
+
+    scratch.edit("stacks/services/catalog/inventory.yaml", hosts)
     hosts = {s.name: s.expose.host for s in load("dev", scratch.root).services if s.expose}
     assert hosts == {"inventory": "api.dev.acme-shop.com", "storefront": "shop.dev.acme-shop.com"}
 

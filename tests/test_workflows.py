@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
-EXPECTED = {"preview.yml", "preview-comment.yml", "deploy.yml", "drift.yml"}
+EXPECTED = {"preview.yml", "preview-comment.yml", "deploy.yml", "drift.yml", "promote.yml"}
 
 
 def workflow(name: str) -> dict:
@@ -149,9 +149,10 @@ def test_permissions_are_least_privilege():
             uses = {str(s.get("uses", "")).split("@")[0] for s in job.get("steps", [])}
             assert (perms.get("id-token") == "write") == bool(uses & needs_oidc), f"{path.name}:{name}: id-token only for OIDC"
             if perms.get("contents") == "write":
-                pytest.fail(f"{path.name}:{name}: no job writes to the repository")
+                # Only the promotion job pushes, and only its promote/<service> branch (main changes by reviewed PRs).
+                assert (path.name, name) == ("promote.yml", "promote"), f"{path.name}:{name}: no other job writes to the repository"
             if perms.get("pull-requests") == "write":
-                assert (path.name, name) in {("preview.yml", "pulumi-preview-comment"), ("preview-comment.yml", "comment")}
+                assert (path.name, name) in {("preview.yml", "pulumi-preview-comment"), ("preview-comment.yml", "comment"), ("promote.yml", "promote")}
             for step in steps(job, "actions/checkout"):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}: persist-credentials: false"
 
@@ -173,7 +174,7 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     assert any("npm ci --prefix .github" in str(s.get("run", "")) for s in jobs["test"]["steps"])
 
     diff = jobs["offline-diff"]
-    assert diff["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert diff["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
     run = next(s for s in diff["steps"] if s.get("id") == "diff")
     # The checkout is the PR's merge commit; its first parent is the base it was merged onto.
     assert 'make diff STACK="$STACK" BASE=HEAD^1' in run["run"]
@@ -196,7 +197,7 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     # One comment, a section per stack.
     comment = jobs["pulumi-preview-comment"]
     assert comment["needs"] == "pulumi-preview" and steps(comment, "actions/download-artifact")[0]["with"]["pattern"] == "pulumi-preview-*"
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
 
 
@@ -212,13 +213,13 @@ def test_the_comment_workflow_never_runs_pull_request_code():
         assert "pr.head.sha !== process.env.HEAD_SHA" in script and "/^[0-9]+$/" in script
 
 
-def test_deploy_goes_dev_then_prod_behind_a_protected_environment():
+def test_deploy_goes_dev_then_staging_then_prod_behind_a_protected_environment():
     wf = workflow("deploy.yml")
     assert wf["on"] == {"push": {"branches": ["main"]}}
-    dev, prod = wf["jobs"]["dev"], wf["jobs"]["prod"]
-    assert prod["needs"] == "dev" and dev["needs"] == "test"
-    assert prod["environment"] == "production" and dev["environment"] == "dev"
-    for stack, job in (("dev", dev), ("prod", prod)):
+    dev, staging, prod = wf["jobs"]["dev"], wf["jobs"]["staging"], wf["jobs"]["prod"]
+    assert prod["needs"] == "staging" and staging["needs"] == "dev" and dev["needs"] == "test"
+    assert prod["environment"] == "production" and staging["environment"] == "staging" and dev["environment"] == "dev"
+    for stack, job in (("dev", dev), ("staging", staging), ("prod", prod)):
         assert job["concurrency"] == {"group": f"pulumi-{stack}", "cancel-in-progress": False}
         (pulumi,) = steps(job, "pulumi/actions")
         assert (pulumi["with"]["command"], pulumi["with"]["stack-name"]) == ("up", stack)
@@ -261,7 +262,7 @@ def test_drift_refreshes_then_expects_no_changes():
     wf = workflow("drift.yml")
     assert "schedule" in wf["on"] and "workflow_dispatch" in wf["on"]
     job = wf["jobs"]["drift"]
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"] and job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"] and job["strategy"]["fail-fast"] is False
     refresh, preview = steps(job, "pulumi/actions")
     assert refresh["with"]["command"] == "refresh"
     assert preview["with"]["command"] == "preview" and preview["with"]["expect-no-changes"] is True
@@ -295,3 +296,19 @@ def test_the_tests_run_with_the_production_promtool_and_amtool_and_never_skip_th
         assert runs.index("make tools") < runs.index("make test"), name
         [test] = [s for s in job["steps"] if s.get("run") == "make test"]
         assert test["env"]["PLATFORM_REQUIRE_TOOLS"] == "1", name
+
+
+def test_promotion_runs_the_gates_then_opens_a_pr_and_never_touches_prod():
+    wf = workflow("promote.yml")
+    assert set(wf["on"]) == {"workflow_dispatch"} and wf["on"]["workflow_dispatch"]["inputs"]["service"]["required"] is True
+    job = wf["jobs"]["promote"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    # The input reaches shell only through the environment, checked against the service-name pattern first.
+    assert job["env"]["SERVICE"] == "${{ inputs.service }}" and not any("${{" in r for r in runs)
+    assert "=~ ^[a-z0-9]" in runs[0]
+    gates = next(i for i, r in enumerate(runs) if r.startswith("make promote"))
+    pr = next(i for i, r in enumerate(runs) if "gh pr create" in r)
+    assert gates < pr and 'git push --force origin "$branch"' in runs[pr] and 'branch="promote/$SERVICE"' in runs[pr]
+    assert "--body-file" in runs[pr] and "build/promote/$SERVICE.md" in runs[pr]
+    text = (WORKFLOWS / "promote.yml").read_text()
+    assert "pulumi" not in text.lower().replace("pulumi.<stack>.yaml", "") and "stack-name" not in text

@@ -1,4 +1,4 @@
-"""The tools the tests run for real (promtool, amtool), at the versions production runs.
+"""The tools the tests run for real (promtool, amtool, and Prometheus itself), at the versions production runs.
 
 `make tools` builds them from the Go module proxy at the kube-prometheus-stack chart's Prometheus and
 Alertmanager versions (tests/build_tools.py), cached under .tools/. A tool on PATH is used only when it

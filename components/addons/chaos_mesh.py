@@ -2,7 +2,7 @@
 
 The addon installs the controller, the dashboard and the chaos daemon; the workloads component
 (components/workloads/chaos.py) gives every critical service two chaos-mesh.org/v1alpha1 Schedules
-in its team namespace: a PodChaos that kills one of its pods, and a NetworkChaos that delays one
+in its team namespace (in staging, one Workflow of both with an SLO status check: a promotion gate): a PodChaos that kills one of its pods, and a NetworkChaos that delays one
 pod's traffic to the services it depends on. Both run every few hours (Settings), so the canary
 analysis, PodDisruptionBudgets, retries and SLO alerts are exercised by something other than an
 incident.
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from components.contracts import ChaosExperiments, ChaosMeshContract
+from components.contracts import ChaosExperiments, ChaosMeshContract, MonitoringContract
 from components.spec import Declarations
 from components.spec.base import Spec, field
 from components.spec.placement import pool_tolerations
@@ -49,6 +49,10 @@ INJECT_ANNOTATION = {"chaos-mesh.org/inject": "enabled"}
 # The controller's webhook port (the chart's WEBHOOK_PORT), reachable from the control plane.
 WEBHOOK_PORT = 10250
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+# The chart's controller-manager pods, which run workflows and their status checks.
+CONTROLLER_POD_LABELS = {"app.kubernetes.io/component": "controller-manager"}
+# Where each critical service's chaos workflow is a promotion gate.
+GATE_ENVIRONMENT = "staging"
 
 
 class ChaosMeshSettings(Spec):
@@ -93,11 +97,16 @@ class ChaosMesh(Addon):
         )
 
     def flows(self) -> list[net.Flow]:
-        return [
+        found = [
             net.api_server(self.vpc_cidr),
             *net.within(NAMESPACE, reason="the controller drives the daemons (gRPC); the dashboard calls the controller"),
             net.webhook("webhook", self.vpc_cidr, (WEBHOOK_PORT,), "the API server calls the controller's admission webhooks"),
         ]
+        monitoring = self.ctx.contracts.get(MonitoringContract)
+        if self.ctx.decl.environment == GATE_ENVIRONMENT and monitoring is not None:
+            # The promotion gate's workflows (components/workloads/chaos.py) check the services' SLOs on Prometheus.
+            found.append(net.prometheus_queries(monitoring, "the chaos gate's status checks query the SLOs", selector=CONTROLLER_POD_LABELS))
+        return found
 
     def outputs(self) -> dict[str, Any]:
         return {"namespace": NAMESPACE, "serviceAccount": CONTROLLER_SERVICE_ACCOUNT}

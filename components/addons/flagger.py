@@ -64,7 +64,7 @@ class Flagger(Addon):
     name = "flagger"
     namespace = NAMESPACE
     extra_namespaces = (LOADTESTER_NAMESPACE,)
-    # flagger_canary_status and the canary counters feed CanaryRollbackFailed and the delivery dashboard.
+    # flagger_canary_status and the canary counters feed the release alerts (monitoring/canary.py) and the delivery dashboard.
     # honorLabels: the canary's own `namespace` label, not the Flagger pod's, reaches the series.
     metrics = Metrics(charts={FLAGGER.name: {"podMonitor": {"enabled": True, "honorLabels": True}}})
     requires = ("istio", "prometheus")

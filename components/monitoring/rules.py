@@ -37,8 +37,6 @@ INTERRUPTION_REASONS = (
 # A crash loop under the kubelet's back-off (10 s doubling to 5 min): at least this many restarts in the
 # window, which the 5-minute cap still gives, while the container waits in CrashLoopBackOff.
 CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW = 3, "20m"
-# The team whose namespace an alert is about is the namespace's name (components/workloads).
-TEAM_FROM_NAMESPACE = ("label_replace(", ', "team", "$1", "namespace", "(.*)")')
 
 
 def alert(
@@ -99,7 +97,6 @@ def zero_trust_rules(alerting: AlertingSpec, external_dns: bool, istio_cni: bool
 
 def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
     interruptions = f'karpenter_nodeclaims_disrupted_total{{reason=~"{"|".join(INTERRUPTION_REASONS)}"}}'
-    owned_by_namespace = lambda expr: f"{TEAM_FROM_NAMESPACE[0]}{expr}{TEAM_FROM_NAMESPACE[1]}"
     return [
         # The design document's restart alert, verbatim. No team label: the namespace routes it to the team that owns the pod.
         alert(
@@ -112,17 +109,6 @@ def platform_rules(alerting: AlertingSpec) -> list[dict[str, Any]]:
             "The containers of {{ $labels.pod }} in {{ $labels.namespace }} together restarted more than 0.5 times per second "
             "over 5 minutes, for 10 minutes. The kubelet's crash-loop back-off keeps one container well below that rate, so "
             "this is a storm across many containers; single crash loops are KubePodCrashLooping's (see the runbook).",
-        ),
-        alert(
-            alerting,
-            "CanaryRollbackFailed",
-            # flagger_canary_status: 0 running, 1 succeeded, 2 failed (rolled back). The canary is named after its service.
-            owned_by_namespace('label_replace(max by (namespace, name) (flagger_canary_status) > 1, "service", "$1", "name", "(.*)")'),
-            "1m",
-            "critical",
-            "Canary {{ $labels.namespace }}/{{ $labels.service }} failed its analysis and was rolled back",
-            "Flagger rolled the new version of {{ $labels.service }} back: its request success rate or latency missed the "
-            "canary thresholds. Traffic is on the previous version; the release needs a fix before it is retried.",
         ),
         alert(
             alerting,

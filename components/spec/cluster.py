@@ -9,8 +9,8 @@ from typing import Literal, Optional
 from pydantic import model_validator
 
 from . import limits
-from .base import Quantity, Spec, field
 from .backup import Cron
+from .base import Quantity, Spec, field
 from .problems import short
 
 # CloudWatch Logs accepts only these retention periods.
@@ -127,15 +127,28 @@ class ClusterSpec(Spec):
 
 
 class DisruptionBudget(Spec):
+    """A Karpenter disruption budget. A deploy window is one with `nodes: "0"`, reasons
+    [Underutilized, Drifted] and a schedule: no consolidation or drift replacement moves pods while
+    releases roll out, and empty nodes are still removed."""
+
     nodes: str = field("Nodes (count or percentage) that may be disrupted at once.", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
-    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = field("Disruption reasons the budget applies to; all when empty.", default_factory=list)
-    schedule: Optional[Cron] = field("Cron schedule (five fields) when the budget is active (needs duration).", default=None)
-    duration: Optional[str] = field('How long the budget is active from each schedule hit, e.g. "8h".', default=None, pattern=r"^([0-9]+(s|m|h))+$")
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] = field(
+        "Disruption reasons the budget applies to (e.g. [Underutilized, Drifted] for a deploy window); all when empty.", default_factory=list
+    )
+    schedule: Optional[Cron] = field('Cron schedule (five fields, UTC) when the budget is active, e.g. "0 8 * * mon-fri"; needs duration.', default=None)
+    # Karpenter's CRD pattern: hours and/or minutes, nothing finer.
+    duration: Optional[str] = field(
+        'How long the budget is active from each schedule hit, in hours and minutes, e.g. "10h" or "1h30m".',
+        default=None,
+        pattern=r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "DisruptionBudget":
         if (self.schedule is None) != (self.duration is None):
             raise ValueError("schedule and duration must be set together")
+        if len(set(self.reasons)) != len(self.reasons):
+            raise ValueError(f"reasons: {self.reasons} lists a reason twice (Karpenter keeps them as a set)")
         return self
 
 

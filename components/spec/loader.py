@@ -14,14 +14,13 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Optional
 
-from . import capacity, catalog, consent, hosts, names, placement, team_files, tenancy, yamlsafe
+from . import catalog, environments, hosts, stack_rules, team_files, tenancy, yamlsafe
 from .egress import platform_networks, shared_network_problems
 from .fingerprint import fingerprint
-from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
+from .pulumi_files import aws_region, config_problems, missing_secrets, plaintext_secrets
 from .problems import Problem, SpecError, short, validate
 from .service import Service
-from .stack import SIDECAR_REQUESTS, StackSpec
-from .stack_settings import from_registry
+from .stack import StackSpec
 
 STACKS_DIR = "stacks"
 SERVICES_DIR = team_files.SERVICES_DIR
@@ -86,7 +85,7 @@ def _load(stack: str, root: Path) -> Declarations:
         problems += plaintext_secrets(name, root) + config_problems(name, root)
         try:
             specs[name] = _load_stack(name, root, addons, reserved)
-            problems += _missing_secrets(name, specs[name], root)
+            problems += missing_secrets(name, specs[name], _rel(_stack_file(root, name), root), root)
         except SpecError as err:
             problems += err.problems
     files, failed = _read_services(root, stacks, problems)
@@ -95,6 +94,7 @@ def _load(stack: str, root: Path) -> Declarations:
     claims: dict[str, list[tuple[Service, str]]] = {}
     for name, spec in specs.items():
         found, loaded = _check_stack(name, spec, files, failed, root, addons, reserved, networks=platform_networks(name, specs))
+        found += environments.pin_problems(name, spec.environment, ((f.rel, f.raw) for f in files))
         claims[name] = loaded
         if name == stack:
             services = tuple(svc for svc, _ in loaded)
@@ -107,27 +107,11 @@ def _load(stack: str, root: Path) -> Declarations:
             problems.append(Problem(p.file, p.path, f"in stack {name!r}: {p.message}") if in_other else p)
     # Hosts across stacks: each in the stack whose zone it lies in, never the platform's, one owner.
     problems += [Problem(*p) for p in hosts.cross_stack_problems(specs, claims, addons)]
+    by_stack = {name: tuple(svc for svc, _ in loaded) for name, loaded in claims.items()}
+    problems += environments.canary_parity({n: s.environment for n, s in specs.items()}, by_stack, {f.name: f.rel for f in files})
     if problems:
         raise SpecError(problems)
     return Declarations(stack=stack, spec=specs[stack], services=services, stacks=specs)
-
-
-def _missing_secrets(stack: str, spec: StackSpec, root: Path) -> list[Problem]:
-    """The secret config the stack's declarations name must exist for it, or `pulumi up` stops half-way."""
-    backup = spec.backup
-    if backup is None or backup.repository_password is None or not backup.moves_data:
-        return []
-    key = backup.repository_password.config
-    if key in secret_keys(stack, root):
-        return []
-    return [
-        Problem(
-            _rel(_stack_file(root, stack), root),
-            "backup.repositoryPassword.config",
-            f"Pulumi secret config key {key!r} is neither declared `secret: true` in Pulumi.yaml nor stored encrypted in Pulumi.{stack}.yaml; "
-            f"moved volume data is encrypted with it and a restore needs it: declare it and run `pulumi config set --secret {key}`",
-        )
-    ]
 
 
 def known_stacks(root: Path) -> list[str]:
@@ -239,7 +223,7 @@ def _check_stack(
     failed = set(failed)
     declared: dict[str, tuple[Service, str]] = {}
     for f in files:
-        overlay = f.raw.get("envs", {}).get(stack, {})
+        overlay = environments.pinned_overlay(stack, spec.environment, f.raw, f.raw.get("envs", {}).get(stack, {}))
         merged = {**deep_merge(deep_merge(defaults, f.raw), overlay), "team": f.team}
         try:
             # The team is context too: the rules on what a file may reference ask what its team owns.
@@ -268,23 +252,7 @@ def _check_stack(
             elif dep not in active:
                 problems.append(Problem(rel, f"dependsOn[{i}]", f"service {dep!r} is disabled in stack {stack!r}; enable it or drop the dependency"))
     loaded = [(svc, rel) for svc, rel in declared.values() if svc.enabled]
-    problems.extend(Problem(*found) for found in consent.problems(loaded))
-    problems.extend(Problem(*found) for found in tenancy.host_claims([(svc.expose.host, svc.name, rel) for svc, rel in loaded if svc.expose]))
-    rel = _rel(_stack_file(root, stack), root)
-    problems += names.problems(names.derive(names.of_stack(spec, rel, addons), loaded))
-    problems += [
-        Problem(rel, path, message) for path, message in placement.problems(spec.karpenter.node_pools, [s.name for s, _ in loaded if s.tier == "critical"])
-    ]
-    # A cross-file rule: the stack's team budgets against what the loaded services may request.
-    problems += [Problem(rel, path, message) for path, message in spec.quota_problems(tuple(svc for svc, _ in loaded))]
-    allowed = spec.policy.allowed_registries
-    problems += [
-        Problem(f, "image", f"{spec.pulled(svc).image!r} is not under policy.allowedRegistries of stack {stack!r} ({', '.join(allowed)})")
-        for svc, f in loaded
-        if not any(from_registry(spec.pulled(svc).image, prefix) for prefix in allowed)
-    ]
-    sidecar = SIDECAR_REQUESTS if spec.addon_enabled("istio") else None
-    problems += [Problem(f, path, message) for svc, f in loaded for path, message in capacity.fit_problems(svc, spec.karpenter.node_pools, sidecar)]
+    problems += stack_rules.problems(stack, spec, loaded, _rel(_stack_file(root, stack), root), addons)
     return problems, loaded
 
 

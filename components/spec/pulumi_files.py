@@ -88,3 +88,21 @@ def config_problems(stack: str, root: Path) -> list[Problem]:
 def aws_region(stack: str, root: Path) -> Optional[str]:
     region = pulumi_config(stack, root).get("aws:region")
     return region if isinstance(region, str) else None
+
+
+def missing_secrets(stack: str, spec: Any, rel: str, root: Path) -> list[Problem]:
+    """The secret config the stack's declarations name must exist for it, or `pulumi up` stops half-way."""
+    backup = spec.backup
+    if backup is None or backup.repository_password is None or not backup.moves_data:
+        return []
+    key = backup.repository_password.config
+    if key in secret_keys(stack, root):
+        return []
+    return [
+        Problem(
+            rel,
+            "backup.repositoryPassword.config",
+            f"Pulumi secret config key {key!r} is neither declared `secret: true` in Pulumi.yaml nor stored encrypted in Pulumi.{stack}.yaml; "
+            f"moved volume data is encrypted with it and a restore needs it: declare it and run `pulumi config set --secret {key}`",
+        )
+    ]

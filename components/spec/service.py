@@ -14,7 +14,7 @@ from .problems import short
 from .secrets import SealedSecretRef, SecretRef
 from .shellsafe import URL_PATH, URL_PATH_MAX
 from .slo import Slo, TierSlos
-from .service_parts import Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
+from .service_parts import READINESS_PERIOD_SECONDS, Replicas, ResourceList, Resources, Canary  # noqa: F401 (re-exported)
 from .scaling import Predictive, Scaling, SqsScaling  # noqa: F401 (re-exported)
 
 Tier = Literal["critical", "standard", "batch"]
@@ -170,6 +170,9 @@ class Service(Spec):
                 f"scaling.predictive: replicas.min == replicas.max ({self.replicas.min}), a fixed size: nothing scales ahead of the load; "
                 "widen replicas or drop scaling.predictive"
             )
+        late = self.canary.deadline_problem(self.startup_seconds)
+        if late and self.canary_enabled(environment or ""):
+            raise ValueError(f"canary.{late}")
         if self.metrics_port == self.port:
             raise ValueError(f"metricsPort: must differ from port ({self.port}); the service port only takes mTLS traffic")
         if environment == "prod" and self.replicas.min < 2 and self.scaling.sqs is None:
@@ -269,7 +272,14 @@ class Service(Spec):
     def private_networks(self) -> list[tuple[str, int]]:
         return sorted({(e.cidr, e.port) for e in self.egress if e.cidr and e.port})
 
+    @property
+    def startup_seconds(self) -> int:
+        """How long a new pod may take to become ready: its startup probe's allowance, else one readiness period."""
+        return self.probes.startup_seconds or READINESS_PERIOD_SECONDS
+
     def canary_enabled(self, environment: str) -> bool:
+        """Exposed and critical services canary in every stack, so dev exercises the path daily and
+        staging runs the same analysis prod will; `canary.enabled` overrides per stack."""
         if self.canary.enabled is not None:
             return self.canary.enabled
-        return environment == "prod" and (self.expose is not None or self.tier == "critical")
+        return self.expose is not None or self.tier == "critical"

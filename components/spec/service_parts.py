@@ -53,39 +53,92 @@ class Resources(Spec):
         return self
 
 
+# The timing model of a canary (docs/delivery.md has the timeline with numbers).
+# Envoy sidecars are scraped every 15 s (components/addons/istio.py); rate() needs two samples in its window.
+MESH_SCRAPE_SECONDS = 15
+# A canary pod that needs a new Karpenter node: launch, join and image pull take 60-140 s; the deadline
+# must cover the worst case plus the pod's own start-up, or Flagger rolls back a healthy release.
+NEW_NODE_SECONDS = 140
+DEADLINE_MARGIN_SECONDS = 30
+# A pod without a startup probe is ready at its first readiness probe (periodSeconds, components/workloads/pod.py).
+READINESS_PERIOD_SECONDS = 10
+# Flagger's own default progressDeadlineSeconds; ours is shorter but never below MIN_PROGRESS_DEADLINE_SECONDS.
+FLAGGER_PROGRESS_DEADLINE = 600
+MIN_PROGRESS_DEADLINE_SECONDS = 180
+
+
 class Canary(Spec):
-    enabled: Optional[bool] = field("Progressive delivery with Flagger; by default on in prod for exposed and critical services.", default=None)
-    interval_seconds: int = field("Seconds between canary analysis runs.", default=10, ge=5)
-    threshold: int = field("Failed checks before rollback.", default=3, ge=1)
+    enabled: Optional[bool] = field(
+        "Progressive delivery with Flagger; by default on in every stack for exposed and critical services (dev with the stack's looser defaults).",
+        default=None,
+    )
+    interval_seconds: int = field("Seconds between two analysis checks (Flagger's analysis.interval): one weight step lasts one interval.", default=15, ge=5)
+    threshold: int = field("Failed checks before rollback (analysis.threshold).", default=3, ge=1)
     step_weight: int = field("Traffic percentage added per successful step.", default=10, ge=1, le=50)
     max_weight: int = field("Traffic percentage at which the canary is promoted.", default=50, ge=1, le=100)
     success_rate: float = field("Minimum request success rate, in percent.", default=99.0, gt=0, le=100)
     max_latency_ms: int = field("Maximum P99 request duration, in milliseconds.", default=500, ge=1)
-    progress_deadline_seconds: int = field("Seconds the canary Deployment may take to become ready before Flagger rolls back.", default=50, ge=10)
+    metric_window_seconds: int = field(
+        f"Range of each metric query (the metric's `interval`): at least two scrapes ({2 * MESH_SCRAPE_SECONDS}s) and at most two "
+        "analysis intervals, so a check judges the current step and not minutes of earlier traffic.",
+        default=30,
+        ge=2 * MESH_SCRAPE_SECONDS,
+    )
+    progress_deadline_seconds: int = field(
+        f"Seconds the canary Deployment may stay unavailable before Flagger rolls back: a new node plus an image pull "
+        f"({NEW_NODE_SECONDS}s) plus the pod's start-up, with margin. Not part of the rollback bound: no user traffic reaches an unready canary.",
+        default=MIN_PROGRESS_DEADLINE_SECONDS,
+        ge=MIN_PROGRESS_DEADLINE_SECONDS,
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> "Canary":
         if self.step_weight > self.max_weight:
             raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        if self.metric_window_seconds > 2 * self.interval_seconds:
+            raise ValueError(
+                f"metricWindowSeconds ({self.metric_window_seconds}s) spans more than two analysis intervals (2 x {self.interval_seconds}s): "
+                "a check would judge earlier steps' traffic, and a bad step would keep failing checks after it is gone; shorten the window or lengthen intervalSeconds"
+            )
         bound = (info.context or {}).get("max_rollback_seconds")
         if bound is not None and self.enabled is not False and self.rollback_seconds > bound:
             raise ValueError(
-                f"worst-case rollback takes {self.rollback_seconds}s, over the stack's bound of {bound}s "
-                f"(max of intervalSeconds x (threshold + 1) = {self.interval_seconds * (self.threshold + 1)}s and "
-                f"progressDeadlineSeconds + intervalSeconds = {self.progress_deadline_seconds + self.interval_seconds}s); "
-                "lower intervalSeconds, threshold or progressDeadlineSeconds"
+                f"rollback takes up to {self.rollback_seconds}s from the first failed check to all traffic on the primary "
+                f"(intervalSeconds {self.interval_seconds} x (threshold {self.threshold} + 1)), over the stack's bound of {bound}s "
+                "(policy.maxRollbackSeconds); lower intervalSeconds or threshold"
             )
         return self
 
     @property
+    def steps(self) -> int:
+        return -(-self.max_weight // self.step_weight)
+
+    @property
     def rollback_seconds(self) -> int:
-        """Worst case from a bad canary to traffic back on the primary: Flagger needs `threshold`
-        failed checks, one per interval, after the interval that starts the analysis; a canary that
-        never gets ready is rolled back at the progress deadline, noticed on the next interval."""
-        return max(self.interval_seconds * (self.threshold + 1), self.progress_deadline_seconds + self.interval_seconds)
+        """From the first failed check to all traffic back on the primary. Flagger counts one failed check
+        per interval and rolls back on the tick that finds `threshold` of them: the first failure at t0,
+        the threshold-th at t0 + (threshold - 1) x interval, the rollback (weight 0) on the next tick, and
+        one interval of slack for the tick's own jitter and the route reaching every sidecar."""
+        return self.interval_seconds * (self.threshold + 1)
 
     @property
     def promotion_seconds(self) -> int:
-        """Best-case time to full promotion: one interval to start, one per weight step, one to promote."""
-        steps = -(-self.max_weight // self.step_weight)
-        return self.interval_seconds * (steps + 2)
+        """Best-case time to full promotion once the canary is ready: one interval to start, one per weight step, one to promote."""
+        return self.interval_seconds * (self.steps + 2)
+
+    @property
+    def run_seconds(self) -> int:
+        """The longest a run may take to end either way: the progress deadline, then every step with up to
+        `threshold` failed checks in between (a failed check holds the weight), start and promotion."""
+        return self.progress_deadline_seconds + self.interval_seconds * (self.steps + self.threshold + 2)
+
+    def deadline_problem(self, startup_seconds: int) -> Optional[str]:
+        """The progress deadline against a canary pod on a new node: None when it fits."""
+        need = NEW_NODE_SECONDS + startup_seconds + DEADLINE_MARGIN_SECONDS
+        if self.progress_deadline_seconds >= need:
+            return None
+        return (
+            f"progressDeadlineSeconds {self.progress_deadline_seconds}s does not cover a canary pod on a new node: {NEW_NODE_SECONDS}s for the node "
+            f"and image pull + {startup_seconds}s start-up + {DEADLINE_MARGIN_SECONDS}s margin = {need}s; Flagger would roll back a healthy "
+            f"release still starting. Set canary.progressDeadlineSeconds to at least {need}"
+        )

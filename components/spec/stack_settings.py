@@ -53,12 +53,27 @@ class DnsSpec(Spec):
         return refuse_placeholder(zone, info.context, "no one can delegate it to the stack's name servers and no DNS-01 challenge can succeed")
 
 
+class SoakMinutes(Spec):
+    """How long an image must have run in staging, per tier, before `make promote` moves it to prod."""
+
+    critical: int = field("Minutes a critical service's image soaks in staging.", default=120, ge=0)
+    standard: int = field("Minutes a standard service's image soaks in staging.", default=60, ge=0)
+    batch: int = field("Minutes a batch service's image soaks in staging.", default=30, ge=0)
+
+
 class PolicySpec(Spec):
     allowed_registries: list[RegistryPrefix] = field(
         "Image registry prefixes workloads may pull from, each ending in `/` so it matches at a path boundary (`reg.io/` never admits `reg.io.evil.io/...`).",
         min_length=1,
     )
-    max_rollback_seconds: int = field("Worst-case canary rollback time allowed, in seconds.", default=60, ge=10)
+    max_rollback_seconds: int = field(
+        "Longest rollback allowed, in seconds: from a canary's first failed check to all traffic on the primary (intervalSeconds x (threshold + 1)).",
+        default=60,
+        ge=10,
+    )
+    soak_minutes: SoakMinutes = field(
+        "Promotion gate: how long an image soaks in this (staging) stack per tier before it may go to prod.", default_factory=SoakMinutes
+    )
     aws_account_id: Optional[str] = field(
         "The AWS account the stack deploys into; services' awsPermissions may only name its resources.", default=None, pattern=r"^[0-9]{12}$"
     )

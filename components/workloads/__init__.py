@@ -120,6 +120,7 @@ def build_services(
                     provider,
                     namespaces.get(s.team),
                     opts=pulumi.ResourceOptions(parent=built[s.name]),
+                    prometheus_url=mesh.monitoring.prometheus_url if mesh.monitoring else None,
                 )
     return built
 

@@ -17,11 +17,11 @@ import pulumi_kubernetes as k8s
 
 from components.aws import iam
 from components.contracts import MonitoringContract
-from components.monitoring import forecast, outcomes, rules, slo
+from components.monitoring import canary as canary_alerts, forecast, outcomes, rules, slo
 from components.spec import Service, names
 
 from . import dashboard, egress, scaling, traffic
-from .delivery import SKIP_AWAIT, canary_spec
+from .delivery import SKIP_AWAIT, canary_spec, disruption_budgets
 from .pod import SERVICE_LABEL, labels, pod_template, selector, versioned_labels
 from .mesh import Mesh  # noqa: F401 (re-exported)
 
@@ -30,6 +30,7 @@ METRICS_LABEL = {"platform.io/metrics": "true"}
 
 class Microservice(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
+    canary: bool
     rollback_seconds: Optional[int]
     promotion_seconds: Optional[int]
 
@@ -47,7 +48,7 @@ class Microservice(pulumi.ComponentResource):
         # In a team stack the namespace is the platform stack's, which deploys first (no resource here to wait on).
         self._opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace] if namespace else [])
         # The stack model guarantees Flagger is enabled wherever a canary is.
-        canary = svc.canary_enabled(mesh.environment)
+        self.canary = canary = svc.canary_enabled(mesh.environment)
         meta = labels(svc, mesh.environment)
 
         self.obj(k8s.core.v1.ServiceAccount, "sa", automount_service_account_token=svc.service_account_token)
@@ -97,9 +98,8 @@ class Microservice(pulumi.ComponentResource):
                     "updatePolicy": {"updateMode": "Off"},
                 },
             )
-        if svc.replicas.max > 1:
-            budget = {"maxUnavailable": 1} if svc.tier == "critical" else {"maxUnavailable": "50%"}
-            self.obj(k8s.policy.v1.PodDisruptionBudget, "pdb", spec={"selector": {"matchLabels": {SERVICE_LABEL: svc.name}}, **budget})
+        for suffix, name, budget in disruption_budgets(svc, canary):
+            self.obj(k8s.policy.v1.PodDisruptionBudget, suffix, name=name, spec=budget)
 
         self.obj(k8s.networking.v1.NetworkPolicy, "netpol", spec=traffic.network_policy(svc, graph, mesh.peers, canary))
         if mesh.peers.collector:
@@ -267,8 +267,9 @@ class Microservice(pulumi.ComponentResource):
         groups = slo.rule_groups(svc, alerting)
         if svc.tier == "critical":
             groups.append({"name": f"{svc.name}-crash-loop", "rules": [rules.crash_loop_alert(svc, alerting)]})
-        if svc.canary_enabled(self.mesh_info.environment):
+        if self.canary:
             groups.append(outcomes.canary_analysis_rules(svc))
+            groups += canary_alerts.rule_groups(svc, alerting)
         if svc.scaling.predictive:
             groups += forecast.rule_groups(svc, alerting)
         self.custom("monitoring.coreos.com/v1", "PrometheusRule", "slo", spec={"groups": groups})

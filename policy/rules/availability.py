@@ -96,13 +96,30 @@ def _workload_replicas(workload: Subject, hpas: Sequence[Subject]) -> Optional[f
     return None
 
 
+# Flagger's default selector labels (its -selector-labels flag): on a canary target's pods the value is
+# the target's name; on the primary's, `<name>-primary`.
+FLAGGER_SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
+
+
+def _canary_pods_only(pdb: Subject, spec: Mapping[str, Any], targets: set[tuple[str, Any]]) -> bool:
+    """A budget on exactly a Flagger canary target's pods: they exist only while a release is analysed
+    (Flagger scales the target to zero otherwise), so pinning them keeps nodes drainable between runs."""
+    selector = as_map(spec.get("selector"))
+    labels = as_map(selector.get("matchLabels"))
+    if selector.get("matchExpressions") or len(labels) != 1:
+        return False
+    ((key, value),) = labels.items()
+    return key in FLAGGER_SELECTOR_LABELS and (pdb.namespace, value) in targets
+
+
 def _pdb(subjects: Sequence[Subject], settings: Settings) -> Iterator[tuple[Subject, str]]:
     hpas = [s for s in subjects if s.kind == "HorizontalPodAutoscaler"]
     workloads = [s for s in subjects if s.kind in ("Deployment", "StatefulSet", "ReplicaSet")]
+    targets = {(c.namespace, dig(c.props, "spec", "targetRef", "name")) for c in subjects if c.kind == "Canary"}
     for pdb in (s for s in subjects if s.kind == "PodDisruptionBudget"):
         spec = as_map(pdb.props.get("spec"))
         max_unavailable, min_available = spec.get("maxUnavailable"), spec.get("minAvailable")
-        if max_unavailable is not None and scaled_value(max_unavailable, 100) == 0:
+        if max_unavailable is not None and scaled_value(max_unavailable, 100) == 0 and not _canary_pods_only(pdb, spec, targets):
             yield pdb, f"maxUnavailable is {max_unavailable!r}: no pod may ever be evicted, so nodes cannot drain"
         if min_available == "100%":
             yield pdb, "minAvailable is 100%: no pod may ever be evicted, so nodes cannot drain"
@@ -150,11 +167,12 @@ RULES = [
     ),
     Rule(
         "pdb-allows-disruption",
-        "PodDisruptionBudgets let at least one pod be evicted (not maxUnavailable 0, minAvailable below replicas).",
+        "PodDisruptionBudgets let at least one pod be evicted (not maxUnavailable 0, minAvailable below replicas); only the pods "
+        "of a Flagger canary target, which exist during an analysis alone, may be pinned (maxUnavailable 0 on the target's selector label).",
         "high",
         "availability",
         "Use maxUnavailable: 1 (or a percentage above 0), or a minAvailable strictly below the workload's replica count.",
-        REPLICATED + (HPA, "policy/PodDisruptionBudget"),
+        REPLICATED + (HPA, "policy/PodDisruptionBudget", "flagger.app/Canary"),
         _pdb,
         stack=True,
     ),

@@ -27,21 +27,20 @@ def _chart_version(s: Subject, settings: Settings) -> Iterator[str]:
         yield f"chart version {version!r} is not an exact version (no ranges, wildcards or tags)"
 
 
-# Flagger's default when a Canary does not set progressDeadlineSeconds.
+# Flagger's default when a Canary does not set progressDeadlineSeconds, and the shortest deadline that
+# covers a canary pod waiting for a new Karpenter node and its image (components/spec/service_parts.py).
 FLAGGER_PROGRESS_DEADLINE = 600
+MIN_PROGRESS_DEADLINE = 180
 
 
 def rollback_seconds(canary: Subject) -> Optional[float]:
-    """Worst case from a bad canary to rollback: `threshold` failed checks, one per interval,
-    plus the interval in which the rollback itself is acted on; or, for a canary that never
-    becomes ready, the progress deadline plus one interval. None when not computable."""
+    """From the first failed check to all traffic on the primary: interval x (threshold + 1). The
+    progress deadline is not part of it: an unready canary gets no traffic. None when not computable."""
     analysis = as_map(dig(canary.props, "spec", "analysis"))
     interval, threshold = duration_seconds(analysis.get("interval")), num(analysis.get("threshold"))
     if interval is None or threshold is None:
         return None
-    deadline = num(dig(canary.props, "spec", "progressDeadlineSeconds"))
-    deadline = FLAGGER_PROGRESS_DEADLINE if deadline is None else deadline
-    return max(interval * threshold + interval, deadline + interval)
+    return interval * (threshold + 1)
 
 
 def _rollback_time(s: Subject, settings: Settings) -> Iterator[str]:
@@ -51,8 +50,14 @@ def _rollback_time(s: Subject, settings: Settings) -> Iterator[str]:
         yield f"analysis.interval ({analysis.get('interval')!r}) and analysis.threshold ({analysis.get('threshold')!r}) must both be set to compute the rollback time"
     elif worst > settings.max_rollback_seconds:
         yield (
-            f"worst-case rollback takes {show(worst)}s (the larger of interval {analysis.get('interval')} x threshold {show(analysis.get('threshold'))} "
-            f"+ one interval, and progressDeadlineSeconds + one interval), more than the {settings.max_rollback_seconds}s allowed"
+            f"rollback takes up to {show(worst)}s (interval {analysis.get('interval')} x (threshold {show(analysis.get('threshold'))} + 1)), "
+            f"more than the {settings.max_rollback_seconds}s allowed"
+        )
+    deadline = num(dig(s.props, "spec", "progressDeadlineSeconds"))
+    if deadline is not None and deadline < MIN_PROGRESS_DEADLINE:
+        yield (
+            f"progressDeadlineSeconds {show(deadline)} is under {MIN_PROGRESS_DEADLINE}s: a canary pod waiting for a new node and its image "
+            "would be rolled back while healthy, and the rollback pages"
         )
 
 
@@ -95,10 +100,10 @@ RULES = [
     ),
     Rule(
         "canary-rollback-time",
-        "A Canary's worst-case rollback (the larger of interval x threshold + interval and progressDeadlineSeconds + interval; Flagger's deadline defaults to 600s) is within maxRollbackSeconds (default 60).",
+        f"A Canary's rollback, from the first failed check to all traffic on the primary (interval x (threshold + 1)), is within maxRollbackSeconds (default 60); its progressDeadlineSeconds, when set, is at least {MIN_PROGRESS_DEADLINE}s (Flagger's default is {FLAGGER_PROGRESS_DEADLINE}s).",
         "high",
         "availability",
-        "Shorten analysis.interval, lower analysis.threshold or set spec.progressDeadlineSeconds (canary.intervalSeconds, canary.threshold and canary.progressDeadlineSeconds in the service declaration).",
+        "Shorten analysis.interval or lower analysis.threshold (canary.intervalSeconds and canary.threshold in the service declaration); give spec.progressDeadlineSeconds room for a new node (canary.progressDeadlineSeconds).",
         (CANARY,),
         _rollback_time,
         config=("maxRollbackSeconds",),
