@@ -23,7 +23,12 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.spec import SpecError, load
+from components.spec.loader import read_yaml
+
+from .chart_values import override_problems
 from .mocks import PlatformMocks
+from .project import PROJECT_ROOT
 from .recording import Recording, Resource
 
 SIG = "4dabf18193072939515e22adb298388d"
@@ -31,7 +36,6 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ProgramError(Exception):
@@ -121,8 +125,6 @@ def stack_config(stack: str, root: Path) -> tuple[dict[str, str], list[str]]:
     become stand-in values that the engine marks secret, exactly as the CLI would. Secrets that
     Pulumi.yaml declares but the stack file does not set (each operator sets them with
     `pulumi config set --secret`) get stand-ins too."""
-    from components.spec.loader import read_yaml
-
     # Read like the declarations: stack configuration comes in pull requests too.
     path = root / f"Pulumi.{stack}.yaml"
     data = read_yaml(path, root) if path.is_file() else {}
@@ -143,10 +145,6 @@ def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
     """The stack's declarations and one run of its program, for the offline tools.
 
     Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either."""
-    from components.spec import SpecError, load
-
-    from .chart_values import override_problems
-
     decl = load(stack, root)
     # Helm ignores a value its chart does not have: an override typo is a declaration error here.
     problems = override_problems(decl)
@@ -157,8 +155,6 @@ def load_and_run(stack: str, root: Path) -> tuple[Any, Recording]:
 
 def rejected(err: Exception) -> int:
     """Print a rejected stack's message (no stack trace: it is the user's to fix) and return exit code 2."""
-    from components.spec import SpecError
-
     print(f"invalid stack declarations:\n{err}" if isinstance(err, SpecError) else str(err), file=sys.stderr)
     return 2
 

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import ValidationInfo, model_validator
 
-from policy.rules.base import POD_SECURITY_LATEST
+from components.versions import POD_SECURITY_LATEST
 
 from . import limits, tenancy
 from .alerting import AlertingSpec
