@@ -13,7 +13,7 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from . import catalog, names, placement, tenancy, yamlsafe
+from . import catalog, names, ownership, placement, tenancy, yamlsafe
 from .pulumi_files import aws_region, config_problems, plaintext_secrets, secret_keys
 from .problems import Problem, SpecError, dotted, short, validate
 from .service import Service
@@ -208,6 +208,7 @@ def _check_stack(
         **_service_context(spec),
         "reserved_namespaces": reserved,
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
+        "ownership": ownership.of_stack(spec),
     }
     problems: list[Problem] = []
     failed = set(failed)

@@ -19,6 +19,7 @@ from components.aws import iam
 from components.contracts import MonitoringContract
 from components.monitoring import slo
 from components.spec import Service, names
+from components.spec.ownership import owned_by_tag
 
 from . import dashboard, egress, traffic
 from .delivery import SKIP_AWAIT, canary_spec
@@ -232,7 +233,11 @@ class Microservice(pulumi.ComponentResource):
         return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": svc.name}
 
     def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
-        statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
+        # A `tagged` grant holds only on resources tagged with the team: the tag is how the team owns them.
+        statements: list[dict[str, Any]] = [
+            {"Effect": "Allow", "Action": p.actions, "Resource": p.resources, **({"Condition": owned_by_tag(svc.team)} if p.tagged else {})}
+            for p in svc.aws_permissions
+        ]
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append(
