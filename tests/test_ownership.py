@@ -152,7 +152,7 @@ def test_an_offered_resource_is_the_named_teams_only(scratch):
     scratch.edit("stacks/services/notifications.yaml", lambda d: d["envs"]["dev"].update(scaling={"sqs": {"queueName": "shop-events"}}))
     load("dev", scratch.root)
     grant(scratch, "orders", {"actions": ["sqs:SendMessage"], "resources": [events]})
-    assert f"offered to checkout: none" in refused(scratch)
+    assert "offered to checkout: none" in refused(scratch)
 
 
 def test_a_prefix_offer_covers_what_it_starts_with(scratch):
@@ -166,9 +166,15 @@ def test_a_prefix_offer_covers_what_it_starts_with(scratch):
 @pytest.mark.parametrize(
     "offers, fragment",
     [
-        ({"aws": [{"arn": DEV.format(service="sqs", name="shop-dev"), "why": "x"}]}, "offers.aws[0].arn: 'arn:aws:sqs:eu-west-1:111122223333:shop-dev' is Karpenter's"),
+        (
+            {"aws": [{"arn": DEV.format(service="sqs", name="shop-dev"), "why": "x"}]},
+            "offers.aws[0].arn: 'arn:aws:sqs:eu-west-1:111122223333:shop-dev' is Karpenter's",
+        ),
         ({"aws": [{"arn": "arn:aws:s3:::shop-dev-backup-eu-west-1/*", "why": "x"}]}, "the platform never offers its own resources"),
-        ({"aws": [{"arn": "arn:aws:s3:::acme-*-assets", "why": "x"}]}, "offers.aws[0].arn: 'arn:aws:s3:::acme-*-assets': an offer names one resource, or a prefix ending in `*`"),
+        (
+            {"aws": [{"arn": "arn:aws:s3:::acme-*-assets", "why": "x"}]},
+            "offers.aws[0].arn: 'arn:aws:s3:::acme-*-assets': an offer names one resource, or a prefix ending in `*`",
+        ),
         ({"vault": [{"path": "checkout/payment", "why": "x"}]}, "offers.vault[0].path: 'checkout/payment' is under team 'checkout'"),
         ({"vault": [{"path": "shared/tls", "teams": ["nobody"], "why": "x"}]}, "offers.vault[0].teams: ['nobody'] are not teams"),
     ],
