@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from components.aws import iam, s3
+from components.aws import iam, kms, s3
 from components.spec.backup import BackupSpec, CopyTarget
 
 KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
@@ -76,10 +76,12 @@ def private_bucket(
     key_policy: Optional[pulumi.Input[str]] = None,
     statements: Sequence[dict[str, Any]] = (),
     expiring: Sequence[str] = ("",),
+    principals: Optional[pulumi.Input[Sequence[str]]] = None,
 ) -> Bucket:
     """An encrypted, versioned, TLS-only bucket with its own key; `statements` are added to its policy.
     `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource);
-    objects under the `expiring` prefixes expire after the retention (default: all of them)."""
+    objects under the `expiring` prefixes expire after the retention (default: all of them); with
+    `principals`, no one else may read or write its data (s3.guarded_bucket)."""
     where = {"region": region} if region else {}
     # Losing the key loses every backup: protected wherever the cluster is.
     kept = pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect)
@@ -90,9 +92,32 @@ def private_bucket(
     # S3 Bucket Keys keep the KMS request rate (and cost) low.
     encryption = [{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}]
     made = s3.guarded_bucket(
-        resource, name, parent, protect, encryption, lifecycle_rules(spec, expiring), statements=statements, provider=provider, region=region
+        resource,
+        name,
+        parent,
+        protect,
+        encryption,
+        lifecycle_rules(spec, expiring),
+        statements=statements,
+        provider=provider,
+        region=region,
+        principals=principals,
     )
     return Bucket(name, made.arn, made.bucket, key, made.guards)
+
+
+def only_for(
+    resource: str,
+    bucket: Bucket,
+    roles: Sequence[pulumi.Input[str]],
+    admins: Sequence[str],
+    parent: pulumi.Resource,
+    name_principals: Callable[[pulumi.Output[list[str]]], None],
+) -> aws.kms.KeyPolicy:
+    """The bucket's key and data for these roles and the stack's administrators only: the key policy,
+    and the principals its bucket policy was made waiting for (pulumi.deferred_output)."""
+    name_principals(pulumi.Output.all(*roles, *admins))
+    return kms.restrict(resource, bucket.key, roles, admins, parent)
 
 
 def replicate(

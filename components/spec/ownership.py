@@ -96,6 +96,8 @@ def of_stack(spec: Any) -> Ownership:
     if backup:
         buckets += [(backup.bucket_name, "Velero's bucket"), (backup.copy_to and backup.copy_to.bucket_name, "the backup copy's bucket")]
         buckets += [(backup.restore_from and backup.restore_from.bucket_name, "the bucket backups are restored from")]
+    if spec.team_deploy:
+        buckets.append((spec.team_deploy.state_bucket, "the Pulumi state bucket"))
     platform = platform_names(spec.cluster.name, [(name, what) for name, what in buckets if isinstance(name, str)])
     return Ownership(platform=platform, offers=spec.offers, teams=tuple(spec.teams))
 

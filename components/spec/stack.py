@@ -17,6 +17,7 @@ from . import limits, tenancy
 from .alerting import AlertingSpec
 from .backup import BackupSpec
 from .base import Spec, field
+from .deploy import TeamDeploySpec
 from .ownership import Offers, offer_problems, of_stack
 from .problems import dotted, short
 from .tenancy import IngressSpec
@@ -70,6 +71,11 @@ class StackSpec(Spec):
         "What the platform offers teams besides what they own (AWS resources named <team>-*, Vault paths under <team>/): shared queues, "
         "buckets, keys, Vault paths. Never the platform's own resources (docs/security-model.md).",
         default_factory=Offers,
+    )
+    team_deploy: Optional[TeamDeploySpec] = field(
+        "Per team with a budget, a deploy identity for its own stack (an IAM role under the team deploy boundary, an EKS access entry "
+        "scoped to its namespace) and its part of the Pulumi state (docs/security-model.md#team-deploy-identity).",
+        default=None,
     )
     registry_rewrites: dict[RegistryPrefix, RegistryPrefix] = field(
         "Registry prefixes replaced in the services' images in this stack: {prefix the service files name: prefix this stack pulls from}, "

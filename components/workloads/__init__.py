@@ -101,6 +101,8 @@ class Workloads(pulumi.ComponentResource):
                 policy=iam.document(boundary_statements(decl.spec.policy.workload_boundary.services)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # The team deploy roles may create workload roles only under it (components/aws/team_deploy.py).
+        self.boundary_arn = boundary.arn if boundary else None
         mesh = dataclasses.replace(
             offered(decl, contracts, cluster_name, region), account_id=account, prefix_lists=prefix_lists, boundary_arn=boundary.arn if boundary else None
         )

@@ -19,7 +19,7 @@ from components.aws import iam
 from components.contracts import MonitoringContract
 from components.monitoring import slo
 from components.spec import Service, names
-from components.spec.ownership import owned_by_tag
+from components.spec.ownership import TEAM_TAG, owned_by_tag
 
 from . import dashboard, egress, traffic
 from .delivery import SKIP_AWAIT, canary_spec
@@ -255,6 +255,8 @@ class Microservice(pulumi.ComponentResource):
             description=f"{svc.team}/{svc.name} workload identity",
             permissions_boundary=mesh.boundary_arn,
             conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name),
+            # The team tag makes the role the team's: its deploy role may manage only roles tagged so (components/aws/team_deploy.py).
+            tags={TEAM_TAG: svc.team},
         )
         aws.eks.PodIdentityAssociation(
             f"{svc.name}-identity",
@@ -262,6 +264,7 @@ class Microservice(pulumi.ComponentResource):
             namespace=svc.team,
             service_account=svc.name,
             role_arn=role.arn,
+            tags={TEAM_TAG: svc.team},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
