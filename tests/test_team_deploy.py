@@ -72,8 +72,12 @@ def test_the_boundary_allows_only_the_teams_own_resources(dev):
             continue
         scoped = json.dumps(statement.get("Condition", {})) + json.dumps(statement["Resource"])
         assert "${aws:PrincipalTag/team}" in scoped, sid
-    create = found["CreateOwnBoundedRoles"]["Condition"]["StringEquals"]
-    assert create == {"aws:RequestTag/team": "${aws:PrincipalTag/team}", "iam:PermissionsBoundary": mocked_arn("policy", workload_boundary.name)}
+    create = found["CreateOwnBoundedRoles"]["Condition"]
+    assert create == {
+        "StringEquals": {"aws:RequestTag/team": "${aws:PrincipalTag/team}"},
+        "ArnEquals": {"iam:PermissionsBoundary": mocked_arn("policy", workload_boundary.name)},
+    }
+    assert found["TagNewRolesAsOwn"]["Condition"] == {"StringEquals": {"aws:RequestTag/team": "${aws:PrincipalTag/team}"}}
     assert found["OwnState"]["Resource"] == "arn:aws:s3:::acme-shop-pulumi-state/teams/${aws:PrincipalTag/team}/*"
     assert found["PassOwnRolesToPodIdentity"]["Condition"]["StringEquals"]["iam:PassedToService"] == "pods.eks.amazonaws.com"
     assert set(found["NeverRemoveABoundary"]["Action"]) == {"iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"}

@@ -104,9 +104,19 @@ def boundary_statements(
             {
                 "Sid": "CreateOwnBoundedRoles",
                 "Effect": "Allow",
-                "Action": ["iam:CreateRole", "iam:TagRole"],
+                "Action": "iam:CreateRole",
                 "Resource": roles,
-                "Condition": {"StringEquals": {"aws:RequestTag/team": TEAM, "iam:PermissionsBoundary": workload_boundary}},
+                "Condition": {"StringEquals": {"aws:RequestTag/team": TEAM}, "ArnEquals": {"iam:PermissionsBoundary": workload_boundary}},
+            }
+        )
+        # Creating a tagged role is also tagging it (iam:TagRole), before the role has a tag to match.
+        found.append(
+            {
+                "Sid": "TagNewRolesAsOwn",
+                "Effect": "Allow",
+                "Action": "iam:TagRole",
+                "Resource": roles,
+                "Condition": {"StringEquals": {"aws:RequestTag/team": TEAM}},
             }
         )
     return found
