@@ -178,7 +178,7 @@ class Velero(Addon):
             self.snapshot_job, snapshot_role = vault_snapshot.snapshot_job(
                 self, self.opts((ca, role)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror, vault.active_address
             )
-        roles = [self.role.arn, *([snapshot_role.arn] if snapshot_role else []), *([replication.role] if replication else [])]
+        roles = [self.role.arn, *([snapshot_role.arn] if snapshot_role else []), *([replication.arn] if replication else [])]
         storage.only_for(f"{self.name}-backups", self.bucket, roles, self.ctx.decl.spec.cluster.access.admins, self, name_users)
         alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}

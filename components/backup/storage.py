@@ -130,9 +130,10 @@ def replicate(
     protect: bool,
     tags: dict[str, str],
     expiring: Sequence[str] = ("",),
-) -> tuple[Bucket, aws.s3.BucketReplicationConfig]:
+) -> tuple[Bucket, aws.iam.Role]:
     """The copy bucket in copy.region (in copy's account when a role is given) and S3 replication of every
-    object from the source, re-encrypted there with the copy's own key."""
+    object from the source, re-encrypted there with the copy's own key; with the replication role, which
+    the source's key and bucket policies name (never the replication's outputs: it waits for them)."""
     # Same account: the stack's provider, with the copy's region on each resource. Another account:
     # a provider that assumes the declared role there (with the stack's default tags).
     provider = (
@@ -219,7 +220,7 @@ def replicate(
     if copy.account:
         destination |= {"account": copy.account, "access_control_translation": {"owner": "Destination"}}
     # Replication needs versioning on both sides first (the guards include it).
-    config = aws.s3.BucketReplicationConfig(
+    aws.s3.BucketReplicationConfig(
         resource,
         bucket=source.bucket.id,
         role=role.arn,
@@ -235,4 +236,4 @@ def replicate(
         ],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*source.guards, *target.guards, policy]),
     )
-    return target, config
+    return target, role
