@@ -119,7 +119,8 @@ def test_bucket_is_private_encrypted_versioned_tls_only_and_expires(stack):
     assert guard(stack, "bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
     days = spec.backup.retention_hours // 24
     assert_expiry(guard(stack, "bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"], days + 1, spec.backup.moves_data)
-    [deny] = json.loads(guard(stack, "bucketPolicy:BucketPolicy")["policy"])["Statement"]
+    [deny, only] = json.loads(guard(stack, "bucketPolicy:BucketPolicy")["policy"])["Statement"]
+    assert (only["Sid"], only["Effect"], only["Principal"]) == ("OnlyTheBucketsPrincipals", "Deny", "*")
     assert (deny["Effect"], deny["Principal"], deny["Condition"]) == ("Deny", "*", {"Bool": {"aws:SecureTransport": "false"}})
 
 
