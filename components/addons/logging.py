@@ -142,7 +142,7 @@ class Logging(Addon):
         }
         self.role = iam.pod_identity_role(f"{self.name}-loki", self, description="Loki: chunks and index in its S3 bucket (Pod Identity)")
         # Only Loki's role (and the stack's administrators) may touch the data, whatever IAM grants.
-        readers = [self.role.arn, *self.ctx.decl.spec.cluster.access.admins]
+        readers: list[pulumi.Input[str]] = [self.role.arn, *self.ctx.decl.spec.cluster.access.admins]
         spec = self.ctx.decl.spec
         made = s3.guarded_bucket(
             f"{self.name}-loki", name, self, spec.cluster.protect, s3.SSE_S3, [housekeeping], policy_resource=f"{self.name}-loki-tls-only", principals=readers

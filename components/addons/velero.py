@@ -110,7 +110,7 @@ class Velero(Addon):
         protect = self.ctx.decl.spec.cluster.protect
         kept = expiring(spec)
         # The bucket's data and its key are the backup roles' only, named once those exist (end of install).
-        users, name_users = pulumi.deferred_output()
+        users, name_users = storage.deferred_principals()
         name = spec.bucket_name or f"{cluster}-backup-{region}"
         self.bucket = storage.private_bucket(f"{self.name}-backups", name, spec, self, protect, expiring=kept, principals=users)
         self.copy: Optional[storage.Bucket] = None

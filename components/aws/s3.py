@@ -56,7 +56,7 @@ DATA_ACTIONS = [
 ]
 
 
-def only(arn: str, principals: pulumi.Input[Sequence[str]]) -> dict[str, Any]:
+def only(arn: str, principals: pulumi.Input[Sequence[pulumi.Input[str]]]) -> dict[str, Any]:
     """Refuse the bucket's data to every principal but these (roles by ARN), whatever their IAM policies say."""
     return {
         "Sid": "OnlyTheBucketsPrincipals",
@@ -79,7 +79,7 @@ def guarded_bucket(
     provider: Optional[aws.Provider] = None,
     region: Optional[str] = None,
     policy_resource: Optional[str] = None,
-    principals: Optional[pulumi.Input[Sequence[str]]] = None,
+    principals: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
 ) -> GuardedBucket:
     """The bucket `name` and its guards, all named `resource` (the bucket policy `policy_resource`, where
     an existing stack named it differently). `region` places it outside the provider's region; with

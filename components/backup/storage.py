@@ -76,7 +76,7 @@ def private_bucket(
     key_policy: Optional[pulumi.Input[str]] = None,
     statements: Sequence[dict[str, Any]] = (),
     expiring: Sequence[str] = ("",),
-    principals: Optional[pulumi.Input[Sequence[str]]] = None,
+    principals: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
 ) -> Bucket:
     """An encrypted, versioned, TLS-only bucket with its own key; `statements` are added to its policy.
     `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource);
@@ -104,6 +104,12 @@ def private_bucket(
         principals=principals,
     )
     return Bucket(name, made.arn, made.bucket, key, made.guards)
+
+
+def deferred_principals() -> tuple[pulumi.Output[list[str]], Callable[[pulumi.Output[list[str]]], None]]:
+    """The principals of a bucket policy made before its roles: given to only_for once they exist. Only
+    roles that do not wait for the bucket may be given (a role that waits for its policy would wait forever)."""
+    return pulumi.deferred_output()
 
 
 def only_for(

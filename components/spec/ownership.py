@@ -174,11 +174,12 @@ def offer_problems(offers: Offers, ownership: Ownership) -> list[tuple[str, str]
         first = vault.path.split("/")[0]
         if first in ownership.teams:
             found.append((f"offers.vault[{i}].path", f"{vault.path!r} is under team {first!r}'s own prefix; a team's secrets are never offered to others"))
-    for kind, listed in (("aws", offers.aws), ("vault", offers.vault)):
-        for i, offer in enumerate(listed):
-            unknown = [t for t in offer.teams if t not in ownership.teams]
-            if unknown:
-                found.append((f"offers.{kind}[{i}].teams", f"{unknown} are not teams of this stack (teams: {', '.join(ownership.teams)})"))
+    listed: list[tuple[str, int, list[str]]] = [("aws", i, o.teams) for i, o in enumerate(offers.aws)]
+    listed += [("vault", i, o.teams) for i, o in enumerate(offers.vault)]
+    for kind, i, teams in listed:
+        unknown = [t for t in teams if t not in ownership.teams]
+        if unknown:
+            found.append((f"offers.{kind}[{i}].teams", f"{unknown} are not teams of this stack (teams: {', '.join(ownership.teams)})"))
     return found
 
 
