@@ -66,7 +66,7 @@ class Platform(pulumi.ComponentResource):
         teams = [team for team in spec.teams if spec.budget(team)]
         if spec.team_deploy and teams:
             TeamDeployIdentities(
-                f"{name}-team-deploy", spec.team_deploy, decl.stack, teams, self.cluster.name, self.cluster.arn, self.workloads.boundary_arn, opts=scoped
+                f"{name}-team-deploy", spec.team_deploy, spec.environment, teams, self.cluster.name, self.cluster.arn, self.workloads.boundary_arn, opts=scoped
             )
         self.register_outputs(
             {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}

@@ -167,13 +167,9 @@ class Vault(Addon):
             policy=iam.document([{"Effect": "Allow", "Action": seals.SEAL_ACTIONS, "Resource": arn} for arn in self.seal.arns]),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        child = pulumi.ResourceOptions(parent=self)
         identity = aws.eks.PodIdentityAssociation(
-            f"{self.name}-server",
-            cluster_name=cluster,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=self.role.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
         )
         # Only the server's role may use the seal keys, whatever IAM grants (defence in depth).
         admins = self.ctx.decl.spec.cluster.access.admins

@@ -1,7 +1,7 @@
 """Each team's deploy identity: what CI deploys the team's own stack with, and nothing more.
 
 Per team with a budget, the platform stack makes:
-- an IAM role, tagged `team=<team>`, that only the team's GitHub environment `<team>-<stack>` can
+- an IAM role, tagged `team=<team>`, that only the team's GitHub environment `<team>-<env>` can
   assume (OIDC `sub`), carrying the platform's team deploy boundary;
 - an EKS access entry for it with the stack's access policy (AmazonEKSEditPolicy by default)
   scoped to the team's namespace: no cluster-scoped object, no other namespace.
@@ -131,7 +131,7 @@ class TeamDeployIdentities(pulumi.ComponentResource):
         self,
         name: str,
         spec: TeamDeploySpec,
-        stack: str,
+        environment: str,
         teams: Sequence[str],
         cluster_name: pulumi.Input[str],
         cluster_arn: pulumi.Input[str],
@@ -155,12 +155,15 @@ class TeamDeployIdentities(pulumi.ComponentResource):
                 "Principal": {"Federated": pulumi.Output.concat(f"arn:{iam.PARTITION}:iam::", account, f":oidc-provider/{GITHUB_OIDC}")},
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
-                    "StringEquals": {f"{GITHUB_OIDC}:aud": "sts.amazonaws.com", f"{GITHUB_OIDC}:sub": f"repo:{spec.repository}:environment:{team}-{stack}"}
+                    "StringEquals": {
+                        f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC}:sub": f"repo:{spec.repository}:environment:{team}-{environment}",
+                    }
                 },
             }
             role = aws.iam.Role(
                 f"{name}-{team}",
-                description=f"Deploys team {team}'s stack {team}-{stack} (CI, under the team deploy boundary)",
+                description=f"Deploys team {team}'s stack {team}-{environment} (CI, under the team deploy boundary)",
                 assume_role_policy=iam.document([trust]),
                 permissions_boundary=boundary.arn,
                 tags={"team": team},

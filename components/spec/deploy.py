@@ -15,7 +15,7 @@ STATE_PREFIX = "teams"
 class TeamDeploySpec(Spec):
     repository: str = field(
         "The GitHub repository (org/name) whose workflow runs deploy the team stacks: the deploy role of team T trusts only "
-        "OIDC tokens of its environment `<T>-<stack>` (sub repo:<repository>:environment:<T>-<stack>).",
+        "OIDC tokens of its GitHub environment `<T>-<env>`, named like its stack (sub repo:<repository>:environment:<T>-<env>).",
         pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
     )
     state_bucket: str = field(
