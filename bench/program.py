@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.runtime import run
+from engine.stacks import run
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ from components.addons import install as install_addons
 from components.aws.cluster import Cluster
 from components.aws.dns import DnsZone
 from components.aws.network import Network
+from components.aws.team_deploy import TeamDeployIdentities
 from components.karpenter import KarpenterController, NodePools
 from components.scheduling import PriorityClasses
 from components.spec import Declarations
@@ -64,6 +65,12 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, depends_on=[self.priorities, *self.addons.values()]),
             with_services=single_stack,
         )
+        # Each team's stack is deployed by its own identity, scoped to its namespace and its own AWS resources.
+        teams = [team for team in spec.teams if spec.budget(team)]
+        if spec.team_deploy and teams:
+            TeamDeployIdentities(
+                f"{name}-team-deploy", spec.team_deploy, spec.environment, teams, self.cluster.name, self.cluster.arn, self.workloads.boundary_arn, opts=scoped
+            )
         self.register_outputs(
             {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}
         )

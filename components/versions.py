@@ -119,6 +119,11 @@ EKS_VERSIONS = {
         KubernetesVersion("1.35", date(2027, 3, 27), date(2028, 3, 27)),
     )
 }
+# The Pod Security Standards versions the platform knows, oldest to newest: a stack may pin its
+# cluster's version (policy.podSecurityVersion) and the policy's pss-* rules change at the versions
+# Pod Security Admission's checks do. Kept here, below both, so the declarations never import the pack.
+POD_SECURITY_OLDEST = (1, 23)
+POD_SECURITY_LATEST = (1, 37)
 # Images the platform runs itself (outside any chart's defaults).
 # Velero's AWS plugin: v1.14.x is the line built for Velero 1.18 (chart velero-12.1.0 runs v1.18.1).
 VELERO_PLUGIN_FOR_AWS = "docker.io/velero/velero-plugin-for-aws:v1.14.2"

@@ -11,7 +11,8 @@ from components.spec import SpecError
 from policy.evaluate import evaluate_recording
 
 from . import render
-from .runtime import PROJECT_ROOT, ProgramError, load_and_run, rejected
+from .runtime import PROJECT_ROOT, ProgramError, rejected
+from .stacks import load_and_run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ def record(stack: str, root: Path, teams: list[str] | None = None) -> dict[str, 
     `teams`, only the environment's platform stack and those teams' stacks (engine/diff/involved.py).
 
     Raises components.spec.SpecError or engine.runtime.ProgramError on rejected input."""
-    from .runtime import load_and_run
+    from .stacks import load_and_run
 
     decl, recording = load_and_run(stack, root, teams)
     return document(recording, decl)

@@ -18,7 +18,7 @@ from typing import Any
 
 from components.versions import Chart
 
-from .runtime import PROJECT_ROOT
+from .project import PROJECT_ROOT
 
 REFERENCE = PROJECT_ROOT / "reference"
 PROVENANCE = "provenance.json"

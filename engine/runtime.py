@@ -8,7 +8,6 @@ plaintext secret ever reaches the records, the rendered files or the logs.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import json
 import runpy
 import sys
@@ -24,6 +23,9 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.spec import SpecError
+from components.spec.loader import read_yaml
+
 from .mocks import PlatformMocks
 from .recording import Recording, Resource
 
@@ -32,7 +34,6 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The organization offline stacks belong to (StackReference names are <organization>/<project>/<stack>).
 ORGANIZATION = "organization"
 
@@ -124,8 +125,6 @@ def stack_config(stack: str, root: Path, project_dir: Optional[Path] = None) -> 
     become stand-in values that the engine marks secret, exactly as the CLI would. Secrets that
     Pulumi.yaml declares but the stack file does not set (each operator sets them with
     `pulumi config set --secret`) get stand-ins too."""
-    from components.spec.loader import read_yaml
-
     # Read like the declarations: stack configuration comes in pull requests too.
     project_dir = project_dir or root
     path = project_dir / f"Pulumi.{stack}.yaml"
@@ -144,53 +143,10 @@ def stack_config(stack: str, root: Path, project_dir: Optional[Path] = None) -> 
     return config, secret_keys
 
 
-def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> tuple[Any, Recording]:
-    """The stack's declarations and one run of its program, for the offline tools.
-
-    Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either.
-    `teams` limits an environment's run to its platform stack and those teams' stacks."""
-    from components.spec import SpecError, load
-
-    from .chart_values import override_problems
-
-    from .stacks import team_stack
-
-    found = team_stack(stack, root)
-    decl = load(found[1] if found else stack, root)
-    # Helm ignores a value its chart does not have: an override typo is a declaration error here.
-    problems = override_problems(decl)
-    if problems:
-        raise SpecError(problems)
-    if found:
-        # A team stack's preview describes the team's services only.
-        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
-    if teams is not None and not found:
-        from .stacks import run_environment
-
-        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
-        present = sorted({s.team for s in decl.services})
-        return decl, run_environment(stack, Path(root).resolve(), present)
-    return decl, run(stack, root)
-
-
 def rejected(err: Exception) -> int:
     """Print a rejected stack's message (no stack trace: it is the user's to fix) and return exit code 2."""
-    from components.spec import SpecError
-
     print(f"invalid stack declarations:\n{err}" if isinstance(err, SpecError) else str(err), file=sys.stderr)
     return 2
-
-
-def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:
-    """What `stack` registers and exports (engine/stacks.py): an environment (`dev`) is its platform
-    stack and every team stack of it, combined; `<team>-<env>` is one team stack. With `program`,
-    that one program runs as the stack (the benchmark's floor)."""
-    root = Path(root or PROJECT_ROOT).resolve()
-    if program is not None:
-        return run_program(stack, root, Path(program))
-    from .stacks import run_stack
-
-    return run_stack(stack, root)
 
 
 def run_program(

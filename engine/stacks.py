@@ -9,12 +9,16 @@ contract (components/stack_contract.py): a missing or renamed output is refused 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Optional
 
 from components import stack_contract
+from components.spec import SpecError, load
 
+from .chart_values import override_problems
+from .project import PROJECT_ROOT
 from .recording import Recording
 from .runtime import ORGANIZATION, ProgramError, object_clashes, run_program
 
@@ -38,8 +42,6 @@ def team_stack(stack: str, root: Path) -> Optional[tuple[str, str]]:
 
 def teams_in(env: str, root: Path) -> list[str]:
     """The teams with services in the environment: each has a team stack there."""
-    from components.spec import load
-
     return sorted({s.team for s in load(env, root).services})
 
 
@@ -51,7 +53,6 @@ def run_platform(env: str, root: Path, single_stack: bool = False) -> Recording:
 
 def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
     """The team stack `<team>-<env>`, served `platform`'s recorded outputs."""
-    from components.spec import load
     from components.spec.pulumi_files import aws_region
     from components.team_stack import expected_addresses
 
@@ -122,3 +123,34 @@ def combine(env: str, parts: dict[str, Recording]) -> Recording:
             canaries.update(rec.outputs.get("canaries") or {})
     outputs["canaries"] = dict(sorted(canaries.items()))
     return Recording(stack=env, resources=resources, outputs=outputs, stacks=dict(parts))
+
+
+def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> tuple[Any, Recording]:
+    """The stack's declarations and one run of its program, for the offline tools.
+
+    Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either.
+    `teams` limits an environment's run to its platform stack and those teams' stacks."""
+    found = team_stack(stack, root)
+    decl = load(found[1] if found else stack, root)
+    # Helm ignores a value its chart does not have: an override typo is a declaration error here.
+    problems = override_problems(decl)
+    if problems:
+        raise SpecError(problems)
+    if found:
+        # A team stack's preview describes the team's services only.
+        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
+    if teams is not None and not found:
+        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
+        present = sorted({s.team for s in decl.services})
+        return decl, run_environment(stack, Path(root).resolve(), present)
+    return decl, run(stack, root)
+
+
+def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:
+    """What `stack` registers and exports (engine/stacks.py): an environment (`dev`) is its platform
+    stack and every team stack of it, combined; `<team>-<env>` is one team stack. With `program`,
+    that one program runs as the stack (the benchmark's floor)."""
+    root = Path(root or PROJECT_ROOT).resolve()
+    if program is not None:
+        return run_program(stack, root, Path(program))
+    return run_stack(stack, root)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.recording import Recording  # noqa: E402
-from engine.runtime import run  # noqa: E402
+from engine.stacks import run  # noqa: E402
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ from components.addons import argocd
 from components.spec import SpecError, load
 from components.versions import ARGO_CD
 from engine.mocks import ACCOUNT
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 REPO = "https://github.com/acme-shop/{team}-deploy.git"

@@ -18,7 +18,7 @@ from components.addons.cert_manager import (
 from components.spec import SpecError, load
 from components.versions import CERT_MANAGER
 from engine import chart_values as checker
-from engine import runtime
+from engine import runtime, stacks
 
 ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
 
@@ -89,7 +89,7 @@ def test_component_gets_the_clusters_kubernetes_provider(monkeypatch):
         return register(self, request)
 
     monkeypatch.setattr(runtime.RecordingMonitor, "RegisterResource", spy)
-    rec = runtime.run("dev")
+    rec = stacks.run("dev")
     [k8s_provider] = [r for r in rec.of_type("pulumi:providers:kubernetes") if "cluster" in r.name]
     assert seen["kubernetes"].rsplit("::", 1)[0] == k8s_provider.urn
 

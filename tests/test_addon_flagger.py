@@ -8,7 +8,7 @@ from components.addons import flagger, prometheus
 from components.spec import SpecError, load
 from components.versions import FLAGGER, KUBE_PROMETHEUS_STACK, LOADTESTER
 from engine import chart_values
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

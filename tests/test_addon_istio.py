@@ -9,7 +9,7 @@ from components.addons.cert_manager import COMPONENT_TYPE, SOLVER_INGRESS_CLASS,
 from components.spec import SpecError, load
 from components.versions import ISTIO_BASE, ISTIO_GATEWAY, ISTIOD
 from engine import chart_values
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 EXPOSED = {"dev": ["shop.dev.acme-shop.com"], "staging": ["shop.staging.acme-shop.com"], "prod": ["shop.acme-shop.com"]}

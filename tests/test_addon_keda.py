@@ -11,7 +11,7 @@ from components.addons import keda
 from components.spec import SpecError, load
 from components.versions import KEDA
 from engine.mocks import ACCOUNT
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -24,7 +24,7 @@ def queue_arns(root, stack: str) -> list[str]:
 
 
 def test_installed_where_the_notifications_worker_scales_on_sqs(stack):
-    assert queue_arns(ROOT, stack.stack) == [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:shop-notifications"]
+    assert queue_arns(ROOT, stack.stack) == [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:messaging-notifications"]
     release = stack.named("keda-keda", RELEASE)
     assert (release.inputs["version"], release.inputs["namespace"]) == (KEDA.version, keda.NAMESPACE)
     assert release.inputs["values"]["serviceAccount"]["operator"]["name"] == keda.OPERATOR_SERVICE_ACCOUNT
@@ -60,7 +60,7 @@ def test_every_declared_queue_is_granted(scratch):
             "image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0",
             "port": 8080,
             "tier": "batch",
-            "scaling": {"sqs": {"queueName": "shop-mail"}},
+            "scaling": {"sqs": {"queueName": "messaging-mail"}},
             "replicas": {"min": 1, "max": 5},
             "envs": {
                 "staging": {"image": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/mailer:1.0.0"},
@@ -70,7 +70,7 @@ def test_every_declared_queue_is_granted(scratch):
     )
     rec = run("dev", scratch.root)
     statement = json.loads(rec.named("keda-operator-sqs", POLICY).inputs["policy"])["Statement"][0]
-    assert statement["Resource"] == [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:shop-mail", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:shop-notifications"]
+    assert statement["Resource"] == [f"arn:aws:sqs:eu-west-1:{ACCOUNT}:messaging-mail", f"arn:aws:sqs:eu-west-1:{ACCOUNT}:messaging-notifications"]
 
 
 def test_off_when_nothing_needs_it(scratch):

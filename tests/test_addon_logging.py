@@ -19,7 +19,7 @@ from components.addons import prometheus, tracing
 from components.spec import SpecError, load
 from components.versions import KUBE_PROMETHEUS_STACK, LOKI, OPENTELEMETRY_COLLECTOR
 from engine import chart_values
-from engine.runtime import run
+from engine.stacks import run
 
 S3 = "aws:s3/"
 BUCKET = "shop-prod-loki-eu-west-1"
@@ -113,8 +113,9 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(prod):
     [lifecycle] = guard("bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
     assert lifecycle["noncurrentVersionExpiration"] == {"noncurrentDays": 7} and lifecycle["status"] == "Enabled"
     policy = json.loads(prod.named("logging-loki-tls-only", "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
-    [deny] = policy["Statement"]
+    [deny, only] = policy["Statement"]
     assert (deny["Effect"], deny["Action"], deny["Condition"]) == ("Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
+    assert (only["Sid"], only["Effect"], only["Resource"]) == ("OnlyTheBucketsPrincipals", "Deny", deny["Resource"])
     assert deny["Resource"] == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
 
 

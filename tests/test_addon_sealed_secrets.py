@@ -12,7 +12,7 @@ from components.spec import SpecError, load
 from components.versions import SEALED_SECRETS
 from engine import chart_values
 from engine.conformance import errors
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NOTIFICATIONS = "stacks/services/messaging/notifications.yaml"

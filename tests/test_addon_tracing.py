@@ -17,7 +17,7 @@ from components.spec import SpecError, load
 from components.versions import ISTIOD, JAEGER, KUBE_PROMETHEUS_STACK, OPENTELEMETRY_COLLECTOR
 from engine import chart_values, reference
 from engine.chart_values import coalesce
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 OTEL_ENV = ("OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER")

@@ -11,7 +11,7 @@ from components.addons import vault
 from components.addons.external_secrets import SECRET_STORE
 from components.spec import SpecError, load
 from components.versions import VAULT
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

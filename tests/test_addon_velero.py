@@ -13,7 +13,7 @@ from components.spec import load
 from components.versions import VELERO, VELERO_PLUGIN_FOR_AWS
 from engine import chart_values
 from engine.conformance import errors
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 S3 = "aws:s3/"
@@ -112,7 +112,8 @@ def test_bucket_is_private_encrypted_versioned_tls_only_and_expires(stack):
     assert guard(stack, "bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
     days = spec.backup.retention_hours // 24
     assert_expiry(guard(stack, "bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"], days + 1, spec.backup.moves_data)
-    [deny] = json.loads(guard(stack, "bucketPolicy:BucketPolicy")["policy"])["Statement"]
+    [deny, only] = json.loads(guard(stack, "bucketPolicy:BucketPolicy")["policy"])["Statement"]
+    assert (only["Sid"], only["Effect"], only["Principal"]) == ("OnlyTheBucketsPrincipals", "Deny", "*")
     assert (deny["Effect"], deny["Principal"], deny["Condition"]) == ("Deny", "*", {"Bool": {"aws:SecureTransport": "false"}})
 
 

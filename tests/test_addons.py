@@ -9,7 +9,7 @@ from components.addons.registry import install_order
 from components.spec import SpecError, load
 from components.versions import CERT_MANAGER, CHARTS
 from engine import chart_values, reference
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 

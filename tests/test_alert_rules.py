@@ -182,7 +182,7 @@ def test_networking_addon_alerts_fire_on_a_stale_sync_and_a_missing_cni_agent(tm
 
 
 def test_networking_alerts_follow_their_addons(scratch):
-    from engine.runtime import run as run_stack
+    from engine.stacks import run as run_stack
 
     scratch.edit("stacks/dev.yaml", lambda d: d["addons"]["external-dns"].update(enabled=False))
     names = {r["alert"] for _, r in alerts(run_stack("dev", scratch.root))}

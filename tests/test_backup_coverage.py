@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from components.addons import velero
 from engine.recording import Recording
-from engine.runtime import run
+from engine.stacks import run
 
 
 def edited(rec: Recording, kind: str, name: str, change) -> Recording:

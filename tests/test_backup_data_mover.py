@@ -243,7 +243,7 @@ def test_moving_data_needs_a_pool_without_taints(scratch, capsys):
 
 def test_a_read_only_location_on_the_source_and_read_access_only(scratch):
     from engine.conformance import errors
-    from engine.runtime import run
+    from engine.stacks import run
 
     scratch.edit("stacks/prod.yaml", lambda d: d["backup"].update(restoreFrom=SOURCE))
     rec = run("prod", scratch.root)

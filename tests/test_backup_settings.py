@@ -128,7 +128,8 @@ def test_the_key_renewal_checked_is_the_one_the_controller_uses(stack):
 
 
 def test_a_copy_in_the_stacks_own_region_is_refused_before_anything_is_created(scratch):
-    from engine.runtime import ProgramError, run
+    from engine.runtime import ProgramError
+    from engine.stacks import run
 
     scratch.edit("stacks/prod.yaml", lambda d: d["backup"]["copyTo"].update(region="eu-west-1"))
     with pytest.raises(ProgramError) as err:

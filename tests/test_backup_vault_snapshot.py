@@ -14,7 +14,7 @@ from components.spec.backup import BackupSpec
 from components.versions import AWS_CLI_IMAGE, VAULT, VAULT_IMAGE
 from engine import chart_values
 from engine.conformance import errors
-from engine.runtime import run
+from engine.stacks import run
 
 POLICY = "aws:iam/rolePolicy:RolePolicy"
 VAULT_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"

@@ -185,7 +185,7 @@ def test_the_deadline_must_cover_a_new_node_and_the_services_start_up(scratch):
     scratch.edit(PAYMENT, lambda d: d.update(probes={"startupSeconds": 60}))
     assert "payment.yaml: canary.progressDeadlineSeconds 180s does not cover a canary pod on a new node" in refused(scratch)
     scratch.edit(PAYMENT, lambda d: d["canary"].update(progressDeadlineSeconds=need))
-    from engine.runtime import run
+    from engine.stacks import run
 
     assert run("prod", scratch.root).manifest("Canary", "payment", "checkout")["spec"]["progressDeadlineSeconds"] == need
 

@@ -10,7 +10,7 @@ from components.spec import SpecError, load
 from components.versions import CHAOS_MESH
 from engine import chart_values
 from engine.conformance import errors
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 TEAMS = ("web", "checkout", "catalog", "messaging")

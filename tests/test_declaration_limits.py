@@ -216,7 +216,7 @@ def test_well_formed_principal_arns(scratch):
 
 
 def test_permission_resources_are_arns(scratch):
-    perm = {"actions": ["s3:GetObject", "sqs:SendMessage"], "resources": ["arn:aws:s3:::orders-bucket/*", "arn:aws:sqs:eu-west-1:111122223333:q"]}
+    perm = {"actions": ["s3:GetObject", "sqs:SendMessage"], "resources": ["arn:aws:s3:::checkout-orders/*", "arn:aws:sqs:eu-west-1:111122223333:checkout-q"]}
     scratch.edit(ORDERS, lambda d: d.update(awsPermissions=[perm]))
     scratch.edit("stacks/prod.yaml", lambda d: d["policy"].update(awsAccountId="111122223333"))
     load("dev", scratch.root)

@@ -8,7 +8,8 @@ from conftest import ROOT
 
 from components.spec import SpecError, load
 from engine.preview import main as preview
-from engine.runtime import ProgramError, run
+from engine.runtime import ProgramError
+from engine.stacks import run
 
 
 def refused(scratch, stack: str = "dev") -> str:

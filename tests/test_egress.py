@@ -6,7 +6,7 @@ import pytest
 
 from components.spec import SpecError, load
 from conftest import ROOT, recorded
-from engine.runtime import run
+from engine.stacks import run
 from reachability import Network
 from test_reachability import PORTS, endpoints
 

@@ -12,7 +12,8 @@ from engine import render
 from engine.conformance import errors
 from engine.preview import main as preview
 from engine.render import manifest_files
-from engine.runtime import ProgramError, mask, run
+from engine.runtime import ProgramError, mask
+from engine.stacks import run
 
 
 def test_records_have_the_engine_fields(prod):

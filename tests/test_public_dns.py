@@ -8,7 +8,7 @@ import pytest
 
 from components.spec import SpecError, load
 from conftest import ROOT
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ZONE = {"dev": "dev.acme-shop.com", "staging": "staging.acme-shop.com", "prod": "acme-shop.com"}

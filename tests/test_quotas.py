@@ -14,7 +14,7 @@ from components.versions import ISTIOD, KUBECOST
 from engine import chart_values, reference
 from engine.conformance import errors
 from engine.render import summary
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 TEAMS = ("web", "checkout", "catalog", "messaging")

@@ -23,7 +23,7 @@ from components.spec import SpecError, load
 from components.spec.limits import overlapping
 from components.spec.pulumi_files import pulumi_config, secret_keys
 from components.spec.stack import rewritten
-from engine.runtime import load_and_run
+from engine.stacks import load_and_run
 from policy.evaluate import evaluate_recording
 
 RUNBOOK = ROOT / "docs" / "runbooks" / "restore.md"

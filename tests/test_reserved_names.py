@@ -9,7 +9,8 @@ import pytest
 from components.spec import names
 from engine.preview import main as preview
 from engine.recording import Recording, Resource
-from engine.runtime import ProgramError, object_clashes, run
+from engine.runtime import ProgramError, object_clashes
+from engine.stacks import run
 
 TEAM_COMPONENT = "platform:workloads:TeamNamespace"
 

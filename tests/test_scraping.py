@@ -16,7 +16,7 @@ from components.monitoring.scrape import Metrics
 from components.spec import load
 from components.versions import CHARTS
 from engine import chart_values
-from engine.runtime import run
+from engine.stacks import run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # What the issue names; each must be covered by a declaration (Loki and the collectors by logging and tracing).

@@ -42,7 +42,8 @@ def test_an_addon_cannot_create_an_undeclared_namespace(monkeypatch):
     from components.addons.istio import Istio
 
     monkeypatch.setattr(Istio, "extra_namespaces", ())
-    from engine.runtime import ProgramError, run
+    from engine.runtime import ProgramError
+    from engine.stacks import run
 
     with pytest.raises((TypeError, ProgramError), match="istio-ingress"):
         run("dev", ROOT)
@@ -162,7 +163,7 @@ def _critical_pool(data: dict) -> dict:
 
 
 def test_critical_pods_take_the_pools_labels_and_taints(scratch):
-    from engine.runtime import run
+    from engine.stacks import run
 
     def retaint(d):
         pool = _critical_pool(d)

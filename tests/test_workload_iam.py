@@ -10,10 +10,10 @@ from test_tenancy import preview_refuses
 
 from components.spec import load
 from components.spec.iam_actions import DEFAULT_BOUNDARY_SERVICES, expand
-from engine.runtime import run
+from engine.stacks import run
 
-QUEUE = "arn:aws:sqs:eu-west-1:111122223333:shop-orders"
-BUCKET = "arn:aws:s3:::shop-dev-invoices/*"
+QUEUE = "arn:aws:sqs:eu-west-1:111122223333:catalog-orders"
+BUCKET = "arn:aws:s3:::catalog-invoices/*"
 
 
 def grant(scratch, *permissions: dict, service: str = "inventory") -> None:
@@ -38,20 +38,20 @@ def test_concrete_permissions_on_the_stacks_resources_load(scratch):
         # Escalation and credentials, whatever the spelling.
         (["iam:PassRole"], ["arn:aws:iam::111122223333:role/admin"], "outside the stack's workload permissions boundary"),
         (["sqs:Send*", "kms:CreateGrant"], ["arn:aws:kms:eu-west-1:111122223333:key/abc"], "kms:CreateGrant (permissions management"),
-        (["s3:Put*"], ["arn:aws:s3:::shop-dev-invoices"], "s3:PutBucketPolicy (permissions management"),
-        (["s3:*Policy"], ["arn:aws:s3:::shop-dev-invoices"], "grants refused actions"),
+        (["s3:Put*"], ["arn:aws:s3:::catalog-invoices"], "s3:PutBucketPolicy (permissions management"),
+        (["s3:*Policy"], ["arn:aws:s3:::catalog-invoices"], "grants refused actions"),
         (["sqs:Nope"], [QUEUE], "matches no IAM action in the catalogue"),
         # Resources: concrete, this stack's.
         (["sqs:SendMessage"], ["*"], "resource '*'"),
-        (["sqs:SendMessage"], ["arn:aws:sqs:*:111122223333:shop-orders"], "wildcard in its region"),
-        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:*:shop-orders"], "wildcard in its account"),
-        (["sqs:SendMessage"], ["arn:aws:s*s:eu-west-1:111122223333:shop-orders"], "is not an ARN"),
-        (["sqs:SendMessage"], ["arn:aws-cn:sqs:eu-west-1:111122223333:shop-orders"], "partition 'aws-cn'"),
-        (["sqs:SendMessage"], ["arn:aws:sqs:us-east-1:111122223333:shop-orders"], "region 'us-east-1'; this stack runs in 'eu-west-1'"),
-        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:999999999999:shop-orders"], "account '999999999999'; this stack's account is '111122223333'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:*:111122223333:catalog-orders"], "wildcard in its region"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:*:catalog-orders"], "wildcard in its account"),
+        (["sqs:SendMessage"], ["arn:aws:s*s:eu-west-1:111122223333:catalog-orders"], "is not an ARN"),
+        (["sqs:SendMessage"], ["arn:aws-cn:sqs:eu-west-1:111122223333:catalog-orders"], "partition 'aws-cn'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:us-east-1:111122223333:catalog-orders"], "region 'us-east-1'; this stack runs in 'eu-west-1'"),
+        (["sqs:SendMessage"], ["arn:aws:sqs:eu-west-1:999999999999:catalog-orders"], "account '999999999999'; this stack's account is '111122223333'"),
         # The action must apply to the resource it is granted on.
         (["sqs:ListQueues"], [QUEUE], "applies to none of the statement's resources"),
-        (["sqs:SendMessage"], ["arn:aws:s3:::shop-dev-invoices"], "applies to none of the statement's resources"),
+        (["sqs:SendMessage"], ["arn:aws:s3:::catalog-invoices"], "applies to none of the statement's resources"),
     ],
 )
 def test_hostile_permissions_are_refused(scratch, actions, resources, fragment):
@@ -72,7 +72,7 @@ def test_wildcards_expand_against_the_catalogue():
 
 
 def test_preview_refuses_a_hostile_permission(scratch, capsys):
-    grant(scratch, {"actions": ["s3:Put*"], "resources": ["arn:aws:s3:::shop-dev-invoices"]})
+    grant(scratch, {"actions": ["s3:Put*"], "resources": ["arn:aws:s3:::catalog-invoices"]})
     preview_refuses(scratch, capsys, "stacks/services/catalog/inventory.yaml: awsPermissions[0]:", "grants refused actions")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from components.spec import SpecError, load
 from engine.conformance import errors
-from engine.runtime import run
+from engine.stacks import run
 
 SERVICES = ("storefront", "orders", "payment", "inventory", "notifications")
 TEAM = {"storefront": "web", "orders": "checkout", "payment": "checkout", "inventory": "catalog", "notifications": "messaging"}
@@ -133,7 +133,7 @@ def test_fixed_size_service_sets_replicas(scratch):
 def test_queue_worker_scales_with_keda(stack):
     scaled = stack.manifest("ScaledObject", "notifications", "messaging")["spec"]
     trigger = scaled["triggers"][0]
-    assert trigger["type"] == "aws-sqs-queue" and trigger["metadata"]["queueURL"].endswith("/shop-notifications")
+    assert trigger["type"] == "aws-sqs-queue" and trigger["metadata"]["queueURL"].endswith("/messaging-notifications")
     assert stack.manifest("TriggerAuthentication", "notifications-aws", "messaging")["spec"]["podIdentity"]["provider"] == "aws"
     assert not [o for o in objects(stack, "HorizontalPodAutoscaler", "messaging")]
     assoc = [r.inputs for r in stack.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation") if r.inputs["serviceAccount"] == "notifications"]

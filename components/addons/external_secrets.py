@@ -102,7 +102,11 @@ class ExternalSecrets(Addon):
     def declare_vault(self, teams: list[str]) -> dict[str, vault.kubernetes.AuthBackendRole]:
         """Per team a policy and a role, through Vault's one access (the vault addon has connected it)."""
         server = self.ctx.contracts.require(VaultContract)
-        return {team: server.access.role(self, f"{self.name}-{team}", team_vault_role(team, server.kv_mount)) for team in teams}
+        offers = self.ctx.decl.spec.offers
+        return {
+            team: server.access.role(self, f"{self.name}-{team}", team_vault_role(team, server.kv_mount, tuple(o.path for o in offers.for_team(team)[1])))
+            for team in teams
+        }
 
     def flows(self) -> list[net.Flow]:
         server = self.ctx.contracts.require(VaultContract)
@@ -128,15 +132,19 @@ def team_role(team: str) -> str:
     return f"team-{team}"
 
 
-def team_policy(team: str, kv_mount: str) -> str:
-    """Vault policy: read the team's KV v2 prefix, list its metadata; nothing else."""
-    return f'path "{kv_mount}/data/{team}/*" {{\n  capabilities = ["read"]\n}}\npath "{kv_mount}/metadata/{team}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+def team_policy(team: str, kv_mount: str, offered: tuple[str, ...] = ()) -> str:
+    """Vault policy: read the team's KV v2 prefix and the prefixes the platform offers it (the stack's
+    offers.vault), list their metadata; nothing else."""
+    return "".join(
+        f'path "{kv_mount}/data/{prefix}/*" {{\n  capabilities = ["read"]\n}}\npath "{kv_mount}/metadata/{prefix}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+        for prefix in (team, *offered)
+    )
 
 
-def team_vault_role(team: str, kv_mount: str) -> VaultRole:
-    """A team's Vault role: its namespace's `vault-secrets` account, reading only the team's prefix."""
+def team_vault_role(team: str, kv_mount: str, offered: tuple[str, ...] = ()) -> VaultRole:
+    """A team's Vault role: its namespace's `vault-secrets` account, reading only the team's prefix and what it is offered."""
     return VaultRole(
-        name=team_role(team), policy=team_policy(team, kv_mount), service_account=TEAM_SERVICE_ACCOUNT, namespace=team, ttl_seconds=TOKEN_TTL_SECONDS
+        name=team_role(team), policy=team_policy(team, kv_mount, offered), service_account=TEAM_SERVICE_ACCOUNT, namespace=team, ttl_seconds=TOKEN_TTL_SECONDS
     )
 
 

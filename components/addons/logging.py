@@ -150,12 +150,15 @@ class Logging(Addon):
             "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
             "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
         }
+        self.role = iam.pod_identity_role(f"{self.name}-loki", self, description="Loki: chunks and index in its S3 bucket (Pod Identity)")
+        # Only Loki's role (and the stack's administrators) may touch the data, whatever IAM grants.
+        readers: list[pulumi.Input[str]] = [self.role.arn, *self.ctx.decl.spec.cluster.access.admins]
+        spec = self.ctx.decl.spec
         made = s3.guarded_bucket(
-            f"{self.name}-loki", name, self, self.ctx.decl.spec.cluster.protect, s3.SSE_S3, [housekeeping], policy_resource=f"{self.name}-loki-tls-only"
+            f"{self.name}-loki", name, self, spec.cluster.protect, s3.SSE_S3, [housekeeping], policy_resource=f"{self.name}-loki-tls-only", principals=readers
         )
         bucket_arn, objects_arn = made.arn, f"{made.arn}/*"
         guards = made.guards
-        self.role = iam.pod_identity_role(f"{self.name}-loki", self, description="Loki: chunks and index in its S3 bucket (Pod Identity)")
         policy = aws.iam.RolePolicy(
             f"{self.name}-loki-s3",
             role=self.role.id,

@@ -28,7 +28,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from components.aws import iam
+from components.aws import iam, kms
 from components.aws import seal as seals
 from components.contracts import CertManagerContract, Pods, VaultContract
 from components.monitoring.scrape import Metrics
@@ -166,14 +166,13 @@ class Vault(Addon):
             policy=iam.document([{"Effect": "Allow", "Action": seals.SEAL_ACTIONS, "Resource": arn} for arn in self.seal.arns]),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        child = pulumi.ResourceOptions(parent=self)
         identity = aws.eks.PodIdentityAssociation(
-            f"{self.name}-server",
-            cluster_name=cluster,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=self.role.arn,
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{self.name}-server", cluster_name=cluster, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, role_arn=self.role.arn, opts=child
         )
+        # Only the server's role may use the seal keys, whatever IAM grants (defence in depth).
+        admins = self.ctx.decl.spec.cluster.access.admins
+        self.seal.ready += [kms.restrict(f"{name}-policy", key, [self.role.arn], admins, self) for name, key in self.seal.keys.items()]
         # Issued before the pods start: they mount the key pair and refuse to start without it.
         certificate = self.manifest(
             "cert-manager.io/v1",

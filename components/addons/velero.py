@@ -107,12 +107,16 @@ class Velero(Addon):
         cluster, region = self.ctx.cluster_name, self.ctx.region
         protect = self.ctx.decl.spec.cluster.protect
         kept = expiring(spec)
-        self.bucket = storage.private_bucket(f"{self.name}-backups", spec.bucket_name or f"{cluster}-backup-{region}", spec, self, protect, expiring=kept)
+        # The bucket's data and its key are the backup roles' only, named once those exist (end of install).
+        users, name_users = storage.deferred_principals()
+        name = spec.bucket_name or f"{cluster}-backup-{region}"
+        self.bucket = storage.private_bucket(f"{self.name}-backups", name, spec, self, protect, expiring=kept, principals=users)
         self.copy: Optional[storage.Bucket] = None
+        replication, snapshot_role = None, None
         if spec.copy_to is not None:
             tags = {"platform/stack": self.ctx.decl.stack, "platform/cluster": cluster, "managed-by": "pulumi"}
             name = spec.copy_to.bucket_name or f"{cluster}-backup-{spec.copy_to.region}"
-            self.copy, _ = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to, name, spec, self, protect, tags, expiring=kept)
+            self.copy, replication = storage.replicate(f"{self.name}-copy", self.bucket, spec.copy_to, name, spec, self, protect, tags, expiring=kept)
         self.role = iam.pod_identity_role(f"{self.name}-server", self, description="Velero: backups in its bucket, EBS snapshots (Pod Identity)")
         child = pulumi.ResourceOptions(parent=self)
         policy = aws.iam.RolePolicy(f"{self.name}-server", role=self.role.id, opts=child, policy=iam.document(server_policy(self.bucket, spec.restore_from)))
@@ -169,9 +173,11 @@ class Velero(Addon):
             )
             # The job's Vault role exists (after Vault's auth method) before the job can run.
             role = vault.access.role(self, vault_snapshot.NAME, vault_snapshot.vault_role(NAMESPACE))
-            self.snapshot_job, _ = vault_snapshot.snapshot_job(
+            self.snapshot_job, snapshot_role = vault_snapshot.snapshot_job(
                 self, self.opts((ca, role)), NAMESPACE, cluster, spec.schedules.vault_snapshot, self.bucket, spec.image_mirror, vault.active_address
             )
+        roles = [self.role.arn, *([snapshot_role.arn] if snapshot_role else []), *([replication.arn] if replication else [])]
+        storage.only_for(f"{self.name}-backups", self.bucket, roles, self.ctx.decl.spec.cluster.access.admins, self, name_users)
         alerting = cast(AlertingSpec, self.ctx.decl.spec.alerting)  # the stack model requires it with prometheus
         made = {key: name for key, name in SCHEDULES.items() if name in self.schedules}
         self.manifest(
@@ -209,14 +215,8 @@ class Velero(Addon):
         return found
 
     def outputs(self) -> dict[str, Any]:
-        out = {
-            "namespace": NAMESPACE,
-            "serviceAccount": SERVICE_ACCOUNT,
-            "iamRoleArn": self.role.arn,
-            "bucket": self.bucket.name,
-            "schedules": sorted(self.schedules),
-        }
-        return out | ({"copyBucket": self.copy.name} if self.copy else {})
+        out = {"namespace": NAMESPACE, "serviceAccount": SERVICE_ACCOUNT, "iamRoleArn": self.role.arn, "bucket": self.bucket.name}
+        return out | {"schedules": sorted(self.schedules)} | ({"copyBucket": self.copy.name} if self.copy else {})
 
 
 def server_policy(bucket: storage.Bucket, source: Optional[RestoreSource]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.spec.stack import ClusterSpec
 
-from . import iam
+from . import iam, kms
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
@@ -42,6 +42,7 @@ class Cluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     certificate_authority: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    arn: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
     node_role_arn: pulumi.Output[str]
@@ -71,6 +72,8 @@ class Cluster(pulumi.ComponentResource):
             actions=("sts:AssumeRole", "sts:TagSession"),
             description=f"EKS control plane of {spec.name}",
         )
+        # Only the control plane's role may use the secrets key, whatever IAM grants (defence in depth).
+        kms.restrict(f"{name}-secrets", key, [cluster_role.arn], spec.access.admins, self)
 
         cluster = aws.eks.Cluster(
             name,
@@ -166,6 +169,7 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         # Public, not secret: with the endpoint it is all a team stack needs to reach the cluster (components/stack_contract.py).
         self.certificate_authority = cluster.certificate_authority.data
+        self.arn = cluster.arn
         self.oidc_provider_arn = oidc.arn
         self.node_role_arn = node_role.arn
         self.kubeconfig = pulumi.Output.secret(

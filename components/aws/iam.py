@@ -52,11 +52,17 @@ def role(
     description: str = "",
     permissions_boundary: Optional[pulumi.Input[str]] = None,
     conditions: Optional[dict[str, Any]] = None,
+    tags: Optional[dict[str, str]] = None,
 ) -> aws.iam.Role:
     """A role trusted by one AWS service, with managed policies attached and an optional inline policy."""
     opts = pulumi.ResourceOptions(parent=parent)
     created = aws.iam.Role(
-        name, assume_role_policy=trust(service, actions, conditions), description=description or None, permissions_boundary=permissions_boundary, opts=opts
+        name,
+        assume_role_policy=trust(service, actions, conditions),
+        description=description or None,
+        permissions_boundary=permissions_boundary,
+        tags=tags,
+        opts=opts,
     )
     for policy in managed:
         aws.iam.RolePolicyAttachment(f"{name}-{policy.split('/')[-1]}", role=created.name, policy_arn=MANAGED + policy, opts=opts)
@@ -73,6 +79,7 @@ def pod_identity_role(
     description: str = "",
     permissions_boundary: Optional[pulumi.Input[str]] = None,
     conditions: Optional[dict[str, Any]] = None,
+    tags: Optional[dict[str, str]] = None,
 ) -> aws.iam.Role:
     """EKS Pod Identity is the default for workload identities: no OIDC trust per cluster, and
     session tags let policies scope by cluster and namespace (`conditions`, see pod_identity_conditions)."""
@@ -86,4 +93,5 @@ def pod_identity_role(
         description=description,
         permissions_boundary=permissions_boundary,
         conditions=conditions,
+        tags=tags,
     )

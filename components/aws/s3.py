@@ -42,6 +42,32 @@ def tls_only(arn: str) -> dict[str, Any]:
     }
 
 
+# What a principal does with the data: every object and listing action, reads and writes; the bucket's
+# own configuration (policy, versioning...) stays with IAM, so no policy here can lock its admins out.
+DATA_ACTIONS = [
+    "s3:GetObject*",
+    "s3:PutObject*",
+    "s3:DeleteObject*",
+    "s3:ListBucket*",
+    "s3:ListMultipartUploadParts",
+    "s3:AbortMultipartUpload",
+    "s3:RestoreObject",
+    "s3:Replicate*",
+]
+
+
+def only(arn: str, principals: pulumi.Input[Sequence[pulumi.Input[str]]]) -> dict[str, Any]:
+    """Refuse the bucket's data to every principal but these (roles by ARN), whatever their IAM policies say."""
+    return {
+        "Sid": "OnlyTheBucketsPrincipals",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": DATA_ACTIONS,
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": principals}},
+    }
+
+
 def guarded_bucket(
     resource: str,
     name: str,
@@ -53,9 +79,11 @@ def guarded_bucket(
     provider: Optional[aws.Provider] = None,
     region: Optional[str] = None,
     policy_resource: Optional[str] = None,
+    principals: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
 ) -> GuardedBucket:
     """The bucket `name` and its guards, all named `resource` (the bucket policy `policy_resource`, where
-    an existing stack named it differently). `region` places it outside the provider's region."""
+    an existing stack named it differently). `region` places it outside the provider's region; with
+    `principals`, no other principal may read or write its data."""
     where: dict[str, Any] = {"region": region} if region else {}
     child = pulumi.ResourceOptions(parent=parent, provider=provider)
     # Losing the bucket loses what it holds: protected wherever the cluster is.
@@ -76,6 +104,12 @@ def guarded_bucket(
         aws.s3.BucketServerSideEncryptionConfiguration(resource, **where, bucket=bucket.id, rules=list(encryption), opts=child),
         aws.s3.BucketVersioning(resource, **where, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child),
         aws.s3.BucketLifecycleConfiguration(resource, **where, bucket=bucket.id, rules=list(lifecycle), opts=child),
-        aws.s3.BucketPolicy(policy_resource or resource, **where, bucket=bucket.id, policy=iam.document([tls_only(arn), *statements]), opts=child),
+        aws.s3.BucketPolicy(
+            policy_resource or resource,
+            **where,
+            bucket=bucket.id,
+            policy=iam.document([tls_only(arn), *statements, *([only(arn, principals)] if principals is not None else [])]),
+            opts=child,
+        ),
     ]
     return GuardedBucket(bucket, arn, guards)

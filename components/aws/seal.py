@@ -71,6 +71,8 @@ class Seal:
     arns: list[pulumi.Input[str]] = field(default_factory=list)
     ready: list[pulumi.Resource] = field(default_factory=list)
     replica: Optional[aws.kms.ReplicaKey] = None
+    # The keys this stack created, by resource name: their key policies name the server's role (components/aws/kms.py).
+    keys: dict[str, aws.kms.Key] = field(default_factory=dict)
 
 
 def seal(
@@ -92,7 +94,7 @@ def seal(
         opts=kept,
     )
     alias = aws.kms.Alias(f"{name}-seal", name=seal_alias(cluster), target_key_id=key.key_id, opts=child)
-    found = Seal(key=seal_alias(cluster), arns=[key.arn], ready=[alias])
+    found = Seal(key=seal_alias(cluster), arns=[key.arn], ready=[alias], keys={f"{name}-seal": key})
     if copy is not None:
         found.replica = aws.kms.ReplicaKey(
             f"{name}-seal-replica",
@@ -108,8 +110,9 @@ def seal(
         # Exactly as the key was declared before it became multi-Region: the same names, nothing replaced.
         old = aws.kms.Key(f"{name}-unseal", description=f"Vault auto-unseal for {cluster}", enable_key_rotation=True, deletion_window_in_days=30, opts=kept)
         old_alias = aws.kms.Alias(f"{name}-unseal", name=legacy_alias(cluster), target_key_id=old.key_id, opts=child)
+        found.keys[f"{name}-unseal"] = old
         if legacy == "active":
-            return Seal(key=legacy_alias(cluster), arns=[old.arn], ready=[old_alias, alias], replica=found.replica)
+            return Seal(key=legacy_alias(cluster), arns=[old.arn], ready=[old_alias, alias], replica=found.replica, keys=found.keys)
         if legacy == "migrating":
             found.migrating_from = legacy_alias(cluster)
             found.arns.append(old.arn)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from components.aws import iam, s3
+from components.aws import iam, kms, s3
 from components.spec.backup import BackupSpec, CopyTarget
 
 KMS_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
@@ -76,10 +76,12 @@ def private_bucket(
     key_policy: Optional[pulumi.Input[str]] = None,
     statements: Sequence[dict[str, Any]] = (),
     expiring: Sequence[str] = ("",),
+    principals: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None,
 ) -> Bucket:
     """An encrypted, versioned, TLS-only bucket with its own key; `statements` are added to its policy.
     `region` places it outside the provider's region (pulumi-aws 7 takes a region per resource);
-    objects under the `expiring` prefixes expire after the retention (default: all of them)."""
+    objects under the `expiring` prefixes expire after the retention (default: all of them); with
+    `principals`, no one else may read or write its data (s3.guarded_bucket)."""
     where = {"region": region} if region else {}
     # Losing the key loses every backup: protected wherever the cluster is.
     kept = pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect)
@@ -90,9 +92,38 @@ def private_bucket(
     # S3 Bucket Keys keep the KMS request rate (and cost) low.
     encryption = [{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}, "bucket_key_enabled": True}]
     made = s3.guarded_bucket(
-        resource, name, parent, protect, encryption, lifecycle_rules(spec, expiring), statements=statements, provider=provider, region=region
+        resource,
+        name,
+        parent,
+        protect,
+        encryption,
+        lifecycle_rules(spec, expiring),
+        statements=statements,
+        provider=provider,
+        region=region,
+        principals=principals,
     )
     return Bucket(name, made.arn, made.bucket, key, made.guards)
+
+
+def deferred_principals() -> tuple[pulumi.Output[list[str]], Callable[[pulumi.Output[list[str]]], None]]:
+    """The principals of a bucket policy made before its roles: given to only_for once they exist. Only
+    roles that do not wait for the bucket may be given (a role that waits for its policy would wait forever)."""
+    return pulumi.deferred_output()
+
+
+def only_for(
+    resource: str,
+    bucket: Bucket,
+    roles: Sequence[pulumi.Input[str]],
+    admins: Sequence[str],
+    parent: pulumi.Resource,
+    name_principals: Callable[[pulumi.Output[list[str]]], None],
+) -> aws.kms.KeyPolicy:
+    """The bucket's key and data for these roles and the stack's administrators only: the key policy,
+    and the principals its bucket policy was made waiting for (pulumi.deferred_output)."""
+    name_principals(pulumi.Output.all(*roles, *admins))
+    return kms.restrict(resource, bucket.key, roles, admins, parent)
 
 
 def replicate(
@@ -105,9 +136,10 @@ def replicate(
     protect: bool,
     tags: dict[str, str],
     expiring: Sequence[str] = ("",),
-) -> tuple[Bucket, aws.s3.BucketReplicationConfig]:
+) -> tuple[Bucket, aws.iam.Role]:
     """The copy bucket in copy.region (in copy's account when a role is given) and S3 replication of every
-    object from the source, re-encrypted there with the copy's own key."""
+    object from the source, re-encrypted there with the copy's own key; with the replication role, which
+    the source's key and bucket policies name (never the replication's outputs: it waits for them)."""
     # Same account: the stack's provider, with the copy's region on each resource. Another account:
     # a provider that assumes the declared role there (with the stack's default tags).
     provider = (
@@ -194,7 +226,7 @@ def replicate(
     if copy.account:
         destination |= {"account": copy.account, "access_control_translation": {"owner": "Destination"}}
     # Replication needs versioning on both sides first (the guards include it).
-    config = aws.s3.BucketReplicationConfig(
+    aws.s3.BucketReplicationConfig(
         resource,
         bucket=source.bucket.id,
         role=role.arn,
@@ -210,4 +242,4 @@ def replicate(
         ],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*source.guards, *target.guards, policy]),
     )
-    return target, config
+    return target, role

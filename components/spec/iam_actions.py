@@ -118,7 +118,7 @@ def arn_problem(arn: str, region: Optional[str], account: Optional[str]) -> Opti
     return None
 
 
-def _globs_meet(a: str, b: str) -> bool:
+def globs_meet(a: str, b: str) -> bool:
     """Whether two patterns whose only wildcard is `*` (any run of characters) match a common string."""
 
     @functools.lru_cache(maxsize=None)
@@ -134,7 +134,7 @@ def _globs_meet(a: str, b: str) -> bool:
     return meet(0, 0)
 
 
-def _fits(fmt: str, arn: str) -> bool:
+def fits(fmt: str, arn: str) -> bool:
     want, have = fmt.split(":", 5), arn.split(":", 5)
     if len(want) != 6 or len(have) != 6:
         return False
@@ -142,7 +142,7 @@ def _fits(fmt: str, arn: str) -> bool:
         # A variable position needs a value (a wildcard may stand for it); an empty one stays empty.
         if ARN_VARIABLE.fullmatch(f) and not h or not ARN_VARIABLE.fullmatch(f) and f != h and h != "*":
             return False
-    return _globs_meet(ARN_VARIABLE.sub("*", want[5]), have[5].replace("?", "*"))
+    return globs_meet(ARN_VARIABLE.sub("*", want[5]), have[5].replace("?", "*"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,7 +150,7 @@ def applies_to(action: str, arn: str) -> bool:
     """Whether one of the action's resource types has an ARN format `arn` can name (a wildcard in the
     ARN may stand for any part), region and account positions included (empty where the format has
     none, as for S3 buckets)."""
-    return any(_fits(fmt, arn) for fmt in catalogue()[action.lower()].arn_formats)
+    return any(fits(fmt, arn) for fmt in catalogue()[action.lower()].arn_formats)
 
 
 def statement_problems(actions: Iterable[str], resources: Iterable[str], region: Optional[str], account: Optional[str]) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Optional
 
-from . import catalog, environments, hosts, stack_rules, team_files, tenancy, yamlsafe
+from . import catalog, environments, hosts, ownership, stack_rules, team_files, tenancy, yamlsafe
 from .egress import platform_networks, shared_network_problems
 from .fingerprint import fingerprint
 from .pulumi_files import aws_region, config_problems, missing_secrets, plaintext_secrets
@@ -218,6 +218,7 @@ def _check_stack(
         # What the stack grants each team, and ("") every team, outside the mesh (components/spec/egress.py).
         "egress_grants": {"": spec.policy.shared_egress, **{team: entry.egress for team, entry in spec.teams.items()}},
         "aws": {"region": aws_region(stack, root), "account": spec.policy.aws_account_id, "services": spec.policy.workload_boundary.services},
+        "ownership": ownership.of_stack(spec),
     }
     problems: list[Problem] = []
     failed = set(failed)

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from . import iam_actions, limits, secrets_scan, tenancy
+from . import iam_actions, limits, ownership, secrets_scan, tenancy
 from .base import DNS_LABEL, Spec, field
 from .egress import AWS_ENDPOINTS, Egress, EgressGrant, egress_problems, grant_problems  # noqa: F401  (AWS_ENDPOINTS: where the endpoint kinds are looked up)
 from .problems import short
@@ -48,7 +48,16 @@ class Probes(Spec):
 
 class AwsPermission(Spec):
     actions: list[str] = field("IAM actions, e.g. s3:GetObject.", min_length=1)
-    resources: list[str] = field("Resource ARNs the actions apply to; `*` is refused.", min_length=1)
+    resources: list[str] = field(
+        "Resource ARNs the actions apply to, each the team's (named <team>-*), offered to it by the platform (the stack's offers.aws), "
+        "or, with `tagged`, tagged team=<team>; `*` is refused.",
+        min_length=1,
+    )
+    tagged: bool = field(
+        "The resources are the team's by their `team` tag, not their name: the statement only applies to resources tagged team=<team> "
+        "(an aws:ResourceTag/team condition; every action must support it).",
+        default=False,
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "AwsPermission":
@@ -205,10 +214,6 @@ class Service(Spec):
         zone = (info.context or {}).get("zone")
         if zone and self.expose and not (self.expose.host == zone or self.expose.host.endswith(f".{zone}")):
             raise ValueError(f"expose.host: {self.expose.host!r} is outside the stack's DNS zone {zone!r}; its record and certificate could not be made")
-        for i, secret in enumerate(self.secrets):
-            problem = tenancy.vault_path_problem(self.team, secret.vault_path)
-            if problem:
-                raise ValueError(f"secrets[{i}].vaultPath: {problem}")
         vault_keys = [k for s in self.secrets for k in s.keys]
         dupes = limits.duplicate(vault_keys)
         if dupes:
@@ -227,6 +232,10 @@ class Service(Spec):
             raise ValueError(
                 "scaling.sqs: the workload reads its queue, but sqs is outside the stack's workload permissions boundary (policy.workloadBoundary.services)"
             )
+        # Every name outside the file, against what the team owns and the platform offers it.
+        problem = ownership.service_problem(self, info.context)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def _check_sealed(self, vault_keys: set[str]) -> None:

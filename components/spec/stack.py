@@ -11,12 +11,14 @@ from typing import Literal, Optional
 
 from pydantic import ValidationInfo, model_validator
 
-from policy.rules.base import POD_SECURITY_LATEST
+from components.versions import POD_SECURITY_LATEST
 
 from . import limits, tenancy
 from .alerting import AlertingSpec
 from .backup import BackupSpec
 from .base import Spec, field
+from .deploy import TeamDeploySpec
+from .ownership import Offers, offer_problems, of_stack
 from .problems import dotted, short
 from .tenancy import IngressSpec
 from .cluster import (
@@ -37,33 +39,9 @@ from .service import DNS_LABEL, Service, ServiceDefaults
 from .stack_settings import AddonSpec, DnsSpec, PolicySpec, RegistryPrefix, rewritten  # noqa: F401 (re-exported)
 
 # What other modules import from here, the stack's own models and the ones it is made of.
-__all__ = [
-    "LOG_RETENTION_DAYS",
-    "MEMORY_UNITS",
-    "NON_PROD_ADDONS",
-    "ROLLOUT_SURGE",
-    "SIDECAR_REQUESTS",
-    "WORLD",
-    "AccessSpec",
-    "AddonSpec",
-    "ClusterSpec",
-    "DisruptionBudget",
-    "EndpointSpec",
-    "Environment",
-    "ExistingNetwork",
-    "KarpenterSpec",
-    "NetworkSpec",
-    "NodePoolSpec",
-    "PolicySpec",
-    "StackSpec",
-    "SystemNodesSpec",
-    "TeamBudget",
-    "TeamUsage",
-    "cpu_millis",
-    "format_cpu",
-    "format_memory",
-    "memory_bytes",
-]
+__all__ = ["LOG_RETENTION_DAYS", "MEMORY_UNITS", "NON_PROD_ADDONS", "ROLLOUT_SURGE", "SIDECAR_REQUESTS", "WORLD", "AccessSpec", "AddonSpec"]
+__all__ += ["ClusterSpec", "DisruptionBudget", "EndpointSpec", "Environment", "ExistingNetwork", "KarpenterSpec", "NetworkSpec", "NodePoolSpec"]
+__all__ += ["PolicySpec", "StackSpec", "SystemNodesSpec", "TeamBudget", "TeamUsage", "cpu_millis", "format_cpu", "format_memory", "memory_bytes"]
 
 Environment = Literal["dev", "staging", "prod"]
 # Addons that must never run in a prod stack: chaos-mesh's daemon kills pods and rewrites networking.
@@ -88,6 +66,16 @@ class StackSpec(Spec):
     )
     backup: Optional[BackupSpec] = field(
         "Backups (Velero, the Vault snapshot job) and their second copy; required in prod. Needs the velero addon.", default=None
+    )
+    offers: Offers = field(
+        "What the platform offers teams besides what they own (AWS resources named <team>-*, Vault paths under <team>/): shared queues, "
+        "buckets, keys, Vault paths. Never the platform's own resources (docs/security-model.md).",
+        default_factory=Offers,
+    )
+    team_deploy: Optional[TeamDeploySpec] = field(
+        "Per team with a budget, a deploy identity for its own stack (an IAM role under the team deploy boundary, an EKS access entry "
+        "scoped to its namespace) and its part of the Pulumi state (docs/security-model.md#team-deploy-identity).",
+        default=None,
     )
     registry_rewrites: dict[RegistryPrefix, RegistryPrefix] = field(
         "Registry prefixes replaced in the services' images in this stack: {prefix the service files name: prefix this stack pulls from}, "
@@ -139,6 +127,12 @@ class StackSpec(Spec):
                     f"{dotted(('registryRewrites', source))}: {target!r} is not under policy.allowedRegistries ({', '.join(allowed)}); "
                     "the services' images must come from an allowed registry"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _offers(self) -> "StackSpec":
+        for path, message in offer_problems(self.offers, of_stack(self)):
+            raise ValueError(f"{path}: {message}")
         return self
 
     def pulled(self, svc: Service) -> Service:

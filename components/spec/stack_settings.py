@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 from pydantic import StringConstraints, ValidationInfo, field_validator
-from policy.rules.base import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
+from components.versions import POD_SECURITY_LATEST, POD_SECURITY_OLDEST
 from .base import Spec, field
 from .domains import refuse_placeholder
 from .egress import EgressGrant

@@ -56,14 +56,6 @@ def check_team(team: str, context: Optional[Mapping[str, Any]]) -> str:
     return team
 
 
-def vault_path_problem(team: str, path: str) -> Optional[str]:
-    """A team reads only `<team>/...` in Vault (its store's Vault policy allows nothing else)."""
-    segments = path.split("/")
-    if segments[0] != team or len(segments) < 2 or "" in segments:
-        return f"{path!r} is outside the team's Vault prefix; team {team!r} may only read paths under {team}/ (e.g. {team}/<service>/<name>)"
-    return None
-
-
 def host_problem(host: str) -> Optional[str]:
     """Why `host` is not a DNS name a certificate and a gateway can serve, or None."""
     if "*" in host:

@@ -155,6 +155,7 @@ class Workloads(pulumi.ComponentResource):
                 policy=iam.document(boundary_statements(decl.spec.policy.workload_boundary.services)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # The team deploy roles may create workload roles only under it (components/aws/team_deploy.py).
         self.boundary_arn = boundary.arn if boundary else None
         istio = contracts.get(IstioContract)
         chaos_mesh = contracts.get(ChaosMeshContract)

@@ -19,6 +19,7 @@ from components.aws import iam
 from components.contracts import MonitoringContract
 from components.monitoring import canary as canary_alerts, forecast, outcomes, rules, slo
 from components.spec import Service, names
+from components.spec.ownership import TEAM_TAG, owned_by_tag
 
 from . import dashboard, egress, scaling, traffic
 from .delivery import SKIP_AWAIT, canary_spec, disruption_budgets
@@ -208,7 +209,11 @@ class Microservice(pulumi.ComponentResource):
         return scaling.autoscaler_ref(svc, "ScaledObject")
 
     def _aws_identity(self, svc: Service, mesh: Mesh) -> None:
-        statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": p.actions, "Resource": p.resources} for p in svc.aws_permissions]
+        # A `tagged` grant holds only on resources tagged with the team: the tag is how the team owns them.
+        statements: list[dict[str, Any]] = [
+            {"Effect": "Allow", "Action": p.actions, "Resource": p.resources, **({"Condition": owned_by_tag(svc.team)} if p.tagged else {})}
+            for p in svc.aws_permissions
+        ]
         if svc.scaling.sqs:
             queue = pulumi.Output.concat(f"arn:aws:sqs:{mesh.region}:", mesh.account_id, f":{svc.scaling.sqs.queue_name}")
             statements.append(
@@ -226,6 +231,8 @@ class Microservice(pulumi.ComponentResource):
             description=f"{svc.team}/{svc.name} workload identity",
             permissions_boundary=mesh.boundary_arn,
             conditions=iam.pod_identity_conditions(mesh.cluster_name, svc.team, svc.name),
+            # The team tag makes the role the team's: its deploy role may manage only roles tagged so (components/aws/team_deploy.py).
+            tags={TEAM_TAG: svc.team},
         )
         aws.eks.PodIdentityAssociation(
             f"{svc.name}-identity",
@@ -233,6 +240,7 @@ class Microservice(pulumi.ComponentResource):
             namespace=svc.team,
             service_account=svc.name,
             role_arn=role.arn,
+            tags={TEAM_TAG: svc.team},
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -12,11 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+# The Pod Security Standards versions the pss-* rules know (re-exported: rules and settings read them here).
+from components.versions import POD_SECURITY_LATEST, POD_SECURITY_OLDEST  # noqa: F401
+
 SEVERITIES = ("low", "medium", "high", "critical")
-# The Pod Security Standards versions the pss-* rules know, oldest to newest: the rules change
-# at the versions Pod Security Admission's checks do, and a stack may pin its cluster's version.
-POD_SECURITY_OLDEST = (1, 23)
-POD_SECURITY_LATEST = (1, 37)
 CATEGORIES = ("security", "availability")
 # Kubernetes types that are not objects in the cluster: providers, Helm charts and releases, YAML bundles.
 NOT_OBJECTS = ("pulumi:providers:", "kubernetes:helm.sh/", "kubernetes:yaml", "kubernetes:kustomize")
