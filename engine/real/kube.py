@@ -16,6 +16,11 @@ from typing import Any
 import yaml
 
 FIELD_MANAGER = "platform-engine"
+# API groups Kubernetes itself serves (no CRD behind them).
+BUILT_IN_GROUPS = frozenset(
+    ("", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io")
+    + ("node.k8s.io", "admissionregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io")
+)
 
 
 @dataclass

@@ -29,10 +29,10 @@ import yaml
 
 from engine.recording import Resource
 
+from .kube import BUILT_IN_GROUPS
+
 PROVIDER = "local-kubernetes"
 MASKED = "[secret]"
-BUILT_IN_GROUPS = ("", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io")
-BUILT_IN_GROUPS += ("storage.k8s.io", "node.k8s.io", "admissionregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io")
 
 
 def load_recording(stack_dir: Path) -> list[Resource]:

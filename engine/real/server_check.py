@@ -28,7 +28,7 @@ import yaml
 from engine.runtime import PROJECT_ROOT
 
 from .cluster import KUBECONFIG
-from .kube import Kube, NoSuchApi, Response
+from .kube import BUILT_IN_GROUPS, Kube, NoSuchApi, Response
 
 # Objects other objects' admission reads: applied for real after their dry run passes.
 FOUNDATION = {"Namespace", "PriorityClass", "ServiceAccount", "LimitRange", "ResourceQuota"}
@@ -53,7 +53,6 @@ RANK = {
     "Service": 4,
     **{kind: 5 for kind in WORKLOADS},
 }
-BUILT_IN_GROUPS = {"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io", "node.k8s.io"}
 
 
 @dataclass

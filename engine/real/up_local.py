@@ -118,7 +118,7 @@ def run_cycle(stack: str, project: Path | None, out: Path) -> dict[str, Any]:
 
     cli("stack", "init", STACK_NAME, "--secrets-provider", "passphrase")
     for key in secret_keys:
-        cli("config", "set", "--secret", key, secrets.token_urlsafe(18))
+        cli("config", "set", "--secret", key, secrets.token_hex(16))
     kube = Kube(cluster.KUBECONFIG)
     step("up", "up", "--yes", "--skip-preview")
     created = last_changes(cli)
