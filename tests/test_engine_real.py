@@ -190,7 +190,10 @@ def test_the_local_server_rejects_what_admission_and_schemas_refuse(kube):
     no_priority["metadata"]["name"] = "app2"
     rejections = server_check.check(kube, [_restricted_ns("strict"), privileged, unknown_field, no_namespace, no_priority])
     found = {r.what: r.message for r in rejections}
-    assert "PodSecurity" in found["the Pod of apps/v1 Deployment strict/app"]
+    # Pod Security warns on the workload (and would refuse its pods); the warning is a rejection.
+    assert "PodSecurity" in found["apps/v1 Deployment strict/app"]
     assert "bogus" in found["flagger.app/v1beta1 Canary strict/c"]
     assert "nowhere" in found["v1 ConfigMap nowhere/c"]
+    # Only the Pod is judged by Priority admission: the Deployment itself passes.
     assert "does-not-exist" in found["the Pod of apps/v1 Deployment strict/app2"]
+    assert "apps/v1 Deployment strict/app2" not in found

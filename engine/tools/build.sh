@@ -87,22 +87,26 @@ EOF
   $GO build -trimpath -ldflags "-s -w" -o "$out/etcd" .
 }
 
-build_kube_apiserver() {
-  local work=$CACHE/work/kube-apiserver
-  fresh_module "$work" kube-apiserver
+# kube_module: the throw-away module both Kubernetes commands build from
+kube_module() {
+  local work=$CACHE/work/kubernetes
+  fresh_module "$work" kubernetes
   cd "$work"
   $GO mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" >/dev/null
-  local gomod
+  local gomod minor=${KUBERNETES_VERSION#1.}
   gomod=$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/v$KUBERNETES_VERSION.mod
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at ./staging; from the
   # proxy they are the published k8s.io/<name> v0.<minor>.<patch> releases of the same commit.
-  local staging="${KUBERNETES_VERSION#1.}"
   {
     echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
     grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" |
-      awk -v v="v0.$staging" '{print "replace " $1 " => " $1 " " v}'
+      awk -v v="v0.$minor" '{print "replace " $1 " => " $1 " " v}'
   } >>go.mod
   $GO mod download
+}
+
+build_kube_apiserver() {
+  kube_module
   kube_build kube-apiserver
 }
 
@@ -114,10 +118,10 @@ kube_build() {
     -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z" "k8s.io/kubernetes/cmd/$1"
 }
 
-# The controller manager runs only the namespace, garbage-collector and service-account controllers
+# The controller manager runs only the namespace, garbage-collector, service-account and quota controllers
 # (engine/real/cluster.py): without them a deleted namespace never finishes terminating.
 build_kube_controller_manager() {
-  cd "$CACHE/work/kube-apiserver"
+  kube_module
   kube_build kube-controller-manager
 }
 
