@@ -197,3 +197,13 @@ def test_the_local_server_rejects_what_admission_and_schemas_refuse(kube):
     # Only the Pod is judged by Priority admission: the Deployment itself passes.
     assert "does-not-exist" in found["the Pod of apps/v1 Deployment strict/app2"]
     assert "apps/v1 Deployment strict/app2" not in found
+
+
+def test_fields_the_server_drops_or_rewrites_are_rejections_but_canonical_forms_are_not():
+    sent = {"spec": {"cpu": "1000m", "memory": "1024Mi", "flag": False, "kept": "a", "lost": "x", "items": [{"n": 1}]}}
+    same = {"spec": {"cpu": "1", "memory": "1Gi", "kept": "a", "lost": "x", "items": [{"n": 1}]}}
+    assert server_check.rewritten(sent, same) == []
+    stored = {"spec": {"cpu": "2", "memory": "1Gi", "kept": "b", "items": [{"n": 1}, {"n": 2}]}}
+    assert sorted(server_check.rewritten(sent, stored)) == sorted(
+        [".spec.cpu '1000m' stored as '2'", ".spec.kept 'a' stored as 'b'", ".spec.lost dropped", ".spec.items stored as [{'n': 1}, {'n': 2}]"]
+    )

@@ -20,11 +20,13 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.spec.base import QUANTITY
 from engine.runtime import PROJECT_ROOT
 
 from .cluster import KUBECONFIG
@@ -105,6 +107,53 @@ def judged(resp: Response) -> str | None:
     return "; ".join(violations) or None
 
 
+# Write-only fields: the server turns them into others (a Secret's stringData into data).
+WRITE_ONLY = {("Secret", "stringData")}
+
+
+def rewritten(sent: Any, stored: Any, path: str = "") -> list[str]:
+    """Fields the server dropped or stored differently: what the program declares is not what runs."""
+    if isinstance(sent, dict):
+        if not isinstance(stored, dict):
+            return [f"{path or '.'} stored as {stored!r}"]
+        found = []
+        for key, value in sent.items():
+            if key not in stored:
+                # Go's omitempty: a zero value (false, 0, "", empty) is stored as absent, which reads back the same.
+                if value not in (None, {}, [], False, 0, ""):
+                    found.append(f"{path}.{key} dropped")
+            else:
+                found += rewritten(value, stored[key], f"{path}.{key}")
+        return found
+    if isinstance(sent, list):
+        if not isinstance(stored, list) or len(stored) != len(sent):
+            return [f"{path} stored as {stored!r}"]
+        return [d for i, (a, b) in enumerate(zip(sent, stored, strict=True)) for d in rewritten(a, b, f"{path}[{i}]")]
+    if sent != stored and str(sent) != str(stored) and not _same_quantity(sent, stored):
+        return [f"{path} {sent!r} stored as {stored!r}"]
+    return []
+
+
+SUFFIXES = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9", "T": "1e12", "P": "1e15", "E": "1e18"}
+SUFFIXES.update({"Ki": str(2**10), "Mi": str(2**20), "Gi": str(2**30), "Ti": str(2**40), "Pi": str(2**50), "Ei": str(2**60)})
+
+
+def _amount(value: Any) -> Decimal | None:
+    match = QUANTITY.match(str(value))
+    if not match:
+        return None
+    suffix = match.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(f"{match.group(1)}{suffix}")
+    return Decimal(match.group(1)) * Decimal(SUFFIXES[suffix])
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    """The server writes quantities canonically (1000m as 1, 1024Mi as 1Gi): the same amount."""
+    amount = _amount(a)
+    return amount is not None and amount == _amount(b)
+
+
 def wait_quotas_computed(kube: Kube, quotas: list[dict[str, Any]], timeout: float = 60) -> None:
     """Quota admission refuses pods until the quota controller has written status.hard."""
     deadline = time.monotonic() + timeout
@@ -121,7 +170,12 @@ def check(kube: Kube, objects: list[dict[str, Any]], out=sys.stdout) -> list[Rej
     for obj in objects:
         what = describe(obj)
         try:
-            verdict = judged(kube.apply(obj, dry_run=True))
+            dry = kube.apply(obj, dry_run=True)
+            verdict = judged(dry)
+            if verdict is None:
+                sent = {k: v for k, v in obj.items() if (obj["kind"], k) not in WRITE_ONLY}
+                changes = rewritten(sent, dry.body)
+                verdict = "; ".join(changes) or None
             if verdict is None and obj["kind"] in FOUNDATION:
                 resp = kube.apply(obj)
                 verdict = None if resp.ok else resp.message
