@@ -117,8 +117,8 @@ def run_cycle(stack: str, project: Path | None, out: Path) -> dict[str, Any]:
         return proc
 
     cli("stack", "init", STACK_NAME, "--secrets-provider", "passphrase")
-    for key in secret_keys:
-        cli("config", "set", "--secret", key, secrets.token_hex(16))
+    if secret_keys:
+        cli("config", "set-all", *(arg for key in secret_keys for arg in ("--secret", f"{key}={secrets.token_hex(16)}")))
     kube = Kube(cluster.KUBECONFIG)
     step("up", "up", "--yes", "--skip-preview")
     created = last_changes(cli)
