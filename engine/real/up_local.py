@@ -69,7 +69,8 @@ class Cli:
 def last_changes(cli: Cli) -> dict[str, int]:
     """resourceChanges of the newest update in the stack's history (what the engine really did)."""
     history = json.loads(cli("stack", "history", "--json", "--show-secrets=false").stdout)
-    return dict(history[0].get("resourceChanges") or {})
+    newest = max(history, key=lambda u: (u.get("version") or 0, u.get("startTime") or ""))
+    return dict(newest.get("resourceChanges") or {})
 
 
 def remaining(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
