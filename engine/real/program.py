@@ -45,7 +45,7 @@ def is_built_in(obj: dict[str, Any]) -> bool:
 
 
 def _escape(value: Any, secrets: dict[str, str], where: str) -> Any:
-    """Pulumi YAML reads `${…}` as interpolation: literal text gets `$${`. Masked values become config."""
+    """Pulumi YAML reads `${…}` as interpolation and `$$` as one `$`: every literal `$` is doubled. Masked values become config."""
     if isinstance(value, dict):
         return {k: _escape(v, secrets, f"{where}-{k}") for k, v in value.items()}
     if isinstance(value, list):
@@ -55,7 +55,7 @@ def _escape(value: Any, secrets: dict[str, str], where: str) -> Any:
         secrets[key] = where
         return f"${{{key}}}"
     if isinstance(value, str):
-        return value.replace("${", "$${")
+        return value.replace("$", "$$")
     return value
 
 
