@@ -207,3 +207,24 @@ def test_fields_the_server_drops_or_rewrites_are_rejections_but_canonical_forms_
     assert sorted(server_check.rewritten(sent, stored)) == sorted(
         [".spec.cpu '1000m' stored as '2'", ".spec.kept 'a' stored as 'b'", ".spec.lost dropped", ".spec.items stored as [{'n': 1}, {'n': 2}]"]
     )
+
+
+def _pulumi_yaml_text(value: str) -> str:
+    """A literal string as Pulumi YAML reads it (pulumi-yaml's interpolation: `$$` is one `$`, `${` starts an expression)."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("${", i):
+            raise AssertionError(f"{value!r} would interpolate at {i}")
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("text", ["url: $${__value.raw}", "${x}", "$$", "a$b", "$", "plain"])
+def test_literal_dollars_survive_pulumi_yaml(text):
+    # The real CLI refused Grafana's `$${__value.raw}` when only `${` was escaped: `$$` read as `$` left `${` behind.
+    assert _pulumi_yaml_text(program._escape(text, {}, "w")) == text
