@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -99,6 +100,10 @@ def run_cycle(stack: str, project: Path | None, out: Path) -> dict[str, Any]:
     objects = [r.inputs for r in resources if r.is_kubernetes_object]
     work = stack_dir / "up-local"
     workdir = project or work / "program"
+    # Each cycle starts from nothing: a state or stack settings file left by an earlier run carries
+    # that run's encryption salt, which this run's fresh passphrase cannot open.
+    shutil.rmtree(work / "state", ignore_errors=True)
+    (workdir / f"Pulumi.{STACK_NAME}.yaml").unlink(missing_ok=True)
     cli = Cli(workdir, work / "home", work / "state", work / "pulumi.log")
     (work / "pulumi.log").write_text("")
     image = program.first_image(resources)
