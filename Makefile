@@ -3,7 +3,7 @@ STACK ?= dev
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check tools promote
+.PHONY: preview test lint schema codeowners migrate check diff bench clean reference reference-check tools promote engine-tools cluster-up cluster-down server-check up-local
 
 $(VENV_STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -79,3 +79,29 @@ reference: $(VENV_STAMP)
 reference-check: $(VENV_STAMP)
 	@test -n "$(SOURCE)" || { echo "make reference-check: set SOURCE=<folder of upstream charts and CRDs>" >&2; exit 2; }
 	$(PY) -m engine.reference_build $(SOURCE) --check
+
+## engine-tools: build the real pulumi CLI, language host, Kubernetes provider, kube-apiserver,
+## kube-controller-manager and etcd from the Go module proxy into .engine-tools/bin/ (cached per version
+## in ~/.cache/platform-engine-tools; a second run takes seconds). See docs/engine.md.
+engine-tools: $(VENV_STAMP)
+	PYTHON=$(abspath $(PY)) bash engine/tools/build.sh
+
+## cluster-up: etcd + kube-apiserver on loopback with the reference CRDs (and STACK's namespaces when
+## STACK is given on the command line); kubeconfig in build/cluster/kubeconfig. cluster-down stops it.
+cluster-up: $(VENV_STAMP)
+	$(PY) -m engine.real.cluster up $(if $(filter command line environment,$(origin STACK)),--stack $(STACK))
+
+cluster-down: $(VENV_STAMP)
+	$(PY) -m engine.real.cluster down
+
+## server-check: server-side dry run of every object STACK renders against the local cluster
+## (make cluster-up first); exit 1 on any rejection
+server-check: $(VENV_STAMP)
+	test -d build/$(STACK)/manifests || $(PY) -m engine.preview $(STACK)
+	$(PY) -m engine.real.server_check $(STACK)
+
+## up-local: the real Pulumi CLI's cycle (up, preview --expect-no-changes, one image bump, destroy) on
+## STACK against its own fresh local cluster; writes build/$(STACK)/up-local.json
+up-local: $(VENV_STAMP)
+	test -d build/$(STACK)/manifests || $(PY) -m engine.preview $(STACK)
+	$(PY) -m engine.real.up_local $(STACK)

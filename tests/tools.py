@@ -4,6 +4,8 @@
 Alertmanager versions (tests/build_tools.py), cached under .tools/. A tool on PATH is used only when it
 reports that same version: Prometheus 2.x and 3.x differ at window edges and in functions, so a test
 passing on another version proves nothing about production.
+The engine tools that `make engine-tools` builds (kube-apiserver, etcd, pulumi, ...) are found in
+.engine-tools/bin/.
 
 Missing locally: the test is skipped with the reason shown. Under PLATFORM_REQUIRE_TOOLS=1 (which
 `.ci/run` and the workflows set after `make tools`) a missing tool fails the test, so CI never skips silently.
@@ -55,3 +57,17 @@ def require(tool: str) -> str:
 
 def run(tool: str, *args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run([require(tool), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+ENGINE_TOOLS = Path(os.environ.get("ENGINE_TOOLS_BIN", Path(__file__).resolve().parent.parent / ".engine-tools" / "bin"))
+
+
+def require_engine(*tools: str) -> Path:
+    """The folder of the engine tools, or a visible skip (a failure in CI) naming what is missing."""
+    missing = [t for t in tools if not os.access(ENGINE_TOOLS / t, os.X_OK)]
+    if not missing:
+        return ENGINE_TOOLS
+    reason = f"{', '.join(missing)} not built in {ENGINE_TOOLS} (run `make engine-tools`)"
+    if os.environ.get("PLATFORM_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{reason}; PLATFORM_REQUIRE_TOOLS=1 forbids skipping")
+    pytest.skip(reason)
