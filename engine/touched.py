@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .diff.cli import DiffError, resolve
 from .diff.involved import involved_teams
-from .runtime import PROJECT_ROOT
+from .project import PROJECT_ROOT
 from .stacks import environments
 
 

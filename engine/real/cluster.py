@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from engine.runtime import PROJECT_ROOT
+from engine.project import PROJECT_ROOT
 
 from .crds import install_crds
 from .kube import Kube

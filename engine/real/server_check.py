@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from components.spec.base import QUANTITY
-from engine.runtime import PROJECT_ROOT
+from engine.project import PROJECT_ROOT
 
 from .cluster import KUBECONFIG
 from .kube import BUILT_IN_GROUPS, Kube, NoSuchApi, Response

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.runtime import PROJECT_ROOT
+from engine.project import PROJECT_ROOT
 
 from . import cluster, program
 from .kube import Kube, NoSuchApi
