@@ -21,7 +21,8 @@ from pathlib import Path
 from components.stack_contract import PLATFORM_PROJECT, TEAM_PROJECT
 
 from .recording import Recording
-from .runtime import PROJECT_ROOT, ProgramError, rejected
+from .project import PROJECT_ROOT
+from .runtime import ProgramError, rejected
 from .stacks import run_environment, run_platform
 
 

@@ -11,7 +11,8 @@ from components.spec import SpecError
 from policy.evaluate import evaluate_recording
 
 from . import render
-from .runtime import PROJECT_ROOT, ProgramError, rejected
+from .project import PROJECT_ROOT
+from .runtime import ProgramError, rejected
 from .stacks import load_and_run
 
 

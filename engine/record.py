@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from components.spec import SpecError
 
-    from .runtime import PROJECT_ROOT, ProgramError, rejected
+    from .project import PROJECT_ROOT
+    from .runtime import ProgramError, rejected
 
     try:
         # Anything the program prints goes to stderr: stdout carries only the JSON document.

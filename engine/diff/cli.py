@@ -112,7 +112,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     from components.spec import SpecError
 
     from ..record import record
-    from ..runtime import PROJECT_ROOT, ProgramError
+    from ..project import PROJECT_ROOT
+    from ..runtime import ProgramError
     from ..stacks import team_stack
     from .involved import involved_teams
 
