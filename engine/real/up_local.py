@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine.project import PROJECT_ROOT
 
@@ -75,15 +75,25 @@ def last_changes(cli: Cli) -> dict[str, int]:
 
 
 def remaining(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
-    left = []
+    """The objects the cluster still holds."""
+    return _where(kube, objects, lambda status: status != 404)
+
+
+def missing(kube: Kube, objects: list[dict[str, Any]]) -> list[str]:
+    """The objects the cluster does not hold."""
+    return _where(kube, objects, lambda status: status == 404)
+
+
+def _where(kube: Kube, objects: list[dict[str, Any]], wanted: Callable[[int], bool]) -> list[str]:
+    found = []
     for obj in objects:
         try:
             resp = kube.get(obj)
         except NoSuchApi:
             continue
-        if resp.status != 404:
-            left.append(f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}".replace(" /", " "))
-    return left
+        if wanted(resp.status):
+            found.append(f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}".replace(" /", " "))
+    return found
 
 
 def wait_gone(kube: Kube, objects: list[dict[str, Any]], timeout: float = 120) -> list[str]:
@@ -129,8 +139,9 @@ def run_cycle(stack: str, project: Path | None, out: Path) -> dict[str, Any]:
     step("up", "up", "--yes", "--skip-preview")
     created = last_changes(cli)
     report["up"] = created
-    if remaining(kube, objects):
-        raise CycleError(f"after up, objects are missing from the cluster: {remaining(kube, objects)[:10]}")
+    absent = missing(kube, objects)
+    if absent:
+        raise CycleError(f"after up, objects are missing from the cluster: {absent[:10]}")
     step("preview --expect-no-changes", "preview", "--expect-no-changes", "--diff")
     if project is None:
         doc, _ = program.build(resources, cluster.KUBECONFIG, images={image: new_image})
