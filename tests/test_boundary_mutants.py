@@ -44,10 +44,10 @@ ROWS: list[tuple[str, str, Any, Callable, str]] = [
     ("reserved team", "components.spec.tenancy:team_problem", none, lambda s: s.move_service("inventory", "vault"), "reserved namespace"),
     (
         "vault prefix",
-        "components.spec.tenancy:vault_path_problem",
+        "components.spec.ownership:vault_path_problem",
         none,
         lambda s: s.edit(ORDERS, lambda d: d["secrets"][0].update(vaultPath="web/storefront/db")),
-        "outside the team's Vault prefix",
+        "outside what team 'checkout' may read in Vault",
     ),
     (
         "host under domains",

@@ -23,11 +23,20 @@ POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 def grant(scratch, service: str, *permissions: dict) -> None:
     """Permissions for `service` in dev only (prod is another account; every stack judges every file)."""
-    scratch.edit(f"stacks/services/{service}.yaml", lambda d: d.setdefault("envs", {}).setdefault("dev", {}).update(awsPermissions=list(permissions)))
+    scratch.edit(scratch.service_file(service), lambda d: d.setdefault("envs", {}).setdefault("dev", {}).update(awsPermissions=list(permissions)))
 
 
 def queue(scratch, service: str, name: str) -> None:
-    scratch.edit(f"stacks/services/{service}.yaml", lambda d: d.update(scaling={"sqs": {"queueName": name}}, replicas={"min": 1, "max": 4}))
+    scratch.edit(scratch.service_file(service), lambda d: d.update(scaling={"sqs": {"queueName": name}}, replicas={"min": 1, "max": 4}))
+
+
+def shop_team(scratch) -> None:
+    """orders moves into a team called `shop` (the folder is the team), with checkout's budget, not its networks."""
+    scratch.move_service("orders", "shop")
+    scratch.edit(scratch.service_file("orders"), lambda d: d.update(secrets=[], egress=[], allowedCallers=[], dependsOn=[]))
+    scratch.edit(scratch.service_file("storefront"), lambda d: d.update(dependsOn=["inventory"]))
+    for stack in ("dev", "staging", "prod"):
+        scratch.edit(f"stacks/{stack}.yaml", lambda d: d["teams"].update(shop={**copy.deepcopy(d["teams"]["checkout"]), "egress": {}}))
 
 
 def offer(scratch, stack: str = "dev", **offers: list) -> None:
@@ -99,9 +108,7 @@ def test_names_the_team_does_not_own_are_refused(scratch, capsys, actions, arn, 
 
 def test_the_platforms_names_win_over_a_teams_prefix(scratch):
     """A team called `shop` owns shop-*, but never shop-dev-* (the dev cluster's)."""
-    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(team="shop", secrets=[]))
-    scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(shop=copy.deepcopy(d["teams"]["checkout"])))
-    scratch.edit("stacks/prod.yaml", lambda d: d["teams"].update(shop=copy.deepcopy(d["teams"]["checkout"])))
+    shop_team(scratch)
     grant(scratch, "orders", {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::shop-dev-loki-eu-west-1/*"]})
     assert "is the platform's (names starting shop-dev-" in refused(scratch)
     grant(scratch, "orders", {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::shop-*"]})
@@ -111,9 +118,7 @@ def test_the_platforms_names_win_over_a_teams_prefix(scratch):
 
 
 def test_loosening_the_platform_names_lets_the_hostile_grant_through(scratch, monkeypatch):
-    scratch.edit("stacks/services/checkout/orders.yaml", lambda d: d.update(team="shop", secrets=[]))
-    scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(shop=copy.deepcopy(d["teams"]["checkout"])))
-    scratch.edit("stacks/prod.yaml", lambda d: d["teams"].update(shop=copy.deepcopy(d["teams"]["checkout"])))
+    shop_team(scratch)
     grant(scratch, "orders", {"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::shop-dev-loki-eu-west-1/*"]})
     monkeypatch.setattr(ownership, "platform_names", lambda cluster, buckets: ())
     load("dev", scratch.root)
@@ -219,7 +224,7 @@ def test_a_tagged_grant_still_cannot_name_a_platform_resource(scratch):
 
 
 def test_an_offered_vault_path_is_readable_and_in_the_teams_vault_policy(scratch):
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "staging", "prod"):
         offer(scratch, stack, vault=[{"path": "shared/tls", "teams": ["checkout"], "why": "the partner CA bundle"}])
     scratch.edit(
         "stacks/services/checkout/payment.yaml", lambda d: d["secrets"].append({"name": "partner-ca", "vaultPath": "shared/tls/partner", "keys": ["CA_PEM"]})

@@ -30,7 +30,7 @@ def test_a_moved_file_belongs_to_its_new_folder(scratch):
     # Its egress is granted to checkout, not to web: that grant is not the rule under test here.
     scratch.edit(rel, lambda d: d.pop("egress", None))
     # Its Vault path is the checkout team's: refused in its new team.
-    assert f"{rel}: secrets[0].vaultPath: 'checkout/payment/provider' is outside the team's Vault prefix; team 'web'" in refused(scratch)
+    assert f"{rel}: secrets[0].vaultPath: 'checkout/payment/provider' is outside what team 'web' may read in Vault" in refused(scratch)
     scratch.edit(rel, lambda d: d.pop("secrets"))
     # Its caller orders (checkout) now calls another team's service, which has not agreed to it.
     assert "stacks/services/checkout/orders.yaml: dependsOn[0]: service 'payment' of team 'web'" in refused(scratch)

@@ -250,10 +250,10 @@ def test_touched_stacks_follow_the_split(tmp_path):
     payment = repo / "stacks/services/checkout/payment.yaml"
     payment.write_text(payment.read_text() + "# touched\n")
     rows = matrix(repo, "HEAD")
-    assert {r["stack"] for r in rows} == {"checkout-dev", "checkout-prod"} and not any(r["expectNoChanges"] for r in rows)
+    assert {r["stack"] for r in rows} == {"checkout-dev", "checkout-staging", "checkout-prod"} and not any(r["expectNoChanges"] for r in rows)
     (repo / "stacks/dev.yaml").write_text((repo / "stacks/dev.yaml").read_text() + "# a platform change\n")
     rows = matrix(repo, "HEAD")
-    assert [r["stack"] for r in rows if r["dir"] == "."] == ["dev", "prod"]
+    assert [r["stack"] for r in rows if r["dir"] == "."] == ["dev", "prod", "staging"]
     teams = [r for r in rows if r["dir"] == "teams"]
     assert len(teams) == 8 and all(r["expectNoChanges"] for r in teams)
 

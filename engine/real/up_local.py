@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.project import PROJECT_ROOT
+from engine.stacks import team_stack
 
 from . import cluster, program
 from .kube import Kube, NoSuchApi
@@ -179,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if own:
             started = time.monotonic()
-            cluster.up(None)
+            # A team stack deploys into the room its platform stack built: the cluster starts with the
+            # environment's namespaces, labelled as the platform renders them (build/<env>/).
+            team = team_stack(args.stack, PROJECT_ROOT)
+            cluster.up(team[1] if team else None)
             print(f"up-local {args.stack}: cluster up in {time.monotonic() - started:.0f}s", flush=True)
         report = run_cycle(args.stack, args.project, out)
     except (CycleError, cluster.ClusterError, TimeoutError) as err:
