@@ -255,7 +255,7 @@ def test_touched_stacks_follow_the_split(tmp_path):
     rows = matrix(repo, "HEAD")
     assert [r["stack"] for r in rows if r["dir"] == "."] == ["dev", "prod", "staging"]
     teams = [r for r in rows if r["dir"] == "teams"]
-    assert len(teams) == 8 and all(r["expectNoChanges"] for r in teams)
+    assert len(teams) == 12 and all(r["expectNoChanges"] for r in teams)
 
 
 def test_drift_refreshes_then_expects_no_changes():
