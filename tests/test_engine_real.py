@@ -228,3 +228,21 @@ def _pulumi_yaml_text(value: str) -> str:
 def test_literal_dollars_survive_pulumi_yaml(text):
     # The real CLI refused Grafana's `$${__value.raw}` when only `${` was escaped: `$$` read as `$` left `${` behind.
     assert _pulumi_yaml_text(program._escape(text, {}, "w")) == text
+
+
+def test_every_namespaced_object_waits_for_its_namespace(dev):
+    """An environment's recording holds its team stacks, whose objects record no dependency on the
+    namespace their platform stack creates; the real engine created them first and the API server
+    refused them (namespaces "catalog" not found)."""
+    doc, _ = program.build(dev.resources, Path("kubeconfig"))
+    resources = doc["resources"]
+    namespace_of = {body["properties"]["metadata"]["name"]: name for name, body in resources.items() if body["type"] == "kubernetes:core/v1:Namespace"}
+    assert "catalog" in namespace_of
+    checked = 0
+    for name, body in resources.items():
+        obj = body["properties"]["objs"][0] if body["type"] == "kubernetes:yaml/v2:ConfigGroup" else body["properties"]
+        ns = (obj.get("metadata") or {}).get("namespace")
+        if ns in namespace_of:
+            assert f"${{{namespace_of[ns]}}}" in body["options"].get("dependsOn", []), name
+            checked += 1
+    assert checked > 100

@@ -73,13 +73,18 @@ def build(resources: list[Resource], kubeconfig: Path, images: dict[str, str] | 
     for r in objects:
         name = r.name if r.name not in names.values() else f"{r.name}-{str(r.kind).lower()}"
         names[r.urn] = name
+    # An environment's recording holds several stacks: a team stack's objects do not record a
+    # dependency on their namespace, which its platform stack creates first. Here they are one
+    # program, so each namespaced object waits for its namespace as that order would.
+    namespaces = {r.metadata.get("name"): r.urn for r in objects if r.kind == "Namespace"}
     secrets: dict[str, str] = {}
     declared: dict[str, Any] = {PROVIDER: {"type": "pulumi:providers:kubernetes", "properties": {"kubeconfig": str(kubeconfig)}}}
     for r in objects:
         obj = _skip_await(_bump(r.inputs, images or {}))
         name = names[r.urn]
         options: dict[str, Any] = {"provider": f"${{{PROVIDER}}}"}
-        depends = [f"${{{names[d]}}}" for d in r.dependencies if d in names]
+        needed = [*r.dependencies, *([namespaces[ns]] if (ns := r.metadata.get("namespace")) in namespaces else [])]
+        depends = list(dict.fromkeys(f"${{{names[d]}}}" for d in needed if d in names and d != r.urn))
         if depends:
             options["dependsOn"] = depends
         if is_built_in(obj):
