@@ -37,9 +37,15 @@ def make_repository(target: Path, n: int) -> Path:
 
 
 def bump_one_image(project: Path) -> str:
-    path = sorted(project.glob("stacks/services/*/*.yaml"))[len(list(project.glob("stacks/services/*/*.yaml"))) // 2]
+    """Bump the prod image pin of the middle service: the one change a promotion to prod makes."""
+    files = sorted(project.glob("stacks/services/*/*.yaml"))
+    path = files[len(files) // 2]
     text = path.read_text()
-    path.write_text(re.sub(r"(image: \S+:)(\d+)\.", lambda m: f"{m[1]}{int(m[2]) + 1}.", text, count=1))
+    # The pin under envs.prod (staging and prod run only pinned images: components/spec/environments.py).
+    bumped = re.sub(r"(\n  prod:\n    image: \S+:)(\d+)\.", lambda m: f"{m[1]}{int(m[2]) + 1}.", text, count=1)
+    if bumped == text:
+        raise RuntimeError(f"{path}: no prod image pin to bump")
+    path.write_text(bumped)
     return str(path.relative_to(project))
 
 

@@ -39,7 +39,7 @@ def service(i: int, rng: random.Random) -> dict:
     if rng.random() < 0.3:
         decl["secrets"] = [{"name": f"{name}-db", "vaultPath": f"{decl['team']}/{name}/db", "keys": ["DATABASE_URL"]}]
     if tier == "batch" and rng.random() < 0.5:
-        decl["scaling"] = {"sqs": {"queueName": f"{name}-jobs"}}
+        decl["scaling"] = {"sqs": {"queueName": f"{decl['team']}-{name}-jobs"}}
         decl["replicas"] = {"min": 1, "max": 10}
     decl["env"] = {"LOG_LEVEL": "info"}
     return decl

@@ -29,6 +29,12 @@ def credential_types(key: str, value: Any) -> list[str]:
     """The detectors that flag `key: value` (empty when it looks like plain configuration)."""
     if not isinstance(value, str) or not value:
         return []
+    return list(_credential_types(key, value))
+
+
+# Declarations repeat the same pairs (LOG_LEVEL: info in every file, every stack): scan each once.
+@functools.lru_cache(maxsize=65536)
+def _credential_types(key: str, value: str) -> tuple[str, ...]:
     line = f'{key}: "{value}"'
     from detect_secrets.settings import default_settings
 
@@ -36,7 +42,7 @@ def credential_types(key: str, value: Any) -> list[str]:
     with default_settings():
         for detector in _detectors():
             found.update(secret.type for secret in detector.analyze_line(filename=SCANNED_AS, line=line, line_number=1))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 # Detectors that read a message's own words as credentials ("authPassword: declared ...", a CIDR).
