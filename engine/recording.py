@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Optional
 
 # What is not an object in the cluster (providers, charts, releases, YAML bundles) is the policy
@@ -26,7 +26,9 @@ class Resource:
     aliases: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # The record's own values, not copies (dataclasses.asdict deep-copies every input, and a
+        # stack of 500 services has thousands): callers serialise it and must not mutate it.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def provider_urn(self) -> Optional[str]:

@@ -6,8 +6,12 @@ from datetime import timedelta
 
 import pytest
 from conftest import ROOT
+from croniter import CroniterError, croniter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from components.spec import SpecError, load
+from components.spec import backup
 from components.spec.backup import BackupSpec, hours, longest_gap
 
 
@@ -136,3 +140,57 @@ def test_a_copy_in_the_stacks_own_region_is_refused_before_anything_is_created(s
         run("prod", scratch.root)
     assert "stacks/prod.yaml: backup.copyTo.region: eu-west-1 is the stack's own region" in str(err.value)
     assert err.value.registered == [] or all(r.type == "pulumi:pulumi:Stack" for r in err.value.registered)
+
+
+# Cron fields as people write them: a star, a step, a range, a list, a single value.
+def _field(low: int, high: int):
+    value = st.integers(low, high)
+    return st.one_of(
+        st.just("*"),
+        st.integers(2, max(2, (high - low) // 2)).map(lambda n: f"*/{n}"),
+        st.tuples(value, value).map(lambda p: f"{min(p)}-{max(p)}"),
+        st.lists(value, min_size=1, max_size=3, unique=True).map(lambda v: ",".join(map(str, sorted(v)))),
+        value.map(str),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(_field(0, 59), _field(0, 23), _field(1, 31), _field(1, 12), _field(0, 6)))
+def test_the_day_by_day_gap_is_croniters(fields):
+    """longest_gap computes plain schedules day by day; croniter, stepping run by run, is the
+    reference: both give the same longest gap, or both find the schedule never runs."""
+    expression = " ".join(fields)
+    if not croniter.is_valid(expression):
+        return
+
+    def by_croniter() -> timedelta:
+        runs = backup._croniter_runs(expression)
+        previous, longest = next(runs), timedelta(0)
+        for _ in range(2000):
+            if previous - backup._START >= backup._HORIZON:
+                break
+            current = next(runs)
+            longest, previous = max(longest, current - previous), current
+        return longest
+
+    try:
+        expected = by_croniter()
+    except CroniterError:
+        with pytest.raises((CroniterError, ValueError, StopIteration)):
+            longest_gap.__wrapped__(expression)
+        return
+    assert longest_gap.__wrapped__(expression) == expected, expression
+
+
+def test_plain_schedules_skip_croniter(monkeypatch):
+    """The day-by-day path really serves the plain forms (the ones every stack uses), and the
+    forms whose day rules differ between implementations still go to croniter."""
+    calls = []
+    monkeypatch.setattr(backup, "_croniter_runs", lambda e: calls.append(e) or iter(()))
+    for expression in ("0 2 * * *", "0 */6 * * *", "15 * * * *", "30 3 * * 0", "0 4 1 * *"):
+        longest_gap.__wrapped__(expression)
+    assert calls == []
+    for expression in ("0 0 L * *", "0 0 1,15 * 1", "0 0 * * 1#2"):
+        with pytest.raises(StopIteration):
+            longest_gap.__wrapped__(expression)
+    assert calls == ["0 0 L * *", "0 0 1,15 * 1", "0 0 * * 1#2"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 from croniter import CroniterError, croniter
 from pydantic import AfterValidator, model_validator
@@ -49,16 +49,51 @@ Cron = Annotated[str, AfterValidator(_cron)]
 def longest_gap(expression: str) -> timedelta:
     """The longest time between two runs of a cron schedule over the next year (or its next
     2,000 runs, for schedules that run more often than every few hours)."""
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    runs = croniter(expression, start)
-    previous, longest = runs.get_next(datetime), timedelta(0)
+    runs = _plain_runs(expression)
+    if runs is None:
+        runs = _croniter_runs(expression)
+    previous, longest = next(runs), timedelta(0)
     for _ in range(2000):
-        if previous - start >= _HORIZON:
+        if previous - _START >= _HORIZON:
             break
-        current = runs.get_next(datetime)
+        current = next(runs, None)
+        if current is None:
+            raise ValueError(f"{expression!r} stops running")
         longest = max(longest, current - previous)
         previous = current
     return longest
+
+
+_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# The longest a valid schedule waits for its next run (February 29th: eight years across 2100).
+_SEARCH = timedelta(days=366 * 9)
+
+
+def _croniter_runs(expression: str) -> Iterator[datetime]:
+    runs = croniter(expression, _START)
+    while True:
+        yield runs.get_next(datetime)
+
+
+def _plain_runs(expression: str) -> Optional[Iterator[datetime]]:
+    """The runs after _START of a schedule that lists its minutes, hours, days, months and weekdays
+    plainly, computed day by day (croniter steps minute fields one run at a time, and a year of an
+    hourly schedule is 2,000 steps per stack loaded). None for the forms whose day rules differ
+    between cron implementations (day-of-month and weekday both set, L, #): croniter decides those.
+    tests/test_backup_settings.py checks both ways agree."""
+    (minutes, hours_, days, months, weekdays), nth = croniter.expand(expression)
+    if nth or "l" in days or (days != ["*"] and weekdays != ["*"]):
+        return None
+    times = sorted(timedelta(hours=h, minutes=m) for h in (range(24) if hours_ == ["*"] else hours_) for m in (range(60) if minutes == ["*"] else minutes))
+
+    def runs() -> Iterator[datetime]:
+        day = _START
+        while day - _START < _SEARCH:
+            if (months == ["*"] or day.month in months) and (days == ["*"] or day.day in days) and (weekdays == ["*"] or (day.weekday() + 1) % 7 in weekdays):
+                yield from (day + t for t in times if day + t > _START)
+            day += timedelta(days=1)
+
+    return runs()
 
 
 def hours(duration: str) -> int:

@@ -76,6 +76,8 @@ def involved_teams(root: Path, commit: str) -> Optional[list[str]]:
         for raw in versions:
             names.add(str(raw.get("name") or Path(rel).stem))
             callees |= _deps(raw)
+    if not names and not callees:
+        return sorted(teams)  # no interface changed: no neighbour's stack can see the change
     # Every service of the working tree: its team (the folder), and whether it calls a changed one.
     for path in sorted(root.glob(f"{SERVICES_DIR}/*/*.yaml")):
         raw = _raw(path.read_text())
