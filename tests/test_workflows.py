@@ -340,6 +340,14 @@ def test_the_drift_matrices_hold_every_stack_that_exists(tmp_path):
     assert outputs["count"] == str(len(SAMPLE_TEAM_STACKS))
 
 
+def test_touched_all_lists_the_stacks_the_engine_runs(stack):
+    """Per environment, exactly the platform and team stacks one run of the environment registers."""
+    from engine.touched import every_stack
+
+    listed = [r["stack"] for r in every_stack(ROOT) if r["environment"] == stack.stack]
+    assert listed[0] == stack.stack and set(listed) == set(stack.stacks) and len(listed) == len(stack.stacks)
+
+
 def test_touched_all_lists_every_stack_and_no_other(tmp_path, capsys):
     """`--all`: each environment's platform stack and the team stack of every team with services there."""
     from engine.stacks import team_stack
