@@ -13,7 +13,7 @@ one this program declares: the migration changes nothing (docs/operations.md#mig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -59,7 +59,7 @@ def parse_stack(stack: str, root: Path) -> tuple[str, str]:
     return found
 
 
-def unknown_team(stack: str, team: str, env: str, rooms: tuple[str, ...]) -> str:
+def unknown_team(stack: str, team: str, env: str, rooms: Sequence[str]) -> str:
     return (
         f"stack {stack!r}: team {team!r} has no room in {env} (stacks/{env}.yaml declares no teams.{team} with cpu, memory and pods); "
         f"teams with a room (and a stack <team>-{env}) in {env}: {', '.join(rooms) or 'none'}"

@@ -65,7 +65,10 @@ def without_role(outputs: dict, team: str, value: object = None) -> dict:
     [
         (None, "the platform stack's room for team 'web' has no 'deployRoleArn' (teamRooms.web.deployRoleArn"),
         ("", "the platform stack's room for team 'web' has no 'deployRoleArn'"),
-        ("arn:aws:iam::123456789012:policy/web-deploy", "the platform stack's teamRooms.web.deployRoleArn is 'arn:aws:iam::123456789012:policy/web-deploy', not the ARN of an IAM role"),
+        (
+            "arn:aws:iam::123456789012:policy/web-deploy",
+            "the platform stack's teamRooms.web.deployRoleArn is 'arn:aws:iam::123456789012:policy/web-deploy', not the ARN of an IAM role",
+        ),
         ("[secret]", "the platform stack's output 'teamRooms' is a secret"),
     ],
 )
@@ -150,9 +153,7 @@ def test_make_preview_of_a_declared_team_without_services_succeeds(scratch, tmp_
 @pytest.mark.parametrize("stack", ["nobody-dev", "platform-dev"])
 def test_make_preview_of_an_undeclared_team_is_refused_naming_the_known_teams(stack, tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "engine.preview", stack, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([sys.executable, "-m", "engine.preview", stack, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     team = stack.removesuffix("-dev")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"stacks/dev.yaml: teams: stack {stack!r}: team {team!r} has no room in dev" in done.stderr

@@ -123,9 +123,7 @@ def test_run_stack_of_a_team_is_that_stack_alone():
     assert {r.urn.split("::")[0] for r in rec} == {"urn:pulumi:web-dev"}
 
 
-@pytest.mark.parametrize(
-    ("stack", "message"), [("checkout", "stack 'checkout' is not <team>-<env>"), ("nobody-dev", "team 'nobody' has no room in dev")]
-)
+@pytest.mark.parametrize(("stack", "message"), [("checkout", "stack 'checkout' is not <team>-<env>"), ("nobody-dev", "team 'nobody' has no room in dev")])
 def test_a_team_program_refuses_a_stack_name_that_is_no_team_stack(stack, message):
     from components.team_stack import parse_stack
 
