@@ -68,6 +68,6 @@ mesh = offered(declarations, platform.contracts, declarations.spec.cluster.name,
 pulumi.export("contractVersion", stack_contract.CONTRACT_VERSION)
 pulumi.export("clusterCertificateAuthority", cluster.certificate_authority)
 pulumi.export("region", region)
-pulumi.export("teamRooms", platform.workloads.room_contract())
+pulumi.export("teamRooms", platform.room_contract())
 pulumi.export("mesh", stack_contract.mesh_addresses(mesh))
 pulumi.export("telemetry", stack_contract.telemetry_addresses(mesh))

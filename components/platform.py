@@ -25,6 +25,7 @@ class Platform(pulumi.ComponentResource):
     priorities: PriorityClasses
     addons: dict
     workloads: Workloads
+    team_deploy: TeamDeployIdentities | None
 
     def __init__(self, name: str, decl: Declarations, region: str, opts: pulumi.ResourceOptions | None = None, single_stack: bool = False):
         super().__init__("platform:index:Platform", name, None, opts)
@@ -66,11 +67,24 @@ class Platform(pulumi.ComponentResource):
             with_services=single_stack,
         )
         # Each team's stack is deployed by its own identity, scoped to its namespace and its own AWS resources.
-        teams = [team for team in spec.teams if spec.budget(team)]
-        if spec.team_deploy and teams:
-            TeamDeployIdentities(
-                f"{name}-team-deploy", spec.team_deploy, spec.environment, teams, self.cluster.name, self.cluster.arn, self.workloads.boundary_arn, opts=scoped
+        # One per room: the contract names it (`teamRooms.<team>.deployRoleArn`, room_contract).
+        self.team_deploy = None
+        if spec.team_deploy and spec.rooms():
+            self.team_deploy = TeamDeployIdentities(
+                f"{name}-team-deploy",
+                spec.team_deploy,
+                spec.environment,
+                spec.rooms(),
+                self.cluster.name,
+                self.cluster.arn,
+                self.workloads.boundary_arn,
+                opts=scoped,
             )
         self.register_outputs(
             {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}
         )
+
+    def room_contract(self) -> dict[str, object]:
+        """The contract's `teamRooms`: each room, with the ARN of the deploy role made for its team here."""
+        roles = {team: role.arn for team, role in self.team_deploy.roles.items()} if self.team_deploy else {}
+        return self.workloads.room_contract(roles)

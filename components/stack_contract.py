@@ -8,15 +8,28 @@ a team stack's state never holds one. What the contract carries:
 
 - `clusterName`, `clusterEndpoint`, `clusterCertificateAuthority`, `region`: how to reach the cluster;
 - `teamRooms.<team>`: what the platform built for the team: its namespace, its SecretStore (when
-  the stack has Vault) and the permissions boundary its workload roles must carry;
+  the stack has Vault), the permissions boundary its workload roles must carry, and
+  `deployRoleArn`, the ARN of the IAM role the platform made for the team in this environment
+  (components/aws/team_deploy.py), the one identity CI deploys the team's stack with. It is an
+  ARN, not a credential: assuming the role takes the team's GitHub OIDC token. Every team with a
+  budget has a room, services or not yet (docs/platform.md#a-room-for-every-declared-team);
 - `mesh`, `telemetry`: the addresses the team's workloads are wired to (the mesh gateway, the
   ingress and Prometheus identities, the OTLP endpoint). The team program derives the same from
   the environment's declarations, and a disagreement (a platform not yet deployed at this commit)
   stops the team deploy instead of wiring services to addresses that do not exist.
+
+When the version changes: `contractVersion` is bumped when a key a team program reads is removed,
+renamed or changes meaning, since an older team program would misread it. A new key, like
+`deployRoleArn` in each room, is not a new version: a team program that predates it reads the room
+it always read and ignores the key, and a team program that needs it refuses, by name, a platform
+stack deployed before it existed ("deploy the platform stack first", as for a `mesh` mismatch).
+Bumping for it would refuse every team stack previewed or deployed from an older commit against
+the new platform, for a key it does not read.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Optional
 
 CONTRACT_VERSION = 1
@@ -26,6 +39,14 @@ OUTPUTS = ("contractVersion", "clusterName", "clusterEndpoint", "clusterCertific
 PLATFORM_PROJECT = "platform"
 TEAM_PROJECT = "platform-teams"
 SECRET = "[secret]"
+# What every room carries (a SecretStore only when the platform has Vault, a boundary only when a
+# workload role needs one: those two may be absent). Stack outputs drop nulls inside maps, so an
+# absent key and a null one are the same thing to a team stack.
+ROOM_KEYS = ("namespace", "deployRoleArn")
+ROOM_HINTS = {
+    "deployRoleArn": "; the platform stack makes each team's deploy role when stacks/<env>.yaml has teamDeploy (docs/security-model.md#team-deploy-identity)"
+}
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
 
 
 def platform_stack_name(organization: str, environment: str, project: str = PLATFORM_PROJECT) -> str:
@@ -69,11 +90,28 @@ def problems(outputs: Mapping[str, Any], team: str, mesh: Optional[Mapping[str, 
         found.append(
             f"the platform stack has no room for team {team!r} (teamRooms lists: {', '.join(sorted(rooms)) or 'none'}); deploy the platform stack first"
         )
+    else:
+        found += _room_problems(rooms[team], team)
     for name, expected in (("mesh", mesh), ("telemetry", telemetry)):
         if expected is not None and _normal(outputs[name]) != _normal(dict(expected)):
             found.append(
                 f"the platform stack's output {name!r} is {outputs[name]!r}, but this commit's declarations give {dict(expected)!r}; deploy the platform stack first"
             )
+    return found
+
+
+def _room_problems(room: Any, team: str) -> list[str]:
+    """What is missing from the team's room: each key of ROOM_KEYS, by name."""
+    room = room if isinstance(room, dict) else {}
+    found = [
+        f"the platform stack's room for team {team!r} has no {key!r} (teamRooms.{team}.{key}; contract version {CONTRACT_VERSION} needs "
+        f"{', '.join(ROOM_KEYS)}){ROOM_HINTS.get(key, '')}"
+        for key in ROOM_KEYS
+        if room.get(key) in (None, "")
+    ]
+    role = room.get("deployRoleArn")
+    if isinstance(role, str) and role != SECRET and not ROLE_ARN.match(role):
+        found.append(f"the platform stack's teamRooms.{team}.deployRoleArn is {role!r}, not the ARN of an IAM role")
     return found
 
 

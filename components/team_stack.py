@@ -13,7 +13,7 @@ one this program declares: the migration changes nothing (docs/operations.md#mig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -33,16 +33,37 @@ from components.workloads import Microservice, build_services, offered, workload
 MOVED_PROVIDERS = {"kubernetes": "platform-cluster-k8s", "aws": "platform-aws"}
 
 
-def parse_stack(stack: str, root: Path) -> tuple[str, str]:
-    """(team, environment) of a team stack name `<team>-<env>`."""
-    envs = known_stacks(root)
+def split_stack_name(stack: str, envs: list[str]) -> tuple[str, str] | None:
+    """(team, environment) when `stack` reads `<team>-<env>` for one of `envs` (an environment's own
+    name is never a team stack's)."""
+    if stack in envs:
+        return None
     for env in envs:
         team = stack.removesuffix(f"-{env}")
         if team != stack and team:
-            if not (root / "stacks" / "services" / team).is_dir():
-                raise ValueError(f"stack {stack!r}: team {team!r} has no folder stacks/services/{team}/")
             return team, env
-    raise ValueError(f"stack {stack!r} is not <team>-<env>; environments: {', '.join(envs)}")
+    return None
+
+
+def parse_stack(stack: str, root: Path) -> tuple[str, str]:
+    """(team, environment) of a team stack name `<team>-<env>`: a team with a room in the environment
+    (stacks/<env>.yaml declares it with a budget), whether or not it has services there yet."""
+    envs = known_stacks(root)
+    found = split_stack_name(stack, envs)
+    if found is None:
+        raise ValueError(f"stack {stack!r} is not <team>-<env>; environments: {', '.join(envs)}")
+    team, env = found
+    rooms = load(env, root).spec.rooms()
+    if team not in rooms:
+        raise ValueError(unknown_team(stack, team, env, rooms))
+    return found
+
+
+def unknown_team(stack: str, team: str, env: str, rooms: Sequence[str]) -> str:
+    return (
+        f"stack {stack!r}: team {team!r} has no room in {env} (stacks/{env}.yaml declares no teams.{team} with cpu, memory and pods); "
+        f"teams with a room (and a stack <team>-{env}) in {env}: {', '.join(rooms) or 'none'}"
+    )
 
 
 def expected_addresses(decl: Declarations, region: str) -> tuple[Contracts, Any, dict[str, Any]]:
@@ -74,7 +95,8 @@ class TeamStack:
         # what the deployed platform stack says it offers.
         contracts, _, expected = expected_addresses(decl, region)
         platform = pulumi.StackReference(name)
-        contract = _checked(platform, team if own else None, expected)
+        # Checked for a team without services here too: its room exists from the moment it is declared.
+        contract = _checked(platform, team, expected)
         k8s_provider = k8s.Provider(
             f"{team}-k8s",
             kubeconfig=contract.apply(lambda c: kubeconfig(c["clusterName"], c["clusterEndpoint"], c["clusterCertificateAuthority"], c["region"])),
@@ -87,21 +109,21 @@ class TeamStack:
             default_tags={"tags": {"platform/stack": environment, "platform/cluster": decl.spec.cluster.name, "platform/team": team, "managed-by": "pulumi"}},
             opts=pulumi.ResourceOptions(aliases=_aliases("aws")),
         )
-        boundary = contract.apply(lambda c: c["teamRooms"].get(team, {}).get("boundaryArn"))
+        boundary = contract.apply(lambda c: c["teamRooms"][team].get("boundaryArn"))
+        # Who deploys this stack: exported, so the stack shows which identity its deploys must run as.
+        self.deploy_role_arn: pulumi.Output[str] = contract.apply(lambda c: c["teamRooms"][team]["deployRoleArn"])
         mesh = workload_mesh(decl, own, contracts, decl.spec.cluster.name, region, boundary, None)
         self.services = build_services(decl, own, mesh, contracts, k8s_provider, {}, pulumi.ResourceOptions(providers={"aws": aws_provider}))
 
 
-def _checked(platform: pulumi.StackReference, team: str | None, expected: dict[str, Any]) -> pulumi.Output[dict[str, Any]]:
+def _checked(platform: pulumi.StackReference, team: str, expected: dict[str, Any]) -> pulumi.Output[dict[str, Any]]:
     """The contract's outputs, once they pass the contract's checks; otherwise the deploy stops with them."""
     values = {name: platform.get_output(name) for name in stack_contract.OUTPUTS}
 
     def check(args: dict[str, Any]) -> dict[str, Any]:
         secret = set(args.pop("_secret") or ())
         outputs = {k: ("[secret]" if k in secret else v) for k, v in args.items() if v is not None}
-        problems = stack_contract.problems(outputs, team or "", expected["mesh"], expected["telemetry"]) if team else []
-        if not team:
-            problems = [p for p in stack_contract.problems(outputs, "") if "no room" not in p]
+        problems = stack_contract.problems(outputs, team, expected["mesh"], expected["telemetry"])
         if problems:
             raise ValueError("; ".join(problems))
         return outputs

@@ -2,7 +2,7 @@
 
 An environment `<env>` (stacks/<env>.yaml) has one platform stack, `<env>` of the project at the
 top (Pulumi.yaml, __main__.py), and one team stack `<team>-<env>` of the project in teams/ for
-every team with services in it. A team stack reads the platform through a StackReference; offline
+every team with a room in it (a budget in stacks/<env>.yaml), empty while the team has no service there. A team stack reads the platform through a StackReference; offline
 the engine serves it the platform stack's recorded outputs, after checking them against the
 contract (components/stack_contract.py): a missing or renamed output is refused by name (exit 2).
 """
@@ -32,17 +32,37 @@ def environments(root: Path) -> list[str]:
 
 
 def team_stack(stack: str, root: Path) -> Optional[tuple[str, str]]:
-    """(team, environment) when `stack` names a team stack `<team>-<env>` of a declared environment."""
-    for env in environments(root):
-        team = stack.removesuffix(f"-{env}")
-        if team != stack and team and (Path(root) / "stacks" / "services" / team).is_dir():
-            return team, env
-    return None
+    """(team, environment) when `stack` names a team stack `<team>-<env>`: a team with a room in a
+    declared environment, services or not (docs/platform.md#a-room-for-every-declared-team)."""
+    from components.team_stack import split_stack_name
+
+    found = split_stack_name(stack, environments(root))
+    if found is None:
+        return None
+    try:
+        rooms = load(found[1], root).spec.rooms()
+    except SpecError:
+        # Declarations that do not load: the run that follows reports why, by file and key.
+        return found
+    return found if found[0] in rooms else None
+
+
+def refuse_unknown_team(stack: str, root: Path) -> None:
+    """SpecError when `stack` reads `<team>-<env>` for a team without a room in that environment
+    (before the name is taken for an environment that does not exist)."""
+    from components.spec import Problem
+    from components.team_stack import split_stack_name, unknown_team
+
+    found = split_stack_name(stack, environments(root))
+    if found is not None:
+        team, env = found
+        raise SpecError([Problem(f"stacks/{env}.yaml", "teams", unknown_team(stack, team, env, teams_in(env, root)))])
 
 
 def teams_in(env: str, root: Path) -> list[str]:
-    """The teams with services in the environment: each has a team stack there."""
-    return sorted({s.team for s in load(env, root).services})
+    """The teams with a room in the environment, each with its team stack there (empty while the
+    team has no service in it: the stack exists from onboarding, and survives its last service)."""
+    return list(load(env, root).spec.rooms())
 
 
 def run_platform(env: str, root: Path, single_stack: bool = False) -> Recording:
@@ -91,6 +111,7 @@ def run_stack(stack: str, root: Path) -> Recording:
     """`stack` as the tools name it: an environment (all its stacks, combined) or one team stack."""
     found = team_stack(stack, root)
     if found is None:
+        refuse_unknown_team(stack, root)
         return run_environment(stack, root)
     team, env = found
     return run_team(team, env, root, platform_of(env, root))
@@ -131,6 +152,8 @@ def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> t
     Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either.
     `teams` limits an environment's run to its platform stack and those teams' stacks."""
     found = team_stack(stack, root)
+    if found is None:
+        refuse_unknown_team(stack, root)
     decl = load(found[1] if found else stack, root)
     # Helm ignores a value its chart does not have: an override typo is a declaration error here.
     problems = override_problems(decl)
@@ -141,7 +164,8 @@ def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> t
         decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
     if teams is not None and not found:
         decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
-        present = sorted({s.team for s in decl.services})
+        # Each involved team's stack, even one left without services (its stack deletes them).
+        present = [t for t in decl.spec.rooms() if t in teams]
         return decl, run_environment(stack, Path(root).resolve(), present)
     return decl, run(stack, root)
 

@@ -70,7 +70,7 @@ def from_spec(spec: Any) -> StackPolicy:
         allowed_registries=tuple(spec.policy.allowed_registries),
         max_rollback_seconds=spec.policy.max_rollback_seconds,
         pod_security_version=spec.pod_security_version,
-        team_rooms=tuple(sorted(spec.teams)),
+        team_rooms=spec.rooms(),
     )
     table = ENFORCEMENT.get(spec.environment, ENFORCEMENT["prod"])
     return StackPolicy(settings, {rule.id: table[rule.category] for rule in RULES})

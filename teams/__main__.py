@@ -25,6 +25,7 @@ except (SpecError, ValueError) as err:
     raise pulumi.RunError(f"invalid stack declarations:\n{err}") from None
 
 pulumi.export("team", team)
+pulumi.export("deployRoleArn", stack.deploy_role_arn)
 pulumi.export("services", sorted(stack.services))
 pulumi.export(
     "canaries",

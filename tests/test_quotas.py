@@ -171,7 +171,11 @@ def test_budget_shape(scratch, budget, problem):
         load("dev", scratch.root)
 
 
-def test_a_budget_for_a_team_without_services_creates_nothing(scratch):
+def test_a_budget_for_a_team_without_services_creates_its_room_and_no_workload(scratch):
+    # Room first, services later (docs/platform.md#a-room-for-every-declared-team).
     scratch.edit("stacks/dev.yaml", lambda d: d["teams"].update(search={"cpu": "1", "memory": "1Gi", "pods": 5, "alerts": dict(d["teams"]["web"]["alerts"])}))
     rec = run("dev", scratch.root)
-    assert not [r for r in rec.kubernetes_objects() if r.metadata.get("namespace") == "search" or r.metadata.get("name") == "search"]
+    kinds = {r.kind for r in rec.kubernetes_objects() if r.metadata.get("namespace") == "search" or r.metadata.get("name") == "search"}
+    assert {"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy"} <= kinds
+    assert rec.manifest("ResourceQuota", "team-budget", "search")["spec"]["hard"]["requests.cpu"] == "1"
+    assert not kinds & {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}

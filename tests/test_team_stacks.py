@@ -68,8 +68,9 @@ def test_workload_roles_carry_the_boundary_the_contract_names(dev):
 def test_team_stack_names():
     assert team_stack("checkout-prod", ROOT) == ("checkout", "prod")
     assert team_stack("prod", ROOT) is None
-    # Only a team with a folder has stacks.
+    # Only a team with a room (teams.<team> with a budget) has stacks; the platform team declares only alerts.
     assert team_stack("nobody-prod", ROOT) is None
+    assert team_stack("platform-prod", ROOT) is None
 
 
 def test_preview_of_one_team_stack(tmp_path, capsys):
@@ -122,9 +123,7 @@ def test_run_stack_of_a_team_is_that_stack_alone():
     assert {r.urn.split("::")[0] for r in rec} == {"urn:pulumi:web-dev"}
 
 
-@pytest.mark.parametrize(
-    ("stack", "message"), [("checkout", "stack 'checkout' is not <team>-<env>"), ("nobody-dev", "team 'nobody' has no folder stacks/services/nobody/")]
-)
+@pytest.mark.parametrize(("stack", "message"), [("checkout", "stack 'checkout' is not <team>-<env>"), ("nobody-dev", "team 'nobody' has no room in dev")])
 def test_a_team_program_refuses_a_stack_name_that_is_no_team_stack(stack, message):
     from components.team_stack import parse_stack
 

@@ -127,7 +127,7 @@ class ArgoCD(Addon):
         self.host = s.host
         self.release = self.helm(ARGO_CD, self.chart_values(s), release=RELEASE)
         self.cluster_secret = self.write_cluster_secret()
-        self.teams = sorted({service.team for service in self.ctx.decl.services})
+        self.teams = list(self.ctx.decl.spec.rooms())
         projects = [self.manifest("argoproj.io/v1alpha1", "AppProject", team, namespace=NAMESPACE, spec=project_spec(team, s)) for team in self.teams]
         if self.teams:
             self.manifest(

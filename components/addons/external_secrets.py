@@ -96,8 +96,8 @@ class ExternalSecrets(Addon):
             },
             release=RELEASE,
         )
-        teams = sorted({service.team for service in self.ctx.decl.services})
-        self.vault_roles = self.declare_vault(teams)
+        # Every room has its Vault role, services or not yet (docs/platform.md#a-room-for-every-declared-team).
+        self.vault_roles = self.declare_vault(list(self.ctx.decl.spec.rooms()))
 
     def declare_vault(self, teams: list[str]) -> dict[str, vault.kubernetes.AuthBackendRole]:
         """Per team a policy and a role, through Vault's one access (the vault addon has connected it)."""

@@ -270,7 +270,7 @@ def restore_location(source: RestoreSource) -> dict[str, Any]:
 def namespaces(decl: Declarations) -> dict[str, list[str]]:
     """Which namespaces each Velero schedule covers, from what the stack installs."""
     platform = sorted(Addon.registry[name].namespace for name in PLATFORM_STATE if decl.spec.addon_enabled(name))
-    found = {"teams": sorted({s.team for s in decl.services}), "platform": platform}
+    found = {"teams": list(decl.spec.rooms()), "platform": platform}
     if decl.spec.addon_enabled("sealed-secrets"):
         found["sealing_keys"] = [Addon.registry["sealed-secrets"].namespace]
     return found

@@ -267,6 +267,11 @@ class StackSpec(Spec):
         entry = self.teams.get(team)
         return entry if entry is not None and entry.has_budget else None
 
+    def rooms(self) -> tuple[str, ...]:
+        """The teams the platform stack builds a room (and a team stack) for: every team with a budget,
+        services or not yet (docs/platform.md#a-room-for-every-declared-team)."""
+        return tuple(sorted(team for team in self.teams if self.budget(team)))
+
     def addon_enabled(self, name: str) -> bool:
         addon = self.addons.get(name)
         return addon is not None and addon.enabled

@@ -185,7 +185,7 @@ class Workloads(pulumi.ComponentResource):
                 secret_store=store(team),
                 pod_security_version="v{}.{}".format(*decl.spec.pod_security_version),
             )
-            for team in sorted({s.team for s in decl.services})
+            for team in decl.spec.rooms()
         }
         self.services = {}
         if with_services:
@@ -196,6 +196,10 @@ class Workloads(pulumi.ComponentResource):
             EgressRoutes(list(decl.services), provider, istio, opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"teams": sorted(self.rooms), "services": sorted(self.services)})
 
-    def room_contract(self) -> dict[str, object]:
-        """The contract's `teamRooms` (components/stack_contract.py): per team, what its stack may use."""
-        return {team: {"namespace": team, "secretStore": self.secret_store, "boundaryArn": self.boundary_arn} for team in self.rooms}
+    def room_contract(self, deploy_roles: Mapping[str, pulumi.Input[str]]) -> dict[str, object]:
+        """The contract's `teamRooms` (components/stack_contract.py): per team, what its stack may use,
+        and `deployRoleArn`, the ARN of the role its stack is deployed with (`deploy_roles`, by team)."""
+        return {
+            team: {"namespace": team, "secretStore": self.secret_store, "boundaryArn": self.boundary_arn, "deployRoleArn": deploy_roles.get(team)}
+            for team in self.rooms
+        }
