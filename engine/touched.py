@@ -9,9 +9,8 @@ request previews and deploys (docs/operations.md#pull-requests-deploys-and-drift
 
 `--all` instead of `--base` lists every stack that exists, each expecting no changes (the daily
 drift check, .github/workflows/drift.yml): each environment's platform stack, and one team stack
-per team with services in it (engine/stacks.py:teams_in, the stacks the engine runs and the
-migration creates); a team folder whose services are all disabled in an environment has no stack
-there, and checking one would fail on a stack that does not exist.
+per team with a room in it (engine/stacks.py:teams_in, the stacks the engine runs and the
+migration creates): a room's stack exists from the team's onboarding on, services or not yet.
 
 Prints `{"include": [{"stack", "dir", "environment", "expectNoChanges"}, ...]}`, each environment's
 platform stack before its team stacks, for `strategy.matrix` (fromJSON); `--kind team` or

@@ -349,7 +349,7 @@ def test_touched_all_lists_the_stacks_the_engine_runs(stack):
 
 
 def test_touched_all_lists_every_stack_and_no_other(tmp_path, capsys):
-    """`--all`: each environment's platform stack and the team stack of every team with services there."""
+    """`--all`: each environment's platform stack and the team stack of every team with a room there."""
     from engine.stacks import team_stack
     from engine.touched import every_stack, main
 
@@ -366,15 +366,21 @@ def test_touched_all_lists_every_stack_and_no_other(tmp_path, capsys):
         main(["--all", "--base", "HEAD"])
     assert refused.value.code == 2
 
-    # A team whose only service is left out of prod has no stack there, and none is checked.
+    # A team's stack lives as long as its room, not its services: its only service left out of
+    # prod, web-prod still exists (its next deploy deletes the service) and is still checked; a
+    # team given a room in prod before any service is checked from the start.
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
     storefront = repo / "stacks/services/web/storefront.yaml"
     text = storefront.read_text()
     assert text.count("\n  prod:\n") == 1
     storefront.write_text(text.replace("\n  prod:\n", "\n  prod:\n    enabled: false\n"))
+    prod = repo / "stacks/prod.yaml"
+    web = '  web: {cpu: "20", memory: 24Gi, pods: 40, alerts: {critical: web-pager, warning: web-slack}, owners: ["@acme-shop/web"]}\n'
+    assert web in prod.read_text()
+    prod.write_text(prod.read_text().replace(web, web + web.replace("web:", "search:", 1).replace("@acme-shop/web", "@acme-shop/search")))
     stacks = {r["stack"] for r in every_stack(repo)}
-    assert "web-prod" not in stacks and stacks == {"dev", "staging", "prod"} | (SAMPLE_TEAM_STACKS - {"web-prod"})
+    assert stacks == {"dev", "staging", "prod", "search-prod"} | SAMPLE_TEAM_STACKS
 
     # Declarations the loader refuses: exit 2 with the loader's message, no matrix.
     (repo / "stacks/services/web/storefront.yaml").write_text(text.replace("port: 8080", "port: eighty"))
