@@ -67,13 +67,18 @@ def rooms(outputs: dict[str, Any], env: str, root: Path) -> list[tuple[str, str]
         raise ContractError(f"the platform stack {env} has no output 'teamRooms' (or it is not a map): nothing to publish")
     if not listed:
         return []
+    return [(team, team_state(env, team, root)) for team in sorted(listed)]
+
+
+def team_state(env: str, team: str, root: Path) -> str:
+    """The backend of `team`'s stacks (`pulumi login` URL), from the stack file's teamDeploy.stateBucket."""
     deploy = load(env, root).spec.team_deploy
     if deploy is None:
         raise ContractError(
-            f"stacks/{env}.yaml: teamDeploy is not set, but the platform stack has rooms for {', '.join(sorted(listed))}: "
-            "their stacks need the state bucket (teamDeploy.stateBucket) to keep their state and read the contract"
+            f"stacks/{env}.yaml: teamDeploy is not set, but team {team!r} has a stack in {env}: team stacks keep their state, "
+            "and read the platform's contract, under the state bucket it names (teamDeploy.stateBucket)"
         )
-    return [(team, state_url(deploy.state_bucket, team)) for team in sorted(listed)]
+    return state_url(deploy.state_bucket, team)
 
 
 def read_outputs(path: Path) -> dict[str, Any]:
