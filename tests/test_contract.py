@@ -200,3 +200,43 @@ def test_a_team_stack_reads_the_contract_published_into_its_own_state(outputs, t
     outputs = _with(outputs, ("clusterEndpoint",), "https://NEW.gr7.eu-west-1.eks.amazonaws.com")
     publish_contract()
     assert read_by_the_team()["clusterEndpoint"] == "https://NEW.gr7.eu-west-1.eks.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"platform-teams:token": {"secure": "v1:abc"}}, "config.platform-teams:token"),
+        ({"platform-teams:settings": {"nested": [{"secure": "v1:abc"}]}}, "config.platform-teams:settings"),
+    ],
+)
+def test_a_team_stack_holds_no_secret(scratch, capsys, config, key):
+    """Its state sits in the team's backend, which its pipelines and the preview and drift roles read."""
+    from test_declarations import refused
+
+    scratch.write("teams/Pulumi.checkout-dev.yaml", {"config": config, "encryptionsalt": "v1:salt"})
+    assert f"teams/Pulumi.checkout-dev.yaml: {key}" in refused(scratch) and "team stacks hold no secret" in refused(scratch)
+    scratch.rejected(capsys)
+
+
+def test_a_team_stacks_plain_config_is_accepted(scratch):
+    from components.spec import load
+
+    scratch.write("teams/Pulumi.checkout-dev.yaml", {"config": {"platform-teams:platformOrganization": "acme"}, "encryptionsalt": "v1:salt"})
+    assert load("dev", scratch.root).spec.team_deploy is not None
+
+
+def test_the_ci_matrix_gives_each_team_stack_its_teams_backend(capsys):
+    from engine.touched import main as touched
+
+    assert touched(["--all", "--kind", "team"]) == 0
+    rows = json.loads(capsys.readouterr().out)["include"]
+    assert rows and all(r["state"] == f"s3://acme-shop-pulumi-state/teams/{r['stack'].removesuffix('-' + r['environment'])}" for r in rows)
+
+
+def test_team_stacks_without_a_state_bucket_are_refused(scratch, capsys):
+    from engine.touched import main as touched
+
+    scratch.edit("stacks/dev.yaml", lambda d: d.pop("teamDeploy"))
+    assert touched(["--all", "--root", str(scratch.root)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "stacks/dev.yaml: teamDeploy is not set, but team 'catalog' has a stack in dev" in captured.err
