@@ -280,7 +280,7 @@ def test_each_platform_deploy_publishes_the_contract_into_every_teams_state(stac
     assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
     run = step["run"]
     assert 'pulumi stack output --stack "$ENVIRONMENT" --json > platform-outputs.json' in run
-    assert "engine.contract --env \"$ENVIRONMENT\" --outputs platform-outputs.json --list" in run
+    assert 'engine.contract --env "$ENVIRONMENT" --outputs platform-outputs.json --list' in run
     assert 'PULUMI_BACKEND_URL="$state" pulumi -C contract up --stack "organization/platform/$ENVIRONMENT"' in run
     assert workflow("deploy.yml")["jobs"][f"{stack}-teams"]["needs"] == [stack, "stacks"]
 
