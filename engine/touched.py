@@ -14,7 +14,8 @@ migration creates): a room's stack exists from the team's onboarding on, service
 
 Prints `{"include": [{"stack", "dir", "environment", "expectNoChanges"}, ...]}`, each environment's
 platform stack before its team stacks, for `strategy.matrix` (fromJSON); `--kind team` or
-`--kind platform` keeps only those.
+`--kind platform` keeps only those. A team stack's row also has `state`, the team's own backend
+(`s3://<teamDeploy.stateBucket>/teams/<team>`, engine/contract.py), which CI logs into.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from components.spec import SpecError
 
+from .contract import ContractError, team_state
 from .diff.cli import DiffError, resolve
 from .diff.involved import involved_teams
 from .project import PROJECT_ROOT
@@ -42,9 +44,7 @@ def matrix(root: Path, base: str) -> list[dict[str, object]]:
         if teams is None:
             rows.append({"stack": env, "dir": ".", "environment": env, "expectNoChanges": False})
         rows += [
-            {"stack": f"{team}-{env}", "dir": "teams", "environment": env, "expectNoChanges": teams is None}
-            for team in (every if teams is None else teams)
-            if (root / SERVICES_DIR / team).is_dir()
+            _team_row(team, env, root, expect_no_changes=teams is None) for team in (every if teams is None else teams) if (root / SERVICES_DIR / team).is_dir()
         ]
     return rows
 
@@ -54,8 +54,12 @@ def every_stack(root: Path) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for env in environments(root):
         rows.append({"stack": env, "dir": ".", "environment": env, "expectNoChanges": True})
-        rows += [{"stack": f"{team}-{env}", "dir": "teams", "environment": env, "expectNoChanges": True} for team in teams_in(env, root)]
+        rows += [_team_row(team, env, root, expect_no_changes=True) for team in teams_in(env, root)]
     return rows
+
+
+def _team_row(team: str, env: str, root: Path, expect_no_changes: bool) -> dict[str, object]:
+    return {"stack": f"{team}-{env}", "dir": "teams", "environment": env, "expectNoChanges": expect_no_changes, "state": team_state(env, team, root)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = every_stack(args.root.resolve()) if args.all else matrix(args.root.resolve(), args.base)
-    except (DiffError, SpecError) as err:
+    except (DiffError, SpecError, ContractError) as err:
         print(f"engine.touched: {err}", file=sys.stderr)
         return 2
     if args.kind != "all":

@@ -8,6 +8,7 @@ only on resources tagged with its team. Pulumi: its own part of the state bucket
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from test_declarations import refused
@@ -126,3 +127,64 @@ def test_the_state_bucket_is_the_platforms(scratch):
     scratch.edit("stacks/dev.yaml", lambda d: d.pop("teamDeploy"))
     # Without the section the bucket is no longer known as the platform's, and it is not checkout's either.
     assert "is not team checkout's" in refused(scratch)
+
+
+def _iam_match(pattern: str, value: str) -> bool:
+    """IAM's wildcards in a Resource: `*` any run of characters (slashes included), `?` one character."""
+    return re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), value) is not None
+
+
+def _s3_allowed(statements: dict[str, dict], action: str, key: str, team: str) -> bool:
+    """Whether the team's role may `action` the state bucket's object `key` (explicit Deny wins)."""
+
+    def matches(statement: dict) -> bool:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources = [r.replace("${aws:PrincipalTag/team}", team) for r in resources if isinstance(r, str)]
+        return action in actions and any(_iam_match(r, f"arn:aws:s3:::acme-shop-pulumi-state/{key}") for r in resources)
+
+    applicable = [s for s in statements.values() if "Condition" not in s and matches(s)]
+    return any(s["Effect"] == "Allow" for s in applicable) and not any(s["Effect"] == "Deny" for s in applicable)
+
+
+# The keys of a team's backend, as the self-managed backend names them (project-scoped layout).
+PUBLISHED_KEYS = [
+    ".pulumi/meta.yaml",
+    ".pulumi/stacks/platform/dev.json",
+    ".pulumi/stacks/platform/dev.json.bak",
+    ".pulumi/backups/platform/dev/dev.1796560021132161120.json",
+    ".pulumi/history/platform/dev/dev-1796560021131590865.history.json",
+    ".pulumi/history/platform/dev/dev-1796560021131590865.checkpoint.json",
+    ".pulumi/locks/organization/platform/dev/6c0f7e0a.json",
+]
+OWN_KEYS = [
+    ".pulumi/stacks/platform-teams/checkout-dev.json",
+    ".pulumi/stacks/platform-teams/checkout-dev.json.bak",
+    ".pulumi/backups/platform-teams/checkout-dev/checkout-dev.1796560021132161120.json",
+    ".pulumi/history/platform-teams/checkout-dev/checkout-dev-1796560021131590865.history.json",
+    ".pulumi/locks/organization/platform-teams/checkout-dev/6c0f7e0a.json",
+]
+
+
+@pytest.mark.parametrize("key", PUBLISHED_KEYS)
+def test_a_team_reads_the_published_contract_and_never_writes_it(dev, key):
+    found = boundary(dev)
+    assert _s3_allowed(found, "s3:GetObject", f"teams/checkout/{key}", "checkout")
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not _s3_allowed(found, action, f"teams/checkout/{key}", "checkout"), f"{action} {key}"
+        # Nor another team's copy, nor through a team that is not its own.
+        assert not _s3_allowed(found, action, f"teams/web/{key}", "checkout")
+
+
+@pytest.mark.parametrize("key", OWN_KEYS)
+def test_a_team_writes_its_own_stacks_state_and_no_other_teams(dev, key):
+    found = boundary(dev)
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert _s3_allowed(found, action, f"teams/checkout/{key}", "checkout"), f"{action} {key}"
+        assert not _s3_allowed(found, action, f"teams/web/{key.replace('checkout', 'web')}", "checkout")
+        assert not _s3_allowed(found, action, key.replace("platform-teams/checkout-dev", "platform/dev"), "checkout"), "the platform's state"
+
+
+def test_the_iam_matcher_of_these_tests_follows_iam():
+    assert _iam_match("a/*/b/*", "a/x/y/b/c") and _iam_match("a/?.json", "a/1.json")
+    assert not _iam_match("a/platform/*", "a/platform-teams/x") and not _iam_match("a/?.json", "a/12.json")

@@ -157,13 +157,19 @@ def test_permissions_are_least_privilege():
                 assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{name}: persist-credentials: false"
 
 
+TEAM_JOBS = ("dev-teams", "staging-teams", "prod-teams")
+
+
 def test_no_long_lived_aws_keys():
     for path in WORKFLOWS.glob("*.yml"):
         text = path.read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
-        for job in workflow(path.name)["jobs"].values():
+        for name, job in workflow(path.name)["jobs"].items():
             for step in steps(job, "aws-actions/configure-aws-credentials"):
-                assert step["with"]["role-to-assume"].startswith("${{ secrets.AWS_") and "aws-region" in step["with"]
+                # A team deploy assumes its team's role, a secret of the team's own environment <team>-<env>.
+                team = path.name == "deploy.yml" and name in TEAM_JOBS
+                role = "${{ secrets.TEAM_DEPLOY_ROLE_ARN }}" if team else step["with"]["role-to-assume"]
+                assert step["with"]["role-to-assume"] == role and role.startswith(("${{ secrets.AWS_", "${{ secrets.TEAM_")) and "aws-region" in step["with"]
 
 
 def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
@@ -191,6 +197,12 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     (pulumi,) = steps(real, "pulumi/actions")
     assert pulumi["with"]["command"] == "preview" and pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
     assert pulumi["with"]["work-dir"] == "${{ matrix.dir }}" and pulumi["with"]["expect-no-changes"] == "${{ matrix.expectNoChanges }}"
+    # A team stack in its team's backend with the team stacks' passphrase; a platform stack in the platform's.
+    assert pulumi["with"]["cloud-url"] == "${{ matrix.state || secrets.PULUMI_BACKEND_URL }}"
+    assert pulumi["env"] == {
+        "PULUMI_ACCESS_TOKEN": "${{ !matrix.state && secrets.PULUMI_ACCESS_TOKEN || '' }}",
+        "PULUMI_CONFIG_PASSPHRASE": "${{ matrix.state && secrets.TEAM_STACKS_PASSPHRASE || secrets.PULUMI_CONFIG_PASSPHRASE }}",
+    }
     assert pulumi["with"]["comment-on-pr"] is False and pulumi["with"]["diff"] is True
     assert pulumi["with"]["policyPacks"] == "${{ github.workspace }}/policy"
     assert pulumi["with"]["policyPackConfigs"] == "${{ github.workspace }}/policy/config/${{ matrix.environment }}.json"
@@ -234,7 +246,85 @@ def test_changed_team_stacks_deploy_in_parallel_with_a_group_each_and_lock_retri
         assert job["concurrency"] == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": False}
         run = next(s["run"] for s in job["steps"] if "run" in s and "pulumi -C teams up" in s["run"])
         assert "for attempt in" in run and "currently locked" in run and "409" in run
-    assert wf["jobs"]["prod-teams"]["environment"] == "production"
+
+
+# What only the platform's jobs may hold: its backend, its Pulumi Cloud token, its passphrase, its role.
+PLATFORM_SECRETS = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "AWS_DEPLOY_ROLE_ARN")
+
+
+@pytest.mark.parametrize("name", TEAM_JOBS)
+def test_a_team_stack_deploys_as_its_team_into_its_own_state(name):
+    """The team's GitHub environment (the only one its role trusts), its role, its backend, and no platform secret."""
+    job = workflow("deploy.yml")["jobs"][name]
+    assert job["environment"] == "${{ matrix.stack }}"
+    (creds,) = steps(job, "aws-actions/configure-aws-credentials")
+    assert creds["with"]["role-to-assume"] == "${{ secrets.TEAM_DEPLOY_ROLE_ARN }}"
+    (up,) = [s for s in job["steps"] if "pulumi -C teams up" in str(s.get("run", ""))]
+    assert up["env"]["PULUMI_BACKEND_URL"] == "${{ matrix.state }}" and up["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
+    assert up["run"].startswith('pulumi login "$PULUMI_BACKEND_URL"\n') and "--policy-pack " in up["run"]
+    used = re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))
+    assert set(used) == {"TEAM_DEPLOY_ROLE_ARN", "TEAM_STACKS_PASSPHRASE"}, f"{name} must hold no platform secret: {used}"
+    assert not set(used) & set(PLATFORM_SECRETS)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_each_platform_deploy_publishes_the_contract_into_every_teams_state(stack):
+    job = workflow("deploy.yml")["jobs"][stack]
+    names = [s.get("name") or s.get("uses") for s in job["steps"]]
+    up = next(i for i, s in enumerate(job["steps"]) if str(s.get("uses", "")).startswith("pulumi/actions") and s["with"].get("command") == "up")
+    publish = names.index("Publish the contract into each team's state")
+    assert publish == up + 1 == len(names) - 1, "right after the platform's own update, before its team stacks deploy"
+    step = job["steps"][publish]
+    assert step["env"]["ENVIRONMENT"] == stack
+    # Published with the team stacks' passphrase: never the platform's in state the teams read.
+    assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
+    run = step["run"]
+    assert 'pulumi stack output --stack "$ENVIRONMENT" --json > platform-outputs.json' in run
+    assert 'engine.contract --env "$ENVIRONMENT" --outputs platform-outputs.json --list' in run
+    assert 'PULUMI_BACKEND_URL="$state" pulumi -C contract up --stack "organization/platform/$ENVIRONMENT"' in run
+    assert workflow("deploy.yml")["jobs"][f"{stack}-teams"]["needs"] == [stack, "stacks"]
+
+
+def test_the_publish_step_publishes_each_room_into_its_teams_backend(tmp_path):
+    """The dev publish step as CI runs it, with a recording `pulumi` that serves the dev platform stack's outputs."""
+    from engine.stacks import platform_of
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(platform_of("dev", ROOT).outputs))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "pulumi").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = stack ] && [ "$2" = output ]; then cat "$OUTPUTS"; exit 0; fi\n'
+        'printf "%s|%s\\n" "$PULUMI_BACKEND_URL" "$*" >> "$CALLS"\n'
+        'if [ "$3" = up ]; then python3 -c "import sys, yaml; print(sorted(yaml.safe_load(open(sys.argv[1]))[\\"config\\"][\\"platform:contract\\"][\\"teamRooms\\"]))" contract/Pulumi.dev.yaml >> "$CALLS"; fi\n'
+    )
+    (bin_dir / "pulumi").chmod(0o755)
+    step = next(s for s in workflow("deploy.yml")["jobs"]["dev"]["steps"] if s.get("name") == "Publish the contract into each team's state")
+    generated = ROOT / "contract" / "Pulumi.dev.yaml"
+    before = generated.read_text() if generated.exists() else None
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUTPUTS": str(outputs), "CALLS": str(calls)}
+    env.update(ENVIRONMENT="dev", PULUMI_BACKEND_URL="s3://platform-state", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="team")
+    try:
+        subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", step["run"]], cwd=ROOT, env=env, check=True, timeout=300)
+    finally:
+        generated.unlink(missing_ok=True)
+        if before is not None:
+            generated.write_text(before)
+        for leftover in ("platform-outputs.json", "rooms.txt"):
+            (ROOT / leftover).unlink(missing_ok=True)
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "s3://platform-state|login s3://platform-state"
+    expected = []
+    for team in ("catalog", "checkout", "messaging", "web"):
+        state = f"s3://acme-shop-pulumi-state/teams/{team}"
+        expected += [
+            f"{state}|-C contract stack select --create organization/platform/dev --non-interactive",
+            f"{state}|-C contract up --stack organization/platform/dev --yes --non-interactive",
+            str([team]),
+        ]
+    assert lines[1:] == expected
 
 
 def test_touched_stacks_follow_the_split(tmp_path):
@@ -256,6 +346,9 @@ def test_touched_stacks_follow_the_split(tmp_path):
     assert [r["stack"] for r in rows if r["dir"] == "."] == ["dev", "prod", "staging"]
     teams = [r for r in rows if r["dir"] == "teams"]
     assert len(teams) == 12 and all(r["expectNoChanges"] for r in teams)
+    # Each team stack's row names the team's own backend; a platform stack's none.
+    assert all(r["state"] == f"s3://acme-shop-pulumi-state/teams/{r['stack'].removesuffix('-' + r['environment'])}" for r in teams)
+    assert not any("state" in r for r in rows if r["dir"] == ".")
 
 
 SAMPLE_TEAM_STACKS = {f"{team}-{env}" for team in ("catalog", "checkout", "messaging", "web") for env in ("dev", "staging", "prod")}
@@ -310,6 +403,11 @@ def test_drift_checks_every_team_stack_as_the_drift_role_after_the_platform():
     assert '--stack "$STACK"' in runs[refresh] and "--yes" in runs[refresh] and "currently locked" in runs[refresh] and "409" in runs[refresh]
     assert '--stack "$STACK"' in runs[preview] and "--expect-no-changes" in runs[preview]
     assert job["steps"][preview]["env"]["STACK"] == "${{ matrix.stack }}"
+    # The team's own backend, with the team stacks' passphrase: none of the platform's secrets.
+    for i in (refresh, preview):
+        assert job["steps"][i]["env"]["PULUMI_BACKEND_URL"] == "${{ matrix.state }}"
+        assert job["steps"][i]["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
+    assert set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))) == {"AWS_DRIFT_ROLE_ARN", "TEAM_STACKS_PASSPHRASE"}
     # A team check that fails says whether its environment's platform stack drifted in the same run.
     upload = steps(wf["jobs"]["drift"], "actions/upload-artifact")[0]
     (download,) = steps(job, "actions/download-artifact")

@@ -11,8 +11,9 @@ else, each on the team's own resources by tag: `${aws:PrincipalTag/team}` is the
 which the role cannot change. Workload roles: created only tagged with the team and carrying the
 workload boundary, then read, changed, passed (to Pod Identity only) and deleted only when tagged
 with the team; Pod Identity associations the same way; the cluster described (for `aws eks
-get-token`); the team's part of the Pulumi state (`<state bucket>/teams/<team>/`). Changing the
-`team` tag, removing a boundary, or anything else is out of reach.
+get-token`); the team's part of the Pulumi state (`<state bucket>/teams/<team>/`), except the
+platform's contract published there (engine/contract.py), which it reads and never writes. Changing
+the `team` tag, removing a boundary, or anything else is out of reach.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.spec.deploy import STATE_PREFIX, TeamDeploySpec
+from components.stack_contract import PLATFORM_PROJECT
 
 from . import iam
 
@@ -44,6 +46,17 @@ ROLE_ACTIONS = [
     "iam:ListRoleTags",
     "iam:TagRole",
     "iam:UntagRole",
+]
+# The keys of the contract the platform publishes into each team's backend, as the self-managed
+# backend lays out the stack `organization/platform/<env>` (project-scoped layout): its checkpoint,
+# backups, history and lock, and the backend's layout marker (meta.yaml: rewritten, it could switch
+# the backend to the legacy layout, where the team would name its own stack like the contract).
+PUBLISHED_CONTRACT = [
+    ".pulumi/meta.yaml",
+    f".pulumi/stacks/{PLATFORM_PROJECT}/*",
+    f".pulumi/backups/{PLATFORM_PROJECT}/*",
+    f".pulumi/history/{PLATFORM_PROJECT}/*",
+    f".pulumi/locks/organization/{PLATFORM_PROJECT}/*",
 ]
 ASSOCIATION_ACTIONS = ["eks:DescribePodIdentityAssociation", "eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation", "eks:TagResource"]
 
@@ -80,6 +93,15 @@ def boundary_statements(
             "Action": "s3:ListBucket",
             "Resource": state,
             "Condition": {"StringLike": {"s3:prefix": f"{STATE_PREFIX}/{TEAM}/*"}},
+        },
+        # The contract is the platform's word. Rewritten, its endpoint would send the EKS token of
+        # whoever runs the team's stack (the preview and drift roles, which read every namespace,
+        # and the team's own later deploys, after a rotation) to a server of the writer's choosing.
+        {
+            "Sid": "NeverWriteThePublishedContract",
+            "Effect": "Deny",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": [f"{state}/{STATE_PREFIX}/*/{key}" for key in PUBLISHED_CONTRACT],
         },
         # The team tag is the ownership: never moved to another team, never removed.
         {

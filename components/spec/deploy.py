@@ -24,3 +24,8 @@ class TeamDeploySpec(Spec):
         pattern=BUCKET,
     )
     access_policy: NamespacePolicy = field("The EKS access policy of each team's deploy role, scoped to the team's namespace.", default="AmazonEKSEditPolicy")
+
+
+def state_url(bucket: str, team: str) -> str:
+    """The Pulumi backend of `team`'s stacks: the only part of the state its deploy role may touch."""
+    return f"s3://{bucket}/{STATE_PREFIX}/{team}"

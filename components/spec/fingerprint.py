@@ -11,9 +11,10 @@ from . import yamlsafe
 
 def fingerprint(root: Path) -> str:
     """A digest of every input of the loader: the stack and service files (their kind too: a symlink
-    or FIFO is refused, so only regular files are read) and the Pulumi files."""
+    or FIFO is refused, so only regular files are read) and the Pulumi files (the team project's too)."""
     digest = hashlib.sha256()
-    entries = sorted(list((root / "stacks").rglob("*")) + list(root.glob("Pulumi*.yaml"))) if (root / "stacks").is_dir() else []
+    pulumi_files = list(root.glob("Pulumi*.yaml")) + list((root / "teams").glob("Pulumi*.yaml"))
+    entries = sorted(list((root / "stacks").rglob("*")) + pulumi_files) if (root / "stacks").is_dir() else []
     for path in entries:
         mode = path.lstat().st_mode
         digest.update(f"{path.relative_to(root)}\0{mode}\0".encode())

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from . import catalog, environments, hosts, ownership, stack_rules, team_files, tenancy, yamlsafe
 from .egress import platform_networks, shared_network_problems
 from .fingerprint import fingerprint
-from .pulumi_files import aws_region, config_problems, missing_secrets, plaintext_secrets
+from .pulumi_files import aws_region, config_problems, missing_secrets, plaintext_secrets, team_stack_secrets
 from .problems import Problem, SpecError, short, validate
 from .service import Service
 from .stack import StackSpec
@@ -70,7 +70,7 @@ def _load_cached(stack: str, root: Path, fingerprint: str) -> Declarations:
 
 
 def _load(stack: str, root: Path) -> Declarations:
-    problems = _misnamed_files(root)
+    problems = _misnamed_files(root) + team_stack_secrets(root)
     stacks = known_stacks(root)
     if stack not in stacks:
         known = ", ".join(stacks) or "none"

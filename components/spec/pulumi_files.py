@@ -85,6 +85,37 @@ def config_problems(stack: str, root: Path) -> list[Problem]:
     return []
 
 
+def team_stack_secrets(root: Path) -> list[Problem]:
+    """A team stack holds no secret (teams/Pulumi.<team>-<env>.yaml has no `secure:` value): its state sits
+    in the team's own backend, which the team's pipelines and the preview and drift roles read, under a
+    passphrase every team stack shares. A service's secrets come from Vault, through its team's SecretStore."""
+    found = []
+    for path in sorted((Path(root) / "teams").glob("Pulumi.*.yaml")):
+        if path.name == "Pulumi.yaml":
+            continue
+        rel = _rel(path, Path(root))
+        config = yamlsafe.read(path, rel).get("config") or {}
+        if not isinstance(config, dict):
+            found.append(Problem(rel, "config", f"expected a mapping, got {type(config).__name__}"))
+            continue
+        found += [
+            Problem(
+                rel,
+                f"config.{key}",
+                "an encrypted (`secure:`) value: team stacks hold no secret; put it in Vault under the team's path and read it through its SecretStore",
+            )
+            for key, value in config.items()
+            if _holds_secure(value)
+        ]
+    return found
+
+
+def _holds_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "secure" in value or any(_holds_secure(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_secure(v) for v in value)
+
+
 def aws_region(stack: str, root: Path) -> Optional[str]:
     region = pulumi_config(stack, root).get("aws:region")
     return region if isinstance(region, str) else None
