@@ -8,16 +8,28 @@ it. Only top-level resources are named (`pulumi state move` takes their children
 resource whose parent stays behind is re-parented to the destination's root, which is where the
 team program registers each service, so every moved URN is one the team program declares
 (`plan` checks it, and tests/test_migration.py checks both layouts render the same objects).
+
+`pulumi state move` works inside one backend, and each team's stacks live in the team's own state
+(`s3://<teamDeploy.stateBucket>/teams/<team>`, docs/security-model.md#team-deploy-identity), under
+the team stacks' passphrase. So each team stack then moves there whole: exported with its secrets
+in plaintext (decrypted with the platform's passphrase), given the new stack's secrets provider
+(`--rekey`, since an export names the provider that encrypted it, and importing under another
+passphrase fails), imported (re-encrypted with the team stacks' passphrase), the plaintext files
+shredded, previewed there, and only then dropped from the platform's backend (`stack rm --force`
+forgets a stack's state and leaves its resources alone).
 Walkthrough: docs/operations.md#migrating-to-team-stacks.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from components.spec.deploy import state_url
 from components.stack_contract import PLATFORM_PROJECT, TEAM_PROJECT
 
 from .recording import Recording
@@ -60,12 +72,15 @@ def plan(env: str, root: Path) -> tuple[list[Move], Recording, Recording]:
     return [Move(s.removesuffix(f"-{env}"), s, tuple(sorted(u))) for s, u in sorted(moves.items())], single, split
 
 
-def commands(env: str, moves: list[Move], organization: str) -> list[str]:
+def commands(env: str, moves: list[Move], organization: str, state_bucket: str) -> list[str]:
     source = f"{organization}/{PLATFORM_PROJECT}/{env}"
     lines = [
-        f"# Split {source} into its platform stack and {len(moves)} team stack(s). Run with the platform's deploy role, with no",
-        "# deploy running, after `pulumi stack export` of the source (a backup) and after `pulumi up` of the source at this",
-        "# commit with `singleStack: true` (it publishes the team stacks' contract) (docs/operations.md#migrating-to-team-stacks).",
+        f"# Split {source} into its platform stack and {len(moves)} team stack(s). Run logged in to the platform's backend,",
+        "# with the platform's deploy role, no deploy running, after `pulumi stack export` of the source (a backup) and after",
+        "# `pulumi up` of the source at this commit with `singleStack: true` (it exports the team stacks' contract)",
+        "# (docs/operations.md#migrating-to-team-stacks).",
+        "# PLATFORM_PASSPHRASE is the platform stacks' passphrase, TEAM_STACKS_PASSPHRASE the team stacks' one.",
+        'export PULUMI_CONFIG_PASSPHRASE="$PLATFORM_PASSPHRASE"',
     ]
     for move in moves:
         dest = f"{organization}/{TEAM_PROJECT}/{move.stack}"
@@ -78,28 +93,75 @@ def commands(env: str, moves: list[Move], organization: str) -> list[str]:
         ]
     lines += [
         "",
-        "# then the platform stack leaves the single-stack layout: expect no resource change (its outputs lose `canaries`)",
+        "# then the platform stack leaves the single-stack layout: expect no resource change (its outputs lose `canaries`),",
+        "# and its deploy publishes the contract into each team's state (the deploy workflow's step, docs/operations.md#onboarding-a-team)",
         f"pulumi -C . config rm singleStack --stack {source}",
         f"pulumi -C . up --stack {source} --diff",
-        "# and each team stack takes its services over: expect no resource created, replaced or deleted",
-        *[f"pulumi -C teams preview --stack {organization}/{TEAM_PROJECT}/{m.stack} --diff" for m in moves],
     ]
+    for move in moves:
+        dest, state, files = f"{organization}/{TEAM_PROJECT}/{move.stack}", state_url(state_bucket, move.team), move.stack
+        team = f'PULUMI_BACKEND_URL={state} PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE"'
+        lines += [
+            "",
+            f"# {move.stack} moves into team {move.team}'s own state, re-encrypted under the team stacks' passphrase",
+            f"pulumi stack export --stack {dest} --show-secrets --file {files}.plain.json",
+            "# the local stack file holds only the salt of the platform backend's copy; the team stack keeps its own in its state",
+            f"rm -f teams/Pulumi.{move.stack}.yaml",
+            f"{team} pulumi -C teams stack init {dest}",
+            f"{team} pulumi stack export --stack {dest} --file {files}.target.json",
+            f"python -m engine.migrate --rekey {files}.plain.json {files}.target.json > {files}.rekeyed.json",
+            f"{team} pulumi stack import --stack {dest} --file {files}.rekeyed.json",
+            f"shred -u {files}.plain.json {files}.rekeyed.json {files}.target.json",
+            "# expect no resource created, replaced or deleted; then forget the platform backend's copy (its resources stay)",
+            f"{team} pulumi -C teams preview --stack {dest} --diff --expect-no-changes",
+            f"pulumi stack rm --stack {dest} --force --yes",
+        ]
     return lines
 
 
+def rekey(exported: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """`exported` (a `pulumi stack export --show-secrets`) with the secrets provider of `target` (an
+    export of the stack it will be imported into), so the import encrypts under the target's key.
+    ValueError when either is not what it should be."""
+    for what, doc in (("the export", exported), ("the target", target)):
+        if not isinstance(doc, dict) or doc.get("version") != 3 or not isinstance(doc.get("deployment"), dict):
+            raise ValueError(f"{what} is not a `pulumi stack export` (version 3 deployment)")
+    provider = target["deployment"].get("secrets_providers")
+    if not isinstance(provider, dict):
+        raise ValueError("the target names no secrets provider; export it after `pulumi stack init` in its backend")
+    if '"ciphertext"' in json.dumps(exported["deployment"]):
+        raise ValueError("the export holds encrypted secrets; export it with --show-secrets, or the new stack cannot read them")
+    return {**exported, "deployment": {**exported["deployment"], "secrets_providers": provider}}
+
+
 def main(argv: list[str] | None = None) -> int:
-    from components.spec import SpecError
+    from components.spec import SpecError, load
 
     parser = argparse.ArgumentParser(prog="make migrate", description=__doc__)
-    parser.add_argument("stack", help="environment (stacks/<env>.yaml) whose single stack to split")
+    parser.add_argument("stack", nargs="?", help="environment (stacks/<env>.yaml) whose single stack to split")
     parser.add_argument("--org", default="organization", help="the Pulumi organization of the stacks")
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT)
+    parser.add_argument("--rekey", nargs=2, metavar=("EXPORT", "TARGET"), help="print EXPORT with the secrets provider of TARGET (a step of the plan)")
     args = parser.parse_args(argv)
+    if args.rekey:
+        try:
+            exported, target = (json.loads(Path(p).read_text()) for p in args.rekey)
+            print(json.dumps(rekey(exported, target)))
+        except (OSError, ValueError) as err:
+            print(f"make migrate --rekey: {err}", file=sys.stderr)
+            return 2
+        return 0
+    if not args.stack:
+        parser.error("give the environment whose single stack to split")
     try:
         moves, _, _ = plan(args.stack, args.root.resolve())
+        deploy = load(args.stack, args.root.resolve()).spec.team_deploy
     except (SpecError, ProgramError) as err:
         return rejected(err)
-    print("\n".join(commands(args.stack, moves, args.org)))
+    if deploy is None:
+        print(f"make migrate: stacks/{args.stack}.yaml has no teamDeploy: team stacks need their state bucket (teamDeploy.stateBucket)", file=sys.stderr)
+        return 2
+    print("\n".join(commands(args.stack, moves, args.org, deploy.state_bucket)))
     return 0
 
 

@@ -35,17 +35,15 @@ from .stacks import environments, teams_in
 
 
 def matrix(root: Path, base: str) -> list[dict[str, object]]:
-    from components.spec.team_files import SERVICES_DIR
-
     teams = involved_teams(root, resolve(root, base))
-    every = sorted(p.name for p in (root / SERVICES_DIR).iterdir() if p.is_dir() and not p.is_symlink())
     rows: list[dict[str, object]] = []
     for env in environments(root):
         if teams is None:
             rows.append({"stack": env, "dir": ".", "environment": env, "expectNoChanges": False})
-        rows += [
-            _team_row(team, env, root, expect_no_changes=teams is None) for team in (every if teams is None else teams) if (root / SERVICES_DIR / team).is_dir()
-        ]
+        # A team's stack is there while its room is, folder or not: the deploy after a team's last
+        # service file is deleted is the one that deletes the service.
+        rooms = teams_in(env, root)
+        rows += [_team_row(team, env, root, expect_no_changes=teams is None) for team in (rooms if teams is None else teams) if team in rooms]
     return rows
 
 

@@ -4,12 +4,13 @@ every moved resource on a URN the team program declares."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 from conftest import ROOT
 
-from engine.migrate import commands, main, moved_urn, plan
+from engine.migrate import commands, main, moved_urn, plan, rekey
 
 # What a split adds by design: each team stack's own providers (they take over the moved copies).
 PROVIDERS = "pulumi:providers:"
@@ -65,9 +66,73 @@ def test_moved_urn():
 
 def test_make_migrate_prints_the_commands(capsys, planned):
     env, moves, _, _ = planned
-    text = "\n".join(commands(env, moves, "acme-shop"))
+    text = "\n".join(commands(env, moves, "acme-shop", "state-bucket"))
     assert f"pulumi state move --source acme-shop/platform/{env} --dest acme-shop/platform-teams/checkout-{env} --yes" in text
     assert f"'urn:pulumi:{env}::platform::platform:index:Platform$platform:workloads:Workloads$platform:workloads:Microservice::orders'" in text
+
+
+def test_each_team_stack_then_moves_into_its_teams_own_state(planned):
+    """`pulumi state move` stays in one backend; each team stack then moves whole into
+    s3://<bucket>/teams/<team>, re-encrypted, before the platform backend forgets it."""
+    env, moves, _, _ = planned
+    lines = commands(env, moves, "acme-shop", "state-bucket")
+    for move in moves:
+        dest, team = f"acme-shop/platform-teams/{move.stack}", f"PULUMI_BACKEND_URL=s3://state-bucket/teams/{move.team} "
+        steps = [
+            f"pulumi stack export --stack {dest} --show-secrets --file {move.stack}.plain.json",
+            f"rm -f teams/Pulumi.{move.stack}.yaml",
+            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi -C teams stack init {dest}',
+            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi stack import --stack {dest} --file {move.stack}.rekeyed.json',
+            f"shred -u {move.stack}.plain.json {move.stack}.rekeyed.json {move.stack}.target.json",
+            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi -C teams preview --stack {dest} --diff --expect-no-changes',
+            f"pulumi stack rm --stack {dest} --force --yes",
+        ]
+        at = [lines.index(step) for step in steps]
+        # In this order, after the state moves and the platform's own update (which publishes the contract).
+        assert at == sorted(at) and at[0] > lines.index(f"pulumi -C . up --stack acme-shop/platform/{env} --diff")
+    # The platform's passphrase decrypts the export; nothing of the team stacks' runs under it.
+    assert lines.index('export PULUMI_CONFIG_PASSPHRASE="$PLATFORM_PASSPHRASE"') < lines.index(
+        f"pulumi -C teams stack init acme-shop/platform-teams/{moves[0].stack}"
+    )
+
+
+def _export(provider: dict, resources: list) -> dict:
+    return {"version": 3, "deployment": {"manifest": {}, "secrets_providers": provider, "resources": resources}}
+
+
+def test_rekey_gives_the_export_the_new_stacks_secrets_provider(tmp_path, capsys):
+    old, new = {"type": "passphrase", "state": {"salt": "old"}}, {"type": "passphrase", "state": {"salt": "new"}}
+    plain = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": '"kubeconfig"'}
+    exported = _export(old, [{"urn": "u", "outputs": {"kubeconfig": plain}}])
+    assert rekey(exported, _export(new, [])) == _export(new, [{"urn": "u", "outputs": {"kubeconfig": plain}}])
+    (tmp_path / "e.json").write_text(json.dumps(exported))
+    (tmp_path / "t.json").write_text(json.dumps(_export(new, [])))
+    assert main(["--rekey", str(tmp_path / "e.json"), str(tmp_path / "t.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["deployment"]["secrets_providers"] == new
+
+
+@pytest.mark.parametrize(
+    "exported, target, message",
+    [
+        # Still encrypted under the platform's key: the new stack could never decrypt it.
+        (_export({}, [{"outputs": {"k": {"ciphertext": "v1:abc"}}}]), _export({"type": "passphrase"}, []), "--show-secrets"),
+        (_export({}, []), {"version": 3, "deployment": {}}, "names no secrets provider"),
+        ({"resources": []}, _export({"type": "passphrase"}, []), "the export is not a `pulumi stack export`"),
+    ],
+)
+def test_rekey_refuses_what_would_not_import(tmp_path, capsys, exported, target, message):
+    (tmp_path / "e.json").write_text(json.dumps(exported))
+    (tmp_path / "t.json").write_text(json.dumps(target))
+    assert main(["--rekey", str(tmp_path / "e.json"), str(tmp_path / "t.json")]) == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match=message.replace("`", ".").replace("-", ".")):
+        rekey(exported, target)
+
+
+def test_make_migrate_refuses_a_stack_without_a_state_bucket(scratch, capsys):
+    scratch.edit("stacks/dev.yaml", lambda d: d.pop("teamDeploy"))
+    assert main(["dev", "--root", str(scratch.root)]) == 2
+    assert "teamDeploy" in capsys.readouterr().err
 
 
 def test_make_migrate_refuses_an_unknown_stack(capsys):

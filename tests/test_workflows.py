@@ -351,6 +351,24 @@ def test_touched_stacks_follow_the_split(tmp_path):
     assert not any("state" in r for r in rows if r["dir"] == ".")
 
 
+def test_a_teams_last_service_deleted_still_deploys_its_stack(tmp_path):
+    """The deploy that deletes a team's last service file is its team stack's: the room stays, so
+    the stack is in the matrix though the folder is gone (it then deletes the service)."""
+    import subprocess
+
+    from engine.touched import matrix
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    storefront = repo / "stacks/services/web/storefront.yaml"
+    storefront.unlink()
+    storefront.parent.rmdir()
+    # The storefront calls catalog's and checkout's services, whose policies admit it: their stacks too.
+    rows = matrix(repo, "HEAD")
+    expected = {f"{team}-{env}" for team in ("web", "catalog", "checkout") for env in ("dev", "staging", "prod")}
+    assert {r["stack"] for r in rows} == expected and not any(r["expectNoChanges"] for r in rows)
+
+
 SAMPLE_TEAM_STACKS = {f"{team}-{env}" for team in ("catalog", "checkout", "messaging", "web") for env in ("dev", "staging", "prod")}
 
 
