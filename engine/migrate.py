@@ -93,27 +93,34 @@ def commands(env: str, moves: list[Move], organization: str, state_bucket: str) 
         ]
     lines += [
         "",
-        "# then the platform stack leaves the single-stack layout: expect no resource change (its outputs lose `canaries`),",
-        "# and its deploy publishes the contract into each team's state (the deploy workflow's step, docs/operations.md#onboarding-a-team)",
+        "# then the platform stack leaves the single-stack layout: expect no resource change (its outputs lose `canaries`)",
         f"pulumi -C . config rm singleStack --stack {source}",
         f"pulumi -C . up --stack {source} --diff",
+        f"pulumi stack output --stack {source} --json > platform-outputs.json",
     ]
+    # A team's own state is a self-managed backend: its stacks and the contract are `organization/...` there.
+    contract = f"organization/{PLATFORM_PROJECT}/{env}"
     for move in moves:
-        dest, state, files = f"{organization}/{TEAM_PROJECT}/{move.stack}", state_url(state_bucket, move.team), move.stack
+        dest, team_dest = f"{organization}/{TEAM_PROJECT}/{move.stack}", f"organization/{TEAM_PROJECT}/{move.stack}"
+        state, files = state_url(state_bucket, move.team), move.stack
         team = f'PULUMI_BACKEND_URL={state} PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE"'
         lines += [
             "",
             f"# {move.stack} moves into team {move.team}'s own state, re-encrypted under the team stacks' passphrase",
+            "# first the contract it reads there, as the deploy workflow publishes it after every platform update",
+            f"python -m engine.contract --env {env} --outputs platform-outputs.json --team {move.team}",
+            f"{team} pulumi -C contract stack select --create {contract}",
+            f"{team} pulumi -C contract up --stack {contract} --yes",
             f"pulumi stack export --stack {dest} --show-secrets --file {files}.plain.json",
             "# the local stack file holds only the salt of the platform backend's copy; the team stack keeps its own in its state",
             f"rm -f teams/Pulumi.{move.stack}.yaml",
-            f"{team} pulumi -C teams stack init {dest}",
-            f"{team} pulumi stack export --stack {dest} --file {files}.target.json",
+            f"{team} pulumi -C teams stack init {team_dest}",
+            f"{team} pulumi stack export --stack {team_dest} --file {files}.target.json",
             f"python -m engine.migrate --rekey {files}.plain.json {files}.target.json > {files}.rekeyed.json",
-            f"{team} pulumi stack import --stack {dest} --file {files}.rekeyed.json",
+            f"{team} pulumi stack import --stack {team_dest} --file {files}.rekeyed.json",
             f"shred -u {files}.plain.json {files}.rekeyed.json {files}.target.json",
             "# expect no resource created, replaced or deleted; then forget the platform backend's copy (its resources stay)",
-            f"{team} pulumi -C teams preview --stack {dest} --diff --expect-no-changes",
+            f"{team} pulumi -C teams preview --stack {team_dest} --diff --expect-no-changes",
             f"pulumi stack rm --stack {dest} --force --yes",
         ]
     return lines

@@ -78,18 +78,24 @@ def test_each_team_stack_then_moves_into_its_teams_own_state(planned):
     lines = commands(env, moves, "acme-shop", "state-bucket")
     for move in moves:
         dest, team = f"acme-shop/platform-teams/{move.stack}", f"PULUMI_BACKEND_URL=s3://state-bucket/teams/{move.team} "
+        # In the team's own (self-managed) backend the stack is organization/..., whatever the platform's organization.
+        there = f"organization/platform-teams/{move.stack}"
+        run = f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi'
         steps = [
+            f"python -m engine.contract --env {env} --outputs platform-outputs.json --team {move.team}",
+            f"{run} -C contract up --stack organization/platform/{env} --yes",
             f"pulumi stack export --stack {dest} --show-secrets --file {move.stack}.plain.json",
             f"rm -f teams/Pulumi.{move.stack}.yaml",
-            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi -C teams stack init {dest}',
-            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi stack import --stack {dest} --file {move.stack}.rekeyed.json',
+            f"{run} -C teams stack init {there}",
+            f"{run} stack import --stack {there} --file {move.stack}.rekeyed.json",
             f"shred -u {move.stack}.plain.json {move.stack}.rekeyed.json {move.stack}.target.json",
-            f'{team}PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE" pulumi -C teams preview --stack {dest} --diff --expect-no-changes',
+            f"{run} -C teams preview --stack {there} --diff --expect-no-changes",
             f"pulumi stack rm --stack {dest} --force --yes",
         ]
         at = [lines.index(step) for step in steps]
-        # In this order, after the state moves and the platform's own update (which publishes the contract).
-        assert at == sorted(at) and at[0] > lines.index(f"pulumi -C . up --stack acme-shop/platform/{env} --diff")
+        # In this order, after the state moves and the platform's own update, whose outputs are the contract.
+        outputs = lines.index(f"pulumi stack output --stack acme-shop/platform/{env} --json > platform-outputs.json")
+        assert at == sorted(at) and lines.index(f"pulumi -C . up --stack acme-shop/platform/{env} --diff") < outputs < at[0]
     # The platform's passphrase decrypts the export; nothing of the team stacks' runs under it.
     assert lines.index('export PULUMI_CONFIG_PASSPHRASE="$PLATFORM_PASSPHRASE"') < lines.index(
         f"pulumi -C teams stack init acme-shop/platform-teams/{moves[0].stack}"

@@ -17,15 +17,22 @@ from pathlib import Path
 from conftest import ROOT
 from tools import require_engine
 
+from engine.contract import published, write_config
 from engine.migrate import Move, commands
+from engine.stacks import platform_of
 
 STAND_IN = """\
 name: platform-teams
 runtime: yaml
+resources:
+  platform:
+    type: pulumi:pulumi:StackReference
+    properties:
+      name: organization/platform/dev
 outputs:
   kubeconfig:
     fn::secret: exec-auth-kubeconfig-of-web
-  namespace: web
+  namespace: ${platform.outputs["teamRooms"]["web"]["namespace"]}
 """
 
 
@@ -36,6 +43,8 @@ def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_pat
     platform.mkdir()
     (states / "teams" / "web").mkdir(parents=True)
     (work / "teams" / "Pulumi.yaml").write_text(STAND_IN)
+    (work / "contract").mkdir()
+    (work / "contract" / "Pulumi.yaml").write_text((ROOT / "contract" / "Pulumi.yaml").read_text())
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
         "PATH": f"{tools}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -54,13 +63,17 @@ def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_pat
         assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
         return proc
 
-    # Where `pulumi state move` left it: web-dev in the platform's backend, under the platform's passphrase.
+    # Where the split left it: the platform stack of dev (a stand-in exporting dev's contract) and,
+    # by `pulumi state move`, web-dev beside it in the platform's backend, under the platform's passphrase.
+    write_config(published(platform_of("dev", ROOT).outputs, "web"), "dev", work / "contract")
+    sh("pulumi -C contract stack init organization/platform/dev --non-interactive && pulumi -C contract up --yes --non-interactive")
+    (work / "contract" / "Pulumi.dev.yaml").unlink()
     sh("pulumi -C teams stack init organization/platform-teams/web-dev --non-interactive && pulumi -C teams up --yes --non-interactive")
 
     lines = commands("dev", [Move("web", "web-dev", ())], "organization", "BUCKET")
-    block = lines[lines.index("# web-dev moves into team web's own state, re-encrypted under the team stacks' passphrase") :]
+    block = lines[lines.index("pulumi stack output --stack organization/platform/dev --json > platform-outputs.json") :]
     script = "\n".join(block).replace("s3://BUCKET", f"file://{states}").replace("python -m", f"{sys.executable} -m")
-    sh(script)
+    sh(script.replace("-m engine.contract", "-m engine.contract --project contract"))
 
     team_state = f"file://{states}/teams/web"
     out = sh(
@@ -69,6 +82,9 @@ def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_pat
         PULUMI_CONFIG_PASSPHRASE="the-teams",
     )
     assert json.loads(out.stdout) == {"kubeconfig": "exec-auth-kubeconfig-of-web", "namespace": "web"}
+    # It reads the contract published into its own state, not the platform's backend.
+    contract = json.loads(sh("pulumi -C contract stack output --json --stack organization/platform/dev", PULUMI_BACKEND_URL=team_state).stdout)
+    assert set(contract["teamRooms"]) == {"web"}
     wrong = subprocess.run(
         ["pulumi", "-C", "teams", "stack", "output", "--show-secrets", "--stack", "organization/platform-teams/web-dev", "--non-interactive"],
         cwd=work,
@@ -80,6 +96,6 @@ def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_pat
     stored = (states / "teams" / "web" / ".pulumi" / "stacks" / "platform-teams" / "web-dev.json").read_text()
     assert "exec-auth-kubeconfig-of-web" not in stored
     # No plaintext export left behind, and the platform's backend no longer knows the stack.
-    assert not list(work.glob("*.json"))
+    assert not list(work.glob("*.plain.json")) and not list(work.glob("*.rekeyed.json"))
     listed = sh("pulumi stack ls --all --json").stdout
-    assert "web-dev" not in listed
+    assert [s["name"] for s in json.loads(listed)] == ["organization/platform/dev"]
