@@ -201,8 +201,17 @@ def test_preview_runs_tests_the_offline_diff_and_the_real_preview():
     assert pulumi["with"]["cloud-url"] == "${{ matrix.state || secrets.PULUMI_BACKEND_URL }}"
     assert pulumi["env"] == {
         "PULUMI_ACCESS_TOKEN": "${{ !matrix.state && secrets.PULUMI_ACCESS_TOKEN || '' }}",
-        "PULUMI_CONFIG_PASSPHRASE": "${{ matrix.state && secrets.TEAM_STACKS_PASSPHRASE || secrets.PULUMI_CONFIG_PASSPHRASE }}",
+        "PULUMI_CONFIG_PASSPHRASE": "${{ matrix.state && secrets.TEAM_STACKS_PASSPHRASE || !matrix.state && secrets.PULUMI_CONFIG_PASSPHRASE || '' }}",
     }
+    # Both expressions fail closed: evaluated as Actions does (&& before ||, '' false), a team row
+    # never gets a platform secret, even when the team stacks' passphrase is not set.
+    for name, expression in pulumi["env"].items():
+        python = expression.removeprefix("${{ ").removesuffix(" }}").replace("&&", "and").replace("||", "or").replace("!", "not ")
+        for state in ("s3://bucket/teams/web", ""):
+            for team_secret in ("team-pass", ""):
+                secrets = {"PULUMI_ACCESS_TOKEN": "platform-token", "PULUMI_CONFIG_PASSPHRASE": "platform-pass", "TEAM_STACKS_PASSPHRASE": team_secret}
+                value = eval(python, {"matrix": type("M", (), {"state": state}), "secrets": type("S", (), secrets)})  # noqa: S307
+                assert (value in ("", team_secret)) if state else value == secrets[name], (name, state, team_secret, value)
     assert pulumi["with"]["comment-on-pr"] is False and pulumi["with"]["diff"] is True
     assert pulumi["with"]["policyPacks"] == "${{ github.workspace }}/policy"
     assert pulumi["with"]["policyPackConfigs"] == "${{ github.workspace }}/policy/config/${{ matrix.environment }}.json"
@@ -279,7 +288,10 @@ def test_each_platform_deploy_publishes_the_contract_into_every_teams_state(stac
     # Published with the team stacks' passphrase: never the platform's in state the teams read.
     assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
     run = step["run"]
-    assert 'pulumi stack output --stack "$ENVIRONMENT" --json > platform-outputs.json' in run
+    # The platform stack's outputs are read with the platform's passphrase, given to that one command.
+    assert step["env"]["PLATFORM_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    assert 'PULUMI_CONFIG_PASSPHRASE="$PLATFORM_PASSPHRASE" pulumi stack output --stack "$ENVIRONMENT" --json > platform-outputs.json' in run
+    assert run.count("$PLATFORM_PASSPHRASE") == 1
     assert 'engine.contract --env "$ENVIRONMENT" --outputs platform-outputs.json --list' in run
     assert 'PULUMI_BACKEND_URL="$state" pulumi -C contract up --stack "organization/platform/$ENVIRONMENT"' in run
     assert workflow("deploy.yml")["jobs"][f"{stack}-teams"]["needs"] == [stack, "stacks"]
@@ -296,7 +308,9 @@ def test_the_publish_step_publishes_each_room_into_its_teams_backend(tmp_path):
     calls = tmp_path / "calls"
     (bin_dir / "pulumi").write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = stack ] && [ "$2" = output ]; then cat "$OUTPUTS"; exit 0; fi\n'
+        'if [ "$1" = stack ] && [ "$2" = output ]; then [ "$PULUMI_CONFIG_PASSPHRASE" = platform ] || exit 9; cat "$OUTPUTS"; exit 0; fi\n'
+        # Everything else (login, the publisher's select and up) under the team stacks' passphrase.
+        '[ "$PULUMI_CONFIG_PASSPHRASE" = team ] || exit 8\n'
         'printf "%s|%s\\n" "$PULUMI_BACKEND_URL" "$*" >> "$CALLS"\n'
         'if [ "$3" = up ]; then python3 -c "import sys, yaml; print(sorted(yaml.safe_load(open(sys.argv[1]))[\\"config\\"][\\"platform:contract\\"][\\"teamRooms\\"]))" contract/Pulumi.dev.yaml >> "$CALLS"; fi\n'
     )
@@ -305,7 +319,7 @@ def test_the_publish_step_publishes_each_room_into_its_teams_backend(tmp_path):
     generated = ROOT / "contract" / "Pulumi.dev.yaml"
     before = generated.read_text() if generated.exists() else None
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUTPUTS": str(outputs), "CALLS": str(calls)}
-    env.update(ENVIRONMENT="dev", PULUMI_BACKEND_URL="s3://platform-state", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="team")
+    env.update(ENVIRONMENT="dev", PULUMI_BACKEND_URL="s3://platform-state", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="team", PLATFORM_PASSPHRASE="platform")
     try:
         subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", step["run"]], cwd=ROOT, env=env, check=True, timeout=300)
     finally:
