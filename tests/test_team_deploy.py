@@ -58,7 +58,11 @@ def test_only_the_teams_environment_can_assume_its_role(dev):
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity", "no sts:TagSession: a token cannot set the team tag"
     assert trust["Condition"]["StringEquals"] == {
         "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-        "token.actions.githubusercontent.com:sub": "repo:acme-shop/platform:environment:checkout-dev",
+        # Its deploys' environment and its drift check's, nothing else of the repository.
+        "token.actions.githubusercontent.com:sub": [
+            "repo:acme-shop/platform:environment:checkout-dev",
+            "repo:acme-shop/platform:environment:checkout-dev-drift",
+        ],
     }
     assert role.inputs["tags"] == {"team": "checkout"}
     [policy] = [p for p in dev.of_type(POLICY) if p.name == "platform-team-deploy-boundary"]

@@ -319,7 +319,9 @@ def test_the_publish_step_publishes_each_room_into_its_teams_backend(tmp_path):
     generated = ROOT / "contract" / "Pulumi.dev.yaml"
     before = generated.read_text() if generated.exists() else None
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OUTPUTS": str(outputs), "CALLS": str(calls)}
-    env.update(ENVIRONMENT="dev", PULUMI_BACKEND_URL="s3://platform-state", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="team", PLATFORM_PASSPHRASE="platform")
+    env.update(
+        ENVIRONMENT="dev", PULUMI_BACKEND_URL="s3://platform-state", PULUMI_ACCESS_TOKEN="", PULUMI_CONFIG_PASSPHRASE="team", PLATFORM_PASSPHRASE="platform"
+    )
     try:
         subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", step["run"]], cwd=ROOT, env=env, check=True, timeout=300)
     finally:
@@ -413,7 +415,7 @@ def test_drift_refreshes_then_expects_no_changes():
     assert job["concurrency"] == {"group": "drift-${{ matrix.stack }}", "cancel-in-progress": False}
 
 
-def test_drift_checks_every_team_stack_as_the_drift_role_after_the_platform():
+def test_drift_checks_every_team_stack_as_the_team_after_the_platform():
     wf = workflow("drift.yml")
     job = wf["jobs"]["teams"]
     assert job["strategy"]["matrix"] == "${{ fromJSON(needs.stacks.outputs.teams) }}" and job["strategy"]["fail-fast"] is False
@@ -422,10 +424,16 @@ def test_drift_checks_every_team_stack_as_the_drift_role_after_the_platform():
     assert job["if"].startswith("${{ !cancelled() && needs.stacks.result == 'success'") and "needs.stacks.outputs.count != '0'" in job["if"]
     # Per stack, never a deploy's group: a queued check never displaces a queued deploy.
     assert job["concurrency"] == {"group": "drift-${{ matrix.stack }}", "cancel-in-progress": False}
-    # Read-only: the drift role, never a deploy role; the same pinned CLI as every other workflow.
+    # As the team: its state is the team's to write, and a refresh reads what that state names, so
+    # no principal stronger than the team may run it (not the drift role, which reads every
+    # namespace). Its own environment, which the team's role trusts besides its deploys'.
     (creds,) = steps(job, "aws-actions/configure-aws-credentials")
-    assert creds["with"]["role-to-assume"] == "${{ secrets.AWS_DRIFT_ROLE_ARN }}"
-    assert "DEPLOY" not in (WORKFLOWS / "drift.yml").read_text()
+    assert creds["with"]["role-to-assume"] == "${{ secrets.TEAM_DEPLOY_ROLE_ARN }}"
+    assert job["environment"] == "${{ matrix.stack }}-drift"
+    from components.aws.team_deploy import DRIFT_SUFFIX
+
+    assert job["environment"].endswith(DRIFT_SUFFIX) and "AWS_DRIFT_ROLE_ARN" not in yaml.safe_dump(job)
+    assert "AWS_DEPLOY_ROLE_ARN" not in (WORKFLOWS / "drift.yml").read_text()
     (cli,) = steps(job, "pulumi/actions")
     assert "command" not in cli["with"] and _pinned_pulumi_versions() == {str(cli["with"]["pulumi-version"])}
     runs = [str(s.get("run", "")) for s in job["steps"]]
@@ -439,7 +447,7 @@ def test_drift_checks_every_team_stack_as_the_drift_role_after_the_platform():
     for i in (refresh, preview):
         assert job["steps"][i]["env"]["PULUMI_BACKEND_URL"] == "${{ matrix.state }}"
         assert job["steps"][i]["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.TEAM_STACKS_PASSPHRASE }}"
-    assert set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))) == {"AWS_DRIFT_ROLE_ARN", "TEAM_STACKS_PASSPHRASE"}
+    assert set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))) == {"TEAM_DEPLOY_ROLE_ARN", "TEAM_STACKS_PASSPHRASE"}
     # A team check that fails says whether its environment's platform stack drifted in the same run.
     upload = steps(wf["jobs"]["drift"], "actions/upload-artifact")[0]
     (download,) = steps(job, "actions/download-artifact")

@@ -30,6 +30,8 @@ from . import iam
 
 ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 GITHUB_OIDC = "token.actions.githubusercontent.com"
+# The GitHub environment of a team stack's drift check: `<team>-<env>-drift`.
+DRIFT_SUFFIX = "-drift"
 TEAM = "${aws:PrincipalTag/team}"
 OWN = {"StringEquals": {"aws:ResourceTag/team": TEAM}}
 ROLE_ACTIONS = [
@@ -179,7 +181,10 @@ class TeamDeployIdentities(pulumi.ComponentResource):
                 "Condition": {
                     "StringEquals": {
                         f"{GITHUB_OIDC}:aud": "sts.amazonaws.com",
-                        f"{GITHUB_OIDC}:sub": f"repo:{spec.repository}:environment:{team}-{environment}",
+                        # Its deploys, and its daily drift check (`<team>-<env>-drift`: main only, no
+                        # reviewers): the team's state is the team's to write, so only the team's own
+                        # identity may refresh it (docs/security-model.md#drift-checks).
+                        f"{GITHUB_OIDC}:sub": [f"repo:{spec.repository}:environment:{team}-{environment}{suffix}" for suffix in ("", DRIFT_SUFFIX)],
                     }
                 },
             }
