@@ -5,7 +5,8 @@ request previews and deploys (docs/operations.md#pull-requests-deploys-and-drift
   every environment, previewed normally.
 - Any other change (a platform change): every platform stack, and every team stack of every
   environment with `expectNoChanges` (a platform change that rewrites a team's services is a
-  finding, not a side effect).
+  finding, not a side effect). A change that removes the room of a team whose stack still holds
+  services is refused (exit 2): the team's services go first, in their own merge.
 
 `--all` instead of `--base` lists every stack that exists, each expecting no changes (the daily
 drift check, .github/workflows/drift.yml): each environment's platform stack, and one team stack
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from components.spec import SpecError
 
@@ -34,8 +38,48 @@ from .project import PROJECT_ROOT
 from .stacks import environments, teams_in
 
 
+class OffboardingError(Exception):
+    """A change removes the room of a team whose stack still holds services (exit 2)."""
+
+
+def rooms_at(root: Path, commit: str, env: str) -> set[str]:
+    """The teams with a room in `env` at `commit`: a budget (`cpu`) under `teams:` of its stack file,
+    as StackSpec.rooms() reads it (tests/test_workflows.py keeps the two the same)."""
+    shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:stacks/{env}.yaml"], capture_output=True, text=True)
+    try:
+        raw = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
+    except yaml.YAMLError:
+        raw = None
+    teams = raw.get("teams") if isinstance(raw, dict) else None
+    return {t for t, entry in teams.items() if isinstance(entry, dict) and entry.get("cpu") is not None} if isinstance(teams, dict) else set()
+
+
+def offboarding_problems(root: Path, commit: str) -> list[str]:
+    """Rooms the change removes while the team's stack still holds services at `commit`: without a
+    room the team stack is no longer deployed, and what it made in AWS would be left behind."""
+    from components.spec.team_files import SERVICES_DIR
+
+    found = []
+    for env in environments(root):
+        for team in sorted(rooms_at(root, commit, env) - set(teams_in(env, root))):
+            files = subprocess.run(
+                ["git", "-C", str(root), "ls-tree", "-r", "--name-only", commit, "--", f"{SERVICES_DIR}/{team}/"], capture_output=True, text=True
+            )
+            if files.stdout.strip():
+                found.append(
+                    f"stacks/{env}.yaml: teams.{team}: the change removes team {team!r}'s room while its stack {team}-{env} still holds services; "
+                    f"delete the team's service files first (that merge's deploy deletes its workloads and AWS roles), then its budget "
+                    f"(docs/operations.md#onboarding-a-team)"
+                )
+    return found
+
+
 def matrix(root: Path, base: str) -> list[dict[str, object]]:
-    teams = involved_teams(root, resolve(root, base))
+    commit = resolve(root, base)
+    teams = involved_teams(root, commit)
+    problems = offboarding_problems(root, commit) if teams is None else []
+    if problems:
+        raise OffboardingError("\n".join(problems))
     rows: list[dict[str, object]] = []
     for env in environments(root):
         if teams is None:
@@ -70,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = every_stack(args.root.resolve()) if args.all else matrix(args.root.resolve(), args.base)
-    except (DiffError, SpecError, ContractError) as err:
+    except (DiffError, SpecError, ContractError, OffboardingError) as err:
         print(f"engine.touched: {err}", file=sys.stderr)
         return 2
     if args.kind != "all":

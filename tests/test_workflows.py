@@ -570,3 +570,45 @@ def test_promotion_runs_the_gates_then_opens_a_pr_and_never_touches_prod():
     assert "--body-file" in runs[pr] and "build/promote/$SERVICE.md" in runs[pr]
     text = (WORKFLOWS / "promote.yml").read_text()
     assert "pulumi" not in text.lower().replace("pulumi.<stack>.yaml", "") and "stack-name" not in text
+
+
+def test_rooms_at_a_commit_are_the_stack_models_rooms(tmp_path):
+    """engine.touched reads a base commit's rooms from its raw stack files; the model's rooms() are the truth."""
+    from components.spec import load
+    from engine.touched import rooms_at
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    for env in ("dev", "staging", "prod"):
+        rooms = set(load(env, repo).spec.rooms())
+        # The platform team declares alerts and owners only: no budget, no room.
+        assert rooms_at(repo, "HEAD", env) == rooms and "platform" not in rooms
+
+
+def test_a_room_goes_only_after_its_teams_services(tmp_path, capsys):
+    """Offboarding in two merges: services first (the team stack deletes what it made), then the budget."""
+    from engine.touched import main
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    web = '  web: {cpu: "20", memory: 24Gi, pods: 40, alerts: {critical: web-pager, warning: web-slack}, owners: ["@acme-shop/web"]}\n'
+    prod = repo / "stacks/prod.yaml"
+    assert web in prod.read_text()
+
+    def drop_prods_room() -> None:
+        prod.write_text(prod.read_text().replace(web, '  web: {alerts: {critical: web-pager, warning: web-slack}, owners: ["@acme-shop/web"]}\n'))
+
+    # Room and services in one merge: refused, naming the stack file and the team.
+    subprocess.run([*git, "rm", "-r", "--quiet", "stacks/services/web"], check=True)
+    drop_prods_room()
+    assert main(["--base", "HEAD", "--root", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert "stacks/prod.yaml: teams.web" in err and "web-prod still holds services" in err
+    # Services first (their own merge), then the room: accepted.
+    subprocess.run([*git, "checkout", "--quiet", "HEAD", "--", "stacks/prod.yaml"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "web's services go"], check=True)
+    drop_prods_room()
+    assert main(["--base", "HEAD", "--root", str(repo)]) == 0, capsys.readouterr().err
+    rows = json.loads(capsys.readouterr().out)["include"]
+    assert "web-prod" not in {r["stack"] for r in rows} and "web-dev" in {r["stack"] for r in rows}
