@@ -339,6 +339,7 @@ def test_the_publish_step_publishes_each_room_into_its_teams_backend(tmp_path):
             f"{state}|-C contract stack select --create organization/platform/dev --non-interactive",
             f"{state}|-C contract up --stack organization/platform/dev --yes --non-interactive",
             str([team]),
+            f"{state}|-C teams stack select --create organization/platform-teams/{team}-dev --non-interactive",
         ]
     assert lines[1:] == expected
 
