@@ -73,7 +73,7 @@ class Platform(pulumi.ComponentResource):
             self.team_deploy = TeamDeployIdentities(
                 f"{name}-team-deploy",
                 spec.team_deploy,
-                spec.environment,
+                decl.stack,
                 spec.rooms(),
                 self.cluster.name,
                 self.cluster.arn,

@@ -277,3 +277,15 @@ def test_the_refusal_holds_for_the_python_spelling_of_the_key(scratch, capsys):
     patch["addons"]["vault"]["settings"] = {"legacyUnsealKey": None, "unseal_key_arn": SEAL_REPLICA}
     build(scratch, patch)
     assert "addons.vault.settings.unsealKeyArn: set together with backup.copyTo" in scratch.rejected(capsys, STACK)
+
+
+def test_team_roles_trust_the_recovery_stacks_own_environments(rec):
+    """A team stack is `<team>-<stack>` (here checkout-prod-dr), so its GitHub environments are
+    named after the stack, not after the kind of environment (prod) the stack is."""
+    roles = [
+        r for r in rec.of_type("aws:iam/role:Role") if r.inputs.get("tags", {}).get("team") == "checkout" and "Deploys team" in str(r.inputs.get("description"))
+    ]
+    [role] = roles
+    [trust] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    subjects = trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert [s.rsplit(":", 1)[1] for s in subjects] == [f"checkout-{STACK}", f"checkout-{STACK}-drift"]

@@ -155,7 +155,7 @@ class TeamDeployIdentities(pulumi.ComponentResource):
         self,
         name: str,
         spec: TeamDeploySpec,
-        environment: str,
+        stack: str,
         teams: Sequence[str],
         cluster_name: pulumi.Input[str],
         cluster_arn: pulumi.Input[str],
@@ -184,13 +184,13 @@ class TeamDeployIdentities(pulumi.ComponentResource):
                         # Its deploys, and its daily drift check (`<team>-<env>-drift`: main only, no
                         # reviewers): the team's state is the team's to write, so only the team's own
                         # identity may refresh it (docs/security-model.md#drift-checks).
-                        f"{GITHUB_OIDC}:sub": [f"repo:{spec.repository}:environment:{team}-{environment}{suffix}" for suffix in ("", DRIFT_SUFFIX)],
+                        f"{GITHUB_OIDC}:sub": [f"repo:{spec.repository}:environment:{team}-{stack}{suffix}" for suffix in ("", DRIFT_SUFFIX)],
                     }
                 },
             }
             role = aws.iam.Role(
                 f"{name}-{team}",
-                description=f"Deploys team {team}'s stack {team}-{environment} (CI, under the team deploy boundary)",
+                description=f"Deploys team {team}'s stack {team}-{stack} (CI, under the team deploy boundary)",
                 assume_role_policy=iam.document([trust]),
                 permissions_boundary=boundary.arn,
                 tags={"team": team},
