@@ -71,14 +71,7 @@ class Platform(pulumi.ComponentResource):
         self.team_deploy = None
         if spec.team_deploy and spec.rooms():
             self.team_deploy = TeamDeployIdentities(
-                f"{name}-team-deploy",
-                spec.team_deploy,
-                decl.stack,
-                spec.rooms(),
-                self.cluster.name,
-                self.cluster.arn,
-                self.workloads.boundary_arn,
-                opts=scoped,
+                f"{name}-team-deploy", spec.team_deploy, decl.stack, spec.rooms(), self.cluster.name, self.cluster.arn, self.workloads.boundary_arn, opts=scoped
             )
         self.register_outputs(
             {"clusterName": self.cluster.name, "vpcId": self.network.vpc_id, "karpenterQueue": self.karpenter.queue_name, "addons": list(self.addons)}

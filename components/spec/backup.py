@@ -2,8 +2,10 @@
 and where the second copy lives.
 
 Schedules are cron expressions of five fields (minute hour day-of-month month day-of-week), the
-syntax both Kubernetes CronJobs and Velero Schedules take; they are parsed with croniter, so a
-typo is refused here rather than by the API server after `pulumi up`.
+syntax both Kubernetes CronJobs and Velero Schedules take. Both parse it with robfig/cron v3's standard
+parser, which is stricter than most crons (no L, W, #, no 7 for Sunday, no ranges that wrap), so this
+module reads schedules the way that parser does: a schedule it would refuse is refused here rather than
+by the API server or Velero after `pulumi up`, and the gaps between runs are the ones that really occur.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
-from croniter import CroniterError, croniter
+from croniter import croniter
 from pydantic import AfterValidator, model_validator
 
 from .alerting import SecretConfig
@@ -25,20 +27,75 @@ BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 # The Sealed Secrets controller makes a new key this often (its chart's keyrenewperiod, set explicitly
 # by components/addons/sealed_secrets.py); the keys must be backed up more often than that.
 SEALING_KEY_RENEWAL = timedelta(days=30)
+_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 # How far ahead a schedule's gaps are measured: long enough to see every month and weekday once.
 _HORIZON = timedelta(days=400)
+# The longest a valid schedule waits for its next run (February 29th: eight years across 2100).
+_SEARCH = timedelta(days=366 * 9)
+
+# robfig/cron v3's fields: name, lowest, highest, names. Its day-of-week ends at 6 (7 is not Sunday there).
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, {name: number for number, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}),
+    ("day-of-week", 0, 6, {name: number for number, name in enumerate("sun mon tue wed thu fri sat".split())}),
+)
+# One item of a field's comma-separated list: `*` or `?`, or a value or range a-b, each with an optional step /n.
+_ITEM = re.compile(r"(?:(?P<star>[*?])|(?P<low>[0-9]+|[a-z]+)(?:-(?P<high>[0-9]+|[a-z]+))?)(?:/(?P<step>[0-9]+))?")
+_QUARTZ = re.compile(r"[0-9]*[lw]|l-?[0-9]*|lw|.*#.*")
+
+
+def _refused(expression: str, name: str, item: str, low: int, high: int, names: dict[str, int]) -> ValueError:
+    if _QUARTZ.fullmatch(item.lower()):
+        why = "L, W and # (last, nearest weekday, nth weekday) are Quartz extensions it does not know"
+    else:
+        spelled = f"{low}-{high}" + (f" or {min(names, key=names.__getitem__)}-{max(names, key=names.__getitem__)}" if names else "")
+        why = f"it takes *, ?, values {spelled}, ranges a-b (not wrapping), steps */n, a-b/n, a/n, and lists of those"
+    return ValueError(
+        f"{expression!r} is not a cron expression Kubernetes CronJobs and Velero Schedules accept "
+        f"(their parser is robfig/cron's standard one): {name} {item!r}: {why}"
+    )
+
+
+def _value(token: Optional[str], names: dict[str, int]) -> Optional[int]:
+    return None if token is None else names.get(token, int(token) if token.isdigit() else None)
+
+
+def _parse(expression: str) -> tuple[list[frozenset[int]], bool]:
+    """The minutes, hours, days, months and weekdays a schedule allows, read as robfig/cron v3 reads them,
+    and whether a day must match both day fields (when either is a star: `*` or `?` unstepped, so `*/2`
+    is none) rather than either."""
+    values, stars = [], []
+    for text, (name, low, high, names) in zip(expression.split(), _FIELDS, strict=True):
+        allowed: set[int] = set()
+        star = False
+        for item in text.split(","):
+            match = _ITEM.fullmatch(item.lower())
+            if match is None:
+                raise _refused(expression, name, item, low, high, names)
+            step = int(match["step"] or 1)
+            star = star or bool(match["star"]) and step == 1
+            first: Optional[int] = low if match["star"] else _value(match["low"], names)
+            # "a/n" is a-highest/n.
+            last = high if match["star"] or match["step"] and not match["high"] else _value(match["high"] or match["low"], names)
+            if step == 0 or first is None or last is None or not low <= first <= last <= high:
+                raise _refused(expression, name, item, low, high, names)
+            allowed.update(range(first, last + 1, step))
+        values.append(frozenset(allowed))
+        stars.append(star)
+    return values, stars[2] or stars[4]
 
 
 def _cron(expression: str) -> str:
-    fields = expression.split()
-    if len(fields) != 5 or not croniter.is_valid(expression):
+    if len(expression.split()) != 5:
         raise ValueError(f'{expression!r} is not a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"')
-    try:
-        # Well-formed but never due (February 31st): the gap rules below could not measure it.
-        croniter(expression, datetime(2026, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
-        longest_gap(expression)
-    except (CroniterError, ValueError):
-        raise ValueError(f"{expression!r} never runs (no such date, e.g. February 31st); give a schedule that is due") from None
+    _parse(expression)
+    # croniter, the common reading in Python, must agree too: it refuses the odd forms robfig takes but nobody
+    # means (`?` in the minute, hour or month field).
+    if not croniter.is_valid(expression):
+        raise ValueError(f'{expression!r} is not a cron expression (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"')
+    longest_gap(expression)
     return expression
 
 
@@ -47,53 +104,29 @@ Cron = Annotated[str, AfterValidator(_cron)]
 
 @functools.lru_cache(maxsize=256)
 def longest_gap(expression: str) -> timedelta:
-    """The longest time between two runs of a cron schedule over the next year (or its next
-    2,000 runs, for schedules that run more often than every few hours)."""
-    runs = _plain_runs(expression)
-    if runs is None:
-        runs = _croniter_runs(expression)
-    previous, longest = next(runs), timedelta(0)
-    for _ in range(2000):
-        if previous - _START >= _HORIZON:
-            break
-        current = next(runs, None)
+    """The longest time between two runs of a cron schedule, as Kubernetes and Velero run it, over the next
+    year, or up to its second run if it runs less often (February 29th: four years). Exact and quick: every
+    run day has the same times of day, so the longest gap is either between two of those times or from one
+    run day's last run to the next run day's first."""
+    (minutes, hours_, days, months, weekdays), both = _parse(expression)
+    times = sorted(timedelta(hours=h, minutes=m) for h in hours_ for m in minutes)
+    longest = max((later - earlier for earlier, later in zip(times, times[1:], strict=False)), default=timedelta(0))
+
+    def runs_on(day: datetime) -> bool:
+        by_date, by_weekday = day.day in days, (day.weekday() + 1) % 7 in weekdays
+        return day.month in months and ((by_date and by_weekday) if both else (by_date or by_weekday))
+
+    run_days = (day for day in (_START + timedelta(days=n) for n in range(_SEARCH.days)) if runs_on(day))
+    previous = next(run_days, None)
+    while previous is not None:
+        current = next(run_days, None)
         if current is None:
-            raise ValueError(f"{expression!r} stops running")
-        longest = max(longest, current - previous)
+            break
+        longest = max(longest, current + times[0] - (previous + times[-1]))
+        if current - _START >= _HORIZON:
+            return longest
         previous = current
-    return longest
-
-
-_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-# The longest a valid schedule waits for its next run (February 29th: eight years across 2100).
-_SEARCH = timedelta(days=366 * 9)
-
-
-def _croniter_runs(expression: str) -> Iterator[datetime]:
-    runs = croniter(expression, _START)
-    while True:
-        yield runs.get_next(datetime)
-
-
-def _plain_runs(expression: str) -> Optional[Iterator[datetime]]:
-    """The runs after _START of a schedule that lists its minutes, hours, days, months and weekdays
-    plainly, computed day by day (croniter steps minute fields one run at a time, and a year of an
-    hourly schedule is 2,000 steps per stack loaded). None for the forms whose day rules differ
-    between cron implementations (day-of-month and weekday both set, L, #): croniter decides those.
-    tests/test_backup_settings.py checks both ways agree."""
-    (minutes, hours_, days, months, weekdays), nth = croniter.expand(expression)
-    if nth or "l" in days or (days != ["*"] and weekdays != ["*"]):
-        return None
-    times = sorted(timedelta(hours=h, minutes=m) for h in (range(24) if hours_ == ["*"] else hours_) for m in (range(60) if minutes == ["*"] else minutes))
-
-    def runs() -> Iterator[datetime]:
-        day = _START
-        while day - _START < _SEARCH:
-            if (months == ["*"] or day.month in months) and (days == ["*"] or day.day in days) and (weekdays == ["*"] or (day.weekday() + 1) % 7 in weekdays):
-                yield from (day + t for t in times if day + t > _START)
-            day += timedelta(days=1)
-
-    return runs()
+    raise ValueError(f"{expression!r} never runs (no such date, e.g. February 31st); give a schedule that is due")
 
 
 def hours(duration: str) -> int:
