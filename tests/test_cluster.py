@@ -244,12 +244,20 @@ def test_dev_differs_from_prod_only_through_declarations(scratch, prod):
         scratch.edit(rel, lambda d: d.update(envs={**d.get("envs", {}), "dev": copy.deepcopy(d.get("envs", {}).get("prod", {}))}))
     as_dev = run("dev", scratch.root)
 
+    def team_stacks_named(r, stack):
+        # A team's deploy role trusts the GitHub environments named after its stack, <team>-<stack>.
+        if r.type == "aws:iam/role:Role" and str(r.inputs.get("description", "")).startswith("Deploys team"):
+            return json.loads(json.dumps(r.inputs).replace(f"-{stack}", "-<stack>"))
+        return r.inputs
+
     def shape(rec):
-        # The stack name itself differs (URNs, the stack tag on the AWS provider); nothing else may.
+        # The stack name itself differs (URNs, the stack tag on the AWS provider, the team stacks'
+        # names in their deploy roles); nothing else may.
         return sorted(
             json.dumps(
                 {
                     **r.to_json(),
+                    "inputs": team_stacks_named(r, rec.stack),
                     "urn": r.urn.split("::", 2)[2],
                     "parent": None,
                     "provider": None,
