@@ -544,7 +544,7 @@ def test_zizmor_is_pinned():
 
 
 def test_the_tests_run_with_the_production_promtool_and_amtool_and_never_skip_them():
-    """CI and both workflows build the tools at the chart's versions before the tests, which may not skip them."""
+    """CI and both workflows build the tools (the chart's promtool and amtool, the real engine) before the tests, which may not skip them."""
     run = (ROOT / ".ci" / "run").read_text()
     assert run.index("make tools") < run.index("export PLATFORM_REQUIRE_TOOLS=1") < run.index("make test")
     assert "apt-get install" not in run, "Debian's promtool and amtool are not the versions production runs"
@@ -553,6 +553,8 @@ def test_the_tests_run_with_the_production_promtool_and_amtool_and_never_skip_th
         runs = [str(s.get("run", "")) for s in job["steps"]]
         assert steps(job, "actions/setup-go"), f"{name}: the Go toolchain builds the tools"
         assert runs.index("make tools") < runs.index("make test"), name
+        # The engine's tests need the real CLI, provider and API server too, and may not skip them either.
+        assert runs.index("make engine-tools") < runs.index("make test"), name
         [test] = [s for s in job["steps"] if s.get("run") == "make test"]
         assert test["env"]["PLATFORM_REQUIRE_TOOLS"] == "1", name
 
