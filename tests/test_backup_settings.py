@@ -220,7 +220,7 @@ WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 class NeverRuns(Exception):
-    pass
+    """croniter finds no run of the schedule at all (February 30th)."""
 
 
 def _gap_by_croniter(minute: str, hour: str, days: str, month: str, weekdays: str) -> timedelta:
@@ -262,7 +262,7 @@ def _gap_by_croniter(minute: str, hour: str, days: str, month: str, weekdays: st
             try:
                 found.append(runs.get_prev(datetime))
             except CroniterBadDateError:
-                pass
+                pass  # this half of an either-day schedule never ran before: the other half's run counts
         return max(found)
 
     first = first_run(backup._START)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from tools import require_engine
+from tools import require_engine, team_stand_in
 
 from components import stack_contract
 from engine.contract import CONFIG_KEY, main, published
+from engine.real.up_local import cli_env
 from engine.stacks import platform_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,30 +133,11 @@ def test_the_generated_config_is_never_committed():
 
 # -- with the real Pulumi CLI (make engine-tools) ----------------------------------------------------
 
-PROBE = """\
-name: platform-teams
-runtime: yaml
-resources:
-  platform:
-    type: pulumi:pulumi:StackReference
-    properties:
-      name: organization/platform/dev
-outputs:
-  contract: ${platform.outputs}
-"""
+PROBE = team_stand_in("  contract: ${platform.outputs}\n")
 
 
 def _pulumi(tools: Path, home: Path, passphrase: str, *args: str | Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(home),
-        "PULUMI_CONFIG_PASSPHRASE": passphrase,
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-    }
-    env.pop("PULUMI_BACKEND_URL", None)
-    env.pop("PULUMI_ACCESS_TOKEN", None)
+    env = cli_env(home, tools, PULUMI_CONFIG_PASSPHRASE=passphrase)
     proc = subprocess.run([str(tools / "pulumi"), *map(str, args), "--non-interactive"], capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, f"pulumi {' '.join(map(str, args))}:\n{proc.stdout}\n{proc.stderr}"
     return proc

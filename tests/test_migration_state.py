@@ -15,25 +15,14 @@ import sys
 from pathlib import Path
 
 from conftest import ROOT
-from tools import require_engine
+from tools import require_engine, team_stand_in
 
 from engine.contract import published, write_config
 from engine.migrate import Move, commands
+from engine.real.up_local import cli_env
 from engine.stacks import platform_of
 
-STAND_IN = """\
-name: platform-teams
-runtime: yaml
-resources:
-  platform:
-    type: pulumi:pulumi:StackReference
-    properties:
-      name: organization/platform/dev
-outputs:
-  kubeconfig:
-    fn::secret: exec-auth-kubeconfig-of-web
-  namespace: ${platform.outputs["teamRooms"]["web"]["namespace"]}
-"""
+STAND_IN = team_stand_in('  kubeconfig:\n    fn::secret: exec-auth-kubeconfig-of-web\n  namespace: ${platform.outputs["teamRooms"]["web"]["namespace"]}\n')
 
 
 def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_path):
@@ -45,18 +34,16 @@ def test_a_team_stack_moves_into_its_teams_state_by_the_printed_commands(tmp_pat
     (work / "teams" / "Pulumi.yaml").write_text(STAND_IN)
     (work / "contract").mkdir()
     (work / "contract" / "Pulumi.yaml").write_text((ROOT / "contract" / "Pulumi.yaml").read_text())
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
-        "PATH": f"{tools}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(tmp_path / "home"),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_BACKEND_URL": f"file://{platform}",
-        "PULUMI_CONFIG_PASSPHRASE": "the-platforms",
-        "PLATFORM_PASSPHRASE": "the-platforms",
-        "TEAM_STACKS_PASSPHRASE": "the-teams",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = cli_env(
+        tmp_path / "home",
+        tools,
+        PULUMI_BACKEND_URL=f"file://{platform}",
+        PULUMI_CONFIG_PASSPHRASE="the-platforms",
+        PLATFORM_PASSPHRASE="the-platforms",
+        TEAM_STACKS_PASSPHRASE="the-teams",
+        PYTHONPATH=str(ROOT),
+    )
+    env["PATH"] = f"{tools}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
     def sh(script: str, **extra: str) -> subprocess.CompletedProcess:
         proc = subprocess.run(["sh", "-ec", script], cwd=work, env={**env, **extra}, capture_output=True, text=True, timeout=300)

@@ -139,7 +139,7 @@ class FakeApi(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, *args):
-        pass
+        pass  # no access log on the test's output
 
 
 def status(reason: str, code: int) -> dict:

@@ -71,3 +71,19 @@ def require_engine(*tools: str) -> Path:
     if os.environ.get("PLATFORM_REQUIRE_TOOLS") == "1":
         pytest.fail(f"{reason}; PLATFORM_REQUIRE_TOOLS=1 forbids skipping")
     pytest.skip(reason)
+
+
+def team_stand_in(outputs: str) -> str:
+    """A Pulumi YAML stand-in for the team program, which the real CLI cannot run here (no Python
+    language host is served): project platform-teams, reading dev's platform stack through its
+    StackReference (`platform`), exporting `outputs` (the YAML lines under `outputs:`)."""
+    return (
+        "name: platform-teams\n"
+        "runtime: yaml\n"
+        "resources:\n"
+        "  platform:\n"
+        "    type: pulumi:pulumi:StackReference\n"
+        "    properties:\n"
+        "      name: organization/platform/dev\n"
+        "outputs:\n" + outputs
+    )

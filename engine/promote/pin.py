@@ -14,7 +14,7 @@ from components.spec.loader import SERVICES_DIR, read_yaml
 
 
 class PinError(Exception):
-    pass
+    """The pin cannot be written: no such service, a stack it does not run in, or a pin that does not load. Nothing is changed."""
 
 
 def service_file(root: Path, service: str) -> Path:

@@ -40,7 +40,7 @@ CONTROLLERS = "namespace-controller,garbage-collector-controller,serviceaccount-
 
 
 class ClusterError(RuntimeError):
-    pass
+    """The local control plane cannot be started, reached or stopped; the message says which part and why."""
 
 
 def tool(name: str) -> str:

@@ -36,7 +36,22 @@ STACK_NAME = "local"
 
 
 class CycleError(RuntimeError):
-    pass
+    """A step of the cycle failed; the message holds the command and the tail of its output."""
+
+
+def cli_env(home: Path, tools: Path = cluster.TOOLS, **settings: str) -> dict[str, str]:
+    """The environment the real CLI runs in here: the built tools first on PATH (plugins come only
+    from there, never downloaded), its own PULUMI_HOME, no update check, and none of the caller's
+    PULUMI_* settings (a backend, a token, a passphrase meant for another stack), then `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(
+        PATH=f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
+        PULUMI_HOME=str(home),
+        PULUMI_SKIP_UPDATE_CHECK="true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
+    )
+    env.update(settings)
+    return env
 
 
 class Cli:
@@ -44,17 +59,13 @@ class Cli:
         self.workdir, self.log = workdir, log
         home.mkdir(parents=True, exist_ok=True)
         backend.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "PATH": f"{cluster.TOOLS}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PULUMI_HOME": str(home),
-            "PULUMI_BACKEND_URL": f"file://{backend}",
-            "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-            "KUBECONFIG": str(cluster.KUBECONFIG),
-        }
+        self.env = cli_env(
+            home,
+            PULUMI_BACKEND_URL=f"file://{backend}",
+            PULUMI_CONFIG_PASSPHRASE=secrets.token_urlsafe(24),
+            PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK="true",
+            KUBECONFIG=str(cluster.KUBECONFIG),
+        )
 
     def __call__(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
         argv = [cluster.tool("pulumi"), *args, "--non-interactive", "--cwd", str(self.workdir)]
