@@ -9,6 +9,7 @@ from components.addons.base import gitops_metadata
 from components import stack_contract
 from components.platform import Platform
 from components.spec import SpecError, load
+from components.spec.platform_view import platform_view
 from components.workloads import offered
 
 try:
@@ -29,8 +30,11 @@ if copy is not None and copy.region == region:
 # The layout before the split (docs/operations.md#migrating-to-team-stacks): services in this stack too.
 # Only for a stack whose state has not been moved yet; never for a new stack.
 single_stack = pulumi.Config().get_bool("singleStack") or False
+# Of the services, the platform reads only their views (components/spec/platform_view.py): what it
+# reads is declared, and a change outside the views provably leaves this stack alone.
+given = declarations if single_stack else platform_view(declarations)
 try:
-    platform = Platform("platform", declarations, region, single_stack=single_stack)
+    platform = Platform("platform", given, region, single_stack=single_stack)
 except Exception as err:  # noqa: BLE001 (a failure while rendering is one line for the user, not a stack trace)
     raise pulumi.RunError(
         f"invalid stack declarations:\nthe program failed while rendering the stack: {type(err).__name__}: {' '.join(str(err).split())[:400]}"
@@ -64,7 +68,7 @@ if single_stack:
     )
 
 # The contract of the team stacks (components/stack_contract.py): versioned, and without a secret.
-mesh = offered(declarations, platform.contracts, declarations.spec.cluster.name, region)
+mesh = offered(given, platform.contracts, declarations.spec.cluster.name, region)
 pulumi.export("contractVersion", stack_contract.CONTRACT_VERSION)
 pulumi.export("clusterCertificateAuthority", cluster.certificate_authority)
 pulumi.export("region", region)

@@ -13,7 +13,8 @@ from policy.evaluate import evaluate_recording
 from . import render
 from .project import PROJECT_ROOT
 from .runtime import ProgramError, rejected
-from .stacks import load_and_run
+from .platform_state import store_of
+from .stacks import State, load_and_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.root / "build" / args.stack
     try:
         # Loaded here as well as in the program: the summary describes the declared services.
-        decl, recording = load_and_run(args.stack, args.root)
+        # It runs the platform stack, and keeps its state for `make diff` to serve (engine/platform_state.py).
+        decl, recording = load_and_run(args.stack, args.root, state=State(store_of(args.root), serve=False))
     except (SpecError, ProgramError) as err:
         return rejected(err)
     # The policy pack's rules, offline: the same verdict `pulumi preview --policy-pack policy` gives.

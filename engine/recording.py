@@ -55,6 +55,8 @@ class Recording:
     outputs: dict[str, Any] = field(default_factory=dict)
     # For an environment run (engine/stacks.py): each stack's own recording, by stack name.
     stacks: dict[str, "Recording"] = field(default_factory=dict, repr=False, compare=False)
+    # Served from the stack's recorded state (engine/platform_state.py), not run this time.
+    served: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_urn = {r.urn: r for r in self.resources}

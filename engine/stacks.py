@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from components import stack_contract
 from components.spec import SpecError, load
 
+from . import platform_state
 from .chart_values import override_problems
 from .project import PROJECT_ROOT
 from .recording import Recording
-from .runtime import ORGANIZATION, ProgramError, object_clashes, run_program
+from .runtime import ORGANIZATION, ProgramError, object_clashes, run_program, stack_config
 
 TEAMS_DIR = "teams"
 
@@ -65,10 +67,49 @@ def teams_in(env: str, root: Path) -> list[str]:
     return list(load(env, root).spec.rooms())
 
 
-def run_platform(env: str, root: Path, single_stack: bool = False) -> Recording:
-    """The platform stack of `env`; with `single_stack`, the layout before the split (services included)."""
+@dataclasses.dataclass(eq=False)
+class State:
+    """Where the platform stacks' recorded states are kept (engine/platform_state.py), and whether
+    a run may be served one (`make diff`) or only records its own (`make preview` runs the program).
+    What a run records is kept only once the whole run has succeeded (`keep`): a refused stack
+    writes nothing, not even this."""
+
+    store: Path
+    serve: bool = True
+    ran: list[tuple[str, str, Recording]] = dataclasses.field(default_factory=list)
+
+    def keep(self) -> None:
+        for env, digest, recording in self.ran:
+            try:
+                platform_state.record(self.store, env, digest, recording)
+            except OSError as err:  # a cache: a read-only checkout or a full disk only costs the next run its speed
+                print(f"note: the platform stack's state was not kept in {self.store}: {err}", file=sys.stderr)
+        self.ran.clear()
+
+
+def run_platform(env: str, root: Path, single_stack: bool = False, state: Optional[State] = None) -> Recording:
+    """The platform stack of `env`; with `single_stack`, the layout before the split (services included).
+    With `state`, its recorded state when its inputs are those it was recorded from, and recorded after a run."""
     config = {"platform:singleStack": "true"} if single_stack else None
-    return run_program(env, root, root / "__main__.py", config=config)
+    # The single-stack layout (by argument or in Pulumi.<env>.yaml) is given whole services: no key covers it.
+    keyed = state is not None and not single_stack and stack_config(env, root)[0].get("platform:singleStack", "false").lower() != "true"
+    digest = _state_key(env, root) if keyed else None
+    if state is not None and digest and state.serve:
+        found = platform_state.served(state.store, env, digest)
+        if found is not None:
+            return found
+    recording = run_program(env, root, root / "__main__.py", config=config)
+    # Recorded under its key only if nothing it is made from changed while it ran.
+    if state is not None and digest and _state_key(env, root) == digest:
+        state.ran.append((env, digest, recording))
+    return recording
+
+
+def _state_key(env: str, root: Path) -> Optional[str]:
+    try:
+        return platform_state.key(env, root, load(env, root))
+    except SpecError:
+        return None  # the run reports the declarations' problems
 
 
 def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
@@ -93,9 +134,9 @@ def run_team(team: str, env: str, root: Path, platform: Recording) -> Recording:
     return recording
 
 
-def run_environment(env: str, root: Path, teams: Optional[list[str]] = None) -> Recording:
+def run_environment(env: str, root: Path, teams: Optional[list[str]] = None, state: Optional[State] = None) -> Recording:
     """The platform stack and the team stacks of `env` (all, or those of `teams`), as one recording."""
-    platform = run_platform(env, root)
+    platform = run_platform(env, root, state=state)
     parts = {env: platform}
     for team in teams_in(env, root) if teams is None else teams:
         parts[f"{team}-{env}"] = run_team(team, env, root, platform)
@@ -107,14 +148,14 @@ def run_environment(env: str, root: Path, teams: Optional[list[str]] = None) -> 
     return combined
 
 
-def run_stack(stack: str, root: Path) -> Recording:
+def run_stack(stack: str, root: Path, state: Optional[State] = None) -> Recording:
     """`stack` as the tools name it: an environment (all its stacks, combined) or one team stack."""
     found = team_stack(stack, root)
     if found is None:
         refuse_unknown_team(stack, root)
-        return run_environment(stack, root)
+        return run_environment(stack, root, state=state)
     team, env = found
-    return run_team(team, env, root, platform_of(env, root))
+    return run_team(team, env, root, platform_of(env, root, state))
 
 
 @functools.lru_cache(maxsize=8)
@@ -122,9 +163,12 @@ def _platform_cached(env: str, root: Path, stamp: tuple) -> Recording:
     return run_platform(env, root)
 
 
-def platform_of(env: str, root: Path) -> Recording:
+def platform_of(env: str, root: Path, state: Optional[State] = None) -> Recording:
     """The platform stack's recording, reused while no platform input changed (a team stack's
-    preview should not pay for the platform's run more than once per process)."""
+    preview should not pay for the platform's run more than once per process); with `state`, served
+    or recorded there instead (engine/platform_state.py)."""
+    if state is not None:
+        return run_platform(env, root, state=state)
     return _platform_cached(env, root, _platform_inputs(root))
 
 
@@ -146,11 +190,12 @@ def combine(env: str, parts: dict[str, Recording]) -> Recording:
     return Recording(stack=env, resources=resources, outputs=outputs, stacks=dict(parts))
 
 
-def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> tuple[Any, Recording]:
+def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None, state: Optional[State] = None) -> tuple[Any, Recording]:
     """The stack's declarations and one run of its program, for the offline tools.
 
     Raises SpecError or ProgramError when the input is rejected; `rejected()` reports either.
-    `teams` limits an environment's run to its platform stack and those teams' stacks."""
+    `teams` limits an environment's run to its platform stack and those teams' stacks; `state`
+    is where the platform stack's recorded state is kept (State)."""
     found = team_stack(stack, root)
     if found is None:
         refuse_unknown_team(stack, root)
@@ -166,8 +211,12 @@ def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None) -> t
         decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
         # Each involved team's stack, even one left without services (its stack deletes them).
         present = [t for t in decl.spec.rooms() if t in teams]
-        return decl, run_environment(stack, Path(root).resolve(), present)
-    return decl, run(stack, root)
+        recording = run_environment(stack, Path(root).resolve(), present, state)
+    else:
+        recording = run_stack(stack, Path(root).resolve(), state)
+    if state is not None:
+        state.keep()
+    return decl, recording
 
 
 def run(stack: str, root: Optional[Path] = None, program: Optional[Path] = None) -> Recording:

@@ -5,6 +5,7 @@ rendering, is still one clean line and exit 2, never a traceback."""
 from __future__ import annotations
 
 import pytest
+from tools import custom_resource
 
 from components.spec import names
 from engine.preview import main as preview
@@ -57,20 +58,7 @@ def test_a_clash_no_rule_foresaw_is_one_line_and_exit_2(scratch, capsys, monkeyp
 
 def test_object_clashes_compare_group_kind_namespace_and_name():
     def obj(urn: str, api: str, kind: str, name: str, namespace: str = "web") -> Resource:
-        inputs = {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": namespace}}
-        return Resource(
-            urn=urn,
-            type=f"kubernetes:{api}:{kind}",
-            name=urn,
-            parent=None,
-            provider=None,
-            custom=True,
-            remote=False,
-            protect=False,
-            dependencies=[],
-            inputs=inputs,
-            aliases=[],
-        )
+        return custom_resource(urn, f"kubernetes:{api}:{kind}", {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": namespace}})
 
     same = Recording(stack="dev", resources=[obj("a", "v1", "ConfigMap", "x"), obj("b", "v1", "ConfigMap", "x")], outputs={})
     assert object_clashes(same) == ["the ConfigMap 'x' in namespace web is declared twice, by a and b; rename one of them"]

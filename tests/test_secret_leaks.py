@@ -104,3 +104,49 @@ def test_make_diff_refuses_a_leak_without_printing_it(tmp_path):
     assert "stacks/services/web/storefront.yaml: env.STRIPE: the value looks like a credential" in proc.stderr
     assert LEAKS["BILLING"] not in proc.stdout + proc.stderr
     assert not (repo / "build" / "dev" / "diff.md").exists()
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("line", [0, 2, 5])
+def test_a_credential_on_any_line_of_a_long_value_is_found(line):
+    """A value of several lines (a dashboard's JSON, a config file) is scanned line by line, as
+    detect-secrets scans a file: a credential on its first, a middle or its last line is found."""
+    lines = ["{", '  "title": "orders",', '  "refresh": "30s",', '  "panels": [],', '  "tags": ["shop"],', "}"]
+    clean = "\n".join(lines)
+    assert credential_types("dashboard.json", clean) == []
+    lines.insert(line, f'  "aws": "{LEAKS["AWS_ACCESS"]}",')
+    assert credential_types("dashboard.json", "\n".join(lines)) == ["AWS Access Key"]
+    assert credential_types("KEY", PEM) == ["Private Key"]
+    # The same lines again are answered from what was scanned, with the same verdict.
+    assert credential_types("other.json", "\n".join(lines)) == ["AWS Access Key"] and credential_types("other.json", clean) == []
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("app.yaml", "db:\n  password:\n    Xk9f2LmQ7rT4"),
+        ("app.yaml", "password:\n  Xk9f2LmQ7rT4"),
+        ("app.yaml", "db:\n  password:\n\n    Xk9f2LmQ7rT4"),
+        ("cfg", "user=a\npassword=\nXk9f2LmQ7rT4"),
+        ("secrets.env", "DB_PASSWORD=\nXk9f2LmQ7rT4"),
+        ("app.json", '{"password":\n  "Xk9f2LmQ7rT4"}'),
+        ("password", "\nXk9f2LmQ7rT4"),
+    ],
+)
+def test_a_keyword_whose_value_is_on_a_line_of_its_own_is_found(key, value):
+    """The keyword on the first line, a later one, beside the key, or a blank line before the value."""
+    assert credential_types(key, value) == ["Secret Keyword"]
+    assert credential_types(key, value.replace("Xk9f2LmQ7rT4", "")) == []
+
+
+def test_a_full_scan_cache_starts_over_without_losing_a_verdict(monkeypatch):
+    from components.spec import secrets_scan
+
+    monkeypatch.setattr(secrets_scan, "MAX_SCANNED", 3)
+    monkeypatch.setattr(secrets_scan, "_SCANNED", {})
+    for _ in range(2):
+        assert credential_types("C", "x3\ny") == []
+        assert credential_types("KEY", PEM) == ["Private Key"]
+        assert len(secrets_scan._SCANNED) <= 3 + 5

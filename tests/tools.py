@@ -24,6 +24,8 @@ from typing import Optional
 import pytest
 from build_tools import TOOLS
 
+from engine.recording import Resource
+
 
 @functools.lru_cache(maxsize=None)
 def reported_version(path: str) -> Optional[str]:
@@ -87,3 +89,8 @@ def team_stand_in(outputs: str) -> str:
         "      name: organization/platform/dev\n"
         "outputs:\n" + outputs
     )
+
+
+def custom_resource(urn: str, type_: str, inputs: dict) -> Resource:
+    """A recorded custom resource with no parent, provider or dependencies (named by its URN)."""
+    return Resource(urn=urn, type=type_, name=urn, parent=None, provider=None, custom=True, remote=False, protect=False, dependencies=[], inputs=inputs)

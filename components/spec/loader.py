@@ -8,7 +8,6 @@ file that cannot be loaded causes one error, not follow-on errors in the files t
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Optional
 from . import catalog, environments, hosts, ownership, stack_rules, team_files, tenancy, yamlsafe
 from .egress import platform_networks, shared_network_problems
 from .fingerprint import fingerprint
+from .merging import deep_merge
 from .pulumi_files import aws_region, config_problems, missing_secrets, plaintext_secrets, team_stack_secrets
 from .problems import Problem, SpecError, short, validate
 from .service import Service
@@ -120,17 +120,6 @@ def known_stacks(root: Path) -> list[str]:
 
 def read_yaml(path: Path, root: Path) -> dict[str, Any]:
     return yamlsafe.read(path, _rel(path, root))
-
-
-def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Maps merge key by key; anything else (lists included) in the overlay replaces the base."""
-    merged = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _stack_file(root: Path, stack: str) -> Path:

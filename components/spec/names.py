@@ -157,7 +157,7 @@ def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
         names += [("ConfigMap", dashboard_config_map(n), "name", f"the dashboard {of}"), ("Service", metrics_service(n), "name", f"the metrics Service {of}")]
     if stack.tracing:
         names.append(("NetworkPolicy", telemetry_policy(n), "name", f"the telemetry egress policy {of}"))
-    if svc.egress or svc.aws_permissions or svc.scaling.sqs is not None:
+    if svc.egress or svc.has_aws_role:
         names.append(("NetworkPolicy", egress_policy(n), "egress", f"the egress policy {of}"))
     if svc.scaling.sqs is not None:
         names.append(("TriggerAuthentication", keda_auth(n), "scaling.sqs", f"the KEDA authentication {of}"))
@@ -174,7 +174,7 @@ def _service_names(stack: StackNames, svc: Service, rel: str) -> list[Derived]:
         ]
         names += [("Secret", flagger(name, PRIMARY), path, canary) for name, path in secrets]
     out = [Derived(f"namespace {ns}", kind, name, K8S_LIMITS.get(kind, K8S_DEFAULT_LIMIT), rel, path, why) for kind, name, path, why in names]
-    if svc.aws_permissions or svc.scaling.sqs is not None:
+    if svc.has_aws_role:
         # Auto-named, so never shared; only the length matters.
         out.append(Derived("aws auto-named", "IAM role", workload_role(n), IAM_ROLE_LIMIT - AUTONAME_SUFFIX, rel, "name", f"the Pod Identity role {of}"))
     return out

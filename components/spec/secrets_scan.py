@@ -9,6 +9,7 @@ summary.md or diff.md.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 # The detectors read a line of a file; a YAML line is what a declaration is.
@@ -26,23 +27,49 @@ def _detectors() -> tuple[Any, ...]:
 
 
 def credential_types(key: str, value: Any) -> list[str]:
-    """The detectors that flag `key: value` (empty when it looks like plain configuration)."""
+    """The detectors that flag `key: value` (empty when it looks like plain configuration). A value
+    of several lines (a PEM block, a dashboard's JSON, a config file) is scanned as detect-secrets
+    scans a file, line by line, its first line beside its key; and a keyword's line with the next
+    one that is not blank, for a keyword whose value is on a line of its own (`password:` then the
+    password)."""
     if not isinstance(value, str) or not value:
         return []
-    return list(_credential_types(key, value))
+    first, *rest = value.splitlines() or [""]
+    units = [f'{key}: "{first}"', *rest]
+    # A keyword's line with the next line that is not blank: only the keyword detector reads
+    # across lines, and only from a line that holds one of its keywords (the key's own included).
+    plain = [f"{key}: {first}", *rest]
+    for i, line in enumerate(plain):
+        following = next((later for later in plain[i + 1 :] if later.strip()), None) if _keyword().search(line) else None
+        if following is not None:
+            units.append(f"{line}\n{following}")
+    units = list(dict.fromkeys(units))
+    known = {unit: _SCANNED[unit] for unit in units if unit in _SCANNED}
+    missing = [unit for unit in units if unit not in known]
+    if missing:
+        from detect_secrets.settings import default_settings
+
+        # Entering the settings resets every detector's caches: once per value, not once per line.
+        with default_settings():
+            for unit in missing:
+                known[unit] = tuple(sorted({s.type for d in _detectors() for s in d.analyze_line(filename=SCANNED_AS, line=unit, line_number=1)}))
+        if len(_SCANNED) + len(missing) > MAX_SCANNED:
+            _SCANNED.clear()
+        _SCANNED.update((unit, known[unit]) for unit in missing)
+    return sorted({kind for unit in units for kind in known[unit]})
 
 
-# Declarations repeat the same pairs (LOG_LEVEL: info in every file, every stack): scan each once.
-@functools.lru_cache(maxsize=65536)
-def _credential_types(key: str, value: str) -> tuple[str, ...]:
-    line = f'{key}: "{value}"'
-    from detect_secrets.settings import default_settings
+@functools.lru_cache(maxsize=1)
+def _keyword() -> re.Pattern[str]:
+    from detect_secrets.plugins.keyword import DENYLIST_REGEX
 
-    found: set[str] = set()
-    with default_settings():
-        for detector in _detectors():
-            found.update(secret.type for secret in detector.analyze_line(filename=SCANNED_AS, line=line, line_number=1))
-    return tuple(sorted(found))
+    return re.compile(DENYLIST_REGEX, re.IGNORECASE)
+
+
+# Declarations and rendered objects repeat the same lines (LOG_LEVEL: info in every file and stack,
+# the same dashboard template for every service): each is scanned once.
+_SCANNED: dict[str, tuple[str, ...]] = {}
+MAX_SCANNED = 65536
 
 
 # Detectors that read a message's own words as credentials ("authPassword: declared ...", a CIDR).

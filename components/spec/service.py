@@ -274,6 +274,11 @@ class Service(Spec):
         return sorted(declared | ({"sqs"} if self.scaling.sqs else set()))
 
     @property
+    def has_aws_role(self) -> bool:
+        """Whether the service gets an AWS role of its own (Pod Identity): it calls AWS, or it reads a queue."""
+        return bool(self.aws_permissions) or self.scaling.sqs is not None
+
+    @property
     def external_hosts(self) -> list[tuple[str, int]]:
         return sorted({(e.host, e.port) for e in self.egress if e.host and e.port})
 

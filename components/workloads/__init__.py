@@ -147,7 +147,7 @@ class Workloads(pulumi.ComponentResource):
     ):
         super().__init__("platform:workloads:Workloads", name, None, opts)
         boundary = None
-        if any(s.aws_permissions or s.scaling.sqs for s in decl.services):
+        if any(s.has_aws_role for s in decl.services):
             # The ceiling of every workload role: even a permission the checks missed cannot exceed it.
             boundary = aws.iam.Policy(
                 f"{name}-boundary",

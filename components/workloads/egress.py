@@ -60,7 +60,7 @@ def network_policy(svc: Service, vpc_cidr: str, prefix_lists: dict[str, Any], ga
     for api in apis:
         if AWS_ENDPOINTS[api] == "Gateway":
             rules.append({"to": pulumi.Output.from_input(prefix_lists[api]).apply(lambda cidrs: [{"ipBlock": {"cidr": c}} for c in cidrs]), "ports": https})
-    if svc.aws_permissions or svc.scaling.sqs:
+    if svc.has_aws_role:
         rules.append({"to": [{"ipBlock": {"cidr": POD_IDENTITY_AGENT}}], "ports": [{"port": 80, "protocol": "TCP"}]})
     if not rules:
         return None

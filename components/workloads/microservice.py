@@ -53,7 +53,7 @@ class Microservice(pulumi.ComponentResource):
         meta = labels(svc, mesh.environment)
 
         self.obj(k8s.core.v1.ServiceAccount, "sa", automount_service_account_token=svc.service_account_token)
-        if svc.aws_permissions or svc.scaling.sqs:
+        if svc.has_aws_role:
             self._aws_identity(svc, mesh)
         config = self.obj(k8s.core.v1.ConfigMap, "config", name=names.config_map(svc.name), data=dict(sorted(svc.env.items())))
         secrets = [self._external_secret(s.name, s.vault_path, s.keys) for s in svc.secrets]

@@ -2,8 +2,9 @@
 
 Runs the embedded engine twice: on BASE, checked out in a temporary `git worktree` and run there by
 *its own* code (`python -m engine.record` in a subprocess whose working directory is the worktree,
-on this project's interpreter), and on the working tree (in-process). Then it compares the two by
-URN, the way `pulumi preview --diff` does:
+on this project's interpreter; a fork of this process when the two checkouts differ only in service
+files, `base.py`), and on the working tree (in-process). Then it compares the two by URN, the way
+`pulumi preview --diff` does:
 
 - resources to create, update, replace and delete, with property-level changes
   (`spec.template.spec.containers[0].image: "shop/orders:1.12.0" -> "shop/orders:1.13.0"`);
@@ -24,13 +25,14 @@ The comparison itself is `compare(base, head)` over two `engine.record` document
 other tools) can diff any two runs without git.
 
 One module per concern: `paths` (property paths and leaf-level changes), `replacement` (what forces
-a replacement), `compare` (the comparison by URN), `report` (Markdown and Mermaid) and `cli` (git,
-both recordings, the files written). `python -m engine.diff` runs `cli.main`.
+a replacement), `compare` (the comparison by URN), `report` (Markdown and Mermaid), `base` (the
+base's worktree and recording) and `cli` (the working tree's recording, the files written). `python -m engine.diff` runs `cli.main`.
 """
 
 from __future__ import annotations
 
-from .cli import DiffError, head_label, main, record_base, resolve
+from .base import DiffError, record_base
+from .cli import head_label, main, resolve
 from .compare import EXIT_BLOCKING, EXIT_ERROR, EXIT_OK, OPS, SYMBOL, compare, compare_violations, exit_status, services_of
 from .paths import change_text, parse_pattern, path_text, property_changes, value_text
 from .replacement import KUBERNETES_REPLACE_ON_CHANGE, REPLACE_ON_CHANGE, kubernetes_api, replace_patterns, replacement_reasons

@@ -7,9 +7,10 @@ its team, the folder). So a change confined to service files touches the stacks 
 whose files changed, and, when a changed file's interface changed, the stacks of the teams of
 every service connected to it by `dependsOn` (callee or caller, before or after the change).
 tests/test_diff_involved.py checks the neighbours' stacks indeed stay the same otherwise. The
-platform stack is always previewed: it reads the services too (rooms, hosts, queues, endpoints),
-and it is what every team stack is wired from. Any change outside stacks/services/ (code, stack
-files, Pulumi files) may touch every stack: then all are previewed (None).
+platform stack is always part of the diff: it reads the services' views (hosts, queues, egress,
+AWS APIs), and it is what every team stack is wired from; where its inputs are those of a recorded
+state, that state is served instead of a run (engine/platform_state.py). Any change outside
+stacks/services/ (code, stack files, Pulumi files) may touch every stack: then all are previewed (None).
 """
 
 from __future__ import annotations

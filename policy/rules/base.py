@@ -7,6 +7,7 @@ implementation serves all three. Inputs may be pulumi-policy's read-only proxies
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,13 +47,25 @@ class Subject:
     label: str = ""
     dependencies: tuple[str, ...] = ()
 
-    @property
+    # Read by every rule for every resource: worked out once per subject.
+    @functools.cached_property
     def is_kubernetes(self) -> bool:
         return self.type.startswith("kubernetes:") and not self.type.startswith(NOT_OBJECTS)
 
-    @property
-    def kind(self) -> str:
-        return api_of(self)[2]
+    @functools.cached_property
+    def api(self) -> tuple[str, str, str]:
+        """(group, version, kind) of a Kubernetes object, from its apiVersion/kind or else its type token."""
+        api_version, kind = self.props.get("apiVersion"), self.props.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            api_version, _, kind = self.type[len("kubernetes:") :].rpartition(":")
+        group, _, version = api_version.rpartition("/")
+        return (("" if group == "core" else group), version, kind) if self.is_kubernetes else ("", "", "")
+
+    @functools.cached_property
+    def kind_key(self) -> str:  # `group/Kind` (core kinds bare), as rules name kinds in `applies_to`
+        return f"{self.api[0]}/{self.api[2]}".lstrip("/")
+
+    kind = property(lambda self: self.api[2])
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -65,17 +78,6 @@ class Subject:
     @property
     def namespace(self) -> str:
         return str(self.metadata.get("namespace") or "")
-
-
-def api_of(subject: Subject) -> tuple[str, str, str]:
-    """(group, version, kind) of a Kubernetes object, from its apiVersion/kind or else its type token."""
-    if not subject.is_kubernetes:
-        return "", "", ""
-    api_version, kind = subject.props.get("apiVersion"), subject.props.get("kind")
-    if not isinstance(api_version, str) or not isinstance(kind, str):
-        api_version, _, kind = subject.type[len("kubernetes:") :].rpartition(":")
-    group, _, version = api_version.rpartition("/")
-    return ("" if group == "core" else group), version, kind
 
 
 def kubernetes_type(api_version: str, kind: str) -> str:
@@ -121,8 +123,7 @@ class Rule:
             return True
         if not subject.is_kubernetes:
             return False
-        group, _, kind = api_of(subject)
-        return "*" in self.applies_to or f"{group}/{kind}".lstrip("/") in self.applies_to
+        return "*" in self.applies_to or subject.kind_key in self.applies_to
 
     def active(self, settings: Settings) -> bool:
         return settings.prod or not self.prod_only
