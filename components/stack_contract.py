@@ -29,8 +29,9 @@ the new platform, for a key it does not read.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping, Optional
+
+from components.spec.limits import IAM_PRINCIPAL, principal_problem
 
 CONTRACT_VERSION = 1
 # Every output a team stack reads; a missing or renamed one is refused by name.
@@ -46,7 +47,6 @@ ROOM_KEYS = ("namespace", "deployRoleArn")
 ROOM_HINTS = {
     "deployRoleArn": "; the platform stack makes each team's deploy role when stacks/<env>.yaml has teamDeploy (docs/security-model.md#team-deploy-identity)"
 }
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
 
 
 def platform_stack_name(organization: str, environment: str, project: str = PLATFORM_PROJECT) -> str:
@@ -110,9 +110,15 @@ def _room_problems(room: Any, team: str) -> list[str]:
         if room.get(key) in (None, "")
     ]
     role = room.get("deployRoleArn")
-    if isinstance(role, str) and role != SECRET and not ROLE_ARN.match(role):
+    if isinstance(role, str) and role != SECRET and not _role_arn(role):
         found.append(f"the platform stack's teamRooms.{team}.deployRoleArn is {role!r}, not the ARN of an IAM role")
     return found
+
+
+def _role_arn(arn: str) -> bool:
+    """An IAM role's ARN, read as the declarations read principals (components/spec/limits.py)."""
+    match = IAM_PRINCIPAL.match(arn)
+    return match is not None and match["kind"] == "role" and principal_problem(arn) is None
 
 
 def _normal(value: Any) -> Any:

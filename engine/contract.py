@@ -8,7 +8,8 @@ state holds the platform's secrets. After each `pulumi up` of a platform stack, 
 job therefore publishes the contract into every team's backend, as a stack
 `organization/platform/<env>` of the tiny YAML project in contract/, whose outputs are exactly the
 contract's (components/stack_contract.py:OUTPUTS) with `teamRooms` reduced to that team's room: a
-team learns nothing about the others. The team deploy boundary denies the team any write to it.
+team learns nothing about the others. The team deploy boundary lets the team write only its own
+stacks there, never this.
 
 - `--list`: one line `<team> <state URL>` per room of the deployed platform stack;
 - `--team T`: checks the outputs for T (exit 2 naming what is wrong: a missing output, a secret, a
@@ -65,8 +66,6 @@ def rooms(outputs: dict[str, Any], env: str, root: Path) -> list[tuple[str, str]
     listed = outputs.get("teamRooms")
     if not isinstance(listed, dict):
         raise ContractError(f"the platform stack {env} has no output 'teamRooms' (or it is not a map): nothing to publish")
-    if not listed:
-        return []
     return [(team, team_state(env, team, root)) for team in sorted(listed)]
 
 

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from components.spec.deploy import state_url
-from components.stack_contract import PLATFORM_PROJECT, TEAM_PROJECT
+from components.stack_contract import TEAM_PROJECT, platform_stack_name
 
 from .recording import Recording
+from .runtime import ORGANIZATION
 from .project import PROJECT_ROOT
 from .runtime import ProgramError, rejected
 from .stacks import run_environment, run_platform
@@ -73,7 +74,7 @@ def plan(env: str, root: Path) -> tuple[list[Move], Recording, Recording]:
 
 
 def commands(env: str, moves: list[Move], organization: str, state_bucket: str) -> list[str]:
-    source = f"{organization}/{PLATFORM_PROJECT}/{env}"
+    source = platform_stack_name(organization, env)
     lines = [
         f"# Split {source} into its platform stack and {len(moves)} team stack(s). Run logged in to the platform's backend,",
         "# with the platform's deploy role, no deploy running, after `pulumi stack export` of the source (a backup) and after",
@@ -83,7 +84,7 @@ def commands(env: str, moves: list[Move], organization: str, state_bucket: str) 
         'export PULUMI_CONFIG_PASSPHRASE="$PLATFORM_PASSPHRASE"',
     ]
     for move in moves:
-        dest = f"{organization}/{TEAM_PROJECT}/{move.stack}"
+        dest = platform_stack_name(organization, move.stack, TEAM_PROJECT)
         lines += [
             "",
             f"# team {move.team}: {len(move.urns)} service(s), their children follow",
@@ -99,9 +100,9 @@ def commands(env: str, moves: list[Move], organization: str, state_bucket: str) 
         f"pulumi stack output --stack {source} --json > platform-outputs.json",
     ]
     # A team's own state is a self-managed backend: its stacks and the contract are `organization/...` there.
-    contract = f"organization/{PLATFORM_PROJECT}/{env}"
+    contract = platform_stack_name(ORGANIZATION, env)
     for move in moves:
-        dest, team_dest = f"{organization}/{TEAM_PROJECT}/{move.stack}", f"organization/{TEAM_PROJECT}/{move.stack}"
+        dest, team_dest = platform_stack_name(organization, move.stack, TEAM_PROJECT), platform_stack_name(ORGANIZATION, move.stack, TEAM_PROJECT)
         state, files = state_url(state_bucket, move.team), move.stack
         team = f'PULUMI_BACKEND_URL={state} PULUMI_CONFIG_PASSPHRASE="$TEAM_STACKS_PASSPHRASE"'
         lines += [

@@ -107,11 +107,10 @@ def served(store: Path, env: str, digest: str) -> Optional[Recording]:
         doc = json.loads(path.read_text())
         if doc.get("format") != FORMAT or doc.get("key") != digest or doc.get("stack") != env:
             return None
-        recording = Recording(stack=env, resources=[Resource(**r) for r in doc["resources"]], outputs=doc["outputs"])
+        recording = Recording(stack=env, resources=[Resource(**r) for r in doc["resources"]], outputs=doc["outputs"], served=True)
         os.utime(path)  # most recently used: kept when older ones are dropped
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    recording.served = True
     return recording
 
 

@@ -204,16 +204,18 @@ def load_and_run(stack: str, root: Path, teams: Optional[list[str]] = None, stat
     problems = override_problems(decl)
     if problems:
         raise SpecError(problems)
+    root = Path(root).resolve()
     if found:
         # A team stack's preview describes the team's services only.
-        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == found[0]))
-    if teams is not None and not found:
-        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
-        # Each involved team's stack, even one left without services (its stack deletes them).
-        present = [t for t in decl.spec.rooms() if t in teams]
-        recording = run_environment(stack, Path(root).resolve(), present, state)
+        team, env = found
+        decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team == team))
+        recording = run_team(team, env, root, platform_of(env, root, state))
     else:
-        recording = run_stack(stack, Path(root).resolve(), state)
+        if teams is not None:
+            decl = dataclasses.replace(decl, services=tuple(s for s in decl.services if s.team in teams))
+            # Each involved team's stack, even one left without services (its stack deletes them).
+            teams = [t for t in decl.spec.rooms() if t in teams]
+        recording = run_environment(stack, root, teams, state)
     if state is not None:
         state.keep()
     return decl, recording

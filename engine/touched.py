@@ -27,13 +27,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
 from components.spec import SpecError
 
 from .contract import ContractError, team_state
 from .diff.cli import DiffError, resolve
-from .diff.involved import involved_teams
+from .diff.involved import involved_teams, raw_mapping
 from .project import PROJECT_ROOT
 from .stacks import environments, teams_in
 
@@ -46,11 +45,7 @@ def rooms_at(root: Path, commit: str, env: str) -> set[str]:
     """The teams with a room in `env` at `commit`: a budget (`cpu`) under `teams:` of its stack file,
     as StackSpec.rooms() reads it (tests/test_workflows.py keeps the two the same)."""
     shown = subprocess.run(["git", "-C", str(root), "show", f"{commit}:stacks/{env}.yaml"], capture_output=True, text=True)
-    try:
-        raw = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
-    except yaml.YAMLError:
-        raw = None
-    teams = raw.get("teams") if isinstance(raw, dict) else None
+    teams = raw_mapping(shown.stdout if shown.returncode == 0 else None).get("teams")
     return {t for t, entry in teams.items() if isinstance(entry, dict) and entry.get("cpu") is not None} if isinstance(teams, dict) else set()
 
 

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.spec.deploy import STATE_PREFIX, TeamDeploySpec
-from components.stack_contract import PLATFORM_PROJECT
+from components.stack_contract import TEAM_PROJECT
 
 from . import iam
 
@@ -49,16 +49,16 @@ ROLE_ACTIONS = [
     "iam:TagRole",
     "iam:UntagRole",
 ]
-# The keys of the contract the platform publishes into each team's backend, as the self-managed
-# backend lays out the stack `organization/platform/<env>` (project-scoped layout): its checkpoint,
-# backups, history and lock, and the backend's layout marker (meta.yaml: rewritten, it could switch
-# the backend to the legacy layout, where the team would name its own stack like the contract).
-PUBLISHED_CONTRACT = [
-    ".pulumi/meta.yaml",
-    f".pulumi/stacks/{PLATFORM_PROJECT}/*",
-    f".pulumi/backups/{PLATFORM_PROJECT}/*",
-    f".pulumi/history/{PLATFORM_PROJECT}/*",
-    f".pulumi/locks/organization/{PLATFORM_PROJECT}/*",
+# The keys a team's own stacks have in its backend, as the self-managed backend lays out stacks of
+# the team project (project-scoped layout): checkpoints, backups, history and locks. Nothing else
+# there is the team's to write: not the contract the platform publishes (project `platform`), not
+# the backend's layout marker (meta.yaml: rewritten, it could switch the backend to the legacy
+# layout, where the team would name its own stack like the contract).
+OWN_STACK_KEYS = [
+    f".pulumi/stacks/{TEAM_PROJECT}/*",
+    f".pulumi/backups/{TEAM_PROJECT}/*",
+    f".pulumi/history/{TEAM_PROJECT}/*",
+    f".pulumi/locks/organization/{TEAM_PROJECT}/*",
 ]
 ASSOCIATION_ACTIONS = ["eks:DescribePodIdentityAssociation", "eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation", "eks:TagResource"]
 
@@ -88,22 +88,24 @@ def boundary_statements(
             "Resource": roles,
             "Condition": {"StringEquals": {"aws:ResourceTag/team": TEAM, "iam:PassedToService": iam.POD_IDENTITY_PRINCIPAL}},
         },
-        {"Sid": "OwnState", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": f"{state}/{STATE_PREFIX}/{TEAM}/*"},
+        # The team reads its whole backend (its stacks and the contract published for it) and writes
+        # only its own stacks. The contract is the platform's word: rewritten, its endpoint would send
+        # the EKS token of whoever runs the team's stack (the preview and drift roles, which read
+        # every namespace, and the team's own later deploys, after a rotation) to a server of the
+        # writer's choosing.
+        {"Sid": "OwnState", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{state}/{STATE_PREFIX}/{TEAM}/*"},
+        {
+            "Sid": "WriteOwnStacks",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject"],
+            "Resource": [f"{state}/{STATE_PREFIX}/{TEAM}/{key}" for key in OWN_STACK_KEYS],
+        },
         {
             "Sid": "ListOwnState",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": state,
             "Condition": {"StringLike": {"s3:prefix": f"{STATE_PREFIX}/{TEAM}/*"}},
-        },
-        # The contract is the platform's word. Rewritten, its endpoint would send the EKS token of
-        # whoever runs the team's stack (the preview and drift roles, which read every namespace,
-        # and the team's own later deploys, after a rotation) to a server of the writer's choosing.
-        {
-            "Sid": "NeverWriteThePublishedContract",
-            "Effect": "Deny",
-            "Action": ["s3:PutObject", "s3:DeleteObject"],
-            "Resource": [f"{state}/{STATE_PREFIX}/*/{key}" for key in PUBLISHED_CONTRACT],
         },
         # The team tag is the ownership: never moved to another team, never removed.
         {

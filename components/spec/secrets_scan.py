@@ -52,7 +52,7 @@ def credential_types(key: str, value: Any) -> list[str]:
         # Entering the settings resets every detector's caches: once per value, not once per line.
         with default_settings():
             for unit in missing:
-                known[unit] = tuple(sorted({s.type for d in _detectors() for s in d.analyze_line(filename=SCANNED_AS, line=unit, line_number=1)}))
+                known[unit] = tuple(sorted({secret.type for secret in _found(unit)}))
         if len(_SCANNED) + len(missing) > MAX_SCANNED:
             _SCANNED.clear()
         _SCANNED.update((unit, known[unit]) for unit in missing)
@@ -80,10 +80,10 @@ def secret_values(text: str) -> set[str]:
     """The values detect-secrets' detectors find in one line of text (to be masked, never shown)."""
     from detect_secrets.settings import default_settings
 
-    found: set[str] = set()
     with default_settings():
-        for detector in _detectors():
-            for secret in detector.analyze_line(filename=SCANNED_AS, line=text, line_number=1):
-                if secret.secret_value and secret.type not in NOT_IN_MESSAGES:
-                    found.add(secret.secret_value)
-    return found
+        return {secret.secret_value for secret in _found(text) if secret.secret_value and secret.type not in NOT_IN_MESSAGES}
+
+
+def _found(line: str) -> list[Any]:
+    """What every detector finds in one line (inside detect-secrets' default settings)."""
+    return [secret for detector in _detectors() for secret in detector.analyze_line(filename=SCANNED_AS, line=line, line_number=1)]

@@ -49,13 +49,13 @@ def record_base(
     ref: str,
     commit: str,
     python: str = sys.executable,
-    teams: Callable[[], Optional[list[str]]] = lambda: None,
+    teams: Optional[list[str]] = None,
     head: Optional[Callable[[Optional[list[str]]], Any]] = None,
     state: Optional[Path] = None,
 ) -> tuple[dict[str, Any], Any, Optional[list[str]]]:
-    """Record `commit` for the team stacks `teams()` names (None: every stack), served the platform's
-    recorded states kept in `state`, as far as the base's engine can; `head(teams)` runs meanwhile.
-    The base's document, head's result, and the teams."""
+    """Record `commit` for the stacks of `teams` only (None: every stack), served the platform's
+    recorded states kept in `state`, as far as the base's engine can; `head(teams)` runs meanwhile,
+    limited as the base is. The base's document, head's result, and the teams both were limited to."""
     from ..platform_state import checkout_digest
     from ..project import PROJECT_ROOT
 
@@ -73,7 +73,7 @@ def record_base(
                 )
             code = checkout_digest(PROJECT_ROOT)
             same = code is not None and code == checkout_digest(worktree)
-            limit = teams() if same or base_takes(root, commit, "--teams") else None
+            limit = teams if same or base_takes(root, commit, "--teams") else None
             forked = _fork(stack, worktree, limit, state, out, log) if same else None
             if forked is not None:
                 wait, stop = forked

@@ -55,8 +55,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not print the Markdown")
     args = parser.parse_args(argv)
 
+    from components.spec import SpecError
+
     from ..platform_state import store_of
     from ..project import PROJECT_ROOT
+    from ..record import record
+    from ..runtime import ProgramError
+    from ..stacks import team_stack
+    from .involved import involved_teams
 
     root = (args.root or PROJECT_ROOT).resolve()
     out = args.out or root / "build" / args.stack
@@ -65,19 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # when their platform inputs are those it was recorded from, and keep what they run.
     state = store_of(root)
 
-    def involved() -> Optional[list[str]]:
-        """Only the stacks the change can touch (engine/diff/involved.py): the platform's and the involved teams'."""
-        from ..stacks import team_stack
-        from .involved import involved_teams
-
-        return involved_teams(root, commit) if team_stack(args.stack, root) is None else None
-
     def record_head(teams: Optional[list[str]]) -> Any:
-        from components.spec import SpecError
-
-        from ..record import record
-        from ..runtime import ProgramError
-
         try:
             return record(args.stack, root, teams, state)
         except SpecError as err:
@@ -87,6 +81,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         commit = resolve(root, args.base)
+        # Only the stacks the change can touch (engine/diff/involved.py): the platform's and the involved teams'.
+        involved = involved_teams(root, commit) if team_stack(args.stack, root) is None else None
         base, head, teams = record_base(root, args.stack, args.base, commit, teams=involved, head=record_head, state=state)
         if isinstance(head, DiffError):
             raise head

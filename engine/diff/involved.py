@@ -33,7 +33,8 @@ def changed_files(root: Path, commit: str) -> list[str]:
     return sorted({line for line in (diff + untracked).splitlines() if line})
 
 
-def _raw(text: Optional[str]) -> dict[str, Any]:
+def raw_mapping(text: Optional[str]) -> dict[str, Any]:
+    """A YAML text's top-level map, as written (empty when it is no map, or no YAML)."""
     try:
         data = yaml.safe_load(text) if text else None
     except yaml.YAMLError:
@@ -71,7 +72,7 @@ def involved_teams(root: Path, commit: str) -> Optional[list[str]]:
         teams.add(team_of(rel) or "")
         base = subprocess.run(["git", "-C", str(root), "show", f"{commit}:{rel}"], capture_output=True, text=True).stdout
         path = root / rel
-        versions = (_raw(base), _raw(path.read_text() if path.is_file() else None))
+        versions = (raw_mapping(base), raw_mapping(path.read_text() if path.is_file() else None))
         if base and path.is_file() and interface(versions[0]) == interface(versions[1]):
             continue  # same file, same interface: only its own team's stack sees the change
         for raw in versions:
@@ -81,7 +82,7 @@ def involved_teams(root: Path, commit: str) -> Optional[list[str]]:
         return sorted(teams)  # no interface changed: no neighbour's stack can see the change
     # Every service of the working tree: its team (the folder), and whether it calls a changed one.
     for path in sorted(root.glob(f"{SERVICES_DIR}/*/*.yaml")):
-        raw = _raw(path.read_text())
+        raw = raw_mapping(path.read_text())
         name = str(raw.get("name") or path.stem)
         if name in callees or _deps(raw) & names:
             teams.add(path.parent.name)
